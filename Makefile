@@ -1,0 +1,51 @@
+# FlowForge developer commands. Every target installs what it needs into a
+# virtual environment ($(VENV)), so they work on a fresh machine.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+SRC := flowforge tests examples benchmarks docs/conf.py
+
+.PHONY: dev-install install demo test lint format typecheck docs bench check clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev-installed: $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+dev-install: $(VENV)/.dev-installed
+
+demo: install
+	$(PY) examples/basic_example.py
+
+test: dev-install
+	$(PY) -m pytest --cov --cov-report=term
+
+lint: dev-install
+	$(PY) -m black --check $(SRC)
+	$(PY) -m flake8 $(SRC)
+
+format: dev-install
+	$(PY) -m black $(SRC)
+
+typecheck: dev-install
+	$(PY) -m mypy
+
+docs: dev-install
+	$(PY) -m sphinx -W -n --keep-going -b html docs docs/_build/html
+
+bench: install
+	$(PY) benchmarks/bench_dispatch.py
+
+check: lint typecheck test docs
+
+clean:
+	rm -rf $(VENV) .ci-venv docs/_build .coverage .mypy_cache .pytest_cache build *.egg-info

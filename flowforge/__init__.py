@@ -1,0 +1,73 @@
+"""FlowForge: event-driven workflows of routines, wired into flows, run as jobs."""
+
+from __future__ import annotations
+
+from flowforge._context import DeliveryContext, current_delivery
+from flowforge.connection import Connection
+from flowforge.error_handler import ErrorHandler, ErrorStrategy
+from flowforge.event import Event
+from flowforge.exceptions import (
+    DefinitionError,
+    DuplicateNameError,
+    ExecutionError,
+    FlowForgeError,
+    FlowForgeWarning,
+    InvalidFlowError,
+    JobNotFoundError,
+    JobStateError,
+    RoutineError,
+    SerializationError,
+    StoreError,
+    UnknownPortError,
+    UnknownRoutineTypeError,
+)
+from flowforge.execution_tracker import (
+    ExecutionTracker,
+    FlowPerformance,
+    RoutinePerformance,
+)
+from flowforge.flow import Flow
+from flowforge.job_state import (
+    ErrorRecord,
+    HistoryRecord,
+    JobState,
+    JobStatus,
+    RoutineState,
+)
+from flowforge.routine import Routine
+from flowforge.slot import Slot
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Connection",
+    "DefinitionError",
+    "DeliveryContext",
+    "DuplicateNameError",
+    "ErrorHandler",
+    "ErrorRecord",
+    "ErrorStrategy",
+    "Event",
+    "ExecutionError",
+    "ExecutionTracker",
+    "Flow",
+    "FlowForgeError",
+    "FlowForgeWarning",
+    "FlowPerformance",
+    "HistoryRecord",
+    "InvalidFlowError",
+    "JobNotFoundError",
+    "JobState",
+    "JobStateError",
+    "JobStatus",
+    "Routine",
+    "RoutinePerformance",
+    "RoutineState",
+    "RoutineError",
+    "SerializationError",
+    "Slot",
+    "StoreError",
+    "UnknownPortError",
+    "UnknownRoutineTypeError",
+    "current_delivery",
+]

@@ -1,0 +1,187 @@
+"""ErrorHandler and ErrorStrategy: what happens when a routine's handler raises."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import final
+
+from flowforge.exceptions import DefinitionError
+
+__all__ = ["ErrorHandler", "ErrorStrategy"]
+
+
+class ErrorStrategy(StrEnum):
+    """How a failed delivery affects the job.
+
+    ``STOP`` fails the job, ``CONTINUE`` records the error and goes on, ``SKIP``
+    also stops delivering to the routine for the rest of the job, and ``RETRY``
+    delivers again after a delay, for retryable exceptions only.
+    """
+
+    STOP = "stop"
+    CONTINUE = "continue"
+    RETRY = "retry"
+    SKIP = "skip"
+
+
+@final
+class ErrorHandler:
+    """A routine's or a flow's policy for failed deliveries.
+
+    Args:
+        strategy: An :class:`ErrorStrategy` or its string value.
+        max_retries: Attempts after the first, for ``RETRY``.
+        retry_delay: Seconds before the first retry.
+        retry_backoff: Factor applied to the delay after each retry (>= 1).
+        max_retry_delay: Upper bound on any single delay, jitter included.
+        retry_jitter: Fraction in ``[0, 1]``: each delay is multiplied by a
+            random factor in ``[1 - jitter, 1 + jitter]``.
+        retryable_exceptions: Exception types worth retrying; any other
+            exception is handled as if retries were exhausted.
+        is_critical: When retries are exhausted, fail the job (``STOP``)
+            instead of recording the error and going on (``CONTINUE``).
+
+    Retry counts live in each delivery, so one handler object may serve many
+    routines and jobs. Thread safety: immutable after construction.
+    """
+
+    __slots__ = (
+        "strategy",
+        "max_retries",
+        "retry_delay",
+        "retry_backoff",
+        "max_retry_delay",
+        "retry_jitter",
+        "retryable_exceptions",
+        "is_critical",
+    )
+
+    def __init__(
+        self,
+        strategy: ErrorStrategy | str = ErrorStrategy.STOP,
+        *,
+        max_retries: int = 3,
+        retry_delay: float = 1.0,
+        retry_backoff: float = 2.0,
+        max_retry_delay: float | None = None,
+        retry_jitter: float = 0.0,
+        retryable_exceptions: Iterable[type[BaseException]] = (Exception,),
+        is_critical: bool = False,
+    ) -> None:
+        """Validate every option; bad values raise :class:`DefinitionError`."""
+        self.strategy = _strategy(strategy)
+        self.max_retries = _count(max_retries, "max_retries")
+        self.retry_delay = _seconds(retry_delay, "retry_delay")
+        self.retry_backoff = _seconds(retry_backoff, "retry_backoff")
+        if self.retry_backoff < 1:
+            raise DefinitionError(
+                f"retry_backoff must be at least 1 (got {retry_backoff!r}); "
+                "use 1 for a constant delay"
+            )
+        self.max_retry_delay = (
+            None
+            if max_retry_delay is None
+            else _seconds(max_retry_delay, "max_retry_delay")
+        )
+        self.retry_jitter = _seconds(retry_jitter, "retry_jitter")
+        if self.retry_jitter > 1:
+            raise DefinitionError(
+                f"retry_jitter must be in [0, 1], got {retry_jitter!r}"
+            )
+        self.retryable_exceptions = _exception_types(retryable_exceptions)
+        self.is_critical = bool(is_critical)
+
+    def should_retry(self, error: BaseException, attempt: int) -> bool:
+        """Return whether a delivery that failed on ``attempt`` is tried again.
+
+        Args:
+            error: What the handler raised.
+            attempt: The failed attempt, 0 for the first delivery.
+        """
+        return (
+            self.strategy is ErrorStrategy.RETRY
+            and attempt < self.max_retries
+            and isinstance(error, self.retryable_exceptions)
+        )
+
+    def retry_delay_for(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Return the seconds to wait before retrying a failed ``attempt``.
+
+        The delay is ``retry_delay * retry_backoff ** attempt``, times a jitter
+        factor, capped by ``max_retry_delay``.
+        """
+        delay = self.retry_delay * self.retry_backoff**attempt
+        if self.retry_jitter:
+            delay *= 1 + (rng or random).uniform(-self.retry_jitter, self.retry_jitter)
+        if self.max_retry_delay is not None:
+            delay = min(delay, self.max_retry_delay)
+        return delay
+
+    def final_strategy(self) -> ErrorStrategy:
+        """Return the strategy that applies once no retry is left."""
+        if self.strategy is not ErrorStrategy.RETRY:
+            return self.strategy
+        return ErrorStrategy.STOP if self.is_critical else ErrorStrategy.CONTINUE
+
+    def __eq__(self, other: object) -> bool:
+        """Compare every option."""
+        if not isinstance(other, ErrorHandler):
+            return NotImplemented
+        return all(
+            getattr(self, name) == getattr(other, name) for name in self.__slots__
+        )
+
+    def __hash__(self) -> int:
+        """Hash the strategy and retry count."""
+        return hash((self.strategy, self.max_retries))
+
+    def __repr__(self) -> str:
+        """Return the strategy and the options that apply to it."""
+        if self.strategy is not ErrorStrategy.RETRY:
+            return f"ErrorHandler({self.strategy.name}, is_critical={self.is_critical})"
+        names = ", ".join(e.__qualname__ for e in self.retryable_exceptions)
+        return (
+            f"ErrorHandler(RETRY, max_retries={self.max_retries}, "
+            f"retry_delay={self.retry_delay}, retry_backoff={self.retry_backoff}, "
+            f"max_retry_delay={self.max_retry_delay}, "
+            f"retry_jitter={self.retry_jitter}, "
+            f"retryable_exceptions=({names}), is_critical={self.is_critical})"
+        )
+
+
+def _strategy(value: ErrorStrategy | str) -> ErrorStrategy:
+    try:
+        return ErrorStrategy(value)
+    except ValueError:
+        choices = ", ".join(repr(s.value) for s in ErrorStrategy)
+        raise DefinitionError(
+            f"unknown error strategy {value!r}; use one of {choices}"
+        ) from None
+
+
+def _count(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DefinitionError(f"{name} must be a non-negative int, got {value!r}")
+    return value
+
+
+def _seconds(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise DefinitionError(f"{name} must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _exception_types(
+    types: Iterable[type[BaseException]],
+) -> tuple[type[BaseException], ...]:
+    items: tuple[object, ...] = (types,) if isinstance(types, type) else tuple(types)
+    result: list[type[BaseException]] = []
+    for item in items:
+        if not (isinstance(item, type) and issubclass(item, BaseException)):
+            raise DefinitionError(
+                f"retryable_exceptions must hold exception classes, got {item!r}"
+            )
+        result.append(item)
+    return tuple(result)

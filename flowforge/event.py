@@ -1,0 +1,58 @@
+"""Event: a named output port of a routine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import final
+
+from flowforge._names import check_name
+from flowforge.exceptions import DefinitionError
+
+__all__ = ["Event"]
+
+
+@final
+class Event:
+    """A named output of a routine.
+
+    Args:
+        name: The event's name, a Python identifier.
+        output_params: The keys an emission may carry; ``None`` allows any.
+
+    Thread safety: immutable after construction.
+    """
+
+    __slots__ = ("name", "output_params")
+
+    def __init__(self, name: str, output_params: Iterable[str] | None = None) -> None:
+        """Validate the event's name and its declared keys."""
+        self.name = check_name(name, "event")
+        if isinstance(output_params, str):
+            raise TypeError(
+                f"event {name!r}: output_params must be a list of names, not a str"
+            )
+        self.output_params: tuple[str, ...] | None = (
+            None
+            if output_params is None
+            else tuple(check_name(p, "output parameter") for p in output_params)
+        )
+
+    def check(self, data: Mapping[str, object], routine_id: str) -> None:
+        """Raise if ``data`` carries a key outside the declared output params.
+
+        Raises:
+            DefinitionError: If a key is not declared.
+        """
+        if self.output_params is None:
+            return
+        extra = [key for key in data if key not in self.output_params]
+        if extra:
+            raise DefinitionError(
+                f"routine {routine_id!r} emitted {self.name!r} with undeclared "
+                f"keys {extra}; declared: {list(self.output_params)}. Add them "
+                "to define_event(..., output_params=[...]) or stop sending them"
+            )
+
+    def __repr__(self) -> str:
+        """Return the event's name and declared keys."""
+        return f"Event({self.name!r}, output_params={self.output_params!r})"

@@ -1,0 +1,134 @@
+"""Errors FlowForge raises on purpose, all under one root.
+
+::
+
+    FlowForgeError
+      DefinitionError            flow or routine built wrongly (also ValueError)
+        DuplicateNameError       two routines, slots or events share a name
+        UnknownPortError         no such routine, slot or event (also LookupError)
+        InvalidFlowError         flow validation failed
+      ExecutionError             a job failed or cannot continue
+        RoutineError             a routine raised; its exception is __cause__
+        JobStateError            operation not allowed in the job's current status
+      SerializationError         a dict cannot become a flow or job state, or back
+        UnknownRoutineTypeError  routine type missing from the registry
+      StoreError                 a store backend failed
+        JobNotFoundError         no stored job with that id (also LookupError)
+    FlowForgeWarning (UserWarning)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DefinitionError",
+    "DuplicateNameError",
+    "ExecutionError",
+    "FlowForgeError",
+    "FlowForgeWarning",
+    "InvalidFlowError",
+    "JobNotFoundError",
+    "JobStateError",
+    "RoutineError",
+    "SerializationError",
+    "StoreError",
+    "UnknownPortError",
+    "UnknownRoutineTypeError",
+]
+
+
+class FlowForgeError(Exception):
+    """Root of every error FlowForge raises on purpose.
+
+    Subclasses take their context as keyword-only arguments and keep it as
+    attributes; pickling keeps the message and the attributes, so errors cross
+    process boundaries intact.
+    """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle the message and attributes, not the constructor arguments."""
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(
+    cls: type[FlowForgeError], args: tuple[object, ...], state: dict[str, object]
+) -> FlowForgeError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
+
+class DefinitionError(FlowForgeError, ValueError):
+    """A flow or routine is built wrongly; found before or while wiring."""
+
+
+class DuplicateNameError(DefinitionError):
+    """Two routines, slots, events or connections share a name."""
+
+
+class UnknownPortError(DefinitionError, LookupError):
+    """A routine, slot or event with that name does not exist."""
+
+
+class InvalidFlowError(DefinitionError):
+    """A flow failed validation."""
+
+
+class ExecutionError(FlowForgeError):
+    """A job failed or cannot continue."""
+
+
+class RoutineError(ExecutionError):
+    """A routine raised while handling a delivery; see ``__cause__``."""
+
+    def __init__(self, *, routine_id: str, slot: str | None, job_id: str) -> None:
+        """Build the message from the failing routine, slot and job."""
+        super().__init__(
+            f"routine {routine_id!r} failed on slot {slot!r} in job {job_id!r}"
+        )
+        self.routine_id = routine_id
+        self.slot = slot
+        self.job_id = job_id
+
+
+class JobStateError(ExecutionError):
+    """An operation is not allowed in the job's current status."""
+
+    def __init__(self, message: str, *, job_id: str, status: str) -> None:
+        """Build the message from what was tried and the job's status."""
+        super().__init__(f"job {job_id!r} is {status}: {message}")
+        self.job_id = job_id
+        self.status = status
+
+
+class SerializationError(FlowForgeError):
+    """A dict cannot become a flow or job state, or the reverse."""
+
+
+class UnknownRoutineTypeError(SerializationError):
+    """A routine type named in data is missing from the registry."""
+
+    def __init__(self, *, type_name: str) -> None:
+        """Build the message from the missing registry key."""
+        super().__init__(
+            f"routine type {type_name!r} is not registered; import the module "
+            "that defines it before deserializing, or pass registry={...}"
+        )
+        self.type_name = type_name
+
+
+class StoreError(FlowForgeError):
+    """A store backend failed."""
+
+
+class JobNotFoundError(StoreError, LookupError):
+    """No stored job has that id."""
+
+    def __init__(self, *, job_id: str) -> None:
+        """Build the message from the missing job id."""
+        super().__init__(f"no stored job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class FlowForgeWarning(UserWarning):
+    """Root of every warning FlowForge issues."""

@@ -1,0 +1,196 @@
+"""ExecutionTracker: per-job counts and timings for routines, events and the flow."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final, final
+
+from flowforge.exceptions import UnknownPortError
+
+__all__ = ["ExecutionTracker", "FlowPerformance", "RoutinePerformance"]
+
+SAMPLE_LIMIT: Final = 4096
+"""Handler times kept per routine for percentiles: the most recent ones."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RoutinePerformance:
+    """What one routine did in one job, and how long its handler took (seconds).
+
+    ``p50`` and ``p95`` are over the most recent ``SAMPLE_LIMIT`` handler
+    runs; ``min``, ``avg`` and ``max`` are over all of them.
+    """
+
+    routine_id: str
+    deliveries: int
+    successes: int
+    failures: int
+    retries: int
+    success_rate: float
+    min_time: float
+    avg_time: float
+    max_time: float
+    p50_time: float
+    p95_time: float
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class FlowPerformance:
+    """Totals for one job: deliveries, emissions, wall time and throughput."""
+
+    deliveries: int
+    successes: int
+    failures: int
+    retries: int
+    events_emitted: int
+    wall_time: float
+    throughput: float
+
+
+@dataclass(slots=True)
+class _Figures:
+    deliveries: int = 0
+    successes: int = 0
+    failures: int = 0
+    retries: int = 0
+    total_time: float = 0.0
+    min_time: float = math.inf
+    max_time: float = 0.0
+    samples: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLE_LIMIT))
+
+
+@final
+class ExecutionTracker:
+    """Counts and times what one job runs.
+
+    The scheduler reports each handler run with :meth:`record_run`, each
+    emission with :meth:`record_emission`, and the job's wall time with
+    :meth:`add_wall_time`; users read the figures.
+
+    Thread safety: written by the job's scheduler only (under its lock in the
+    concurrent strategy); read it once the job has ended.
+    """
+
+    __slots__ = ("_routines", "_events", "_targets", "wall_time")
+
+    def __init__(self) -> None:
+        """Create a tracker with no figures."""
+        self._routines: dict[str, _Figures] = {}
+        self._events: dict[tuple[str, str], int] = {}
+        self._targets: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+        self.wall_time = 0.0
+
+    def record_run(self, routine_id: str, outcome: str, seconds: float) -> None:
+        """Count one handler run of ``routine_id`` and its ``outcome``.
+
+        Args:
+            routine_id: The routine whose handler ran.
+            outcome: ``"completed"``, ``"failed"`` or ``"retried"``.
+            seconds: How long the handler took.
+        """
+        figures = self._routines.get(routine_id)
+        if figures is None:
+            figures = self._routines[routine_id] = _Figures()
+        figures.deliveries += 1
+        if outcome == "completed":
+            figures.successes += 1
+        elif outcome == "retried":
+            figures.retries += 1
+        else:
+            figures.failures += 1
+        figures.total_time += seconds
+        if seconds < figures.min_time:
+            figures.min_time = seconds
+        if seconds > figures.max_time:
+            figures.max_time = seconds
+        figures.samples.append(seconds)
+
+    def record_emission(
+        self, routine_id: str, event: str, targets: Iterable[tuple[str, str]]
+    ) -> None:
+        """Count one emission of ``routine_id.event`` and remember its targets."""
+        key = (routine_id, event)
+        self._events[key] = self._events.get(key, 0) + 1
+        if key not in self._targets:
+            self._targets[key] = tuple(targets)
+
+    def add_wall_time(self, seconds: float) -> None:
+        """Add the wall time of one run of the job (a resumed job runs again)."""
+        self.wall_time += seconds
+
+    def get_routine_performance(self, routine_id: str) -> RoutinePerformance:
+        """Return the figures of one routine.
+
+        Raises:
+            UnknownPortError: If the routine's handler never ran in this job.
+        """
+        figures = self._routines.get(routine_id)
+        if figures is None:
+            raise UnknownPortError(
+                f"routine {routine_id!r} has no recorded runs; "
+                f"routines with runs: {sorted(self._routines)}"
+            )
+        count = figures.deliveries
+        ordered = sorted(figures.samples)
+        return RoutinePerformance(
+            routine_id=routine_id,
+            deliveries=count,
+            successes=figures.successes,
+            failures=figures.failures,
+            retries=figures.retries,
+            success_rate=figures.successes / count,
+            min_time=figures.min_time,
+            avg_time=figures.total_time / count,
+            max_time=figures.max_time,
+            p50_time=_percentile(ordered, 50),
+            p95_time=_percentile(ordered, 95),
+        )
+
+    def get_flow_performance(self) -> FlowPerformance:
+        """Return the totals of the job."""
+        runs = self._routines.values()
+        deliveries = sum(f.deliveries for f in runs)
+        return FlowPerformance(
+            deliveries=deliveries,
+            successes=sum(f.successes for f in runs),
+            failures=sum(f.failures for f in runs),
+            retries=sum(f.retries for f in runs),
+            events_emitted=sum(self._events.values()),
+            wall_time=self.wall_time,
+            throughput=deliveries / self.wall_time if self.wall_time > 0 else 0.0,
+        )
+
+    def get_event_counts(self) -> dict[tuple[str, str], int]:
+        """Return how often each ``(routine_id, event)`` was emitted."""
+        return dict(self._events)
+
+    def get_event_targets(
+        self, routine_id: str, event: str
+    ) -> tuple[tuple[str, str], ...]:
+        """Return the ``(routine_id, slot)`` pairs an emitted event was sent to."""
+        return self._targets.get((routine_id, event), ())
+
+    @property
+    def routine_ids(self) -> list[str]:
+        """The routines whose handlers ran, in first-run order."""
+        return list(self._routines)
+
+    def __repr__(self) -> str:
+        """Return how many routines and events have figures."""
+        return (
+            f"ExecutionTracker(routines={len(self._routines)}, "
+            f"events={len(self._events)})"
+        )
+
+
+def _percentile(ordered: list[float], percent: int) -> float:
+    """Return the nearest-rank percentile of sorted values."""
+    if not ordered:
+        return 0.0
+    rank = max(1, math.ceil(percent / 100 * len(ordered)))
+    return ordered[rank - 1]

@@ -1,0 +1,251 @@
+"""Routine: the class users subclass to declare slots, events and handlers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from flowforge._context import CURRENT
+from flowforge.error_handler import ErrorHandler, ErrorStrategy
+from flowforge.event import Event
+from flowforge.exceptions import DuplicateNameError, ExecutionError, UnknownPortError
+from flowforge.slot import Slot
+from flowforge.types import Handler, MergeStrategy
+
+__all__ = ["Routine"]
+
+ROUTINE_TYPES: dict[str, type[Routine]] = {}
+"""Every ``Routine`` subclass by ``module:QualName``; filled as classes are defined."""
+
+
+def routine_type_name(cls: type[Routine]) -> str:
+    """Return the registry key of a routine class: ``module:QualName``."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+class Routine:
+    """A unit of work with named input slots and output events.
+
+    Subclass it, call ``super().__init__()``, then declare ports in
+    ``__init__`` with :meth:`define_slot` and :meth:`define_event`. The
+    constructor takes no arguments, so any routine can be rebuilt from data;
+    settings go through :meth:`set_config`. A subclass that overrides
+    ``__call__`` is a *source*: as a job's entry it is called with the entry
+    params as keyword arguments.
+
+    ``stats()`` holds only what your code stores with the stat helpers; the
+    framework's figures live in the job's :class:`~flowforge.JobState` and
+    :class:`~flowforge.ExecutionTracker`.
+
+    Thread safety: FlowForge never runs two handlers of one routine at once in
+    the concurrent strategy; the stat helpers are atomic.
+    """
+
+    _type_name: ClassVar[str] = "flowforge.routine:Routine"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:  # Any: forwarded as is
+        """Register the subclass under ``module:QualName``."""
+        super().__init_subclass__(**kwargs)
+        cls._type_name = routine_type_name(cls)
+        ROUTINE_TYPES[cls._type_name] = cls
+
+    def __init__(self) -> None:
+        """Create a routine with no ports, stats or config."""
+        self._slots: dict[str, Slot] = {}
+        self._events: dict[str, Event] = {}
+        self._stats: dict[str, object] = {}
+        self._config: dict[str, object] = {}
+        self._error_handler: ErrorHandler | None = None
+        self._lock = threading.RLock()
+
+    # Any: a source routine declares whatever parameters its entry params need,
+    # and only an ``*args: Any, **params: Any`` base accepts every override.
+    def __call__(self, *args: Any, **params: Any) -> None:
+        """Start a job as its entry; override it to make a source routine."""
+        raise NotImplementedError(f"{type(self).__qualname__} is not a source routine")
+
+    # -- ports -------------------------------------------------------------------
+
+    def define_slot(
+        self,
+        name: str,
+        handler: Handler | None = None,
+        merge_strategy: MergeStrategy = "override",
+        *,
+        join: bool = False,
+    ) -> Slot:
+        """Declare an input slot; see :class:`~flowforge.Slot` for the options.
+
+        Raises:
+            DuplicateNameError: If the routine already has a slot ``name``.
+        """
+        if name in self._slots:
+            raise DuplicateNameError(f"{self!r} already has a slot named {name!r}")
+        slot = Slot(name, handler, merge_strategy, join=join)
+        self._slots[name] = slot
+        return slot
+
+    def define_event(
+        self, name: str, output_params: Iterable[str] | None = None
+    ) -> Event:
+        """Declare an output event, optionally fixing the keys it may carry.
+
+        Raises:
+            DuplicateNameError: If the routine already has an event ``name``.
+        """
+        if name in self._events:
+            raise DuplicateNameError(f"{self!r} already has an event named {name!r}")
+        event = Event(name, output_params)
+        self._events[name] = event
+        return event
+
+    def get_slot(self, name: str) -> Slot:
+        """Return the slot ``name``.
+
+        Raises:
+            UnknownPortError: If there is no such slot.
+        """
+        try:
+            return self._slots[name]
+        except KeyError:
+            raise UnknownPortError(
+                f"{self!r} has no slot {name!r}; slots: {sorted(self._slots)}"
+            ) from None
+
+    def get_event(self, name: str) -> Event:
+        """Return the event ``name``.
+
+        Raises:
+            UnknownPortError: If there is no such event.
+        """
+        try:
+            return self._events[name]
+        except KeyError:
+            raise UnknownPortError(
+                f"{self!r} has no event {name!r}; events: {sorted(self._events)}"
+            ) from None
+
+    @property
+    def slots(self) -> Mapping[str, Slot]:
+        """The routine's slots by name, in definition order."""
+        return self._slots
+
+    @property
+    def events(self) -> Mapping[str, Event]:
+        """The routine's events by name, in definition order."""
+        return self._events
+
+    def emit(self, event_name: str, **data: object) -> None:
+        """Record an emission of ``event_name``, delivered when the handler returns.
+
+        Raises:
+            UnknownPortError: If the routine has no such event.
+            DefinitionError: If ``data`` has a key the event does not declare.
+            ExecutionError: If called outside one of this routine's handlers.
+        """
+        context = CURRENT.get()
+        if context is None or context.routine is not self:
+            raise ExecutionError(
+                f"{self!r}.emit({event_name!r}) called outside one of its handlers; "
+                "emit only from a slot handler or a source routine's __call__"
+            )
+        event = self._events.get(event_name)
+        if event is None:
+            self.get_event(event_name)
+        elif event.output_params is not None:
+            event.check(data, context.routine_id)
+        context.emissions.append((event_name, data))
+
+    # -- user statistics ---------------------------------------------------------
+
+    def stats(self) -> dict[str, object]:
+        """Return a copy of the statistics your code recorded."""
+        with self._lock:
+            return dict(self._stats)
+
+    def set_stat(self, key: str, value: object) -> None:
+        """Set statistic ``key`` to ``value``."""
+        with self._lock:
+            self._stats[key] = value
+
+    def get_stat(self, key: str, default: object = None) -> object:
+        """Return statistic ``key``, or ``default`` when unset."""
+        with self._lock:
+            return self._stats.get(key, default)
+
+    def increment_stat(self, key: str, amount: int | float = 1) -> int | float:
+        """Add ``amount`` to statistic ``key`` (0 when unset); return the new value.
+
+        Raises:
+            TypeError: If the current value is not a number.
+        """
+        with self._lock:
+            current = self._stats.get(key, 0)
+            if isinstance(current, bool) or not isinstance(current, (int, float)):
+                raise TypeError(f"stat {key!r} holds {current!r}, not a number")
+            value = current + amount
+            self._stats[key] = value
+            return value
+
+    def reset_stats(self) -> None:
+        """Remove every statistic."""
+        with self._lock:
+            self._stats.clear()
+
+    # -- configuration -----------------------------------------------------------
+
+    def set_config(self, **config: object) -> None:
+        """Store configuration values, replacing those with the same keys."""
+        self._config.update(config)
+
+    def get_config(self, key: str, default: object = None) -> object:
+        """Return configuration value ``key``, or ``default`` when unset."""
+        return self._config.get(key, default)
+
+    def config(self) -> dict[str, object]:
+        """Return a copy of the configuration."""
+        return dict(self._config)
+
+    # -- error handling ----------------------------------------------------------
+
+    def set_error_handler(self, handler: ErrorHandler | None) -> None:
+        """Use ``handler`` for this routine's failures; ``None`` defers to the flow."""
+        if handler is not None and not isinstance(handler, ErrorHandler):
+            raise TypeError(f"expected an ErrorHandler or None, got {handler!r}")
+        self._error_handler = handler
+
+    def get_error_handler(self) -> ErrorHandler | None:
+        """Return this routine's own error handler, if it has one."""
+        return self._error_handler
+
+    def set_as_optional(
+        self, strategy: ErrorStrategy | str = ErrorStrategy.CONTINUE
+    ) -> None:
+        """Let the job go on when this routine fails (``CONTINUE`` or ``SKIP``)."""
+        self.set_error_handler(ErrorHandler(strategy))
+
+    def set_as_critical(
+        self,
+        *,
+        max_retries: int = 3,
+        retry_delay: float = 1.0,
+        retry_backoff: float = 2.0,
+    ) -> None:
+        """Retry this routine's failures, then fail the job once retries run out."""
+        self.set_error_handler(
+            ErrorHandler(
+                ErrorStrategy.RETRY,
+                max_retries=max_retries,
+                retry_delay=retry_delay,
+                retry_backoff=retry_backoff,
+                is_critical=True,
+            )
+        )
+
+    def __repr__(self) -> str:
+        """Return the class name and port names."""
+        return (
+            f"{type(self).__qualname__}(slots={list(self._slots)}, "
+            f"events={list(self._events)})"
+        )
