@@ -67,7 +67,9 @@ class ErrorHandler:
         retry_backoff: float = 2.0,
         max_retry_delay: float | None = None,
         retry_jitter: float = 0.0,
-        retryable_exceptions: Iterable[type[BaseException]] = (Exception,),
+        retryable_exceptions: type[BaseException] | Iterable[type[BaseException]] = (
+            Exception,
+        ),
         is_critical: bool = False,
     ) -> None:
         """Validate every option; bad values raise :class:`DefinitionError`."""
@@ -174,7 +176,7 @@ def _seconds(value: float, name: str) -> float:
 
 
 def _exception_types(
-    types: Iterable[type[BaseException]],
+    types: type[BaseException] | Iterable[type[BaseException]],
 ) -> tuple[type[BaseException], ...]:
     items: tuple[object, ...] = (types,) if isinstance(types, type) else tuple(types)
     result: list[type[BaseException]] = []

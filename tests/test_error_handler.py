@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+import pytest
+
+from flowforge import (
+    DefinitionError,
+    ErrorHandler,
+    ErrorStrategy,
+    Flow,
+    JobStatus,
+    Routine,
+)
+from flowforge.testing import FakeClock, Recorder
+
+
+class Flaky(Routine):
+    """Fails the first ``failures`` runs with ``error``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.handle)
+
+    def handle(self) -> None:
+        self.increment_stat("calls")
+        remaining = self.get_config("failures", 0)
+        assert isinstance(remaining, int)
+        if remaining:
+            self.set_config(failures=remaining - 1)
+            raise ConnectionResetError("flaky")
+
+
+def flaky_flow(handler: ErrorHandler, failures: int = 99) -> tuple[Flow, FakeClock]:
+    clock = FakeClock()
+    flow = Flow(clock=clock)
+    flaky = Flaky()
+    flaky.set_config(failures=failures)
+    flaky.set_error_handler(handler)
+    flow.add_routine(flaky, "flaky")
+    return flow, clock
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"max_retries": -1}, "max_retries must be a non-negative int"),
+        ({"max_retries": 1.5}, "max_retries must be a non-negative int"),
+        ({"retry_delay": -0.1}, "retry_delay must be a non-negative number"),
+        ({"retry_delay": float("nan")}, "retry_delay must be a non-negative number"),
+        ({"retry_backoff": 0.5}, "retry_backoff must be at least 1"),
+        ({"max_retry_delay": -1}, "max_retry_delay must be a non-negative number"),
+        ({"retry_jitter": 1.5}, r"retry_jitter must be in \[0, 1\]"),
+        ({"retryable_exceptions": (int,)}, "must hold exception classes"),
+        ({"retryable_exceptions": ("ValueError",)}, "must hold exception classes"),
+    ],
+    ids=[
+        "negative-retries",
+        "float-retries",
+        "negative-delay",
+        "nan-delay",
+        "backoff-below-one",
+        "negative-cap",
+        "jitter-above-one",
+        "non-exception-type",
+        "exception-name-string",
+    ],
+)
+def test_handler_rejects_bad_options(options: dict[str, object], match: str) -> None:
+    with pytest.raises(DefinitionError, match=match):
+        ErrorHandler("retry", **options)  # type: ignore[arg-type]
+
+
+def test_handler_rejects_unknown_strategy_naming_the_choices() -> None:
+    with pytest.raises(
+        DefinitionError, match="unknown error strategy 'explode'.*'stop'"
+    ):
+        ErrorHandler("explode")
+
+
+@pytest.mark.parametrize("value", ["stop", "continue", "retry", "skip"], ids=str)
+def test_handler_accepts_strategy_strings(value: str) -> None:
+    handler = ErrorHandler(value)
+
+    assert handler.strategy is ErrorStrategy(value)
+
+
+def test_handler_accepts_single_exception_class() -> None:
+    handler = ErrorHandler("retry", retryable_exceptions=KeyError)
+
+    assert handler.retryable_exceptions == (KeyError,)
+
+
+def test_retry_delays_follow_backoff() -> None:
+    flow, clock = flaky_flow(
+        ErrorHandler("retry", max_retries=4, retry_delay=0.5, retry_backoff=3.0)
+    )
+
+    job = flow.execute("flaky")
+
+    assert clock.sleeps == [0.5, 1.5, 4.5, 13.5]
+    assert flow.routines["flaky"].get_stat("calls") == 5
+    assert job.status is JobStatus.COMPLETED
+    assert [e.attempt for e in job.errors] == [4]
+
+
+def test_retry_delays_are_capped() -> None:
+    flow, clock = flaky_flow(
+        ErrorHandler("retry", max_retries=4, retry_delay=1.0, max_retry_delay=3.0)
+    )
+
+    flow.execute("flaky")
+
+    assert clock.sleeps == [1.0, 2.0, 3.0, 3.0]
+
+
+def test_retry_jitter_stays_within_its_bounds() -> None:
+    handler = ErrorHandler("retry", max_retries=50, retry_delay=1.0, retry_backoff=1.0)
+    jittered = ErrorHandler(
+        "retry", max_retries=50, retry_delay=1.0, retry_backoff=1.0, retry_jitter=0.25
+    )
+    flow, clock = flaky_flow(jittered)
+
+    flow.execute("flaky")
+
+    assert len(clock.sleeps) == 50
+    assert all(0.75 <= delay <= 1.25 for delay in clock.sleeps)
+    assert len(set(clock.sleeps)) > 1
+    assert handler.retry_delay_for(7) == 1.0
+
+
+def test_jitter_never_exceeds_the_cap() -> None:
+    handler = ErrorHandler(
+        "retry", retry_delay=10.0, max_retry_delay=10.0, retry_jitter=1.0
+    )
+
+    delays = [handler.retry_delay_for(0) for _ in range(200)]
+
+    assert max(delays) <= 10.0
+
+
+def test_retry_recovers_without_recording_an_error() -> None:
+    flow, clock = flaky_flow(ErrorHandler("retry", retry_delay=0.1), failures=2)
+
+    job = flow.execute("flaky")
+
+    assert job.status is JobStatus.COMPLETED
+    assert job.errors == []
+    assert clock.sleeps == [0.1, 0.2]
+    outcomes = [r.outcome for r in job.get_execution_history("flaky")]
+    assert outcomes == ["retried", "retried", "completed"]
+    assert [r.attempt for r in job.get_execution_history("flaky")] == [0, 1, 2]
+
+
+def test_retry_counts_belong_to_each_delivery() -> None:
+    handler = ErrorHandler("retry", max_retries=1, retry_delay=0.0)
+    flow = Flow(clock=FakeClock())
+    flow.add_routine(Recorder(), "first")
+    flow.add_routine(Recorder(), "second")
+    flow.connect("first", "output", "second", "input")
+    for rid in ("first", "second"):
+        flow.routines[rid].set_error_handler(handler)
+        flow.routines[rid].set_config(fail_times=1)
+
+    job = flow.execute("first", {"n": 1})
+
+    assert job.status is JobStatus.COMPLETED
+    assert flow.routines["second"].received == [{"n": 1}]  # type: ignore[attr-defined]
+
+
+def test_flow_handler_applies_to_routines_without_their_own() -> None:
+    flow, _ = flaky_flow(ErrorHandler("stop"))
+    flow.routines["flaky"].set_error_handler(None)
+    flow.set_error_handler(ErrorHandler("continue"))
+
+    job = flow.execute("flaky")
+
+    assert job.status is JobStatus.COMPLETED
+    assert len(job.errors) == 1
+
+
+def test_routine_handler_wins_over_flow_handler() -> None:
+    flow, _ = flaky_flow(ErrorHandler("stop"))
+    flow.set_error_handler(ErrorHandler("continue"))
+
+    job = flow.execute("flaky")
+
+    assert job.status is JobStatus.FAILED
+
+
+def test_default_without_any_handler_is_stop() -> None:
+    flow, _ = flaky_flow(ErrorHandler("stop"))
+    flow.routines["flaky"].set_error_handler(None)
+
+    job = flow.execute("flaky")
+
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.error_type == "ConnectionResetError"
+    assert "ConnectionResetError: flaky" in job.error.traceback
+
+
+def test_set_as_optional_continues_and_set_as_critical_retries_then_stops() -> None:
+    optional = Flaky()
+    optional.set_as_optional()
+    critical = Flaky()
+    critical.set_as_critical(max_retries=2, retry_delay=0.25, retry_backoff=2.0)
+
+    assert optional.get_error_handler() == ErrorHandler("continue")
+    assert critical.get_error_handler() == ErrorHandler(
+        "retry", max_retries=2, retry_delay=0.25, retry_backoff=2.0, is_critical=True
+    )
+
+
+def test_set_as_optional_accepts_skip() -> None:
+    routine = Flaky()
+
+    routine.set_as_optional("skip")
+
+    handler = routine.get_error_handler()
+    assert handler is not None
+    assert handler.strategy is ErrorStrategy.SKIP
+
+
+def test_critical_routine_fails_job_after_retries() -> None:
+    flow, clock = flaky_flow(ErrorHandler("stop"))
+    flow.routines["flaky"].set_as_critical(max_retries=2, retry_delay=1.0)
+
+    job = flow.execute("flaky")
+
+    assert job.status is JobStatus.FAILED
+    assert clock.sleeps == [1.0, 2.0]
+
+
+def test_handler_repr_and_equality() -> None:
+    retry = ErrorHandler("retry", retryable_exceptions=(KeyError,))
+
+    assert "RETRY" in repr(retry) and "KeyError" in repr(retry)
+    assert repr(ErrorHandler("skip")) == "ErrorHandler(SKIP, is_critical=False)"
+    assert ErrorHandler("skip") != ErrorHandler("stop")
+    assert ErrorHandler("skip") != "skip"
+    assert hash(ErrorHandler("skip")) == hash(ErrorHandler("skip"))

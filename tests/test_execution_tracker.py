@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import pytest
+
+from flowforge import ErrorHandler, Flow, Routine, UnknownPortError
+from flowforge.testing import FakeClock
+
+
+class Timed(Routine):
+    """Takes ``durations[i]`` seconds (on the fake clock) for its i-th run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs = 0
+        self.define_slot("input", self.handle)
+        self.define_event("out")
+
+    def handle(self, n: int) -> None:
+        clock = self.get_config("clock")
+        durations = self.get_config("durations")
+        assert isinstance(clock, FakeClock) and isinstance(durations, list)
+        clock.advance(durations[self.runs])
+        self.runs += 1
+        if n in self.get_config("fail_on", ()):  # type: ignore[operator]
+            raise ValueError(f"bad {n}")
+        self.emit("out", n=n)
+
+
+class Source(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_event("out")
+
+    def __call__(self, count: int) -> None:
+        for n in range(count):
+            self.emit("out", n=n)
+
+
+def scripted_flow(durations: list[float], fail_on: tuple[int, ...] = ()) -> Flow:
+    clock = FakeClock()
+    flow = Flow(clock=clock, error_handler=ErrorHandler("continue"))
+    flow.add_routine(Source(), "source")
+    worker = Timed()
+    worker.set_config(clock=clock, durations=durations, fail_on=fail_on)
+    flow.add_routine(worker, "worker")
+    sink = Timed()
+    sink.set_config(clock=clock, durations=[0.0] * 100)
+    flow.add_routine(sink, "sink")
+    flow.connect("source", "out", "worker", "input")
+    flow.connect("worker", "out", "sink", "input")
+    return flow
+
+
+def test_routine_figures_match_scripted_durations() -> None:
+    durations = [0.1 * (i + 1) for i in range(20)]
+    flow = scripted_flow(durations, fail_on=(3, 7))
+
+    job = flow.execute("source", {"count": 20})
+
+    assert job.tracker is not None
+    figures = job.tracker.get_routine_performance("worker")
+    assert figures.deliveries == 20
+    assert figures.successes == 18
+    assert figures.failures == 2
+    assert figures.retries == 0
+    assert figures.success_rate == pytest.approx(0.9)
+    assert figures.min_time == pytest.approx(0.1)
+    assert figures.max_time == pytest.approx(2.0)
+    assert figures.avg_time == pytest.approx(sum(durations) / 20)
+    assert figures.p50_time == pytest.approx(1.0)
+    assert figures.p95_time == pytest.approx(1.9)
+
+
+def test_flow_figures_total_the_job() -> None:
+    flow = scripted_flow([0.5] * 4)
+
+    job = flow.execute("source", {"count": 4})
+
+    assert job.tracker is not None
+    totals = job.tracker.get_flow_performance()
+    assert totals.deliveries == 9
+    assert totals.successes == 9
+    assert totals.failures == 0
+    assert totals.events_emitted == 12
+    assert totals.wall_time == pytest.approx(2.0)
+    assert totals.throughput == pytest.approx(4.5)
+
+
+def test_retries_are_counted_per_routine() -> None:
+    clock = FakeClock()
+    flow = Flow(clock=clock)
+    worker = Timed()
+    worker.set_config(clock=clock, durations=[1.0] * 5, fail_on=(1,))
+    worker.set_error_handler(ErrorHandler("retry", max_retries=2, retry_delay=0.0))
+    flow.add_routine(worker, "worker")
+
+    job = flow.execute("worker", {"n": 1})
+
+    assert job.tracker is not None
+    figures = job.tracker.get_routine_performance("worker")
+    assert (figures.deliveries, figures.retries, figures.failures) == (3, 2, 1)
+
+
+def test_events_are_counted_with_every_target() -> None:
+    flow = scripted_flow([0.0] * 3)
+    flow.add_routine(Timed(), "audit")
+    flow.routines["audit"].set_config(clock=flow.clock, durations=[0.0] * 10)
+    flow.connect("source", "out", "audit", "input")
+
+    job = flow.execute("source", {"count": 3})
+
+    assert job.tracker is not None
+    assert job.tracker.get_event_counts() == {
+        ("source", "out"): 3,
+        ("worker", "out"): 3,
+        ("audit", "out"): 3,
+        ("sink", "out"): 3,
+    }
+    assert job.tracker.get_event_targets("source", "out") == (
+        ("worker", "input"),
+        ("audit", "input"),
+    )
+    assert job.tracker.get_event_targets("sink", "out") == ()
+    assert job.tracker.routine_ids == ["source", "worker", "sink", "audit"]
+
+
+def test_unknown_routine_has_no_figures() -> None:
+    flow = scripted_flow([0.0])
+
+    job = flow.execute("source", {"count": 0})
+
+    assert job.tracker is not None
+    with pytest.raises(UnknownPortError, match="'worker' has no recorded runs"):
+        job.tracker.get_routine_performance("worker")
+
+
+def test_empty_job_has_zero_throughput() -> None:
+    flow = scripted_flow([])
+
+    job = flow.execute("source", {"count": 0})
+
+    assert job.tracker is not None
+    assert job.tracker.get_flow_performance().throughput == 0.0
+    assert "ExecutionTracker(routines=1" in repr(job.tracker)
