@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import final
 
 from flowforge._names import check_name
+from flowforge.exceptions import DefinitionError, SerializationError
+from flowforge.serialization import FORMAT_VERSION, check_version, read
 from flowforge.types import Payload
 
 __all__ = ["Connection"]
@@ -49,6 +51,41 @@ class Connection:
             if key in data:
                 moved[new_key] = data[key]
         return moved
+
+    def serialize(self) -> dict[str, object]:
+        """Return the connection as a versioned dict of JSON types."""
+        return {
+            "version": FORMAT_VERSION,
+            "source_id": self.source_id,
+            "event": self.event,
+            "target_id": self.target_id,
+            "slot": self.slot,
+            "param_mapping": dict(self.param_mapping),
+        }
+
+    @classmethod
+    def deserialize(cls, data: object) -> Connection:
+        """Rebuild a connection from :meth:`serialize`'s dict.
+
+        Raises:
+            SerializationError: If the data is malformed.
+        """
+        where = "connection"
+        data = check_version(data, where)
+        try:
+            return cls(
+                read(data, "source_id", str, where),
+                read(data, "event", str, where),
+                read(data, "target_id", str, where),
+                read(data, "slot", str, where),
+                read(data, "param_mapping", dict, where),
+            )
+        except (DefinitionError, TypeError) as error:
+            raise SerializationError(f"{where}: {error}") from error
+
+    def __hash__(self) -> int:
+        """Hash the edge's ends; the mapping is left out (a dict)."""
+        return hash((self.source_id, self.event, self.target_id, self.slot))
 
     def __repr__(self) -> str:
         """Return the edge as ``source.event -> target.slot``."""

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import final
 
-from flowforge.exceptions import DefinitionError
+from flowforge.exceptions import DefinitionError, SerializationError
+from flowforge.serialization import (
+    FORMAT_VERSION,
+    check_version,
+    exception_name,
+    read,
+    read_optional,
+    resolve_exception,
+)
 
 __all__ = ["ErrorHandler", "ErrorStrategy"]
 
@@ -126,6 +134,57 @@ class ErrorHandler:
         if self.strategy is not ErrorStrategy.RETRY:
             return self.strategy
         return ErrorStrategy.STOP if self.is_critical else ErrorStrategy.CONTINUE
+
+    def serialize(self) -> dict[str, object]:
+        """Return the handler as a versioned dict of JSON types.
+
+        Exception classes are saved as ``module:QualName`` strings.
+        """
+        return {
+            "version": FORMAT_VERSION,
+            "strategy": self.strategy.value,
+            "max_retries": self.max_retries,
+            "retry_delay": self.retry_delay,
+            "retry_backoff": self.retry_backoff,
+            "max_retry_delay": self.max_retry_delay,
+            "retry_jitter": self.retry_jitter,
+            "retryable_exceptions": [
+                exception_name(e) for e in self.retryable_exceptions
+            ],
+            "is_critical": self.is_critical,
+        }
+
+    @classmethod
+    def deserialize(
+        cls, data: object, registry: Mapping[str, type] | None = None
+    ) -> ErrorHandler:
+        """Rebuild a handler from :meth:`serialize`'s dict.
+
+        Exception classes are looked up, never imported: see
+        :func:`flowforge.serialization.resolve_exception`.
+
+        Raises:
+            SerializationError: If the data is malformed or names an unknown
+                exception class.
+        """
+        where = "error handler"
+        data = check_version(data, where)
+        names = read(data, "retryable_exceptions", list, where)
+        try:
+            return cls(
+                read(data, "strategy", str, where),
+                max_retries=read(data, "max_retries", int, where),
+                retry_delay=read(data, "retry_delay", float, where),
+                retry_backoff=read(data, "retry_backoff", float, where),
+                max_retry_delay=read_optional(data, "max_retry_delay", float, where),
+                retry_jitter=read(data, "retry_jitter", float, where),
+                retryable_exceptions=[
+                    resolve_exception(str(name), registry) for name in names
+                ],
+                is_critical=read(data, "is_critical", bool, where),
+            )
+        except DefinitionError as error:
+            raise SerializationError(f"{where}: {error}") from error
 
     def __eq__(self, other: object) -> bool:
         """Compare every option."""

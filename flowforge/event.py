@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping
 from typing import final
 
 from flowforge._names import check_name
-from flowforge.exceptions import DefinitionError
+from flowforge.exceptions import DefinitionError, SerializationError
+from flowforge.serialization import FORMAT_VERSION, check_version, read
 
 __all__ = ["Event"]
 
@@ -52,6 +53,38 @@ class Event:
                 f"keys {extra}; declared: {list(self.output_params)}. Add them "
                 "to define_event(..., output_params=[...]) or stop sending them"
             )
+
+    def serialize(self) -> dict[str, object]:
+        """Return the event's definition as a versioned dict of JSON types."""
+        params = None if self.output_params is None else list(self.output_params)
+        return {"version": FORMAT_VERSION, "name": self.name, "output_params": params}
+
+    @classmethod
+    def deserialize(cls, data: object) -> Event:
+        """Rebuild an event from :meth:`serialize`'s dict.
+
+        Raises:
+            SerializationError: If the data is malformed.
+        """
+        data = check_version(data, "event")
+        name = read(data, "name", str, "event")
+        params = data.get("output_params")
+        if params is not None and not isinstance(params, list):
+            raise SerializationError(f"event {name!r}: output_params must be a list")
+        try:
+            return cls(name, params)
+        except (DefinitionError, TypeError) as error:
+            raise SerializationError(f"event {name!r}: {error}") from error
+
+    def __eq__(self, other: object) -> bool:
+        """Compare name and declared keys."""
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (self.name, self.output_params) == (other.name, other.output_params)
+
+    def __hash__(self) -> int:
+        """Hash name and declared keys."""
+        return hash((self.name, self.output_params))
 
     def __repr__(self) -> str:
         """Return the event's name and declared keys."""

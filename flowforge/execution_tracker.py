@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, final
 
-from flowforge.exceptions import UnknownPortError
+from flowforge.exceptions import SerializationError, UnknownPortError
+from flowforge.serialization import FORMAT_VERSION, check_version, read
 
 __all__ = ["ExecutionTracker", "FlowPerformance", "RoutinePerformance"]
 
@@ -174,6 +175,78 @@ class ExecutionTracker:
     ) -> tuple[tuple[str, str], ...]:
         """Return the ``(routine_id, slot)`` pairs an emitted event was sent to."""
         return self._targets.get((routine_id, event), ())
+
+    def serialize(self) -> dict[str, object]:
+        """Return every figure as a versioned dict of JSON types."""
+        return {
+            "version": FORMAT_VERSION,
+            "wall_time": self.wall_time,
+            "routines": {
+                routine_id: [
+                    f.deliveries,
+                    f.successes,
+                    f.failures,
+                    f.retries,
+                    f.total_time,
+                    None if f.min_time == math.inf else f.min_time,
+                    f.max_time,
+                    list(f.samples),
+                ]
+                for routine_id, f in self._routines.items()
+            },
+            "events": [
+                [
+                    rid,
+                    event,
+                    count,
+                    [list(t) for t in self._targets.get((rid, event), ())],
+                ]
+                for (rid, event), count in self._events.items()
+            ],
+        }
+
+    @classmethod
+    def deserialize(cls, data: object) -> ExecutionTracker:
+        """Rebuild a tracker from :meth:`serialize`'s dict.
+
+        Raises:
+            SerializationError: If the data is malformed.
+        """
+        where = "execution tracker"
+        data = check_version(data, where)
+        tracker = cls()
+        try:
+            tracker.wall_time = read(data, "wall_time", float, where)
+            for rid, row in read(data, "routines", dict, where).items():
+                deliveries, successes, failures, retries, total, low, high, samples = (
+                    row
+                )
+                tracker._routines[rid] = _Figures(
+                    deliveries=int(deliveries),
+                    successes=int(successes),
+                    failures=int(failures),
+                    retries=int(retries),
+                    total_time=float(total),
+                    min_time=math.inf if low is None else float(low),
+                    max_time=float(high),
+                    samples=deque((float(x) for x in samples), maxlen=SAMPLE_LIMIT),
+                )
+            for rid, event, count, targets in read(data, "events", list, where):
+                tracker._events[(str(rid), str(event))] = int(count)
+                tracker._targets[(str(rid), str(event))] = tuple(
+                    (str(t), str(s)) for t, s in targets
+                )
+        except (TypeError, ValueError) as error:
+            raise SerializationError(f"{where}: malformed data: {error}") from error
+        return tracker
+
+    def __eq__(self, other: object) -> bool:
+        """Compare every figure."""
+        if not isinstance(other, ExecutionTracker):
+            return NotImplemented
+        return self.serialize() == other.serialize()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
 
     @property
     def routine_ids(self) -> list[str]:

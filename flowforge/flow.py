@@ -14,6 +14,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, final
 
 from flowforge._context import CURRENT
+from flowforge._diagram import to_dot, to_mermaid
+from flowforge._fingerprint import describe_changes
 from flowforge._names import check_name
 from flowforge.connection import Connection
 from flowforge.error_handler import ErrorHandler
@@ -21,12 +23,15 @@ from flowforge.exceptions import (
     DefinitionError,
     DuplicateNameError,
     ExecutionError,
+    InvalidFlowError,
     JobStateError,
+    SerializationError,
     UnknownPortError,
 )
 from flowforge.job_state import JobState, JobStatus
 from flowforge.routine import Routine
 from flowforge.runtime import Plan, Runtime, compile_plan
+from flowforge.serialization import FORMAT_VERSION, check_version, read
 
 if TYPE_CHECKING:
     from flowforge.types import Clock
@@ -73,8 +78,12 @@ class Flow:
         self.clock = clock
         self._routines: dict[str, Routine] = {}
         self._connections: list[Connection] = []
+        self._ids_by_object: dict[int, str] = {}
+        self._id_counters: dict[str, int] = {}
+        self._edges: set[tuple[str, str, str, str]] = set()
         self._plan: Plan | None = None
-        self._plan_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._running: dict[str, JobState] = {}
 
     @property
     def routines(self) -> Mapping[str, Routine]:
@@ -103,11 +112,9 @@ class Flow:
             raise DefinitionError(
                 f"{type(routine).__qualname__}.__init__ must call super().__init__()"
             )
-        for known_id, known in self._routines.items():
-            if known is routine:
-                raise DefinitionError(
-                    f"this routine is already in the flow as {known_id!r}"
-                )
+        known_id = self._ids_by_object.get(id(routine))
+        if known_id is not None:
+            raise DefinitionError(f"this routine is already in the flow as {known_id!r}")
         if routine_id is None:
             routine_id = self._free_id(type(routine).__name__)
         elif routine_id in self._routines:
@@ -115,6 +122,7 @@ class Flow:
                 f"flow already has a routine with id {routine_id!r}"
             )
         self._routines[_check_id(routine_id)] = routine
+        self._ids_by_object[id(routine)] = routine_id
         self._plan = None
         return routine_id
 
@@ -162,24 +170,22 @@ class Flow:
         self.get_routine(target_id).get_slot(slot)
         connection = Connection(source_id, event, target_id, slot, param_mapping or {})
         unknown = [
-            k for k in connection.param_mapping if declared and k not in declared
+            k
+            for k in connection.param_mapping
+            if declared is not None and k not in declared
         ]
         if unknown:
             raise DefinitionError(
                 f"param_mapping keys {unknown} are not output params of "
                 f"{source_id!r}.{event!r}, which declares {list(declared or ())}"
             )
-        for known in self._connections:
-            if (known.source_id, known.event, known.target_id, known.slot) == (
-                source_id,
-                event,
-                target_id,
-                slot,
-            ):
-                raise DefinitionError(
-                    f"{source_id!r}.{event!r} is already connected to "
-                    f"{target_id!r}.{slot!r}; connect a pair once"
-                )
+        edge = (source_id, event, target_id, slot)
+        if edge in self._edges:
+            raise DefinitionError(
+                f"{source_id!r}.{event!r} is already connected to "
+                f"{target_id!r}.{slot!r}; connect a pair once"
+            )
+        self._edges.add(edge)
         self._connections.append(connection)
         self._plan = None
         return connection
@@ -192,7 +198,7 @@ class Flow:
 
     def plan(self) -> Plan:
         """Return the flow's routing table, rebuilt after each change."""
-        with self._plan_lock:
+        with self._lock:
             if self._plan is None:
                 self._plan = compile_plan(self)
             return self._plan
@@ -221,13 +227,20 @@ class Flow:
 
     def pause(
         self,
-        job_state: JobState | None = None,
+        job_state: JobState | str | None = None,
         reason: str = "",
         checkpoint: object = None,
     ) -> None:
         """Ask a running job to pause at the next delivery boundary.
 
-        Without ``job_state``, acts on the job whose handler is calling.
+        ``execute`` (or ``resume``) then returns the paused state, with its
+        pending deliveries and slot buffers, ready for :meth:`resume`.
+
+        Args:
+            job_state: The job, or the id of one of this flow's running jobs;
+                ``None`` inside a handler means the handler's own job.
+            reason: Why, kept in the job's pause points.
+            checkpoint: Any saveable value, kept with the pause point.
 
         Raises:
             JobStateError: If the job is not running.
@@ -235,26 +248,39 @@ class Flow:
         job = self._control_target(job_state, "pause")
         job.stop_request = (JobStatus.PAUSED, reason, checkpoint)
 
-    def cancel(self, job_state: JobState | None = None, reason: str = "") -> None:
-        """Ask a running job to stop for good at the next delivery boundary.
+    def cancel(self, job_state: JobState | str | None = None, reason: str = "") -> None:
+        """Stop a job for good at the next delivery boundary.
+
+        Its pending deliveries are dropped and recorded in its history with
+        the outcome ``"cancelled"``. A paused job is cancelled at once.
 
         Raises:
-            JobStateError: If the job has already ended.
+            JobStateError: If the job has already completed, failed or been
+                cancelled.
         """
         job = self._control_target(job_state, "cancel")
         if job.status is JobStatus.PAUSED:
             job.status = JobStatus.CANCELLED
+            Runtime(self).run(job)
             return
         job.stop_request = (JobStatus.CANCELLED, reason, None)
 
-    def resume(self, job_state: JobState) -> JobState:
+    def resume(self, job_state: JobState, *, force: bool = False) -> JobState:
         """Continue a paused or failed job from its pending deliveries; return it.
 
-        A failed job runs its failed delivery again first. The entry routine
-        is never run again.
+        A failed job runs its failed delivery again first, with a fresh
+        retry count. The entry routine never runs again. A job state loaded
+        from data brings back each routine's stats snapshot.
+
+        Args:
+            job_state: The job to continue.
+            force: Resume even if this flow's definition differs from the
+                one the job started on.
 
         Raises:
             JobStateError: If the job is completed, cancelled or running.
+            InvalidFlowError: If the flow's routines, slots, events or
+                connections differ from the job's and ``force`` is false.
         """
         if job_state.status not in (JobStatus.PAUSED, JobStatus.FAILED):
             raise JobStateError(
@@ -262,18 +288,137 @@ class Flow:
                 job_id=job_state.job_id,
                 status=job_state.status.value,
             )
+        plan = self.plan()
+        if job_state.flow_shape and job_state.flow_shape != plan.shape and not force:
+            changes = describe_changes(job_state.flow_shape, plan.shape)
+            raise InvalidFlowError(
+                f"job {job_state.job_id!r} started on a different definition of "
+                f"flow {self.flow_id!r}: {'; '.join(changes)}. Resume on the "
+                "original flow, or pass force=True"
+            )
+        if not job_state.stats_restored:
+            for routine_id, state in job_state.routine_states.items():
+                routine = plan.routines.get(routine_id)
+                if routine is not None:
+                    routine.reset_stats()
+                    for key, value in state.stats.items():
+                        routine.set_stat(key, value)
+            job_state.stats_restored = True
         if job_state.status is JobStatus.FAILED and job_state.pending:
             job_state.pending[-1].attempt = 0
         return Runtime(self).run(job_state)
 
-    def _control_target(self, job_state: JobState | None, action: str) -> JobState:
+    def serialize(self) -> dict[str, object]:
+        """Return the flow's definition and its routines' config and stats as data.
+
+        Raises:
+            SerializationError: If a routine holds a value that cannot be
+                saved; the message names the routine and the field.
+        """
+        routines = []
+        for routine_id, routine in self._routines.items():
+            try:
+                routines.append({"id": routine_id, "routine": routine.serialize()})
+            except SerializationError as error:
+                raise SerializationError(f"routine {routine_id!r}: {error}") from error
+        handler = self.error_handler
+        return {
+            "version": FORMAT_VERSION,
+            "flow_id": self.flow_id,
+            "max_deliveries": self.max_deliveries,
+            "history_limit": self.history_limit,
+            "error_handler": None if handler is None else handler.serialize(),
+            "routines": routines,
+            "connections": [c.serialize() for c in self._connections],
+        }
+
+    @classmethod
+    def deserialize(
+        cls, data: object, registry: Mapping[str, type] | None = None
+    ) -> Flow:
+        """Rebuild a flow from :meth:`serialize`'s dict.
+
+        Routine classes come from the registry every ``Routine`` subclass
+        joins when defined, or from ``registry``; no module named in the data
+        is imported.
+
+        Raises:
+            UnknownRoutineTypeError: If a routine class is not registered.
+            SerializationError: If the data is malformed.
+        """
+        where = "flow"
+        data = check_version(data, where)
+        handler = data.get("error_handler")
+        flow = cls(
+            read(data, "flow_id", str, where),
+            error_handler=(
+                None if handler is None else ErrorHandler.deserialize(handler, registry)
+            ),
+            max_deliveries=read(data, "max_deliveries", int, where),
+            history_limit=read(data, "history_limit", int, where),
+        )
+        for item in read(data, "routines", list, where):
+            routine_id = read(item, "id", str, f"{where} routine")
+            try:
+                routine = Routine.deserialize(item.get("routine"), registry)
+            except SerializationError as error:
+                raise type(error)(f"routine {routine_id!r}: {error}") from error
+            flow.add_routine(routine, routine_id)
+        for item in read(data, "connections", list, where):
+            connection = Connection.deserialize(item)
+            try:
+                flow.connect(
+                    connection.source_id,
+                    connection.event,
+                    connection.target_id,
+                    connection.slot,
+                    connection.param_mapping,
+                )
+            except DefinitionError as error:
+                raise SerializationError(f"{where} connection: {error}") from error
+        return flow
+
+    def to_mermaid(self) -> str:
+        """Return a Mermaid flowchart of the routines, ports and connections."""
+        return to_mermaid(self)
+
+    def to_dot(self) -> str:
+        """Return a Graphviz DOT digraph of the routines, ports and connections."""
+        return to_dot(self)
+
+    def register_running(self, job: JobState) -> None:
+        """Note that ``job`` runs, so :meth:`pause` and :meth:`cancel` find its id."""
+        with self._lock:
+            self._running[job.job_id] = job
+
+    def unregister_running(self, job: JobState) -> None:
+        """Forget a job that has stopped running."""
+        with self._lock:
+            if self._running.get(job.job_id) is job:
+                del self._running[job.job_id]
+
+    def _control_target(
+        self, job_state: JobState | str | None, action: str
+    ) -> JobState:
         if job_state is None:
             context = CURRENT.get()
             if context is None:
                 raise ExecutionError(
-                    f"{action}() without a job_state works only inside a handler"
+                    f"{action}() without a job works only inside a handler; "
+                    "pass the JobState or the id of a running job"
                 )
             job_state = context.job
+        elif isinstance(job_state, str):
+            with self._lock:
+                found = self._running.get(job_state)
+            if found is None:
+                raise JobStateError(
+                    f"cannot {action} it: no job with this id is running in flow "
+                    f"{self.flow_id!r}",
+                    job_id=job_state,
+                    status="not running",
+                )
+            job_state = found
         allowed: tuple[JobStatus, ...] = (JobStatus.RUNNING, JobStatus.PENDING)
         if action == "cancel":
             allowed += (JobStatus.PAUSED,)
@@ -287,10 +432,12 @@ class Flow:
 
     def _free_id(self, class_name: str) -> str:
         base = re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
-        candidate, number = base, 1
+        number = self._id_counters.get(base, 1)
+        candidate = base if number == 1 else f"{base}_{number}"
         while candidate in self._routines:
             number += 1
             candidate = f"{base}_{number}"
+        self._id_counters[base] = number
         return candidate
 
     def __repr__(self) -> str:

@@ -6,22 +6,28 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+from flowforge._codec import decode, encode
 from flowforge._context import CURRENT
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.event import Event
-from flowforge.exceptions import DuplicateNameError, ExecutionError, UnknownPortError
+from flowforge.exceptions import (
+    DuplicateNameError,
+    ExecutionError,
+    SerializationError,
+    UnknownPortError,
+    UnknownRoutineTypeError,
+)
+from flowforge.serialization import (
+    FORMAT_VERSION,
+    ROUTINE_TYPES,
+    check_version,
+    read,
+    type_name,
+)
 from flowforge.slot import Slot
 from flowforge.types import Handler, MergeStrategy
 
 __all__ = ["Routine"]
-
-ROUTINE_TYPES: dict[str, type[Routine]] = {}
-"""Every ``Routine`` subclass by ``module:QualName``; filled as classes are defined."""
-
-
-def routine_type_name(cls: type[Routine]) -> str:
-    """Return the registry key of a routine class: ``module:QualName``."""
-    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 class Routine:
@@ -47,7 +53,7 @@ class Routine:
     def __init_subclass__(cls, **kwargs: Any) -> None:  # Any: forwarded as is
         """Register the subclass under ``module:QualName``."""
         super().__init_subclass__(**kwargs)
-        cls._type_name = routine_type_name(cls)
+        cls._type_name = type_name(cls)
         ROUTINE_TYPES[cls._type_name] = cls
 
     def __init__(self) -> None:
@@ -57,7 +63,7 @@ class Routine:
         self._stats: dict[str, object] = {}
         self._config: dict[str, object] = {}
         self._error_handler: ErrorHandler | None = None
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
 
     # Any: a source routine declares whatever parameters its entry params need,
     # and only an ``*args: Any, **params: Any`` base accepts every override.
@@ -243,9 +249,91 @@ class Routine:
             )
         )
 
+    # -- serialization -----------------------------------------------------------
+
+    def serialize(self) -> dict[str, object]:
+        """Return the routine's class, config, stats, handler and ports as data.
+
+        Raises:
+            SerializationError: If a config value or stat cannot be saved; the
+                message names it.
+        """
+        handler = self._error_handler
+        return {
+            "version": FORMAT_VERSION,
+            "type": self._type_name,
+            "config": encode(self._config, "config"),
+            "stats": encode(self.stats(), "stats"),
+            "error_handler": None if handler is None else handler.serialize(),
+            "slots": [slot.serialize() for slot in self._slots.values()],
+            "events": [event.serialize() for event in self._events.values()],
+        }
+
+    @classmethod
+    def deserialize(
+        cls, data: object, registry: Mapping[str, type] | None = None
+    ) -> Routine:
+        """Rebuild a routine: construct its class, then restore config and stats.
+
+        The class is looked up by ``module:QualName`` in ``registry``, then in
+        the registry every subclass joins when defined; no module is imported.
+        Slots and events are recreated by the class's ``__init__``; one that
+        was added later is restored when its handler is a method.
+
+        Raises:
+            UnknownRoutineTypeError: If the class is not registered.
+            SerializationError: If the data is malformed or does not match
+                what the class defines.
+        """
+        data = check_version(data, "routine")
+        name = read(data, "type", str, "routine")
+        routine_cls = (registry or {}).get(name) or ROUTINE_TYPES.get(name)
+        if not (isinstance(routine_cls, type) and issubclass(routine_cls, Routine)):
+            raise UnknownRoutineTypeError(type_name=name)
+        try:
+            routine = routine_cls()
+        except Exception as error:
+            raise SerializationError(f"{name}() raised {error!r}") from error
+        routine._restore(data, registry)
+        return routine
+
+    def _restore(
+        self, data: Mapping[str, object], registry: Mapping[str, type] | None
+    ) -> None:
+        where = f"routine {self._type_name!r}"
+        config = decode(read(data, "config", dict, where), "config")
+        stats = decode(read(data, "stats", dict, where), "stats")
+        assert isinstance(config, dict) and isinstance(stats, dict)  # noqa: S101
+        self._config.update(config)
+        self._stats = stats
+        handler = data.get("error_handler")
+        self._error_handler = (
+            None if handler is None else ErrorHandler.deserialize(handler, registry)
+        )
+        for slot_data in read(data, "slots", list, where):
+            name = read(check_version(slot_data, where), "name", str, where)
+            known = self._slots.get(name)
+            if known is None:
+                self._slots[name] = Slot.deserialize(slot_data, self)
+            elif known.serialize() != slot_data:
+                raise SerializationError(
+                    f"{where} field 'slots': slot {name!r} was saved as "
+                    f"{slot_data!r} but the class now defines {known.serialize()!r}"
+                )
+        for event_data in read(data, "events", list, where):
+            event = Event.deserialize(event_data)
+            if self._events.setdefault(event.name, event) != event:
+                raise SerializationError(
+                    f"{where} field 'events': event {event.name!r} was saved as "
+                    f"{event!r} but the class now defines {self._events[event.name]!r}"
+                )
+
     def __repr__(self) -> str:
         """Return the class name and port names."""
         return (
             f"{type(self).__qualname__}(slots={list(self._slots)}, "
             f"events={list(self._events)})"
         )
+
+
+ROUTINE_TYPES[Routine._type_name] = Routine

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Final, final
 
 from flowforge._clock import SystemClock
 from flowforge._context import CURRENT, DeliveryContext
+from flowforge._fingerprint import flow_shape
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.exceptions import DefinitionError, ExecutionError
-from flowforge.execution_tracker import ExecutionTracker
 from flowforge.job_state import (
     Delivery,
     ErrorRecord,
@@ -62,6 +62,7 @@ class Plan:
     routines: Mapping[str, Routine]
     routes: Mapping[tuple[str, str], tuple[Edge, ...]]
     join_sources: Mapping[tuple[str, str], frozenset[int]]
+    shape: dict[str, object]
 
 
 def compile_plan(flow: Flow) -> Plan:
@@ -79,6 +80,7 @@ def compile_plan(flow: Flow) -> Plan:
         routines=routines,
         routes={key: tuple(edges) for key, edges in routes.items()},
         join_sources={key: frozenset(found) for key, found in join_sources.items()},
+        shape=flow_shape(flow),
     )
 
 
@@ -133,6 +135,7 @@ class Runtime:
             entry_slot=slot_name,
             created_at=self.clock.now(),
             history_limit=self.flow.history_limit,
+            flow_shape=self.flow.plan().shape,
         )
         job.pending.append(Delivery(0, entry_routine_id, slot_name, dict(params)))
         job.next_seq = 1
@@ -143,16 +146,17 @@ class Runtime:
         plan = self.flow.plan()
         clock = self.clock
         job.status = JobStatus.RUNNING
-        job.started_at = job.started_at or clock.now()
-        job.started_monotonic = clock.monotonic()
-        if job.tracker is None:
-            job.tracker = ExecutionTracker()
+        now = clock.now()
+        job.started_at = job.started_at or now
+        job.wall_offset = now.timestamp() - clock.monotonic()
         context = DeliveryContext(job)
         token = CURRENT.set(context)
         began = clock.monotonic()
+        self.flow.register_running(job)
         try:
             self._loop(job, plan, context)
         finally:
+            self.flow.unregister_running(job)
             CURRENT.reset(token)
             job.tracker.add_wall_time(clock.monotonic() - began)
             _snapshot_stats(job, plan)
@@ -160,6 +164,8 @@ class Runtime:
             job.status = JobStatus.COMPLETED
         if job.status is not JobStatus.PAUSED:
             job.finished_at = clock.now()
+        if job.status is JobStatus.CANCELLED:
+            _drop_pending(job, clock.monotonic())
         return job
 
     def _loop(self, job: JobState, plan: Plan, context: DeliveryContext) -> None:
@@ -198,7 +204,11 @@ class Runtime:
         slot = routine._slots[slot_name]
         key = (routine_id, slot_name)
         old = job.slot_buffers.get(key)
-        buffer = slot.merge(old, delivery.data)
+        try:
+            buffer = slot.merge(old, delivery.data)
+        except Exception as error:  # noqa: BLE001  a user's merge function failed
+            now = self.clock.monotonic()
+            return self._fail(job, delivery, routine, state, error, now, 0.0)
         job.slot_buffers[key] = buffer
         if slot.is_join and delivery.connection >= 0:
             arrived = job.join_arrivals.setdefault(key, set())
@@ -300,12 +310,11 @@ class Runtime:
                 delivery.slot,
                 outcome,
                 delivery.attempt,
-                started,
+                started + job.wall_offset,
                 duration,
             )
         )
         if outcome in ("completed", "failed", "retried"):
-            assert job.tracker is not None  # noqa: S101  run() created it
             job.tracker.record_run(delivery.routine_id, outcome, duration)
 
 
@@ -314,7 +323,6 @@ def _route(
 ) -> None:
     """Turn a handler's emissions into deliveries, first one on top of the stack."""
     tracker = job.tracker
-    assert tracker is not None  # noqa: S101  run() created it
     created: list[Delivery] = []
     seq = job.next_seq
     for event, data in emissions:
@@ -384,6 +392,23 @@ def _honour_stop_request(job: JobState, clock: Clock) -> None:
         job.pause_points.append(
             PausePoint(reason, checkpoint, clock.now(), job.delivery_count)
         )
+
+
+def _drop_pending(job: JobState, now: float) -> None:
+    """Record a cancelled job's pending deliveries in its history, then drop them."""
+    for delivery in reversed(job.pending):
+        job.history_raw.append(
+            (
+                delivery.seq,
+                delivery.routine_id,
+                delivery.slot,
+                "cancelled",
+                delivery.attempt,
+                now + job.wall_offset,
+                0.0,
+            )
+        )
+    job.pending.clear()
 
 
 def _snapshot_stats(job: JobState, plan: Plan) -> None:

@@ -7,12 +7,14 @@ new data into a buffer and how to call its handler with it.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Final, final
 
 from flowforge._names import check_name
-from flowforge.exceptions import DefinitionError
+from flowforge.exceptions import DefinitionError, SerializationError
+from flowforge.serialization import FORMAT_VERSION, check_version, read
 from flowforge.types import Handler, MergeFunction, MergeStrategy, Payload
 
 __all__ = ["Slot"]
@@ -103,6 +105,66 @@ class Slot:
         """
         return self._invoke(buffer, routine_id)
 
+    def serialize(self) -> dict[str, object]:
+        """Return the slot's definition as a versioned dict of JSON types.
+
+        A handler or merge function is saved by name: ``{"method": name}``
+        for a method of the routine, which :meth:`deserialize` can restore,
+        and ``{"function": qualname}`` for anything else, which only the
+        routine's constructor can recreate.
+        """
+        strategy = self.merge_strategy
+        return {
+            "version": FORMAT_VERSION,
+            "name": self.name,
+            "handler": None if self.handler is None else _callable_ref(self.handler),
+            "merge_strategy": (
+                strategy if isinstance(strategy, str) else _callable_ref(strategy)
+            ),
+            "join": self.is_join,
+        }
+
+    @classmethod
+    def deserialize(cls, data: object, owner: object = None) -> Slot:
+        """Rebuild a slot, taking methods named in ``data`` from ``owner``.
+
+        Raises:
+            SerializationError: If the data is malformed, or names a function
+                that is not a method of ``owner`` and so cannot be restored.
+        """
+        where = "slot"
+        data = check_version(data, where)
+        name = read(data, "name", str, where)
+        where = f"slot {name!r}"
+        handler = _restore_callable(
+            data.get("handler"), owner, f"{where} field 'handler'"
+        )
+        saved = data.get("merge_strategy")
+        strategy: MergeStrategy | None = (
+            saved
+            if isinstance(saved, str)
+            else _restore_callable(saved, owner, f"{where} field 'merge_strategy'")
+        )
+        if strategy is None:
+            raise SerializationError(f"{where}: field 'merge_strategy' is missing")
+        try:
+            return cls(name, handler, strategy, join=read(data, "join", bool, where))
+        except (DefinitionError, TypeError) as error:
+            raise SerializationError(f"{where}: {error}") from error
+
+    def __eq__(self, other: object) -> bool:
+        """Compare name, handler, merge strategy and join flag."""
+        if not isinstance(other, Slot):
+            return NotImplemented
+        return (self.name, self.handler, self.merge_strategy, self.is_join) == (
+            other.name,
+            other.handler,
+            other.merge_strategy,
+            other.is_join,
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable handlers: not hashable
+
     def __repr__(self) -> str:
         """Return the slot's name and options."""
         handler = getattr(self.handler, "__qualname__", repr(self.handler))
@@ -110,6 +172,32 @@ class Slot:
             f"Slot({self.name!r}, handler={handler}, "
             f"merge_strategy={self.merge_strategy!r}, join={self.is_join})"
         )
+
+
+def _callable_ref(function: Callable[..., object]) -> dict[str, str]:
+    name = getattr(function, "__name__", None)
+    if getattr(function, "__self__", None) is not None and isinstance(name, str):
+        return {"method": name}
+    return {"function": getattr(function, "__qualname__", repr(function))}
+
+
+def _restore_callable(ref: object, owner: object, where: str) -> Handler | None:
+    if ref is None:
+        return None
+    if isinstance(ref, dict) and isinstance(ref.get("method"), str):
+        method: object = getattr(owner, ref["method"], None)
+        if callable(method):
+            return method
+        raise SerializationError(
+            f"{where}: the routine has no method {ref['method']!r} to restore"
+        )
+    if isinstance(ref, dict) and isinstance(ref.get("function"), str):
+        raise SerializationError(
+            f"{where}: {ref['function']!r} is not a method of the routine, so it "
+            "cannot be restored from data; define the slot in the routine's "
+            "__init__ or use a method as the handler"
+        )
+    raise SerializationError(f"{where}: expected {{'method': name}}, got {ref!r}")
 
 
 def _call_merge(
@@ -128,17 +216,19 @@ def _bind(handler: Handler | None, slot_name: str) -> Invoker:
     """Analyse ``handler``'s signature once and return how to call it."""
     if handler is None:
         return lambda buffer, routine_id: None
-    try:
-        parameters = list(inspect.signature(handler).parameters.values())
-    except (TypeError, ValueError):  # builtins without a signature take the dict
+    parameters = _parameters(handler)
+    if parameters is None:  # builtins without a signature take the dict
         return lambda buffer, routine_id: handler(buffer)
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return lambda buffer, routine_id: handler(**buffer)
-    named = [p for p in parameters if p.kind is not p.VAR_POSITIONAL]
+    named = [
+        p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in parameters)
     if not named:
+        if takes_all:
+            return lambda buffer, routine_id: handler(**buffer)
         return lambda buffer, routine_id: handler()
-    if len(named) == 1:
-        return _bind_single(handler, named[0].name)
+    if len(named) == 1 and not takes_all:
+        return _bind_single(handler, named[0])
     if any(p.kind is p.POSITIONAL_ONLY for p in named):
         raise DefinitionError(
             f"slot {slot_name!r}: handler {handler!r} has positional-only "
@@ -146,14 +236,45 @@ def _bind(handler: Handler | None, slot_name: str) -> Invoker:
         )
     required = tuple(p.name for p in named if p.default is p.empty)
     optional = tuple(p.name for p in named if p.default is not p.empty)
-    return _bind_by_name(handler, slot_name, required, optional)
+    return _bind_by_name(handler, slot_name, required, optional, takes_all)
 
 
-def _bind_single(handler: Handler, name: str) -> Invoker:
+def _parameters(handler: Handler) -> tuple[inspect.Parameter, ...] | None:
+    """Return the parameters a call must fill, analysing each function once.
+
+    Every instance of a routine class shares its methods' functions, so the
+    analysis of a bound method is cached on the function and ``self`` dropped.
+    """
+    function = getattr(handler, "__func__", None)
+    if inspect.isfunction(function) and getattr(handler, "__self__", None) is not None:
+        parameters = _function_parameters(function)
+        return None if parameters is None else parameters[1:]
+    return _signature_parameters(handler)
+
+
+@functools.lru_cache(maxsize=4096)
+def _function_parameters(function: Handler) -> tuple[inspect.Parameter, ...] | None:
+    return _signature_parameters(function)
+
+
+def _signature_parameters(handler: Handler) -> tuple[inspect.Parameter, ...] | None:
+    try:
+        return tuple(inspect.signature(handler).parameters.values())
+    except (TypeError, ValueError):
+        return None
+
+
+def _bind_single(handler: Handler, parameter: inspect.Parameter) -> Invoker:
+    name = parameter.name
+    if parameter.kind is parameter.KEYWORD_ONLY:
+
+        def invoke_by_keyword(buffer: Payload, routine_id: str) -> object:
+            return handler(**{name: buffer[name] if name in buffer else buffer})
+
+        return invoke_by_keyword
+
     def invoke(buffer: Payload, routine_id: str) -> object:
-        if name in buffer:
-            return handler(buffer[name])
-        return handler(buffer)
+        return handler(buffer[name] if name in buffer else buffer)
 
     return invoke
 
@@ -163,17 +284,20 @@ def _bind_by_name(
     slot_name: str,
     required: tuple[str, ...],
     optional: tuple[str, ...],
+    takes_all: bool,
 ) -> Invoker:
     def invoke(buffer: Payload, routine_id: str) -> object:
-        try:
-            kwargs = {name: buffer[name] for name in required}
-        except KeyError as exc:
+        missing = [name for name in required if name not in buffer]
+        if missing:
             raise DefinitionError(
                 f"routine {routine_id!r}, slot {slot_name!r}: handler parameter "
-                f"{exc.args[0]!r} is required but the data has no such key "
+                f"{missing[0]!r} is required but the data has no such key "
                 f"(keys: {sorted(buffer)}); rename it with param_mapping or give "
                 "the parameter a default"
-            ) from exc
+            )
+        if takes_all:
+            return handler(**buffer)
+        kwargs = {name: buffer[name] for name in required}
         for name in optional:
             if name in buffer:
                 kwargs[name] = buffer[name]
