@@ -27,13 +27,8 @@ from flowforge.execution_tracker import (
     RoutinePerformance,
 )
 from flowforge.flow import Flow
-from flowforge.job_state import (
-    ErrorRecord,
-    HistoryRecord,
-    JobState,
-    JobStatus,
-    RoutineState,
-)
+from flowforge.job_state import JobState, JobStatus
+from flowforge.record import ErrorRecord, HistoryRecord, RoutineState, RoutineStatus
 from flowforge.routine import Routine
 from flowforge.slot import Slot
 
@@ -64,6 +59,7 @@ __all__ = [
     "RoutineError",
     "RoutinePerformance",
     "RoutineState",
+    "RoutineStatus",
     "SerializationError",
     "Slot",
     "StoreError",

@@ -46,7 +46,7 @@ import math
 import uuid
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 from flowforge.exceptions import SerializationError
@@ -358,7 +358,7 @@ def _bytes(text: str) -> bytes:
 
 def _datetime(text: str) -> dt.datetime:
     text, bracket, key = text.partition("[")
-    moment = dt.datetime.fromisoformat(text)
+    moment = _offset(dt.datetime.fromisoformat(text), text)
     if not bracket:
         return moment
     if not key.endswith("]"):
@@ -366,6 +366,18 @@ def _datetime(text: str) -> dt.datetime:
     local = moment.replace(tzinfo=ZoneInfo(key[:-1]))
     # The saved offset tells the first from the second of two equal wall times.
     return local if local.utcoffset() == moment.utcoffset() else local.replace(fold=1)
+
+
+_Clock = TypeVar("_Clock", dt.datetime, dt.time)
+
+
+def _offset(value: _Clock, text: str) -> _Clock:
+    # CPython 3.11's fromisoformat reads "+00:00:00.000001" as UTC (gh-152079).
+    sign, zero, micros = text[-16:-15], text[-15:-6], text[-6:]
+    if value.utcoffset() != dt.timedelta(0) or zero != "00:00:00.":
+        return value
+    offset = dt.timedelta(microseconds=int(micros)) * (-1 if sign == "-" else 1)
+    return value.replace(tzinfo=dt.timezone(offset))
 
 
 def _timedelta(parts: list[object]) -> dt.timedelta:
@@ -387,7 +399,7 @@ _DECODERS: Final[dict[str, tuple[type, Callable[[Any, int], object]]]] = {
     "bytearray": (str, lambda text, _: bytearray(_bytes(text))),
     "datetime": (str, lambda text, _: _datetime(text)),
     "date": (str, lambda text, _: dt.date.fromisoformat(text)),
-    "time": (str, lambda text, _: dt.time.fromisoformat(text)),
+    "time": (str, lambda text, _: _offset(dt.time.fromisoformat(text), text)),
     "timedelta": (list, lambda parts, _: _timedelta(parts)),
     "decimal": (str, lambda text, _: Decimal(text)),
     "uuid": (str, lambda text, _: uuid.UUID(text)),

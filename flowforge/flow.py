@@ -114,7 +114,9 @@ class Flow:
             )
         known_id = self._ids_by_object.get(id(routine))
         if known_id is not None:
-            raise DefinitionError(f"this routine is already in the flow as {known_id!r}")
+            raise DefinitionError(
+                f"this routine is already in the flow as {known_id!r}"
+            )
         if routine_id is None:
             routine_id = self._free_id(type(routine).__name__)
         elif routine_id in self._routines:

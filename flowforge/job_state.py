@@ -9,12 +9,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Final, NamedTuple, final
+from typing import Final, final
 
 from flowforge._atomic import write_atomically
 from flowforge._codec import decode, encode
 from flowforge.exceptions import SerializationError, UnknownPortError
 from flowforge.execution_tracker import ExecutionTracker
+from flowforge.record import (
+    Delivery,
+    ErrorRecord,
+    HistoryRecord,
+    PausePoint,
+    RawRecord,
+    RoutineState,
+    delivery_from_data,
+    delivery_to_data,
+    error_from_data,
+    error_to_data,
+    history_from_data,
+    payload_from_data,
+    routine_state_from_data,
+    routine_state_to_data,
+    time_from_data,
+    time_to_data,
+)
 from flowforge.serialization import (
     FORMAT_VERSION,
     check_version,
@@ -23,16 +41,7 @@ from flowforge.serialization import (
 )
 from flowforge.types import Payload
 
-__all__ = [
-    "Delivery",
-    "ErrorRecord",
-    "HistoryRecord",
-    "JobState",
-    "JobStatus",
-    "PausePoint",
-    "RoutineState",
-    "RoutineStatus",
-]
+__all__ = ["JobState", "JobStatus"]
 
 DEFAULT_HISTORY_LIMIT: Final = 1000
 FILE_KIND: Final = "flowforge.job_state"
@@ -47,91 +56,6 @@ class JobStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-
-class RoutineStatus(StrEnum):
-    """What happened to a routine in one job, so far."""
-
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-@final
-@dataclass(slots=True)
-class Delivery:
-    """Data on its way to a slot (or, with ``slot=None``, a source routine's call).
-
-    ``seq`` numbers deliveries in the order they were created in the job;
-    ``connection`` is the index of the connection that made it in
-    ``flow.connections``, or -1 for the job's entry; ``attempt`` counts retries.
-    """
-
-    seq: int
-    routine_id: str
-    slot: str | None
-    data: Payload
-    connection: int = -1
-    attempt: int = 0
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class ErrorRecord:
-    """A failed delivery, as data: where, what, and when."""
-
-    routine_id: str
-    slot: str | None
-    seq: int
-    attempt: int
-    error_type: str
-    message: str
-    traceback: str
-    at: datetime
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class PausePoint:
-    """Where and why a job was paused."""
-
-    reason: str
-    checkpoint: object
-    at: datetime
-    deliveries: int
-
-
-class HistoryRecord(NamedTuple):
-    """One handled delivery in a job's execution history.
-
-    ``outcome`` is ``"completed"``, ``"buffered"`` (a join still waiting),
-    ``"retried"``, ``"failed"``, ``"dropped"`` (its routine was skipped) or
-    ``"cancelled"`` (still pending when the job was cancelled).
-    """
-
-    seq: int
-    routine_id: str
-    slot: str | None
-    outcome: str
-    attempt: int
-    started_at: datetime
-    duration: float
-
-
-RawRecord = tuple[int, str, "str | None", str, int, float, float]
-
-
-@final
-@dataclass(slots=True)
-class RoutineState:
-    """One routine's part in a job: deliveries handled, errors, stats snapshot."""
-
-    routine_id: str
-    status: RoutineStatus = RoutineStatus.RUNNING
-    deliveries: int = 0
-    errors: list[ErrorRecord] = field(default_factory=list)
-    stats: dict[str, object] = field(default_factory=dict)
 
 
 @final
@@ -167,6 +91,7 @@ class JobState:
     delivery_count: int = 0
     next_seq: int = 0
     history_limit: int = DEFAULT_HISTORY_LIMIT
+    history_total: int = 0
     flow_shape: dict[str, object] = field(default_factory=dict, repr=False)
     tracker: ExecutionTracker = field(default_factory=ExecutionTracker, repr=False)
     history_raw: deque[RawRecord] = field(init=False, repr=False)
@@ -303,48 +228,6 @@ def _history_record(raw: RawRecord) -> HistoryRecord:
 # -- dict format ----------------------------------------------------------------
 
 
-def _time(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _parse_time(data: Mapping[str, object], key: str, where: str) -> datetime | None:
-    text = read_optional(data, key, str, where)
-    if text is None:
-        return None
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as error:
-        raise SerializationError(f"{where}: field {key!r}: {error}") from error
-
-
-def _error_to_dict(record: ErrorRecord) -> dict[str, object]:
-    return {
-        "routine_id": record.routine_id,
-        "slot": record.slot,
-        "seq": record.seq,
-        "attempt": record.attempt,
-        "error_type": record.error_type,
-        "message": record.message,
-        "traceback": record.traceback,
-        "at": _time(record.at),
-    }
-
-
-def _error_from_dict(data: object, where: str) -> ErrorRecord:
-    if not isinstance(data, dict):
-        raise SerializationError(f"{where}: expected a dict, got {type(data).__name__}")
-    return ErrorRecord(
-        routine_id=read(data, "routine_id", str, where),
-        slot=read_optional(data, "slot", str, where),
-        seq=read(data, "seq", int, where),
-        attempt=read(data, "attempt", int, where),
-        error_type=read(data, "error_type", str, where),
-        message=read(data, "message", str, where),
-        traceback=read(data, "traceback", str, where),
-        at=_required_time(data, "at", where),
-    )
-
-
 def _job_to_dict(job: JobState) -> dict[str, object]:
     return {
         "version": FORMAT_VERSION,
@@ -354,34 +237,28 @@ def _job_to_dict(job: JobState) -> dict[str, object]:
         "entry_routine_id": job.entry_routine_id,
         "entry_params": encode(job.entry_params, "entry_params"),
         "entry_slot": job.entry_slot,
-        "created_at": _time(job.created_at),
-        "started_at": _time(job.started_at),
-        "finished_at": _time(job.finished_at),
+        "created_at": time_to_data(job.created_at),
+        "started_at": time_to_data(job.started_at),
+        "finished_at": time_to_data(job.finished_at),
         "delivery_count": job.delivery_count,
         "next_seq": job.next_seq,
         "history_limit": job.history_limit,
+        "history_total": job.history_total,
         "flow_shape": job.flow_shape,
-        "routine_states": [
+        "pause_points": [
             {
-                "routine_id": state.routine_id,
-                "status": state.status.value,
-                "deliveries": state.deliveries,
-                "errors": [_error_to_dict(e) for e in state.errors],
-                "stats": encode(state.stats, f"routine_states[{rid!r}].stats"),
+                "reason": p.reason,
+                "checkpoint": encode(p.checkpoint, f"pause_points[{i}].checkpoint"),
+                "at": time_to_data(p.at),
+                "deliveries": p.deliveries,
             }
-            for rid, state in job.routine_states.items()
+            for i, p in enumerate(job.pause_points)
         ],
-        "pending": [
-            [
-                d.seq,
-                d.routine_id,
-                d.slot,
-                encode(d.data, f"pending[{i}].data"),
-                d.connection,
-                d.attempt,
-            ]
-            for i, d in enumerate(job.pending)
+        "tracker": job.tracker.serialize(),
+        "routine_states": [
+            routine_state_to_data(state) for state in job.routine_states.values()
         ],
+        "pending": [delivery_to_data(d) for d in job.pending],
         "slot_buffers": [
             [rid, slot, encode(buffer, f"slot_buffers[{rid!r}, {slot!r}]")]
             for (rid, slot), buffer in job.slot_buffers.items()
@@ -389,18 +266,8 @@ def _job_to_dict(job: JobState) -> dict[str, object]:
         "join_arrivals": [
             [rid, slot, sorted(seen)] for (rid, slot), seen in job.join_arrivals.items()
         ],
-        "errors": [_error_to_dict(e) for e in job.errors],
-        "pause_points": [
-            {
-                "reason": p.reason,
-                "checkpoint": encode(p.checkpoint, f"pause_points[{i}].checkpoint"),
-                "at": _time(p.at),
-                "deliveries": p.deliveries,
-            }
-            for i, p in enumerate(job.pause_points)
-        ],
+        "errors": [error_to_data(e) for e in job.errors],
         "history": [list(raw) for raw in job.history_raw],
-        "tracker": job.tracker.serialize(),
     }
 
 
@@ -420,67 +287,47 @@ def _build_job(data: Mapping[str, object], where: str) -> JobState:
         job_id=read(data, "job_id", str, where),
         flow_id=read(data, "flow_id", str, where),
         entry_routine_id=read(data, "entry_routine_id", str, where),
-        entry_params=_payload(read(data, "entry_params", dict, where), "entry_params"),
+        entry_params=payload_from_data(
+            read(data, "entry_params", dict, where), "entry_params"
+        ),
         entry_slot=read_optional(data, "entry_slot", str, where),
-        created_at=_required_time(data, "created_at", where),
+        created_at=time_from_data(data, "created_at", where),
         status=JobStatus(read(data, "status", str, where)),
-        started_at=_parse_time(data, "started_at", where),
-        finished_at=_parse_time(data, "finished_at", where),
+        started_at=_optional_time(data, "started_at", where),
+        finished_at=_optional_time(data, "finished_at", where),
         delivery_count=read(data, "delivery_count", int, where),
         next_seq=read(data, "next_seq", int, where),
         history_limit=read(data, "history_limit", int, where),
+        history_total=read(data, "history_total", int, where),
         flow_shape=read(data, "flow_shape", dict, where),
         tracker=ExecutionTracker.deserialize(data.get("tracker")),
         stats_restored=False,
     )
+    job.errors = [
+        error_from_data(e, f"{where} errors") for e in read(data, "errors", list, where)
+    ]
     for item in read(data, "routine_states", list, where):
-        state = _routine_state(item, f"{where} routine state")
+        state = routine_state_from_data(item, job.errors, f"{where} routine state")
         job.routine_states[state.routine_id] = state
-    for seq, rid, slot, payload, connection, attempt in read(
-        data, "pending", list, where
-    ):
-        data_ = _payload(payload, f"pending[{seq}].data")
-        job.pending.append(Delivery(seq, rid, slot, data_, connection, attempt))
+    job.pending = [
+        delivery_from_data(row, f"{where} pending")
+        for row in read(data, "pending", list, where)
+    ]
     for rid, slot, buffer in read(data, "slot_buffers", list, where):
-        job.slot_buffers[(rid, slot)] = _payload(buffer, f"slot_buffers[{rid!r}]")
+        job.slot_buffers[(rid, slot)] = payload_from_data(
+            buffer, f"slot_buffers[{rid!r}]"
+        )
     for rid, slot, seen in read(data, "join_arrivals", list, where):
-        job.join_arrivals[(rid, slot)] = set(seen)
-    job.errors = [_error_from_dict(e, where) for e in read(data, "errors", list, where)]
+        job.join_arrivals[(rid, slot)] = {int(i) for i in seen}
     for item in read(data, "pause_points", list, where):
         job.pause_points.append(_pause_point(item, f"{where} pause point"))
     for row in read(data, "history", list, where):
-        seq, rid, slot, outcome, attempt, at, duration = row
-        job.history_raw.append((seq, rid, slot, outcome, attempt, at, duration))
+        job.history_raw.append(history_from_data(row, f"{where} history"))
     return job
 
 
-def _payload(value: object, path: str) -> Payload:
-    decoded = decode(value, path)
-    if not isinstance(decoded, dict):
-        raise SerializationError(
-            f"{path}: expected a dict, got {type(decoded).__name__}"
-        )
-    return decoded
-
-
-def _required_time(data: Mapping[str, object], key: str, where: str) -> datetime:
-    value = _parse_time(data, key, where)
-    if value is None:
-        raise SerializationError(f"{where}: field {key!r} is missing")
-    return value
-
-
-def _routine_state(item: object, where: str) -> RoutineState:
-    if not isinstance(item, dict):
-        raise SerializationError(f"{where}: expected a dict, got {type(item).__name__}")
-    routine_id = read(item, "routine_id", str, where)
-    return RoutineState(
-        routine_id=routine_id,
-        status=RoutineStatus(read(item, "status", str, where)),
-        deliveries=read(item, "deliveries", int, where),
-        errors=[_error_from_dict(e, where) for e in read(item, "errors", list, where)],
-        stats=_payload(read(item, "stats", dict, where), f"{routine_id}.stats"),
-    )
+def _optional_time(data: Mapping[str, object], key: str, where: str) -> datetime | None:
+    return None if data.get(key) is None else time_from_data(data, key, where)
 
 
 def _pause_point(item: object, where: str) -> PausePoint:
@@ -489,6 +336,6 @@ def _pause_point(item: object, where: str) -> PausePoint:
     return PausePoint(
         reason=read(item, "reason", str, where),
         checkpoint=decode(item.get("checkpoint"), "checkpoint"),
-        at=_required_time(item, "at", where),
+        at=time_from_data(item, "at", where),
         deliveries=read(item, "deliveries", int, where),
     )

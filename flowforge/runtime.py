@@ -21,11 +21,10 @@ from flowforge._context import CURRENT, DeliveryContext
 from flowforge._fingerprint import flow_shape
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.exceptions import DefinitionError, ExecutionError
-from flowforge.job_state import (
+from flowforge.job_state import JobState, JobStatus
+from flowforge.record import (
     Delivery,
     ErrorRecord,
-    JobState,
-    JobStatus,
     PausePoint,
     RoutineState,
     RoutineStatus,

@@ -140,13 +140,16 @@ class Slot:
             data.get("handler"), owner, f"{where} field 'handler'"
         )
         saved = data.get("merge_strategy")
-        strategy: MergeStrategy | None = (
-            saved
-            if isinstance(saved, str)
-            else _restore_callable(saved, owner, f"{where} field 'merge_strategy'")
-        )
-        if strategy is None:
-            raise SerializationError(f"{where}: field 'merge_strategy' is missing")
+        strategy: MergeStrategy
+        if isinstance(saved, str):
+            strategy = saved
+        else:
+            merge = _restore_callable(saved, owner, f"{where} field 'merge_strategy'")
+            if merge is None:
+                raise SerializationError(f"{where}: field 'merge_strategy' is missing")
+            # A restored method's return type is unknown until it runs;
+            # _call_merge checks that it returns a dict.
+            strategy = merge  # type: ignore[assignment]
         try:
             return cls(name, handler, strategy, join=read(data, "join", bool, where))
         except (DefinitionError, TypeError) as error:
@@ -219,9 +222,7 @@ def _bind(handler: Handler | None, slot_name: str) -> Invoker:
     parameters = _parameters(handler)
     if parameters is None:  # builtins without a signature take the dict
         return lambda buffer, routine_id: handler(buffer)
-    named = [
-        p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
+    named = [p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     takes_all = any(p.kind is p.VAR_KEYWORD for p in parameters)
     if not named:
         if takes_all:

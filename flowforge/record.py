@@ -1,0 +1,286 @@
+"""The plain-data records a job state is made of: deliveries, errors, history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import NamedTuple, final
+
+from flowforge._codec import decode, encode
+from flowforge.exceptions import SerializationError
+from flowforge.serialization import read, read_optional
+from flowforge.types import Payload
+
+__all__ = [
+    "Delivery",
+    "ErrorRecord",
+    "HistoryRecord",
+    "PausePoint",
+    "RawRecord",
+    "RoutineState",
+    "RoutineStatus",
+    "delivery_from_data",
+    "delivery_to_data",
+    "error_from_data",
+    "error_to_data",
+    "history_from_data",
+    "payload_from_data",
+    "routine_state_from_data",
+    "routine_state_to_data",
+    "time_from_data",
+    "time_to_data",
+]
+
+
+class RoutineStatus(StrEnum):
+    """What happened to a routine in one job, so far."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@final
+@dataclass(slots=True)
+class Delivery:
+    """Data on its way to a slot (or, with ``slot=None``, a source routine's call).
+
+    ``seq`` numbers deliveries in the order they were created in the job;
+    ``connection`` is the index of the connection that made it in
+    ``flow.connections``, or -1 for the job's entry; ``attempt`` counts retries.
+    """
+
+    seq: int
+    routine_id: str
+    slot: str | None
+    data: Payload
+    connection: int = -1
+    attempt: int = 0
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ErrorRecord:
+    """A failed delivery, as data: where, what, and when."""
+
+    routine_id: str
+    slot: str | None
+    seq: int
+    attempt: int
+    error_type: str
+    message: str
+    traceback: str
+    at: datetime
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class PausePoint:
+    """Where and why a job was paused."""
+
+    reason: str
+    checkpoint: object
+    at: datetime
+    deliveries: int
+
+
+class HistoryRecord(NamedTuple):
+    """One handled delivery in a job's execution history.
+
+    ``outcome`` is ``"completed"``, ``"buffered"`` (a join still waiting),
+    ``"retried"``, ``"failed"``, ``"dropped"`` (its routine was skipped) or
+    ``"cancelled"`` (still pending when the job was cancelled).
+    """
+
+    seq: int
+    routine_id: str
+    slot: str | None
+    outcome: str
+    attempt: int
+    started_at: datetime
+    duration: float
+
+
+RawRecord = tuple[int, str, "str | None", str, int, float, float]
+
+
+@final
+@dataclass(slots=True)
+class RoutineState:
+    """One routine's part in a job: deliveries handled, errors, stats snapshot."""
+
+    routine_id: str
+    status: RoutineStatus = RoutineStatus.RUNNING
+    deliveries: int = 0
+    errors: list[ErrorRecord] = field(default_factory=list)
+    stats: dict[str, object] = field(default_factory=dict)
+
+
+# -- dict format of each record ---------------------------------------------------
+# JobState.serialize() composes these; stores that save a job piece by piece
+# (one row per pending delivery, per error, ...) use them directly.
+
+
+def time_to_data(value: datetime | None) -> str | None:
+    """Return an aware datetime as ISO 8601 text (``None`` stays ``None``)."""
+    return None if value is None else value.isoformat()
+
+
+def time_from_data(data: Mapping[str, object], key: str, where: str) -> datetime:
+    """Return the ISO 8601 time at ``data[key]``.
+
+    Raises:
+        SerializationError: If it is missing or not a valid time.
+    """
+    text = read(data, key, str, where)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as error:
+        raise SerializationError(f"{where}: field {key!r}: {error}") from error
+
+
+def payload_from_data(value: object, path: str) -> Payload:
+    """Decode a payload saved with ``encode`` and check that it is a dict.
+
+    Raises:
+        SerializationError: If it does not decode to a dict.
+    """
+    decoded = decode(value, path)
+    if not isinstance(decoded, dict):
+        raise SerializationError(
+            f"{path}: expected a dict, got {type(decoded).__name__}"
+        )
+    return decoded
+
+
+def delivery_to_data(delivery: Delivery) -> list[object]:
+    """Return a delivery as ``[seq, routine_id, slot, data, connection, attempt]``."""
+    d = delivery
+    data = encode(d.data, f"pending[{d.seq}].data")
+    return [d.seq, d.routine_id, d.slot, data, d.connection, d.attempt]
+
+
+def delivery_from_data(row: object, where: str) -> Delivery:
+    """Rebuild a delivery from :func:`delivery_to_data`'s list.
+
+    Raises:
+        SerializationError: If the row is malformed.
+    """
+    if not isinstance(row, list) or len(row) != 6:
+        raise SerializationError(f"{where}: a pending delivery must be a list of 6")
+    seq, routine_id, slot, data, connection, attempt = row
+    fields = {"seq": seq, "connection": connection, "attempt": attempt}
+    checked = {key: read(fields, key, int, where) for key in fields}
+    if not isinstance(routine_id, str) or not (slot is None or isinstance(slot, str)):
+        raise SerializationError(f"{where}: bad routine id or slot in {row[:3]!r}")
+    payload = payload_from_data(data, f"pending[{seq}].data")
+    return Delivery(
+        checked["seq"],
+        routine_id,
+        slot,
+        payload,
+        checked["connection"],
+        checked["attempt"],
+    )
+
+
+def error_to_data(record: ErrorRecord) -> dict[str, object]:
+    """Return an error record as a dict of JSON types."""
+    return {
+        "routine_id": record.routine_id,
+        "slot": record.slot,
+        "seq": record.seq,
+        "attempt": record.attempt,
+        "error_type": record.error_type,
+        "message": record.message,
+        "traceback": record.traceback,
+        "at": time_to_data(record.at),
+    }
+
+
+def error_from_data(data: object, where: str) -> ErrorRecord:
+    """Rebuild an error record from :func:`error_to_data`'s dict.
+
+    Raises:
+        SerializationError: If the data is malformed.
+    """
+    if not isinstance(data, dict):
+        raise SerializationError(f"{where}: expected a dict, got {type(data).__name__}")
+    return ErrorRecord(
+        routine_id=read(data, "routine_id", str, where),
+        slot=read_optional(data, "slot", str, where),
+        seq=read(data, "seq", int, where),
+        attempt=read(data, "attempt", int, where),
+        error_type=read(data, "error_type", str, where),
+        message=read(data, "message", str, where),
+        traceback=read(data, "traceback", str, where),
+        at=time_from_data(data, "at", where),
+    )
+
+
+def routine_state_to_data(state: RoutineState) -> dict[str, object]:
+    """Return a routine state (without its errors) as a dict of JSON types.
+
+    A routine's errors are the job's errors with its id, so they are saved
+    once, with the job.
+    """
+    return {
+        "routine_id": state.routine_id,
+        "status": state.status.value,
+        "deliveries": state.deliveries,
+        "stats": encode(state.stats, f"routine_states[{state.routine_id!r}].stats"),
+    }
+
+
+def routine_state_from_data(
+    data: object, errors: list[ErrorRecord], where: str
+) -> RoutineState:
+    """Rebuild a routine state; ``errors`` are the job's errors.
+
+    Raises:
+        SerializationError: If the data is malformed.
+    """
+    if not isinstance(data, dict):
+        raise SerializationError(f"{where}: expected a dict, got {type(data).__name__}")
+    routine_id = read(data, "routine_id", str, where)
+    try:
+        status = RoutineStatus(read(data, "status", str, where))
+    except ValueError as error:
+        raise SerializationError(f"{where}: {error}") from error
+    return RoutineState(
+        routine_id=routine_id,
+        status=status,
+        deliveries=read(data, "deliveries", int, where),
+        errors=[e for e in errors if e.routine_id == routine_id],
+        stats=payload_from_data(
+            read(data, "stats", dict, where), f"{routine_id}.stats"
+        ),
+    )
+
+
+def history_from_data(row: object, where: str) -> RawRecord:
+    """Check and return one saved history row.
+
+    Raises:
+        SerializationError: If the row is malformed.
+    """
+    if not isinstance(row, list) or len(row) != 7:
+        raise SerializationError(f"{where}: a history record must be a list of 7")
+    seq, routine_id, slot, outcome, attempt, at, duration = row
+    fields = {"seq": seq, "attempt": attempt, "at": at, "duration": duration}
+    if not isinstance(routine_id, str) or not isinstance(outcome, str):
+        raise SerializationError(f"{where}: bad routine id or outcome in {row!r}")
+    if not (slot is None or isinstance(slot, str)):
+        raise SerializationError(f"{where}: bad slot in {row!r}")
+    return (
+        read(fields, "seq", int, where),
+        routine_id,
+        slot,
+        outcome,
+        read(fields, "attempt", int, where),
+        read(fields, "at", float, where),
+        read(fields, "duration", float, where),
+    )
