@@ -1,0 +1,122 @@
+"""Every script in examples/ runs, exits 0 and prints what its docstring promises.
+
+``EXPECTED`` lists each example's whole output, line by line: a ``str`` is an
+exact line, a pattern must match a line whose figures vary (timings). Each
+entry must also appear in the example's docstring, so the docstring cannot
+drift from the code. A new example without an entry fails the suite.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+ERROR_2 = "['worker: ValueError: bad 2']"
+
+Line = str | re.Pattern[str]
+
+EXPECTED: dict[str, list[Line]] = {
+    "basic_example.py": ["completed", "{'processed_count': 3}"],
+    "data_processing.py": [
+        "status: completed",
+        "validate: {'rejected': 1}",
+        "aggregate: {'lines': 3, 'premium': 1, 'total': 31.5}",
+    ],
+    "error_handling_example.py": [
+        f"stop: failed, sink [1], retries 0, errors {ERROR_2}",
+        f"continue: completed, sink [1, 3], retries 0, errors {ERROR_2}",
+        f"skip: completed, sink [1], retries 0, errors {ERROR_2}",
+        "retry: completed, sink [1, 2, 3], retries 2, errors []",
+    ],
+    "state_management_example.py": [
+        "stats now: {'count': 5, 'sum': 55}; job 1 saw {'count': 3, 'sum': 14}",
+        "numbers: completed, 1 deliveries, 0 errors",
+        "square: completed, 2 deliveries, 0 errors",
+        "total: completed, 2 deliveries, 0 errors",
+        "history: #0 numbers, #1 square, #3 total, #2 square, #4 total",
+        re.compile(r"square: 2 runs, success rate 100%, avg \d+\.\d{3} ms"),
+        re.compile(r"flow: 5 deliveries, 4 events, \d+\.\d{3} ms"),
+    ],
+}
+
+
+def example_scripts() -> list[Path]:
+    return sorted(EXAMPLES.glob("*.py"))
+
+
+def run_example(script: Path) -> subprocess.CompletedProcess[str]:
+    # Put this checkout first, so the examples run against the code under test.
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def matches(expected: Line, line: str) -> bool:
+    if isinstance(expected, str):
+        return line == expected
+    return expected.fullmatch(line) is not None
+
+
+def promised_in(expected: Line, docstring: str) -> bool:
+    if isinstance(expected, str):
+        return expected in docstring
+    return expected.search(docstring) is not None
+
+
+SCRIPTS = example_scripts()
+NAMES = [script.name for script in SCRIPTS]
+
+
+def test_examples_directory_holds_the_known_examples() -> None:
+    assert {"basic_example.py", "data_processing.py"} <= set(NAMES)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=NAMES)
+def test_every_example_has_expected_output(script: Path) -> None:
+    assert script.name in EXPECTED, f"add {script.name}'s output to EXPECTED"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED), ids=sorted(EXPECTED))
+def test_expected_output_belongs_to_an_existing_example(name: str) -> None:
+    assert name in NAMES
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=NAMES)
+def test_example_docstring_promises_its_expected_output(script: Path) -> None:
+    docstring = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8")))
+
+    assert docstring, f"{script.name} needs a docstring saying what it prints"
+    missing = [
+        e for e in EXPECTED.get(script.name, []) if not promised_in(e, docstring)
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=NAMES)
+def test_example_exits_zero_and_prints_its_expected_output(script: Path) -> None:
+    expected = EXPECTED.get(script.name)
+    assert expected is not None, f"add {script.name}'s output to EXPECTED"
+
+    result = run_example(script)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(expected), result.stdout
+    for want, line in zip(expected, lines, strict=True):
+        assert matches(want, line), f"expected {want!r}, got {line!r}"
