@@ -57,8 +57,8 @@ MARKER: Final = "__ff__"  # the key of a tagged value
 MAX_DEPTH: Final = 100  # containers; each adds up to three JSON levels
 
 _PAYLOAD: Final = "v"
-_INT_MIN: Final = -(2**63)
-_INT_MAX: Final = 2**63 - 1
+_LOW: Final = -(2**63)  # ints from _LOW to _HIGH (signed 64-bit) stay plain
+_HIGH: Final = 2**63 - 1
 _PLAIN: Final = frozenset({str, bool, type(None)})
 _JSON_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 _SUPPORTED: Final = (
@@ -72,8 +72,11 @@ class _Failure(Exception):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
-        self.reason = reason
         self.segments: list[str] = []
+
+    def error(self, path: str) -> SerializationError:
+        where = path + "".join(reversed(self.segments))
+        return SerializationError(f"{where}: {self}")
 
 
 def encode(value: object, path: str = "value") -> object:
@@ -87,14 +90,13 @@ def encode(value: object, path: str = "value") -> object:
         JSON types only; the same value always gives the same data.
 
     Raises:
-        SerializationError: If ``value`` holds a value of an unsupported type or
-            nests too deep; the message names where, such as
-            ``entry_params['rows'][3]``.
+        SerializationError: If ``value`` holds an unsupported type or nests too
+            deep; the message names where, such as ``entry_params['rows'][3]``.
     """
     try:
         return _encode(value, 0)
     except _Failure as failure:
-        raise _error(path, failure) from failure.__cause__
+        raise failure.error(path) from failure.__cause__
 
 
 def decode(data: object, path: str = "value") -> object:
@@ -114,12 +116,7 @@ def decode(data: object, path: str = "value") -> object:
     try:
         return _decode(data, 0)
     except _Failure as failure:
-        raise _error(path, failure) from failure.__cause__
-
-
-def _error(path: str, failure: _Failure) -> SerializationError:
-    where = path + "".join(reversed(failure.segments))
-    return SerializationError(f"{where}: {failure.reason}")
+        raise failure.error(path) from failure.__cause__
 
 
 def _deeper(depth: int) -> int:
@@ -136,7 +133,7 @@ def _encode(value: object, depth: int) -> object:
     if type(value) in _PLAIN:
         return value
     if type(value) is int:
-        return value if _INT_MIN <= value <= _INT_MAX else _tag("int", hex(value))
+        return value if _LOW <= value <= _HIGH else _tag("int", hex(value))
     if type(value) is float:
         return value if math.isfinite(value) else _tag("float", repr(value))
     if type(value) is dict:
@@ -160,9 +157,7 @@ def _encode_items(
     append = out.append
     try:
         for item in items:
-            if type(item) in _PLAIN or (
-                type(item) is int and _INT_MIN <= item <= _INT_MAX
-            ):
+            if type(item) in _PLAIN or (type(item) is int and _LOW <= item <= _HIGH):
                 append(item)
             else:
                 append(_encode(item, depth))
@@ -185,9 +180,7 @@ def _encode_dict(value: dict[object, object], depth: int) -> object:
         for key, item in value.items():
             if type(key) is not str:
                 break
-            if type(item) in _PLAIN or (
-                type(item) is int and _INT_MIN <= item <= _INT_MAX
-            ):
+            if type(item) in _PLAIN or (type(item) is int and _LOW <= item <= _HIGH):
                 out[key] = item
             else:
                 out[key] = _encode(item, depth)

@@ -10,6 +10,7 @@ from flowforge.exceptions import ExecutionError
 
 if TYPE_CHECKING:
     from flowforge.job_state import JobState
+    from flowforge.record import Delivery
     from flowforge.routine import Routine
     from flowforge.types import Payload
 
@@ -21,30 +22,55 @@ __all__ = ["DeliveryContext", "current_delivery"]
 class DeliveryContext:
     """What a handler may know about the delivery it is handling.
 
+    The scheduler reuses one context per run and points it at each delivery
+    in turn: read what you need while your handler runs (copy
+    :attr:`delivery_key` if you keep it).
+
     Attributes:
         job: The running job's state.
-        routine_id: The id of the routine whose handler runs.
-        slot: The slot being handled, ``None`` for a source routine's call.
-        seq: The delivery's sequence number in its job; with ``job.job_id``
-            and ``routine_id`` it is a key that stays the same across retries
-            and resumes, for making side effects idempotent.
-        attempt: 0 for the first try, then 1, 2, ... for retries.
 
     Thread safety: each thread running a handler has its own.
     """
 
     job: JobState
     routine: Routine | None = None
-    routine_id: str = ""
-    slot: str | None = None
-    seq: int = 0
-    attempt: int = 0
+    delivery: Delivery | None = None
     emissions: list[tuple[str, Payload]] = field(default_factory=list)
 
     @property
+    def routine_id(self) -> str:
+        """The id of the routine whose handler runs."""
+        return self._delivery().routine_id
+
+    @property
+    def slot(self) -> str | None:
+        """The slot being handled, ``None`` for a source routine's call."""
+        return self._delivery().slot
+
+    @property
+    def seq(self) -> int:
+        """The delivery's sequence number in its job."""
+        return self._delivery().seq
+
+    @property
+    def attempt(self) -> int:
+        """0 for the first try, then 1, 2, ... for retries."""
+        return self._delivery().attempt
+
+    @property
     def delivery_key(self) -> tuple[str, str, int]:
-        """Return ``(job_id, routine_id, seq)``, stable across retries."""
-        return (self.job.job_id, self.routine_id, self.seq)
+        """``(job_id, routine_id, seq)``: the same across retries and resumes.
+
+        Use it to make a handler's side effects idempotent, for example as
+        the key of a write to another system.
+        """
+        delivery = self._delivery()
+        return (self.job.job_id, delivery.routine_id, delivery.seq)
+
+    def _delivery(self) -> Delivery:
+        if self.delivery is None:
+            raise ExecutionError("this context is not handling a delivery")
+        return self.delivery
 
 
 CURRENT: ContextVar[DeliveryContext | None] = ContextVar(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final, final
 
@@ -16,18 +14,30 @@ __all__ = ["ExecutionTracker", "FlowPerformance", "RoutinePerformance"]
 SAMPLE_LIMIT: Final = 4096
 """Handler times kept per routine for percentiles: the most recent ones."""
 
+COMPLETED: Final = "completed"
+FAILED: Final = "failed"
+RETRIED: Final = "retried"
+
+EventKey = tuple[str, str]
+Targets = tuple[tuple[str, str], ...]
+
 
 @final
 @dataclass(frozen=True, slots=True)
 class RoutinePerformance:
     """What one routine did in one job, and how long its handler took (seconds).
 
-    ``p50`` and ``p95`` are over the most recent ``SAMPLE_LIMIT`` handler
-    runs; ``min``, ``avg`` and ``max`` are over all of them.
+    ``deliveries`` counts deliveries that reached an outcome: ``successes``
+    plus ``failures`` (failed for good). ``runs`` also counts the attempts that
+    failed and were retried (``retries``). ``success_rate`` is per delivery,
+    so a routine whose retries all recovered has a rate of 1.0. Times are per
+    handler run; ``p50`` and ``p95`` are over the most recent
+    ``SAMPLE_LIMIT`` runs, ``min``, ``avg`` and ``max`` over all of them.
     """
 
     routine_id: str
     deliveries: int
+    runs: int
     successes: int
     failures: int
     retries: int
@@ -42,9 +52,13 @@ class RoutinePerformance:
 @final
 @dataclass(frozen=True, slots=True)
 class FlowPerformance:
-    """Totals for one job: deliveries, emissions, wall time and throughput."""
+    """Totals for one job: deliveries, runs, emissions, wall time and throughput.
+
+    ``throughput`` is deliveries per second of wall time.
+    """
 
     deliveries: int
+    runs: int
     successes: int
     failures: int
     retries: int
@@ -55,14 +69,26 @@ class FlowPerformance:
 
 @dataclass(slots=True)
 class _Figures:
-    deliveries: int = 0
     successes: int = 0
     failures: int = 0
     retries: int = 0
     total_time: float = 0.0
     min_time: float = math.inf
     max_time: float = 0.0
-    samples: deque[float] = field(default_factory=lambda: deque(maxlen=SAMPLE_LIMIT))
+    samples: list[float] = field(default_factory=list)
+
+    def add(self, seconds: float) -> None:
+        runs = self.successes + self.failures + self.retries
+        self.total_time += seconds
+        if seconds < self.min_time:
+            self.min_time = seconds
+        if seconds > self.max_time:
+            self.max_time = seconds
+        samples = self.samples
+        if len(samples) < SAMPLE_LIMIT:
+            samples.append(seconds)
+        else:
+            samples[(runs - 1) % SAMPLE_LIMIT] = seconds
 
 
 @final
@@ -73,8 +99,8 @@ class ExecutionTracker:
     emission with :meth:`record_emission`, and the job's wall time with
     :meth:`add_wall_time`; users read the figures.
 
-    Thread safety: written by the job's scheduler only (under its lock in the
-    concurrent strategy); read it once the job has ended.
+    Thread safety: written by the job's scheduler only; read it once the job
+    has ended or paused.
     """
 
     __slots__ = ("_routines", "_events", "_targets", "wall_time")
@@ -82,8 +108,8 @@ class ExecutionTracker:
     def __init__(self) -> None:
         """Create a tracker with no figures."""
         self._routines: dict[str, _Figures] = {}
-        self._events: dict[tuple[str, str], int] = {}
-        self._targets: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {}
+        self._events: dict[EventKey, int] = {}
+        self._targets: dict[EventKey, Targets] = {}
         self.wall_time = 0.0
 
     def record_run(self, routine_id: str, outcome: str, seconds: float) -> None:
@@ -97,28 +123,23 @@ class ExecutionTracker:
         figures = self._routines.get(routine_id)
         if figures is None:
             figures = self._routines[routine_id] = _Figures()
-        figures.deliveries += 1
-        if outcome == "completed":
+        if outcome == COMPLETED:
             figures.successes += 1
-        elif outcome == "retried":
+        elif outcome == RETRIED:
             figures.retries += 1
         else:
             figures.failures += 1
-        figures.total_time += seconds
-        if seconds < figures.min_time:
-            figures.min_time = seconds
-        if seconds > figures.max_time:
-            figures.max_time = seconds
-        figures.samples.append(seconds)
+        figures.add(seconds)
 
-    def record_emission(
-        self, routine_id: str, event: str, targets: Iterable[tuple[str, str]]
-    ) -> None:
-        """Count one emission of ``routine_id.event`` and remember its targets."""
-        key = (routine_id, event)
-        self._events[key] = self._events.get(key, 0) + 1
-        if key not in self._targets:
-            self._targets[key] = tuple(targets)
+    def record_emission(self, key: EventKey, targets: Targets) -> None:
+        """Count one emission of event ``key`` (``(routine_id, event)``)."""
+        events = self._events
+        count = events.get(key)
+        if count is None:
+            events[key] = 1
+            self._targets[key] = targets
+        else:
+            events[key] = count + 1
 
     def add_wall_time(self, seconds: float) -> None:
         """Add the wall time of one run of the job (a resumed job runs again)."""
@@ -136,17 +157,19 @@ class ExecutionTracker:
                 f"routine {routine_id!r} has no recorded runs; "
                 f"routines with runs: {sorted(self._routines)}"
             )
-        count = figures.deliveries
+        deliveries = figures.successes + figures.failures
+        runs = deliveries + figures.retries
         ordered = sorted(figures.samples)
         return RoutinePerformance(
             routine_id=routine_id,
-            deliveries=count,
+            deliveries=deliveries,
+            runs=runs,
             successes=figures.successes,
             failures=figures.failures,
             retries=figures.retries,
-            success_rate=figures.successes / count,
+            success_rate=figures.successes / deliveries if deliveries else 0.0,
             min_time=figures.min_time,
-            avg_time=figures.total_time / count,
+            avg_time=figures.total_time / runs,
             max_time=figures.max_time,
             p50_time=_percentile(ordered, 50),
             p95_time=_percentile(ordered, 95),
@@ -154,27 +177,34 @@ class ExecutionTracker:
 
     def get_flow_performance(self) -> FlowPerformance:
         """Return the totals of the job."""
-        runs = self._routines.values()
-        deliveries = sum(f.deliveries for f in runs)
+        figures = self._routines.values()
+        successes = sum(f.successes for f in figures)
+        failures = sum(f.failures for f in figures)
+        retries = sum(f.retries for f in figures)
+        deliveries = successes + failures
         return FlowPerformance(
             deliveries=deliveries,
-            successes=sum(f.successes for f in runs),
-            failures=sum(f.failures for f in runs),
-            retries=sum(f.retries for f in runs),
+            runs=deliveries + retries,
+            successes=successes,
+            failures=failures,
+            retries=retries,
             events_emitted=sum(self._events.values()),
             wall_time=self.wall_time,
             throughput=deliveries / self.wall_time if self.wall_time > 0 else 0.0,
         )
 
-    def get_event_counts(self) -> dict[tuple[str, str], int]:
+    def get_event_counts(self) -> dict[EventKey, int]:
         """Return how often each ``(routine_id, event)`` was emitted."""
         return dict(self._events)
 
-    def get_event_targets(
-        self, routine_id: str, event: str
-    ) -> tuple[tuple[str, str], ...]:
+    def get_event_targets(self, routine_id: str, event: str) -> Targets:
         """Return the ``(routine_id, slot)`` pairs an emitted event was sent to."""
         return self._targets.get((routine_id, event), ())
+
+    @property
+    def routine_ids(self) -> list[str]:
+        """The routines whose handlers ran, in first-run order."""
+        return list(self._routines)
 
     def serialize(self) -> dict[str, object]:
         """Return every figure as a versioned dict of JSON types."""
@@ -183,7 +213,6 @@ class ExecutionTracker:
             "wall_time": self.wall_time,
             "routines": {
                 routine_id: [
-                    f.deliveries,
                     f.successes,
                     f.failures,
                     f.retries,
@@ -195,12 +224,7 @@ class ExecutionTracker:
                 for routine_id, f in self._routines.items()
             },
             "events": [
-                [
-                    rid,
-                    event,
-                    count,
-                    [list(t) for t in self._targets.get((rid, event), ())],
-                ]
+                [rid, event, count, [list(t) for t in self._targets[(rid, event)]]]
                 for (rid, event), count in self._events.items()
             ],
         }
@@ -218,24 +242,11 @@ class ExecutionTracker:
         try:
             tracker.wall_time = read(data, "wall_time", float, where)
             for rid, row in read(data, "routines", dict, where).items():
-                deliveries, successes, failures, retries, total, low, high, samples = (
-                    row
-                )
-                tracker._routines[rid] = _Figures(
-                    deliveries=int(deliveries),
-                    successes=int(successes),
-                    failures=int(failures),
-                    retries=int(retries),
-                    total_time=float(total),
-                    min_time=math.inf if low is None else float(low),
-                    max_time=float(high),
-                    samples=deque((float(x) for x in samples), maxlen=SAMPLE_LIMIT),
-                )
+                tracker._routines[str(rid)] = _figures_from_row(row)
             for rid, event, count, targets in read(data, "events", list, where):
-                tracker._events[(str(rid), str(event))] = int(count)
-                tracker._targets[(str(rid), str(event))] = tuple(
-                    (str(t), str(s)) for t, s in targets
-                )
+                key = (str(rid), str(event))
+                tracker._events[key] = int(count)
+                tracker._targets[key] = tuple((str(t), str(s)) for t, s in targets)
         except (TypeError, ValueError) as error:
             raise SerializationError(f"{where}: malformed data: {error}") from error
         return tracker
@@ -248,17 +259,27 @@ class ExecutionTracker:
 
     __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
 
-    @property
-    def routine_ids(self) -> list[str]:
-        """The routines whose handlers ran, in first-run order."""
-        return list(self._routines)
-
     def __repr__(self) -> str:
         """Return how many routines and events have figures."""
         return (
             f"ExecutionTracker(routines={len(self._routines)}, "
             f"events={len(self._events)})"
         )
+
+
+def _figures_from_row(row: object) -> _Figures:
+    if not isinstance(row, list) or len(row) != 7:
+        raise ValueError(f"a routine's figures must be a list of 7, got {row!r}")
+    successes, failures, retries, total, low, high, samples = row
+    return _Figures(
+        successes=int(successes),
+        failures=int(failures),
+        retries=int(retries),
+        total_time=float(total),
+        min_time=math.inf if low is None else float(low),
+        max_time=float(high),
+        samples=[float(x) for x in samples],
+    )
 
 
 def _percentile(ordered: list[float], percent: int) -> float:

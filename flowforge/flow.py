@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final, final
 
 from flowforge._context import CURRENT
 from flowforge._diagram import to_dot, to_mermaid
-from flowforge._fingerprint import describe_changes
+from flowforge._jobs import cancel_paused, recover_jobs, resume_job, start_job
 from flowforge._names import check_name
 from flowforge.connection import Connection
 from flowforge.error_handler import ErrorHandler
@@ -23,17 +23,18 @@ from flowforge.exceptions import (
     DefinitionError,
     DuplicateNameError,
     ExecutionError,
-    InvalidFlowError,
     JobStateError,
     SerializationError,
     UnknownPortError,
+    UnknownRoutineTypeError,
 )
 from flowforge.job_state import JobState, JobStatus
 from flowforge.routine import Routine
-from flowforge.runtime import Plan, Runtime, compile_plan
+from flowforge._plan import Plan, compile_plan
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 
 if TYPE_CHECKING:
+    from flowforge.store.base import Store
     from flowforge.types import Clock
 
 __all__ = ["Flow"]
@@ -212,6 +213,7 @@ class Flow:
         *,
         entry_slot: str | None = None,
         job_id: str | None = None,
+        store: Store | None = None,
     ) -> JobState:
         """Run a job from ``entry_routine_id`` to its end and return its state.
 
@@ -219,12 +221,31 @@ class Flow:
         ``entry_params`` as keyword arguments; any other routine receives them
         on ``entry_slot``, or on its only slot.
 
+        Args:
+            entry_routine_id: Where the job starts.
+            entry_params: The job's input, as keyword names to values.
+            entry_slot: The entry routine's slot that receives the params.
+            job_id: The job's id; a random one when omitted.
+            store: Makes the job durable: it is saved before it starts and
+                after every delivery, and can be resumed after a crash. If the
+                store already holds ``job_id``, that job is returned when it
+                has ended, and never run twice.
+
         Raises:
             UnknownPortError: If the entry routine or slot does not exist.
             DefinitionError: If the entry slot is ambiguous.
+            JobStateError: If the store holds ``job_id`` and the job has not
+                ended.
+            StoreError: If the store fails; the job stays in the store as of
+                its last checkpoint, ready for :meth:`resume`.
         """
-        return Runtime(self).start(
-            entry_routine_id, entry_params, entry_slot=entry_slot, job_id=job_id
+        return start_job(
+            self,
+            entry_routine_id,
+            entry_params,
+            entry_slot=entry_slot,
+            job_id=job_id,
+            store=store,
         )
 
     def pause(
@@ -250,11 +271,18 @@ class Flow:
         job = self._control_target(job_state, "pause")
         job.stop_request = (JobStatus.PAUSED, reason, checkpoint)
 
-    def cancel(self, job_state: JobState | str | None = None, reason: str = "") -> None:
+    def cancel(
+        self,
+        job_state: JobState | str | None = None,
+        reason: str = "",
+        *,
+        store: Store | None = None,
+    ) -> None:
         """Stop a job for good at the next delivery boundary.
 
         Its pending deliveries are dropped and recorded in its history with
-        the outcome ``"cancelled"``. A paused job is cancelled at once.
+        the outcome ``"cancelled"``. A paused job is cancelled at once (and,
+        with ``store``, saved there).
 
         Raises:
             JobStateError: If the job has already completed, failed or been
@@ -262,53 +290,52 @@ class Flow:
         """
         job = self._control_target(job_state, "cancel")
         if job.status is JobStatus.PAUSED:
-            job.status = JobStatus.CANCELLED
-            Runtime(self).run(job)
+            cancel_paused(self, job, store)
             return
         job.stop_request = (JobStatus.CANCELLED, reason, None)
 
-    def resume(self, job_state: JobState, *, force: bool = False) -> JobState:
-        """Continue a paused or failed job from its pending deliveries; return it.
+    def resume(
+        self,
+        job_state: JobState | str,
+        *,
+        store: Store | None = None,
+        force: bool = False,
+    ) -> JobState:
+        """Continue a paused, failed or interrupted job; return its final state.
 
-        A failed job runs its failed delivery again first, with a fresh
-        retry count. The entry routine never runs again. A job state loaded
-        from data brings back each routine's stats snapshot.
+        The job continues from its pending deliveries: a failed job runs its
+        failed delivery again first, with a fresh retry count, and the entry
+        routine never runs again. A job state loaded from data brings back
+        each routine's stats snapshot.
 
         Args:
-            job_state: The job to continue.
+            job_state: The job, or with ``store`` the id of a stored job
+                (paused, failed, or left running by a process that died).
+            store: Keeps the job durable while it runs.
             force: Resume even if this flow's definition differs from the
                 one the job started on.
 
         Raises:
-            JobStateError: If the job is completed, cancelled or running.
+            JobStateError: If the job is completed, cancelled, or owned by a
+                live process.
             InvalidFlowError: If the flow's routines, slots, events or
                 connections differ from the job's and ``force`` is false.
+            JobNotFoundError: If the store holds no such job.
         """
-        if job_state.status not in (JobStatus.PAUSED, JobStatus.FAILED):
-            raise JobStateError(
-                "only a paused or failed job can be resumed",
-                job_id=job_state.job_id,
-                status=job_state.status.value,
-            )
-        plan = self.plan()
-        if job_state.flow_shape and job_state.flow_shape != plan.shape and not force:
-            changes = describe_changes(job_state.flow_shape, plan.shape)
-            raise InvalidFlowError(
-                f"job {job_state.job_id!r} started on a different definition of "
-                f"flow {self.flow_id!r}: {'; '.join(changes)}. Resume on the "
-                "original flow, or pass force=True"
-            )
-        if not job_state.stats_restored:
-            for routine_id, state in job_state.routine_states.items():
-                routine = plan.routines.get(routine_id)
-                if routine is not None:
-                    routine.reset_stats()
-                    for key, value in state.stats.items():
-                        routine.set_stat(key, value)
-            job_state.stats_restored = True
-        if job_state.status is JobStatus.FAILED and job_state.pending:
-            job_state.pending[-1].attempt = 0
-        return Runtime(self).run(job_state)
+        return resume_job(self, job_state, store=store, force=force)
+
+    def recover(self, store: Store) -> list[JobState]:
+        """Resume every job of this flow that a dead process left running.
+
+        A job counts as abandoned when its owner's lease has expired, or when
+        its owner was a process on this machine that no longer exists. A job
+        whose owner still runs is left alone, so several processes may call
+        ``recover`` at once: each job is resumed by exactly one of them.
+
+        Returns:
+            The recovered jobs' final states.
+        """
+        return recover_jobs(self, store)
 
     def serialize(self) -> dict[str, object]:
         """Return the flow's definition and its routines' config and stats as data.
@@ -363,8 +390,12 @@ class Flow:
             routine_id = read(item, "id", str, f"{where} routine")
             try:
                 routine = Routine.deserialize(item.get("routine"), registry)
+            except UnknownRoutineTypeError as error:
+                raise UnknownRoutineTypeError(
+                    type_name=error.type_name, routine_id=routine_id
+                ) from None
             except SerializationError as error:
-                raise type(error)(f"routine {routine_id!r}: {error}") from error
+                raise SerializationError(f"routine {routine_id!r}: {error}") from error
             flow.add_routine(routine, routine_id)
         for item in read(data, "connections", list, where):
             connection = Connection.deserialize(item)

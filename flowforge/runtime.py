@@ -4,23 +4,26 @@ The loop pops the next delivery from the job's pending stack, merges its data
 into the slot's buffer, calls the handler and, when the handler returns,
 turns the emissions it recorded into new deliveries pushed on the stack in
 reverse connection order. The stack gives a depth-first order without
-recursion, so a chain of any length runs in constant stack depth.
+recursion, so a chain of any length runs in constant stack depth. With a
+journal, each finished delivery is checkpointed before the next one starts.
 """
 
 from __future__ import annotations
 
 import random
+import time
 import traceback
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from contextvars import Token
 from typing import TYPE_CHECKING, Final, final
 
 from flowforge._clock import SystemClock
 from flowforge._context import CURRENT, DeliveryContext
-from flowforge._fingerprint import flow_shape
+from flowforge._plan import Plan, Target, is_source
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
-from flowforge.exceptions import DefinitionError, ExecutionError
+from flowforge.exceptions import DefinitionError, ExecutionError, StoreError
+from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import (
     Delivery,
@@ -30,62 +33,21 @@ from flowforge.record import (
     RoutineStatus,
 )
 from flowforge.routine import Routine
+from flowforge.store.base import Change
 
 if TYPE_CHECKING:
-    from flowforge.connection import Connection
+    from flowforge._journal import Journal
     from flowforge.flow import Flow
-    from flowforge.slot import Slot
     from flowforge.types import Clock, Payload
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "drop_pending"]
 
 STOP_HANDLER: Final = ErrorHandler(ErrorStrategy.STOP)
+BUFFERED: Final = "buffered"
+DROPPED: Final = "dropped"
+CANCELLED: Final = "cancelled"
 
-
-@final
-@dataclass(frozen=True, slots=True)
-class Edge:
-    """A connection resolved to the objects the loop needs."""
-
-    index: int
-    connection: Connection
-    target_id: str
-    slot: Slot
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A flow's routing table, built once per change of the flow."""
-
-    routines: Mapping[str, Routine]
-    routes: Mapping[tuple[str, str], tuple[Edge, ...]]
-    join_sources: Mapping[tuple[str, str], frozenset[int]]
-    shape: dict[str, object]
-
-
-def compile_plan(flow: Flow) -> Plan:
-    """Return the routing table of ``flow``: each event's edges, each join's sources."""
-    routes: dict[tuple[str, str], list[Edge]] = {}
-    join_sources: dict[tuple[str, str], set[int]] = {}
-    routines = dict(flow.routines)
-    for index, connection in enumerate(flow.connections):
-        slot = routines[connection.target_id].get_slot(connection.slot)
-        edge = Edge(index, connection, connection.target_id, slot)
-        routes.setdefault((connection.source_id, connection.event), []).append(edge)
-        if slot.is_join:
-            join_sources.setdefault((connection.target_id, slot.name), set()).add(index)
-    return Plan(
-        routines=routines,
-        routes={key: tuple(edges) for key, edges in routes.items()},
-        join_sources={key: frozenset(found) for key, found in join_sources.items()},
-        shape=flow_shape(flow),
-    )
-
-
-def is_source(routine: Routine) -> bool:
-    """Return whether ``routine``'s class overrides ``__call__``."""
-    return type(routine).__call__ is not Routine.__call__
+Undo = tuple[Target, "Payload | None", "Payload"]
 
 
 @final
@@ -94,21 +56,26 @@ class Runtime:
 
     Args:
         flow: The flow whose routines the jobs run.
-        clock: The time seam; defaults to the flow's clock.
+        journal: Checkpoints each delivery of a durable job into its store.
 
-    Thread safety: a runtime runs one job per call; several threads may each
-    run their own job of the same flow.
+    Thread safety: a runtime runs one job at a time; several threads may each
+    run their own job of the same flow with their own runtime.
     """
 
-    __slots__ = ("flow", "clock", "_random")
+    __slots__ = ("flow", "clock", "journal", "_monotonic", "_random")
 
-    def __init__(self, flow: Flow, *, clock: Clock | None = None) -> None:
+    def __init__(self, flow: Flow, *, journal: Journal | None = None) -> None:
         """Bind the runtime to ``flow``."""
         self.flow = flow
-        self.clock: Clock = clock or flow.clock or SystemClock()
-        self._random = random.Random()
+        self.clock: Clock = flow.clock or SystemClock()
+        self.journal = journal
+        # The system clock's method adds a frame per call; read time directly.
+        self._monotonic = (
+            time.monotonic if type(self.clock) is SystemClock else self.clock.monotonic
+        )
+        self._random: random.Random | None = None
 
-    def start(
+    def new_job(
         self,
         entry_routine_id: str,
         entry_params: Mapping[str, object] | None = None,
@@ -116,7 +83,7 @@ class Runtime:
         entry_slot: str | None = None,
         job_id: str | None = None,
     ) -> JobState:
-        """Create a job that starts at ``entry_routine_id`` and run it to its end.
+        """Return a pending job that starts at ``entry_routine_id``.
 
         Raises:
             UnknownPortError: If the entry routine or slot does not exist.
@@ -138,50 +105,87 @@ class Runtime:
         )
         job.pending.append(Delivery(0, entry_routine_id, slot_name, dict(params)))
         job.next_seq = 1
-        return self.run(job)
+        return job
 
     def run(self, job: JobState) -> JobState:
-        """Run ``job``'s pending deliveries until it ends; return it."""
+        """Run ``job``'s pending deliveries until it ends or pauses; return it."""
         plan = self.flow.plan()
         clock = self.clock
         job.status = JobStatus.RUNNING
         now = clock.now()
         job.started_at = job.started_at or now
-        job.wall_offset = now.timestamp() - clock.monotonic()
+        job.wall_offset = now.timestamp() - self._monotonic()
         context = DeliveryContext(job)
-        token = CURRENT.set(context)
-        began = clock.monotonic()
+        began = self._monotonic()
+        journal = self.journal
+        if journal is not None:
+            journal.begin(job)
         self.flow.register_running(job)
+        token = CURRENT.set(context)
         try:
             self._loop(job, plan, context)
-        finally:
-            self.flow.unregister_running(job)
-            CURRENT.reset(token)
-            job.tracker.add_wall_time(clock.monotonic() - began)
-            _snapshot_stats(job, plan)
+        except StoreError:
+            self._finish(job, plan, began, token, write=False)
+            raise
+        except BaseException:
+            self._finish(job, plan, began, token, write=True)
+            raise
+        self._settle(job)
+        self._finish(job, plan, began, token, write=True)
+        return job
+
+    def _finish(
+        self,
+        job: JobState,
+        plan: Plan,
+        began: float,
+        token: Token[DeliveryContext | None],
+        *,
+        write: bool,
+    ) -> None:
+        """Release what the run held; save the job's state unless the store failed."""
+        CURRENT.reset(token)
+        self.flow.unregister_running(job)
+        job.tracker.add_wall_time(self._monotonic() - began)
+        _snapshot_stats(job, plan)
+        if self.journal is not None:
+            self.journal.end(job, write=write)
+
+    def _settle(self, job: JobState) -> None:
         if job.status is JobStatus.RUNNING and not job.pending:
             job.status = JobStatus.COMPLETED
         if job.status is not JobStatus.PAUSED:
-            job.finished_at = clock.now()
+            job.finished_at = self.clock.now()
         if job.status is JobStatus.CANCELLED:
-            _drop_pending(job, clock.monotonic())
-        return job
+            drop_pending(job, self._monotonic() + job.wall_offset)
 
     def _loop(self, job: JobState, plan: Plan, context: DeliveryContext) -> None:
         pending = job.pending
         limit = self.flow.max_deliveries
+        journal = self.journal
+        deliver = self._deliver
         while pending:
             if job.stop_request is not None:
                 _honour_stop_request(job, self.clock)
                 return
-            delivery = pending[-1]
+            delivery = pending.pop()
             if delivery.attempt == 0:
                 if job.delivery_count >= limit:
+                    pending.append(delivery)
                     _fail_on_limit(job, delivery, limit, self.clock)
                     return
                 job.delivery_count += 1
-            pending.pop()
-            if not self._deliver(job, plan, context, delivery):
+            else:
+                self._wait_before_retry(plan, delivery)
+            if journal is None:
+                if not deliver(job, plan, context, delivery):
+                    return
+                continue
+            change = _change_before(job, delivery)
+            going_on = deliver(job, plan, context, delivery)
+            _snapshot_routine(job, plan, delivery.routine_id)
+            journal.commit(job, change)
+            if not going_on:
                 return
 
     def _deliver(
@@ -192,30 +196,41 @@ class Runtime:
         state = job.routine_states.get(routine_id)
         if state is None:
             state = job.routine_states[routine_id] = RoutineState(routine_id)
-        if state.status is RoutineStatus.SKIPPED:
-            self._record(job, delivery, "dropped", self.clock.monotonic(), 0.0)
+        elif state.status is RoutineStatus.SKIPPED:
+            self._record(job, delivery, DROPPED, self._monotonic(), 0.0)
             return True
-        state.deliveries += delivery.attempt == 0
-        routine = plan.routines[routine_id]
+        if delivery.attempt == 0:
+            state.deliveries += 1
         slot_name = delivery.slot
         if slot_name is None:
-            return self._call(job, plan, context, delivery, routine, state, None)
-        slot = routine._slots[slot_name]
-        key = (routine_id, slot_name)
-        old = job.slot_buffers.get(key)
-        try:
-            buffer = slot.merge(old, delivery.data)
-        except Exception as error:  # noqa: BLE001  a user's merge function failed
-            now = self.clock.monotonic()
-            return self._fail(job, delivery, routine, state, error, now, 0.0)
-        job.slot_buffers[key] = buffer
-        if slot.is_join and delivery.connection >= 0:
-            arrived = job.join_arrivals.setdefault(key, set())
-            arrived.add(delivery.connection)
-            if not arrived >= plan.join_sources[key]:
-                self._record(job, delivery, "buffered", self.clock.monotonic(), 0.0)
-                return True
-        undo = (key, slot, old, buffer)
+            undo: Undo | None = None
+            routine = plan.routines[routine_id]
+        else:
+            connection = delivery.connection
+            target = (
+                plan.edges[connection].target
+                if connection >= 0
+                else plan.target(routine_id, slot_name)
+            )
+            routine = target.routine
+            buffers = job.slot_buffers
+            old = buffers.get(target.key)
+            data = delivery.data
+            if target.merge_override:
+                buffer = {**old, **data} if old else dict(data)
+            else:
+                try:
+                    buffer = target.slot.merge(old, data)
+                except Exception as error:  # noqa: BLE001  a user's merge failed
+                    return self._fail(job, delivery, routine, state, error, 0.0)
+            buffers[target.key] = buffer
+            if target.join_sources and connection >= 0:
+                arrived = job.join_arrivals.setdefault(target.key, set())
+                arrived.add(connection)
+                if not arrived >= target.join_sources:
+                    self._record(job, delivery, BUFFERED, self._monotonic(), 0.0)
+                    return True
+            undo = (target, old, buffer)
         return self._call(job, plan, context, delivery, routine, state, undo)
 
     def _call(
@@ -226,25 +241,23 @@ class Runtime:
         delivery: Delivery,
         routine: Routine,
         state: RoutineState,
-        undo: tuple[tuple[str, str], Slot, Payload | None, Payload] | None,
+        undo: Undo | None,
     ) -> bool:
         context.routine = routine
-        context.routine_id = routine_id = delivery.routine_id
-        context.slot = delivery.slot
-        context.seq = delivery.seq
-        context.attempt = delivery.attempt
-        emissions = context.emissions = []
-        monotonic = self.clock.monotonic
+        context.delivery = delivery
+        emissions: list[tuple[str, Payload]] = []
+        context.emissions = emissions
+        monotonic = self._monotonic
         started = monotonic()
         try:
             if undo is None:
                 routine(**delivery.data)
             else:
-                undo[1].invoke(undo[3], routine_id)
+                undo[0].invoke(undo[2], delivery.routine_id)
         except Exception as error:  # noqa: BLE001  user code: any failure is handled
             duration = monotonic() - started
             _rollback(job, delivery, undo)
-            return self._fail(job, delivery, routine, state, error, started, duration)
+            return self._fail(job, delivery, routine, state, error, duration, started)
         except BaseException:
             _rollback(job, delivery, undo)
             job.pending.append(delivery)
@@ -252,14 +265,15 @@ class Runtime:
         finally:
             context.routine = None
         duration = monotonic() - started
-        if undo is not None and undo[1].is_join:
-            del job.slot_buffers[undo[0]]
-            job.join_arrivals.pop(undo[0], None)
+        if undo is not None and undo[0].join_sources:
+            key = undo[0].key
+            del job.slot_buffers[key]
+            job.join_arrivals.pop(key, None)
         if state.status is RoutineStatus.RUNNING:
             state.status = RoutineStatus.COMPLETED
-        self._record(job, delivery, "completed", started, duration)
+        self._record(job, delivery, COMPLETED, started, duration)
         if emissions:
-            _route(job, plan, routine_id, emissions)
+            _route(job, plan, delivery.routine_id, emissions)
         return True
 
     def _fail(
@@ -269,20 +283,19 @@ class Runtime:
         routine: Routine,
         state: RoutineState,
         error: Exception,
-        started: float,
         duration: float,
+        started: float | None = None,
     ) -> bool:
-        handler = routine._error_handler or self.flow.error_handler or STOP_HANDLER
+        if started is None:
+            started = self._monotonic()
+        handler = self._handler_for(routine)
         if handler.should_retry(error, delivery.attempt):
-            self._record(job, delivery, "retried", started, duration)
-            self.clock.sleep(handler.retry_delay_for(delivery.attempt, self._random))
+            self._record(job, delivery, RETRIED, started, duration)
             delivery.attempt += 1
             job.pending.append(delivery)
             return True
-        self._record(job, delivery, "failed", started, duration)
-        record = _error_record(delivery, error, self.clock)
-        job.errors.append(record)
-        state.errors.append(record)
+        self._record(job, delivery, FAILED, started, duration)
+        _add_error(job, state, _error_record(delivery, error, self.clock))
         strategy = handler.final_strategy()
         if strategy is ErrorStrategy.SKIP:
             state.status = RoutineStatus.SKIPPED
@@ -293,6 +306,15 @@ class Runtime:
             job.status = JobStatus.FAILED
             return False
         return True
+
+    def _handler_for(self, routine: Routine) -> ErrorHandler:
+        return routine._error_handler or self.flow.error_handler or STOP_HANDLER
+
+    def _wait_before_retry(self, plan: Plan, delivery: Delivery) -> None:
+        handler = self._handler_for(plan.routines[delivery.routine_id])
+        if handler.retry_jitter and self._random is None:
+            self._random = random.Random()
+        self.clock.sleep(handler.retry_delay_for(delivery.attempt - 1, self._random))
 
     def _record(
         self,
@@ -313,7 +335,8 @@ class Runtime:
                 duration,
             )
         )
-        if outcome in ("completed", "failed", "retried"):
+        job.history_total += 1
+        if outcome is COMPLETED or outcome is FAILED or outcome is RETRIED:
             job.tracker.record_run(delivery.routine_id, outcome, duration)
 
 
@@ -321,41 +344,55 @@ def _route(
     job: JobState, plan: Plan, routine_id: str, emissions: list[tuple[str, Payload]]
 ) -> None:
     """Turn a handler's emissions into deliveries, first one on top of the stack."""
-    tracker = job.tracker
+    record_emission = job.tracker.record_emission
+    routes = plan.routes[routine_id]
     created: list[Delivery] = []
     seq = job.next_seq
     for event, data in emissions:
-        edges = plan.routes.get((routine_id, event), ())
-        tracker.record_emission(
-            routine_id, event, [(e.target_id, e.slot.name) for e in edges]
-        )
-        for edge in edges:
-            payload = edge.connection.apply(data)
+        route = routes[event]
+        record_emission(route.key, route.targets)
+        for edge in route.edges:
+            target = edge.target
+            payload = data if edge.apply is None else edge.apply(data)
             created.append(
-                Delivery(seq, edge.target_id, edge.slot.name, payload, edge.index)
+                Delivery(seq, target.routine_id, target.slot.name, payload, edge.index)
             )
             seq += 1
     job.next_seq = seq
-    created.reverse()
+    if len(created) > 1:
+        created.reverse()
     job.pending.extend(created)
 
 
-def _rollback(
-    job: JobState,
-    delivery: Delivery,
-    undo: tuple[tuple[str, str], Slot, Payload | None, Payload] | None,
-) -> None:
+def _rollback(job: JobState, delivery: Delivery, undo: Undo | None) -> None:
     """Undo a failed delivery's merge so a retry or resume merges it once."""
     if undo is None:
         return
-    key, slot, old, buffer = undo
-    slot.unmerge(buffer, delivery.data)
+    target, old, buffer = undo
+    target.slot.unmerge(buffer, delivery.data)
     if old is None:
-        del job.slot_buffers[key]
+        del job.slot_buffers[target.key]
     else:
-        job.slot_buffers[key] = old
-    if slot.is_join and delivery.connection >= 0:
-        job.join_arrivals[key].discard(delivery.connection)
+        job.slot_buffers[target.key] = old
+    if target.join_sources and delivery.connection >= 0:
+        job.join_arrivals[target.key].discard(delivery.connection)
+
+
+def _change_before(job: JobState, delivery: Delivery) -> Change:
+    """Describe, before a delivery runs, which parts of the job it may change."""
+    slot = delivery.slot
+    return Change(
+        pending_from=len(job.pending),
+        routine_id=delivery.routine_id,
+        buffer_key=None if slot is None else (delivery.routine_id, slot),
+        history_from=job.history_total,
+        errors_from=len(job.errors),
+    )
+
+
+def _add_error(job: JobState, state: RoutineState, record: ErrorRecord) -> None:
+    job.errors.append(record)
+    state.errors.append(record)
 
 
 def _error_record(
@@ -378,7 +415,11 @@ def _fail_on_limit(job: JobState, delivery: Delivery, limit: int, clock: Clock) 
         f"job {job.job_id!r} reached the flow's limit of {limit} deliveries; a cycle "
         "may never end. Add a stop condition, or raise Flow(max_deliveries=...)"
     )
-    job.errors.append(_error_record(delivery, error, clock))
+    routine_id = delivery.routine_id
+    state = job.routine_states.get(routine_id)
+    if state is None:
+        state = job.routine_states[routine_id] = RoutineState(routine_id)
+    _add_error(job, state, _error_record(delivery, error, clock))
     job.status = JobStatus.FAILED
 
 
@@ -393,26 +434,36 @@ def _honour_stop_request(job: JobState, clock: Clock) -> None:
         )
 
 
-def _drop_pending(job: JobState, now: float) -> None:
-    """Record a cancelled job's pending deliveries in its history, then drop them."""
+def drop_pending(job: JobState, now: float) -> None:
+    """Record a cancelled job's pending deliveries in its history, then drop them.
+
+    ``now`` is the time to record, in seconds since the epoch.
+    """
     for delivery in reversed(job.pending):
         job.history_raw.append(
             (
                 delivery.seq,
                 delivery.routine_id,
                 delivery.slot,
-                "cancelled",
+                CANCELLED,
                 delivery.attempt,
-                now + job.wall_offset,
+                now,
                 0.0,
             )
         )
+        job.history_total += 1
     job.pending.clear()
 
 
-def _snapshot_stats(job: JobState, plan: Plan) -> None:
-    for routine_id, state in job.routine_states.items():
+def _snapshot_routine(job: JobState, plan: Plan, routine_id: str) -> None:
+    state = job.routine_states.get(routine_id)
+    if state is not None:
         state.stats = plan.routines[routine_id].stats()
+
+
+def _snapshot_stats(job: JobState, plan: Plan) -> None:
+    for routine_id in job.routine_states:
+        _snapshot_routine(job, plan, routine_id)
 
 
 def _entry_params(params: Mapping[str, object] | None) -> Payload:

@@ -60,6 +60,7 @@ def test_routine_figures_match_scripted_durations() -> None:
     assert job.tracker is not None
     figures = job.tracker.get_routine_performance("worker")
     assert figures.deliveries == 20
+    assert figures.runs == 20
     assert figures.successes == 18
     assert figures.failures == 2
     assert figures.retries == 0
@@ -98,7 +99,9 @@ def test_retries_are_counted_per_routine() -> None:
 
     assert job.tracker is not None
     figures = job.tracker.get_routine_performance("worker")
-    assert (figures.deliveries, figures.retries, figures.failures) == (3, 2, 1)
+    assert (figures.deliveries, figures.runs) == (1, 3)
+    assert (figures.retries, figures.failures, figures.successes) == (2, 1, 0)
+    assert figures.success_rate == 0.0
 
 
 def test_events_are_counted_with_every_target() -> None:

@@ -1,0 +1,176 @@
+"""Starting, resuming, cancelling and recovering jobs: the rules around the Runtime.
+
+A job without a store runs in this process only. With a store it is
+*durable*: it is saved before it starts, checkpointed after every delivery,
+and owned through a lease, so that a job id never runs twice and a job left
+behind by a dead process can be recovered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from flowforge._journal import DEFAULT_LEASE_SECONDS, Journal, is_dead_owner
+from flowforge._fingerprint import describe_changes
+from flowforge.exceptions import InvalidFlowError, JobNotFoundError, JobStateError
+from flowforge.job_state import JobState, JobStatus
+from flowforge.runtime import Runtime, drop_pending
+
+if TYPE_CHECKING:
+    from flowforge.flow import Flow
+    from flowforge.store.base import Store
+
+__all__ = ["cancel_paused", "recover_jobs", "resume_job", "start_job"]
+
+RESUMABLE = (JobStatus.PAUSED, JobStatus.FAILED)
+
+
+def start_job(
+    flow: Flow,
+    entry_routine_id: str,
+    entry_params: Mapping[str, object] | None,
+    *,
+    entry_slot: str | None,
+    job_id: str | None,
+    store: Store | None,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> JobState:
+    """Create a job and run it; with a store, never run a job id twice."""
+    journal = None if store is None else Journal(store, lease_seconds=lease_seconds)
+    runtime = Runtime(flow, journal=journal)
+    job = runtime.new_job(
+        entry_routine_id, entry_params, entry_slot=entry_slot, job_id=job_id
+    )
+    if journal is not None and not journal.create(job):
+        return _existing(journal.store, job.job_id)
+    return runtime.run(job)
+
+
+def resume_job(
+    flow: Flow,
+    job: JobState | str,
+    *,
+    store: Store | None,
+    force: bool,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> JobState:
+    """Continue a paused, failed or interrupted job; see :meth:`Flow.resume`."""
+    journal = None if store is None else Journal(store, lease_seconds=lease_seconds)
+    if isinstance(job, str):
+        if journal is None:
+            raise TypeError("resume(job_id) needs store=...: where else is the job?")
+        job = _claim(journal, job)
+    elif job.status not in RESUMABLE:
+        raise JobStateError(
+            "only a paused or failed job can be resumed",
+            job_id=job.job_id,
+            status=job.status.value,
+        )
+    elif journal is not None and not journal.acquire(job.job_id):
+        raise _busy(journal.store, job.job_id)
+    _check_flow(flow, job, force)
+    _restore_stats(flow, job)
+    if job.status is JobStatus.FAILED and job.pending:
+        job.pending[-1].attempt = 0
+    return Runtime(flow, journal=journal).run(job)
+
+
+def recover_jobs(
+    flow: Flow, store: Store, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> list[JobState]:
+    """Resume every job of ``flow`` left running by a dead or expired owner."""
+    resumed: list[JobState] = []
+    for record in store.list_jobs(flow_id=flow.flow_id, status=JobStatus.RUNNING):
+        journal = Journal(store, lease_seconds=lease_seconds)
+        dead = record.owner if is_dead_owner(record.owner) else None
+        if not journal.acquire(record.job_id, replacing=dead):
+            continue
+        job = store.load(record.job_id)
+        _check_flow(flow, job, force=False)
+        _restore_stats(flow, job)
+        resumed.append(Runtime(flow, journal=journal).run(job))
+    return resumed
+
+
+def cancel_paused(flow: Flow, job: JobState, store: Store | None) -> None:
+    """Cancel a paused job at once, dropping its pending deliveries."""
+    job.status = JobStatus.CANCELLED
+    job.finished_at = Runtime(flow).clock.now()
+    drop_pending(job, job.finished_at.timestamp())
+    if store is not None:
+        store.save(job)
+
+
+def _claim(journal: Journal, job_id: str) -> JobState:
+    store = journal.store
+    record = store.get(job_id)
+    if record.status is JobStatus.RUNNING:
+        dead = record.owner if is_dead_owner(record.owner) else None
+        if not journal.acquire(job_id, replacing=dead):
+            raise _busy(store, job_id)
+    elif record.status in RESUMABLE:
+        if not journal.acquire(job_id):
+            raise _busy(store, job_id)
+    else:
+        raise JobStateError(
+            "only a paused, failed or interrupted job can be resumed",
+            job_id=job_id,
+            status=record.status.value,
+        )
+    return store.load(job_id)
+
+
+def _existing(store: Store, job_id: str) -> JobState:
+    """Return a finished job already in the store, or refuse to run it again."""
+    try:
+        job = store.load(job_id)
+    except JobNotFoundError:  # deleted between create and load: a race, say so
+        raise JobStateError(
+            "the store refused to create it but no longer holds it; try again",
+            job_id=job_id,
+            status="unknown",
+        ) from None
+    if job.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+        return job
+    raise JobStateError(
+        "the store already holds this job id and it has not ended; it is never "
+        "run twice. Use flow.resume(job_id, store=...) to continue it",
+        job_id=job_id,
+        status=job.status.value,
+    )
+
+
+def _busy(store: Store, job_id: str) -> JobStateError:
+    record = store.get(job_id)
+    return JobStateError(
+        f"it is leased to {record.owner!r} until {record.lease_until}; a job still "
+        "owned by a live process is not taken over",
+        job_id=job_id,
+        status=record.status.value,
+    )
+
+
+def _check_flow(flow: Flow, job: JobState, force: bool) -> None:
+    shape = flow.plan().shape
+    if job.flow_shape and job.flow_shape != shape and not force:
+        changes = describe_changes(job.flow_shape, shape)
+        raise InvalidFlowError(
+            f"job {job.job_id!r} started on a different definition of flow "
+            f"{flow.flow_id!r}: {'; '.join(changes)}. Resume on the original "
+            "flow, or pass force=True"
+        )
+
+
+def _restore_stats(flow: Flow, job: JobState) -> None:
+    """Bring back each routine's stats snapshot into a job loaded from data."""
+    if job.stats_restored:
+        return
+    routines = flow.routines
+    for routine_id, state in job.routine_states.items():
+        routine = routines.get(routine_id)
+        if routine is not None:
+            routine.reset_stats()
+            for key, value in state.stats.items():
+                routine.set_stat(key, value)
+    job.stats_restored = True

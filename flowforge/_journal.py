@@ -1,0 +1,128 @@
+"""Journal: checkpoints a durable job into its store while this process owns it.
+
+A process owns a job through a lease in the store: an owner id
+(``host:pid:nonce``) and a time until which the claim holds. Every checkpoint
+renews the lease, and a heartbeat thread renews it during long handlers. A job
+whose lease has expired, or whose owner is a dead process on this machine, may
+be taken over by :meth:`Flow.recover <flowforge.Flow.recover>`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Final, final
+
+from flowforge.exceptions import StoreError
+
+if TYPE_CHECKING:
+    from flowforge.job_state import JobState
+    from flowforge.store.base import Change, Store
+
+__all__ = ["DEFAULT_LEASE_SECONDS", "Journal", "is_dead_owner", "new_owner_id"]
+
+DEFAULT_LEASE_SECONDS: Final = 30.0
+
+
+def new_owner_id() -> str:
+    """Return an owner id naming this host and process, unique per call."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def is_dead_owner(owner: str | None) -> bool:
+    """Return whether ``owner`` is a process on this host that no longer runs."""
+    if owner is None:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, but another user's
+        return False
+    return False
+
+
+@final
+class Journal:
+    """Write one job's progress to a store, holding its lease.
+
+    Args:
+        store: Where the job is saved.
+        lease_seconds: How long a claim holds without renewal.
+
+    Thread safety: used by the job's scheduler; its heartbeat runs in a
+    thread of its own.
+    """
+
+    __slots__ = ("store", "owner", "lease_seconds", "_stop", "_heartbeat", "_lost")
+
+    def __init__(
+        self, store: Store, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> None:
+        """Create a journal with a fresh owner id."""
+        if not lease_seconds > 0:
+            raise StoreError(f"lease_seconds must be positive, got {lease_seconds!r}")
+        self.store = store
+        self.owner = new_owner_id()
+        self.lease_seconds = lease_seconds
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self._lost = False
+
+    def lease_until(self) -> float:
+        """Return when a lease taken now ends, in seconds since the epoch."""
+        return time.time() + self.lease_seconds
+
+    def create(self, job: JobState) -> bool:
+        """Save a new job owned by this journal; False if its id is taken."""
+        return self.store.create(job, owner=self.owner, lease_until=self.lease_until())
+
+    def acquire(self, job_id: str, *, replacing: str | None = None) -> bool:
+        """Take the job's lease if it is free, expired, or held by ``replacing``."""
+        return self.store.acquire(
+            job_id,
+            owner=self.owner,
+            lease_until=self.lease_until(),
+            now=time.time(),
+            replacing=replacing,
+        )
+
+    def begin(self, job: JobState) -> None:
+        """Save the job as running under this owner and start the heartbeat."""
+        self.store.save(job, owner=self.owner, lease_until=self.lease_until())
+        self._stop.clear()
+        self._heartbeat = threading.Thread(
+            target=self._beat, args=(job.job_id,), name="flowforge-lease", daemon=True
+        )
+        self._heartbeat.start()
+
+    def commit(self, job: JobState, change: Change) -> None:
+        """Save what one delivery changed, renewing the lease."""
+        self.store.checkpoint(
+            job, change, owner=self.owner, lease_until=self.lease_until()
+        )
+
+    def end(self, job: JobState, *, write: bool = True) -> None:
+        """Stop the heartbeat; save the job's final state and release its lease."""
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+            self._heartbeat = None
+        if write and not self._lost:
+            self.store.save(job, owner=self.owner, lease_until=None)
+
+    def _beat(self, job_id: str) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                if not self.acquire(job_id):
+                    self._lost = True
+                    return
+            except StoreError:  # the next checkpoint reports the failure
+                continue

@@ -1,0 +1,129 @@
+"""A flow's routing table, compiled once per change of the flow.
+
+The scheduler reads everything it needs per delivery from here: the target
+routine, slot and handler binding of each connection, the edges each event
+fans out to, and the sources each join waits for. Compiling is pure: it reads
+the flow and calls no user code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, final
+
+from flowforge._fingerprint import flow_shape
+from flowforge.routine import Routine
+
+if TYPE_CHECKING:
+    from flowforge.connection import Connection
+    from flowforge.flow import Flow
+    from flowforge.slot import Slot
+    from flowforge.types import Payload
+
+__all__ = ["Edge", "Plan", "Route", "Target", "compile_plan", "is_source"]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A slot resolved to what the loop needs to deliver to it."""
+
+    routine_id: str
+    routine: Routine
+    slot: Slot
+    key: tuple[str, str]
+    invoke: Callable[[Payload, str], object]
+    merge_override: bool
+    join_sources: frozenset[int]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """A connection with its index in ``flow.connections`` and its target."""
+
+    index: int
+    target: Target
+    apply: Callable[[Payload], Payload] | None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one event of one routine goes: its edges in connection order."""
+
+    key: tuple[str, str]
+    edges: tuple[Edge, ...]
+    targets: tuple[tuple[str, str], ...]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Everything the scheduler looks up, by connection index and by routine."""
+
+    routines: Mapping[str, Routine]
+    edges: tuple[Edge, ...]
+    routes: Mapping[str, Mapping[str, Route]]
+    targets: Mapping[tuple[str, str], Target]
+    shape: dict[str, object]
+
+    def target(self, routine_id: str, slot: str) -> Target:
+        """Return the target for a delivery that came from no connection."""
+        return self.targets[(routine_id, slot)]
+
+
+def compile_plan(flow: Flow) -> Plan:
+    """Return the routing table of ``flow``."""
+    routines = dict(flow.routines)
+    connections = flow.connections
+    joins: dict[tuple[str, str], set[int]] = {}
+    for index, connection in enumerate(connections):
+        joins.setdefault((connection.target_id, connection.slot), set()).add(index)
+    targets = {
+        (rid, name): _target(rid, routine, slot, joins.get((rid, name), set()))
+        for rid, routine in routines.items()
+        for name, slot in routine.slots.items()
+    }
+    edges = tuple(
+        Edge(index, targets[(c.target_id, c.slot)], _applier(c))
+        for index, c in enumerate(connections)
+    )
+    fan_out: dict[tuple[str, str], list[Edge]] = {}
+    for edge, connection in zip(edges, connections, strict=True):
+        fan_out.setdefault((connection.source_id, connection.event), []).append(edge)
+    routes = {
+        rid: {
+            event: _route(rid, event, fan_out.get((rid, event), []))
+            for event in routine.events
+        }
+        for rid, routine in routines.items()
+    }
+    return Plan(routines, edges, routes, targets, flow_shape(flow))
+
+
+def is_source(routine: Routine) -> bool:
+    """Return whether ``routine``'s class overrides ``__call__``."""
+    return type(routine).__call__ is not Routine.__call__
+
+
+def _target(rid: str, routine: Routine, slot: Slot, sources: set[int]) -> Target:
+    return Target(
+        routine_id=rid,
+        routine=routine,
+        slot=slot,
+        key=(rid, slot.name),
+        invoke=slot._invoke,
+        merge_override=slot.merge_strategy == "override",
+        join_sources=frozenset(sources) if slot.is_join else frozenset(),
+    )
+
+
+def _applier(connection: Connection) -> Callable[[Payload], Payload] | None:
+    return connection.apply if connection.param_mapping else None
+
+
+def _route(rid: str, event: str, edges: list[Edge]) -> Route:
+    targets = tuple((e.target.routine_id, e.target.slot.name) for e in edges)
+    return Route((rid, event), tuple(edges), targets)

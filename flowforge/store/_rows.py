@@ -1,0 +1,188 @@
+"""A job state cut into rows, and put back together: shared by row-based stores.
+
+A job's small, rarely changing fields form its *header*; its pending
+deliveries, slot buffers, routine states, errors and history are rows, so
+that a checkpoint after one delivery writes only the rows that delivery
+changed. Every row is JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from flowforge._codec import encode
+from flowforge.exceptions import SerializationError
+from flowforge.job_state import JobState
+from flowforge.record import delivery_to_data, error_to_data, routine_state_to_data
+from flowforge.store.base import Change
+
+__all__ = ["ChangeRows", "JobRows", "assemble", "change_rows", "dumps", "job_rows"]
+
+ROW_KEYS: Final = (
+    "routine_states",
+    "pending",
+    "slot_buffers",
+    "join_arrivals",
+    "errors",
+    "history",
+)
+COUNTER_KEYS: Final = ("status", "delivery_count", "next_seq", "history_total")
+
+BufferKey = tuple[str, str]
+
+
+def dumps(value: object) -> str:
+    """Return compact JSON text; values are already JSON types."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+@dataclass(slots=True)
+class JobRows:
+    """A whole job state as a header and rows of JSON text."""
+
+    header: str
+    counters: dict[str, object]
+    pending: list[str]
+    buffers: dict[BufferKey, tuple[str | None, str | None]]
+    routines: dict[str, str]
+    errors: list[str]
+    history: list[tuple[int, str]]
+
+
+@dataclass(slots=True)
+class ChangeRows:
+    """The rows one delivery changed (see :class:`~flowforge.store.base.Change`)."""
+
+    counters: dict[str, object]
+    pending_from: int
+    pending: list[str]
+    routine: tuple[str, str] | None
+    buffer: tuple[BufferKey, str | None, str | None] | None
+    errors: list[tuple[int, str]]
+    history: list[tuple[int, str]]
+    history_floor: int = field(default=0)
+
+
+def counters_of(job: JobState) -> dict[str, object]:
+    """Return the fields every checkpoint rewrites."""
+    return {
+        "status": job.status.value,
+        "delivery_count": job.delivery_count,
+        "next_seq": job.next_seq,
+        "history_total": job.history_total,
+    }
+
+
+def job_rows(job: JobState) -> JobRows:
+    """Cut a whole job state into a header and rows."""
+    data = job.serialize()
+    header = {k: v for k, v in data.items() if k not in ROW_KEYS + COUNTER_KEYS}
+    arrivals = {(rid, slot): seen for rid, slot, seen in _rows(data, "join_arrivals")}
+    buffers: dict[BufferKey, tuple[str | None, str | None]] = {
+        (rid, slot): (dumps(buffer), _arrivals(arrivals.pop((rid, slot), None)))
+        for rid, slot, buffer in _rows(data, "slot_buffers")
+    }
+    for key, seen in arrivals.items():
+        buffers[key] = (None, _arrivals(seen))
+    first = job.history_total - len(job.history_raw)
+    return JobRows(
+        header=dumps(header),
+        counters=counters_of(job),
+        pending=[dumps(row) for row in _rows(data, "pending")],
+        buffers=buffers,
+        routines={
+            str(row["routine_id"]): dumps(row) for row in _rows(data, "routine_states")
+        },
+        errors=[dumps(row) for row in _rows(data, "errors")],
+        history=[
+            (first + i, dumps(row)) for i, row in enumerate(_rows(data, "history"))
+        ],
+    )
+
+
+def change_rows(job: JobState, change: Change) -> ChangeRows:
+    """Return the rows that ``change`` touched, read from ``job``."""
+    history = job.history_raw
+    new_history = min(job.history_total - change.history_from, len(history))
+    records = [history[-k] for k in range(new_history, 0, -1)]
+    first = job.history_total - len(records)
+    routine = None
+    if change.routine_id is not None:
+        state = job.routine_states[change.routine_id]
+        routine = (change.routine_id, dumps(routine_state_to_data(state)))
+    return ChangeRows(
+        counters=counters_of(job),
+        pending_from=change.pending_from,
+        pending=[
+            dumps(delivery_to_data(d)) for d in job.pending[change.pending_from :]
+        ],
+        routine=routine,
+        buffer=(
+            None if change.buffer_key is None else _buffer_row(job, change.buffer_key)
+        ),
+        errors=[
+            (n, dumps(error_to_data(job.errors[n])))
+            for n in range(change.errors_from, len(job.errors))
+        ],
+        history=[(first + i, dumps(list(raw))) for i, raw in enumerate(records)],
+        history_floor=job.history_total - job.history_limit,
+    )
+
+
+def assemble(
+    header: str,
+    counters: Mapping[str, object],
+    pending: Iterable[str],
+    buffers: Iterable[tuple[str, str, str | None, str | None]],
+    routines: Iterable[str],
+    errors: Iterable[str],
+    history: Iterable[str],
+) -> JobState:
+    """Rebuild a job state from its header, counters and rows (in order).
+
+    Raises:
+        SerializationError: If any part is not valid JSON or not a job state.
+    """
+    try:
+        data = json.loads(header)
+        buffer_rows = [(rid, slot, b, a) for rid, slot, b, a in buffers]
+        data.update(counters)
+        data["pending"] = [json.loads(row) for row in pending]
+        data["slot_buffers"] = [
+            [rid, slot, json.loads(b)]
+            for rid, slot, b, _ in buffer_rows
+            if b is not None
+        ]
+        data["join_arrivals"] = [
+            [rid, slot, json.loads(a)]
+            for rid, slot, _, a in buffer_rows
+            if a is not None
+        ]
+        data["routine_states"] = [json.loads(row) for row in routines]
+        data["errors"] = [json.loads(row) for row in errors]
+        data["history"] = [json.loads(row) for row in history]
+    except (json.JSONDecodeError, TypeError, AttributeError) as error:
+        raise SerializationError(f"stored job data is corrupted: {error}") from error
+    return JobState.deserialize(data)
+
+
+def _buffer_row(
+    job: JobState, key: BufferKey
+) -> tuple[BufferKey, str | None, str | None]:
+    buffer = job.slot_buffers.get(key)
+    seen = job.join_arrivals.get(key)
+    text = None if buffer is None else dumps(encode(buffer, f"slot_buffers[{key!r}]"))
+    return (key, text, _arrivals(None if seen is None else sorted(seen)))
+
+
+def _arrivals(seen: object) -> str | None:
+    return None if seen is None else dumps(seen)
+
+
+def _rows(data: Mapping[str, object], key: str) -> list:  # type: ignore[type-arg]
+    value = data[key]
+    assert isinstance(value, list)  # noqa: S101  JobState.serialize makes lists
+    return value

@@ -1,0 +1,62 @@
+"""Store helpers that are the same for every backend: status filters, pruning."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from flowforge.exceptions import StoreError
+from flowforge.job_state import JobStatus
+from flowforge.store.base import JobRecord
+
+__all__ = ["ENDED", "select_prunable", "to_status"]
+
+ENDED: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+"""Statuses of jobs that no process runs and that prune may delete."""
+
+
+def to_status(status: JobStatus | str | None) -> JobStatus | None:
+    """Return ``status`` as a :class:`JobStatus`.
+
+    Raises:
+        StoreError: If it names no status.
+    """
+    if status is None:
+        return None
+    try:
+        return JobStatus(status)
+    except ValueError:
+        choices = ", ".join(s.value for s in JobStatus)
+        raise StoreError(
+            f"unknown job status {status!r}; use one of {choices}"
+        ) from None
+
+
+def select_prunable(
+    records: Sequence[JobRecord],
+    *,
+    older_than: timedelta | None,
+    keep: int | None,
+    now: datetime | None = None,
+) -> list[str]:
+    """Return the ids of ended jobs to delete: too old, or beyond the newest ``keep``.
+
+    Raises:
+        StoreError: If ``keep`` is negative or ``older_than`` is negative.
+    """
+    if keep is not None and keep < 0:
+        raise StoreError(f"keep must be zero or more, got {keep!r}")
+    if older_than is not None and older_than < timedelta(0):
+        raise StoreError(f"older_than must not be negative, got {older_than!r}")
+    ended = sorted(
+        (r for r in records if r.status in ENDED), key=lambda r: r.updated_at
+    )
+    doomed: list[str] = []
+    if older_than is not None:
+        cutoff = (now or datetime.now(UTC)) - older_than
+        doomed += [r.job_id for r in ended if r.updated_at < cutoff]
+    if keep is not None:
+        extra = ended[: max(0, len(ended) - keep)]
+        doomed += [r.job_id for r in extra if r.job_id not in doomed]
+    return doomed

@@ -1,0 +1,208 @@
+"""MemoryStore: job states kept in this process, for tests and short-lived jobs."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, final
+
+from flowforge.exceptions import JobNotFoundError, StoreError
+from flowforge.job_state import JobStatus
+from flowforge.store._rows import JobRows, assemble, change_rows, job_rows
+from flowforge.store._select import select_prunable, to_status
+from flowforge.store.base import Change, JobRecord
+
+if TYPE_CHECKING:
+    from flowforge.job_state import JobState
+
+__all__ = ["MemoryStore"]
+
+
+@dataclass(slots=True)
+class _Entry:
+    flow_id: str
+    owner: str | None
+    lease_until: float | None
+    updated_at: datetime
+    rows: JobRows
+    history: dict[int, str] = field(default_factory=dict)
+
+
+@final
+class MemoryStore:
+    """Keep job states in a dict, as JSON text, so a saved job never changes later.
+
+    Each checkpoint writes only what the delivery changed, like
+    :class:`~flowforge.store.SqliteStore`. Nothing survives the process.
+
+    Thread safety: safe to share between threads.
+    """
+
+    def __init__(self) -> None:
+        """Create an empty store."""
+        self._jobs: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+
+    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
+        """Save a new job leased to ``owner``; return False if the id exists."""
+        with self._lock:
+            if job_state.job_id in self._jobs:
+                return False
+            self._put(job_state, owner, lease_until)
+            return True
+
+    def save(
+        self,
+        job_state: JobState,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> None:
+        """Save the whole job state; with ``owner``, only while it holds the lease."""
+        with self._lock:
+            entry = self._jobs.get(job_state.job_id)
+            if owner is not None and entry is not None:
+                _check_owner(entry, job_state.job_id, owner)
+            self._put(job_state, owner, lease_until)
+
+    def checkpoint(
+        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
+    ) -> None:
+        """Save what one delivery changed, renewing ``owner``'s lease."""
+        rows = change_rows(job_state, change)
+        with self._lock:
+            entry = self._entry(job_state.job_id)
+            _check_owner(entry, job_state.job_id, owner)
+            saved = entry.rows
+            saved.counters = rows.counters
+            del saved.pending[rows.pending_from :]
+            saved.pending.extend(rows.pending)
+            if rows.routine is not None:
+                saved.routines[rows.routine[0]] = rows.routine[1]
+            if rows.buffer is not None:
+                key, buffer, arrivals = rows.buffer
+                if buffer is None and arrivals is None:
+                    saved.buffers.pop(key, None)
+                else:
+                    saved.buffers[key] = (buffer, arrivals)
+            saved.errors.extend(text for _, text in rows.errors)
+            entry.history.update(rows.history)
+            for n in [n for n in entry.history if n < rows.history_floor]:
+                del entry.history[n]
+            entry.lease_until = lease_until
+            entry.updated_at = datetime.now(UTC)
+
+    def acquire(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None = None,
+    ) -> bool:
+        """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
+        with self._lock:
+            entry = self._entry(job_id)
+            free = entry.owner is None or entry.lease_until is None
+            held = entry.owner in (owner, replacing)
+            if free or held or (entry.lease_until or 0) < now:
+                entry.owner, entry.lease_until = owner, lease_until
+                return True
+            return False
+
+    def load(self, job_id: str) -> JobState:
+        """Return the saved job state."""
+        with self._lock:
+            entry = self._entry(job_id)
+            rows = entry.rows
+            return assemble(
+                rows.header,
+                rows.counters,
+                list(rows.pending),
+                [(r, s, b, a) for (r, s), (b, a) in rows.buffers.items()],
+                list(rows.routines.values()),
+                list(rows.errors),
+                [entry.history[n] for n in sorted(entry.history)],
+            )
+
+    def get(self, job_id: str) -> JobRecord:
+        """Return what the store knows about a job without loading it."""
+        with self._lock:
+            return self._record(job_id, self._entry(job_id))
+
+    def list_jobs(
+        self, *, flow_id: str | None = None, status: JobStatus | str | None = None
+    ) -> list[JobRecord]:
+        """Return the saved jobs, oldest update first, optionally filtered."""
+        wanted = to_status(status)
+        with self._lock:
+            records = [self._record(job_id, e) for job_id, e in self._jobs.items()]
+        return sorted(
+            (
+                r
+                for r in records
+                if (flow_id is None or r.flow_id == flow_id)
+                and (wanted is None or r.status is wanted)
+            ),
+            key=lambda r: r.updated_at,
+        )
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job."""
+        with self._lock:
+            self._entry(job_id)
+            del self._jobs[job_id]
+
+    def prune(
+        self, *, older_than: timedelta | None = None, keep: int | None = None
+    ) -> list[str]:
+        """Delete finished jobs by age and count; return the deleted ids."""
+        doomed = select_prunable(self.list_jobs(), older_than=older_than, keep=keep)
+        with self._lock:
+            for job_id in doomed:
+                self._jobs.pop(job_id, None)
+        return doomed
+
+    def close(self) -> None:
+        """Do nothing: a memory store holds no resources."""
+
+    def _put(self, job: JobState, owner: str | None, lease_until: float | None) -> None:
+        rows = job_rows(job)
+        history = dict(rows.history)
+        if lease_until is None:
+            owner = None
+        self._jobs[job.job_id] = _Entry(
+            job.flow_id, owner, lease_until, datetime.now(UTC), rows, history
+        )
+
+    def _entry(self, job_id: str) -> _Entry:
+        entry = self._jobs.get(job_id)
+        if entry is None:
+            raise JobNotFoundError(job_id=job_id)
+        return entry
+
+    @staticmethod
+    def _record(job_id: str, entry: _Entry) -> JobRecord:
+        status = JobStatus(str(entry.rows.counters["status"]))
+        return JobRecord(
+            job_id,
+            entry.flow_id,
+            status,
+            entry.owner,
+            entry.lease_until,
+            entry.updated_at,
+        )
+
+    def __repr__(self) -> str:
+        """Return how many jobs the store holds."""
+        return f"MemoryStore(jobs={len(self._jobs)})"
+
+
+def _check_owner(entry: _Entry, job_id: str, owner: str) -> None:
+    if entry.owner is not None and entry.owner != owner:
+        raise StoreError(
+            f"job {job_id!r} is leased to {entry.owner!r}, not {owner!r}: another "
+            "process took it over, so this one must stop running it"
+        )

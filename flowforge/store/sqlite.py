@@ -1,0 +1,480 @@
+"""SqliteStore: durable jobs in one SQLite file, safe for several processes.
+
+The file is in WAL mode with a busy timeout; every write is one short
+``BEGIN IMMEDIATE`` transaction. A job is a row in ``jobs`` (its header and
+counters) plus rows for its pending deliveries, slot buffers, routine states,
+errors and history, so a checkpoint after one delivery writes only what that
+delivery changed and its cost does not grow with the job's length.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, TypeVar, final
+
+from flowforge.exceptions import JobNotFoundError, StoreError
+from flowforge.job_state import JobStatus
+from flowforge.store._rows import ChangeRows, JobRows, assemble, change_rows, job_rows
+from flowforge.store._select import select_prunable, to_status
+from flowforge.store.base import Change, JobRecord
+
+if TYPE_CHECKING:
+    from flowforge.job_state import JobState
+
+__all__ = ["SCHEMA_VERSION", "SqliteStore"]
+
+SCHEMA_VERSION: Final = 1
+T = TypeVar("T")
+
+_SCHEMA_V1: Final = """
+CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY, flow_id TEXT NOT NULL, status TEXT NOT NULL,
+    owner TEXT, lease_until REAL, updated_at REAL NOT NULL,
+    delivery_count INTEGER NOT NULL, next_seq INTEGER NOT NULL,
+    history_total INTEGER NOT NULL, header TEXT NOT NULL
+);
+CREATE INDEX jobs_by_flow ON jobs (flow_id, status);
+CREATE TABLE pending (
+    job_id TEXT NOT NULL, pos INTEGER NOT NULL, row TEXT NOT NULL,
+    PRIMARY KEY (job_id, pos)) WITHOUT ROWID;
+CREATE TABLE buffers (
+    job_id TEXT NOT NULL, routine_id TEXT NOT NULL, slot TEXT NOT NULL,
+    buffer TEXT, arrivals TEXT, PRIMARY KEY (job_id, routine_id, slot)) WITHOUT ROWID;
+CREATE TABLE routines (
+    job_id TEXT NOT NULL, routine_id TEXT NOT NULL, row TEXT NOT NULL,
+    PRIMARY KEY (job_id, routine_id)) WITHOUT ROWID;
+CREATE TABLE errors (
+    job_id TEXT NOT NULL, n INTEGER NOT NULL, row TEXT NOT NULL,
+    PRIMARY KEY (job_id, n)) WITHOUT ROWID;
+CREATE TABLE history (
+    job_id TEXT NOT NULL, n INTEGER NOT NULL, row TEXT NOT NULL,
+    PRIMARY KEY (job_id, n)) WITHOUT ROWID;
+"""
+
+_MIGRATIONS: Final[dict[int, str]] = {1: _SCHEMA_V1}
+"""Schema version -> the SQL that upgrades the previous version to it."""
+
+_ROW_TABLES: Final = ("pending", "buffers", "routines", "errors", "history")
+
+
+@final
+class SqliteStore:
+    """Keep job states in a SQLite file; the default store for durable jobs.
+
+    Args:
+        path: The database file; created with its schema on first use.
+        timeout: Seconds to wait for another process's write lock.
+        synchronous: SQLite's ``synchronous`` setting. ``"NORMAL"`` (the
+            default) survives any crash of the process; ``"FULL"`` also
+            survives a power loss, at the cost of a disk flush per commit.
+
+    Thread safety: safe to share between threads (each gets its own
+    connection) and between processes on one machine.
+    """
+
+    def __init__(
+        self, path: str | Path, *, timeout: float = 30.0, synchronous: str = "NORMAL"
+    ) -> None:
+        """Open (and if needed create or upgrade) the database at ``path``."""
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StoreError(f"unknown synchronous setting {synchronous!r}")
+        self.path = Path(path)
+        self._timeout = timeout
+        self._synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._write(self._migrate)
+
+    # -- the Store protocol ---------------------------------------------------------
+
+    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
+        """Save a new job leased to ``owner``; return False if the id exists."""
+        rows = job_rows(job_state)
+
+        def create(db: sqlite3.Connection) -> bool:
+            found = db.execute(
+                "SELECT 1 FROM jobs WHERE job_id = ?", (job_state.job_id,)
+            )
+            if found.fetchone() is not None:
+                return False
+            _insert_job(db, job_state, rows, owner, lease_until)
+            return True
+
+        return self._write(create)
+
+    def save(
+        self,
+        job_state: JobState,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> None:
+        """Save the whole job state; with ``owner``, only while it holds the lease."""
+        rows = job_rows(job_state)
+        job_id = job_state.job_id
+
+        def save(db: sqlite3.Connection) -> None:
+            if owner is not None:
+                _check_owner(db, job_id, owner, required=False)
+            for table in ("jobs",) + _ROW_TABLES:
+                db.execute(
+                    f"DELETE FROM {table} WHERE job_id = ?", (job_id,)
+                )  # noqa: S608
+            _insert_job(db, job_state, rows, owner, lease_until)
+
+        self._write(save)
+
+    def checkpoint(
+        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
+    ) -> None:
+        """Save what one delivery changed, renewing ``owner``'s lease."""
+        rows = change_rows(job_state, change)
+        self._write(
+            lambda db: _apply_change(db, job_state.job_id, rows, owner, lease_until)
+        )
+
+    def acquire(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None = None,
+    ) -> bool:
+        """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
+
+        def acquire(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE jobs SET owner = ?, lease_until = ? WHERE job_id = ? AND "
+                "(owner IS NULL OR lease_until IS NULL OR owner = ? OR owner = ? "
+                "OR lease_until < ?)",
+                (owner, lease_until, job_id, owner, replacing, now),
+            )
+            if cursor.rowcount == 0:
+                _record(db, job_id)
+                return False
+            return True
+
+        return self._write(acquire)
+
+    def load(self, job_id: str) -> JobState:
+        """Return the saved job state."""
+        return self._read(lambda db: _load(db, job_id))
+
+    def get(self, job_id: str) -> JobRecord:
+        """Return what the store knows about a job without loading it."""
+        return self._read(lambda db: _record(db, job_id))
+
+    def list_jobs(
+        self, *, flow_id: str | None = None, status: JobStatus | str | None = None
+    ) -> list[JobRecord]:
+        """Return the saved jobs, oldest update first, optionally filtered."""
+        wanted = to_status(status)
+        query = f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE 1 = 1"  # noqa: S608
+        arguments: list[object] = []
+        if flow_id is not None:
+            query += " AND flow_id = ?"
+            arguments.append(flow_id)
+        if wanted is not None:
+            query += " AND status = ?"
+            arguments.append(wanted.value)
+        query += " ORDER BY updated_at, job_id"
+        return self._read(
+            lambda db: [_to_record(row) for row in db.execute(query, arguments)]
+        )
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job."""
+
+        def delete(db: sqlite3.Connection) -> None:
+            _record(db, job_id)
+            for table in ("jobs",) + _ROW_TABLES:
+                db.execute(
+                    f"DELETE FROM {table} WHERE job_id = ?", (job_id,)
+                )  # noqa: S608
+
+        self._write(delete)
+
+    def prune(
+        self, *, older_than: timedelta | None = None, keep: int | None = None
+    ) -> list[str]:
+        """Delete finished jobs by age and count; return the deleted ids."""
+        doomed = select_prunable(self.list_jobs(), older_than=older_than, keep=keep)
+        for job_id in doomed:
+            self.delete(job_id)
+        return doomed
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        """Return the database path."""
+        return f"SqliteStore({str(self.path)!r})"
+
+    # -- connections and transactions -------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._guard("open", lambda: self._open())
+            self._local.connection = connection
+        return connection
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path,
+            timeout=self._timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+        connection.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        with self._lock:
+            self._connections.append(connection)
+        return connection
+
+    def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return self._guard(
+            "write to", lambda: self._transaction("BEGIN IMMEDIATE", work)
+        )
+
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return self._guard("read", lambda: self._transaction("BEGIN", work))
+
+    def _transaction(self, begin: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._connection()
+        db.execute(begin)
+        try:
+            result = work(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
+
+    def _guard(self, action: str, work: Callable[[], T]) -> T:
+        try:
+            return work()
+        except sqlite3.Error as error:
+            raise StoreError(
+                f"cannot {action} SQLite store {str(self.path)!r}: {error}"
+            ) from error
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        row = db.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"SQLite store {str(self.path)!r} has schema version {version}, newer "
+                f"than this FlowForge's {SCHEMA_VERSION}; upgrade FlowForge"
+            )
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    db.execute(statement)
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+
+
+_RECORD_COLUMNS: Final = "job_id, flow_id, status, owner, lease_until, updated_at"
+
+
+def _to_record(row: tuple[str, str, str, str | None, float | None, float]) -> JobRecord:
+    job_id, flow_id, status, owner, lease_until, updated_at = row
+    return JobRecord(
+        job_id,
+        flow_id,
+        JobStatus(status),
+        owner,
+        lease_until,
+        datetime.fromtimestamp(updated_at, UTC),
+    )
+
+
+def _record(db: sqlite3.Connection, job_id: str) -> JobRecord:
+    row = db.execute(
+        f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)  # noqa: S608
+    ).fetchone()
+    if row is None:
+        raise JobNotFoundError(job_id=job_id)
+    return _to_record(row)
+
+
+def _now() -> float:
+    return datetime.now(UTC).timestamp()
+
+
+def _check_owner(
+    db: sqlite3.Connection, job_id: str, owner: str, *, required: bool
+) -> None:
+    row = db.execute("SELECT owner FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    if row is None and not required:
+        return
+    if row is None or (row[0] is not None and row[0] != owner):
+        holder = None if row is None else row[0]
+        raise StoreError(
+            f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "
+            "process took it over, so this one must stop running it"
+        )
+
+
+def _insert_job(
+    db: sqlite3.Connection,
+    job: JobState,
+    rows: JobRows,
+    owner: str | None,
+    lease_until: float | None,
+) -> None:
+    counters = rows.counters
+    if lease_until is None:
+        owner = None
+    db.execute(
+        "INSERT INTO jobs (job_id, flow_id, status, owner, lease_until, updated_at, "
+        "delivery_count, next_seq, history_total, header) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            job.job_id,
+            job.flow_id,
+            counters["status"],
+            owner,
+            lease_until,
+            _now(),
+            counters["delivery_count"],
+            counters["next_seq"],
+            counters["history_total"],
+            rows.header,
+        ),
+    )
+    job_id = job.job_id
+    db.executemany(
+        "INSERT INTO pending VALUES (?, ?, ?)",
+        [(job_id, pos, row) for pos, row in enumerate(rows.pending)],
+    )
+    db.executemany(
+        "INSERT INTO buffers VALUES (?, ?, ?, ?, ?)",
+        [(job_id, rid, slot, b, a) for (rid, slot), (b, a) in rows.buffers.items()],
+    )
+    db.executemany(
+        "INSERT INTO routines VALUES (?, ?, ?)",
+        [(job_id, rid, row) for rid, row in rows.routines.items()],
+    )
+    db.executemany(
+        "INSERT INTO errors VALUES (?, ?, ?)",
+        [(job_id, n, row) for n, row in enumerate(rows.errors)],
+    )
+    db.executemany(
+        "INSERT INTO history VALUES (?, ?, ?)",
+        [(job_id, n, row) for n, row in rows.history],
+    )
+
+
+def _apply_change(
+    db: sqlite3.Connection,
+    job_id: str,
+    rows: ChangeRows,
+    owner: str,
+    lease_until: float,
+) -> None:
+    c = rows.counters
+    cursor = db.execute(
+        "UPDATE jobs SET status = ?, delivery_count = ?, next_seq = ?, "
+        "history_total = ?, lease_until = ?, updated_at = ? "
+        "WHERE job_id = ? AND owner = ?",
+        (
+            c["status"],
+            c["delivery_count"],
+            c["next_seq"],
+            c["history_total"],
+            lease_until,
+            _now(),
+            job_id,
+            owner,
+        ),
+    )
+    if cursor.rowcount != 1:
+        _check_owner(db, job_id, owner, required=True)
+    db.execute(
+        "DELETE FROM pending WHERE job_id = ? AND pos >= ?", (job_id, rows.pending_from)
+    )
+    db.executemany(
+        "INSERT INTO pending VALUES (?, ?, ?)",
+        [(job_id, rows.pending_from + i, row) for i, row in enumerate(rows.pending)],
+    )
+    if rows.routine is not None:
+        db.execute(
+            "INSERT OR REPLACE INTO routines VALUES (?, ?, ?)", (job_id, *rows.routine)
+        )
+    if rows.buffer is not None:
+        (rid, slot), buffer, arrivals = rows.buffer
+        if buffer is None and arrivals is None:
+            db.execute(
+                "DELETE FROM buffers WHERE job_id = ? AND routine_id = ? AND slot = ?",
+                (job_id, rid, slot),
+            )
+        else:
+            db.execute(
+                "INSERT OR REPLACE INTO buffers VALUES (?, ?, ?, ?, ?)",
+                (job_id, rid, slot, buffer, arrivals),
+            )
+    db.executemany(
+        "INSERT INTO errors VALUES (?, ?, ?)",
+        [(job_id, n, row) for n, row in rows.errors],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
+        [(job_id, n, row) for n, row in rows.history],
+    )
+    db.execute(
+        "DELETE FROM history WHERE job_id = ? AND n < ?", (job_id, rows.history_floor)
+    )
+
+
+def _load(db: sqlite3.Connection, job_id: str) -> JobState:
+    row = db.execute(
+        "SELECT header, status, delivery_count, next_seq, history_total FROM jobs "
+        "WHERE job_id = ?",
+        (job_id,),
+    ).fetchone()
+    if row is None:
+        raise JobNotFoundError(job_id=job_id)
+    header, status, delivery_count, next_seq, history_total = row
+    counters = {
+        "status": status,
+        "delivery_count": delivery_count,
+        "next_seq": next_seq,
+        "history_total": history_total,
+    }
+
+    def column(query: str) -> list[str]:
+        return [r[0] for r in db.execute(query, (job_id,))]
+
+    buffers = db.execute(
+        "SELECT routine_id, slot, buffer, arrivals FROM buffers WHERE job_id = ?",
+        (job_id,),
+    ).fetchall()
+    return assemble(
+        header,
+        counters,
+        column("SELECT row FROM pending WHERE job_id = ? ORDER BY pos"),
+        buffers,
+        column("SELECT row FROM routines WHERE job_id = ?"),
+        column("SELECT row FROM errors WHERE job_id = ? ORDER BY n"),
+        column("SELECT row FROM history WHERE job_id = ? ORDER BY n"),
+    )
