@@ -33,9 +33,7 @@ def test_readme_python_block_runs(code: str) -> None:
 
 def test_quick_start_prints_what_the_readme_claims() -> None:
     blocks = readme_blocks()
-    index = next(
-        i for i, (lang, code) in enumerate(blocks) if "flow.execute" in code
-    )
+    index = next(i for i, (lang, code) in enumerate(blocks) if "flow.execute" in code)
     claimed = blocks[index + 1]
 
     result = subprocess.run(
