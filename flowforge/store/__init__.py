@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from flowforge.store.base import Change, JobRecord, Store
+from flowforge.store.json_directory import JsonDirectoryStore
 from flowforge.store.memory import MemoryStore
 from flowforge.store.sqlite import SqliteStore
 
-__all__ = ["Change", "JobRecord", "MemoryStore", "SqliteStore", "Store"]
+__all__ = [
+    "Change",
+    "JobRecord",
+    "JsonDirectoryStore",
+    "MemoryStore",
+    "SqliteStore",
+    "Store",
+]

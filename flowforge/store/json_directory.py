@@ -1,0 +1,264 @@
+"""JsonDirectoryStore: one JSON file per job in a folder, written atomically.
+
+Readable and easy to back up or inspect by hand. Every write replaces the
+job's whole file (temporary file, fsync, rename), so a checkpoint costs as much
+as the job's live state; prefer :class:`~flowforge.store.SqliteStore` for long
+jobs. Writes take an advisory lock on the folder (``fcntl.flock``), so several
+processes may share it on one machine.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, final
+
+from flowforge._atomic import write_atomically
+from flowforge.exceptions import JobNotFoundError, SerializationError, StoreError
+from flowforge.job_state import JobState, JobStatus
+from flowforge.store._select import select_prunable, to_status
+from flowforge.store.base import Change, JobRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["JsonDirectoryStore"]
+
+FILE_KIND: Final = "flowforge.stored_job"
+SUFFIX: Final = ".json"
+
+
+@final
+class JsonDirectoryStore:
+    """Keep each job state in ``<folder>/<job id>.json``.
+
+    Args:
+        folder: Created if missing. Job ids become file names, with any
+            character other than letters, digits, ``-``, ``_`` and ``.``
+            percent-encoded.
+
+    Thread safety: safe to share between threads and between processes on
+    one machine (POSIX file locks).
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        """Use (and create if needed) ``folder``."""
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(
+                f"cannot create store folder {str(self.folder)!r}: {error}"
+            ) from error
+        self._lock_path = self.folder / ".lock"
+        self._thread_lock = threading.Lock()
+
+    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
+        """Save a new job leased to ``owner``; return False if the id exists."""
+        with self._locked():
+            if self._path(job_state.job_id).exists():
+                return False
+            self._write(job_state, owner, lease_until)
+            return True
+
+    def save(
+        self,
+        job_state: JobState,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> None:
+        """Save the whole job state; with ``owner``, only while it holds the lease."""
+        with self._locked():
+            if owner is not None and self._path(job_state.job_id).exists():
+                self._check_owner(job_state.job_id, owner)
+            self._write(job_state, owner, lease_until)
+
+    def checkpoint(
+        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
+    ) -> None:
+        """Rewrite the job's file, renewing ``owner``'s lease."""
+        with self._locked():
+            self._check_owner(job_state.job_id, owner)
+            self._write(job_state, owner, lease_until)
+
+    def acquire(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None = None,
+    ) -> bool:
+        """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
+        with self._locked():
+            document = self._read(job_id)
+            holder, until = document.get("owner"), document.get("lease_until")
+            expired = isinstance(until, (int, float)) and until < now
+            if (
+                holder is None
+                or until is None
+                or holder in (owner, replacing)
+                or expired
+            ):
+                document["owner"], document["lease_until"] = owner, lease_until
+                self._dump(job_id, document)
+                return True
+            return False
+
+    def load(self, job_id: str) -> JobState:
+        """Return the saved job state."""
+        document = self._read(job_id)
+        try:
+            return JobState.deserialize(document.get("job_state"))
+        except SerializationError as error:
+            raise SerializationError(
+                f"job file {str(self._path(job_id))!r}: {error}"
+            ) from error
+
+    def get(self, job_id: str) -> JobRecord:
+        """Return what the store knows about a job without loading it."""
+        return _record(job_id, self._read(job_id), self._path(job_id))
+
+    def list_jobs(
+        self, *, flow_id: str | None = None, status: JobStatus | str | None = None
+    ) -> list[JobRecord]:
+        """Return the saved jobs, oldest update first, optionally filtered."""
+        wanted = to_status(status)
+        records = [self.get(job_id) for job_id in self._job_ids()]
+        return sorted(
+            (
+                r
+                for r in records
+                if (flow_id is None or r.flow_id == flow_id)
+                and (wanted is None or r.status is wanted)
+            ),
+            key=lambda r: (r.updated_at, r.job_id),
+        )
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job's file."""
+        with self._locked():
+            try:
+                self._path(job_id).unlink()
+            except FileNotFoundError:
+                raise JobNotFoundError(job_id=job_id) from None
+
+    def prune(
+        self, *, older_than: timedelta | None = None, keep: int | None = None
+    ) -> list[str]:
+        """Delete finished jobs by age and count; return the deleted ids."""
+        doomed = select_prunable(self.list_jobs(), older_than=older_than, keep=keep)
+        for job_id in doomed:
+            self.delete(job_id)
+        return doomed
+
+    def close(self) -> None:
+        """Do nothing: the store keeps no file open between calls."""
+
+    def __repr__(self) -> str:
+        """Return the folder."""
+        return f"JsonDirectoryStore({str(self.folder)!r})"
+
+    # -- files -----------------------------------------------------------------
+
+    def _path(self, job_id: str) -> Path:
+        return self.folder / (urllib.parse.quote(job_id, safe="") + SUFFIX)
+
+    def _job_ids(self) -> Iterator[str]:
+        for path in sorted(self.folder.glob("*" + SUFFIX)):
+            yield urllib.parse.unquote(path.name[: -len(SUFFIX)])
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock:
+            try:
+                descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:
+                raise StoreError(
+                    f"cannot lock store folder {str(self.folder)!r}: {error}"
+                ) from error
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(descriptor)
+
+    def _write(
+        self, job: JobState, owner: str | None, lease_until: float | None
+    ) -> None:
+        document = {
+            "kind": FILE_KIND,
+            "job_id": job.job_id,
+            "flow_id": job.flow_id,
+            "status": job.status.value,
+            "owner": None if lease_until is None else owner,
+            "lease_until": lease_until,
+            "updated_at": datetime.now(UTC).timestamp(),
+            "job_state": job.serialize(),
+        }
+        self._dump(job.job_id, document)
+
+    def _dump(self, job_id: str, document: Mapping[str, object]) -> None:
+        document = {**document, "updated_at": datetime.now(UTC).timestamp()}
+        text = json.dumps(document, separators=(",", ":"), allow_nan=False)
+        try:
+            write_atomically(self._path(job_id), text.encode("utf-8"))
+        except OSError as error:
+            raise StoreError(
+                f"cannot write job file {str(self._path(job_id))!r}: {error}"
+            ) from error
+
+    def _read(self, job_id: str) -> dict[str, object]:
+        path = self._path(job_id)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise JobNotFoundError(job_id=job_id) from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise StoreError(f"cannot read job file {str(path)!r}: {error}") from error
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise StoreError(f"job file {str(path)!r} is corrupted: {error}") from error
+        if not isinstance(document, dict) or document.get("kind") != FILE_KIND:
+            raise StoreError(f"{str(path)!r} is not a FlowForge job file")
+        return document
+
+    def _check_owner(self, job_id: str, owner: str) -> None:
+        holder = self._read(job_id).get("owner")
+        if holder is not None and holder != owner:
+            raise StoreError(
+                f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "
+                "process took it over, so this one must stop running it"
+            )
+
+
+def _record(job_id: str, document: Mapping[str, object], path: Path) -> JobRecord:
+    owner, until = document.get("owner"), document.get("lease_until")
+    flow_id, status = document.get("flow_id"), document.get("status")
+    updated = document.get("updated_at")
+    if not (
+        isinstance(flow_id, str)
+        and isinstance(status, str)
+        and isinstance(updated, (int, float))
+        and (until is None or isinstance(until, (int, float)))
+        and (owner is None or isinstance(owner, str))
+    ):
+        raise StoreError(f"job file {str(path)!r} has bad metadata")
+    return JobRecord(
+        job_id=job_id,
+        flow_id=flow_id,
+        status=to_status(status) or JobStatus.PENDING,
+        owner=owner,
+        lease_until=None if until is None else float(until),
+        updated_at=datetime.fromtimestamp(float(updated), UTC),
+    )
