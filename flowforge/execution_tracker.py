@@ -76,19 +76,7 @@ class _Figures:
     min_time: float = math.inf
     max_time: float = 0.0
     samples: list[float] = field(default_factory=list)
-
-    def add(self, seconds: float) -> None:
-        runs = self.successes + self.failures + self.retries
-        self.total_time += seconds
-        if seconds < self.min_time:
-            self.min_time = seconds
-        if seconds > self.max_time:
-            self.max_time = seconds
-        samples = self.samples
-        if len(samples) < SAMPLE_LIMIT:
-            samples.append(seconds)
-        else:
-            samples[(runs - 1) % SAMPLE_LIMIT] = seconds
+    cursor: int = 0
 
 
 @final
@@ -129,7 +117,17 @@ class ExecutionTracker:
             figures.retries += 1
         else:
             figures.failures += 1
-        figures.add(seconds)
+        figures.total_time += seconds
+        if seconds < figures.min_time:
+            figures.min_time = seconds
+        if seconds > figures.max_time:
+            figures.max_time = seconds
+        samples = figures.samples
+        if len(samples) < SAMPLE_LIMIT:
+            samples.append(seconds)
+        else:  # a ring of the most recent runs
+            samples[figures.cursor] = seconds
+            figures.cursor = (figures.cursor + 1) % SAMPLE_LIMIT
 
     def record_emission(self, key: EventKey, targets: Targets) -> None:
         """Count one emission of event ``key`` (``(routine_id, event)``)."""
@@ -220,6 +218,7 @@ class ExecutionTracker:
                     None if f.min_time == math.inf else f.min_time,
                     f.max_time,
                     list(f.samples),
+                    f.cursor,
                 ]
                 for routine_id, f in self._routines.items()
             },
@@ -268,9 +267,9 @@ class ExecutionTracker:
 
 
 def _figures_from_row(row: object) -> _Figures:
-    if not isinstance(row, list) or len(row) != 7:
-        raise ValueError(f"a routine's figures must be a list of 7, got {row!r}")
-    successes, failures, retries, total, low, high, samples = row
+    if not isinstance(row, list) or len(row) != 8:
+        raise ValueError(f"a routine's figures must be a list of 8, got {row!r}")
+    successes, failures, retries, total, low, high, samples, cursor = row
     return _Figures(
         successes=int(successes),
         failures=int(failures),
@@ -279,6 +278,7 @@ def _figures_from_row(row: object) -> _Figures:
         min_time=math.inf if low is None else float(low),
         max_time=float(high),
         samples=[float(x) for x in samples],
+        cursor=int(cursor),
     )
 
 

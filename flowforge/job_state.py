@@ -314,16 +314,29 @@ def _build_job(data: Mapping[str, object], where: str) -> JobState:
         for row in read(data, "pending", list, where)
     ]
     for rid, slot, buffer in read(data, "slot_buffers", list, where):
-        job.slot_buffers[(rid, slot)] = payload_from_data(
-            buffer, f"slot_buffers[{rid!r}]"
-        )
+        key = _slot_key(rid, slot, f"{where} slot_buffers")
+        job.slot_buffers[key] = payload_from_data(buffer, f"slot_buffers[{key!r}]")
     for rid, slot, seen in read(data, "join_arrivals", list, where):
-        job.join_arrivals[(rid, slot)] = {int(i) for i in seen}
+        key = _slot_key(rid, slot, f"{where} join_arrivals")
+        if not isinstance(seen, list) or not all(type(i) is int for i in seen):
+            raise SerializationError(
+                f"{where} join_arrivals: connection indexes must be ints, got {seen!r}"
+            )
+        job.join_arrivals[key] = set(seen)
     for item in read(data, "pause_points", list, where):
         job.pause_points.append(_pause_point(item, f"{where} pause point"))
     for row in read(data, "history", list, where):
         job.history_raw.append(history_from_data(row, f"{where} history"))
     return job
+
+
+def _slot_key(routine_id: object, slot: object, where: str) -> tuple[str, str]:
+    if not (isinstance(routine_id, str) and isinstance(slot, str)):
+        raise SerializationError(
+            f"{where}: routine id and slot must be strings, "
+            f"got {routine_id!r}, {slot!r}"
+        )
+    return (routine_id, slot)
 
 
 def _optional_time(data: Mapping[str, object], key: str, where: str) -> datetime | None:

@@ -137,9 +137,15 @@ def time_from_data(data: Mapping[str, object], key: str, where: str) -> datetime
     """
     text = read(data, key, str, where)
     try:
-        return datetime.fromisoformat(text)
+        value = datetime.fromisoformat(text)
     except ValueError as error:
         raise SerializationError(f"{where}: field {key!r}: {error}") from error
+    if value.tzinfo is None:
+        raise SerializationError(
+            f"{where}: field {key!r} is {text!r}, which has no time zone; "
+            "FlowForge writes aware UTC times such as '2026-01-01T00:00:00+00:00'"
+        )
+    return value
 
 
 def payload_from_data(value: object, path: str) -> Payload:

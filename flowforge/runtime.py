@@ -35,10 +35,12 @@ from flowforge.record import (
 from flowforge.routine import Routine
 from flowforge.store.base import Change
 
+from flowforge.types import Payload
+
 if TYPE_CHECKING:
     from flowforge._journal import Journal
     from flowforge.flow import Flow
-    from flowforge.types import Clock, Payload
+    from flowforge.types import Clock
 
 __all__ = ["Runtime", "drop_pending"]
 
@@ -47,7 +49,9 @@ BUFFERED: Final = "buffered"
 DROPPED: Final = "dropped"
 CANCELLED: Final = "cancelled"
 
-Undo = tuple[Target, "Payload | None", "Payload"]
+Ready = tuple[Routine, RoutineState, Target | None, Payload | None, Payload]
+"""What a delivery calls: routine, its state, target slot (``None`` for a source's
+``__call__``), the slot buffer before the merge, and the buffer to call with."""
 
 
 @final
@@ -164,6 +168,7 @@ class Runtime:
         limit = self.flow.max_deliveries
         journal = self.journal
         deliver = self._deliver
+        running = JobStatus.RUNNING
         while pending:
             if job.stop_request is not None:
                 _honour_stop_request(job, self.clock)
@@ -178,71 +183,23 @@ class Runtime:
             else:
                 self._wait_before_retry(plan, delivery)
             if journal is None:
-                if not deliver(job, plan, context, delivery):
-                    return
-                continue
-            change = _change_before(job, delivery)
-            going_on = deliver(job, plan, context, delivery)
-            _snapshot_routine(job, plan, delivery.routine_id)
-            journal.commit(job, change)
-            if not going_on:
+                deliver(job, plan, context, delivery)
+            else:
+                change = _change_before(job, delivery)
+                deliver(job, plan, context, delivery)
+                _snapshot_routine(job, plan, delivery.routine_id)
+                journal.commit(job, change)
+            if job.status is not running:
                 return
 
     def _deliver(
         self, job: JobState, plan: Plan, context: DeliveryContext, delivery: Delivery
-    ) -> bool:
-        """Handle one delivery; return False when the job must stop."""
-        routine_id = delivery.routine_id
-        state = job.routine_states.get(routine_id)
-        if state is None:
-            state = job.routine_states[routine_id] = RoutineState(routine_id)
-        elif state.status is RoutineStatus.SKIPPED:
-            self._record(job, delivery, DROPPED, self._monotonic(), 0.0)
-            return True
-        if delivery.attempt == 0:
-            state.deliveries += 1
-        slot_name = delivery.slot
-        if slot_name is None:
-            undo: Undo | None = None
-            routine = plan.routines[routine_id]
-        else:
-            connection = delivery.connection
-            target = (
-                plan.edges[connection].target
-                if connection >= 0
-                else plan.target(routine_id, slot_name)
-            )
-            routine = target.routine
-            buffers = job.slot_buffers
-            old = buffers.get(target.key)
-            data = delivery.data
-            if target.merge_override:
-                buffer = {**old, **data} if old else dict(data)
-            else:
-                try:
-                    buffer = target.slot.merge(old, data)
-                except Exception as error:  # noqa: BLE001  a user's merge failed
-                    return self._fail(job, delivery, routine, state, error, 0.0)
-            buffers[target.key] = buffer
-            if target.join_sources and connection >= 0:
-                arrived = job.join_arrivals.setdefault(target.key, set())
-                arrived.add(connection)
-                if not arrived >= target.join_sources:
-                    self._record(job, delivery, BUFFERED, self._monotonic(), 0.0)
-                    return True
-            undo = (target, old, buffer)
-        return self._call(job, plan, context, delivery, routine, state, undo)
-
-    def _call(
-        self,
-        job: JobState,
-        plan: Plan,
-        context: DeliveryContext,
-        delivery: Delivery,
-        routine: Routine,
-        state: RoutineState,
-        undo: Undo | None,
-    ) -> bool:
+    ) -> None:
+        """Handle one delivery on this thread."""
+        ready = self.prepare(job, plan, delivery)
+        if ready is None:
+            return
+        routine, _, target, _, buffer = ready
         context.routine = routine
         context.delivery = delivery
         emissions: list[tuple[str, Payload]] = []
@@ -250,31 +207,95 @@ class Runtime:
         monotonic = self._monotonic
         started = monotonic()
         try:
-            if undo is None:
+            if target is None:
                 routine(**delivery.data)
             else:
-                undo[0].invoke(undo[2], delivery.routine_id)
+                target.invoke(buffer, delivery.routine_id)
         except Exception as error:  # noqa: BLE001  user code: any failure is handled
             duration = monotonic() - started
-            _rollback(job, delivery, undo)
-            return self._fail(job, delivery, routine, state, error, duration, started)
+            self.complete(
+                job, plan, delivery, ready, emissions, error, started, duration
+            )
+            return
         except BaseException:
-            _rollback(job, delivery, undo)
+            _rollback(job, delivery, ready)
             job.pending.append(delivery)
             raise
         finally:
             context.routine = None
         duration = monotonic() - started
-        if undo is not None and undo[0].join_sources:
-            key = undo[0].key
-            del job.slot_buffers[key]
-            job.join_arrivals.pop(key, None)
+        self.complete(job, plan, delivery, ready, emissions, None, started, duration)
+
+    def prepare(self, job: JobState, plan: Plan, delivery: Delivery) -> Ready | None:
+        """Merge a delivery's data into its slot and say what to call.
+
+        Returns ``None`` when the delivery needs no handler run: its routine
+        was skipped, a join still waits, or the merge failed (then the error
+        is handled as the delivery's failure).
+        """
+        routine_id = delivery.routine_id
+        state = job.routine_states.get(routine_id)
+        if state is None:
+            state = job.routine_states[routine_id] = RoutineState(routine_id)
+        elif state.status is RoutineStatus.SKIPPED:
+            self._record(job, delivery, DROPPED, self._monotonic(), 0.0)
+            return None
+        if delivery.attempt == 0:
+            state.deliveries += 1
+        slot_name = delivery.slot
+        if slot_name is None:
+            return (plan.routines[routine_id], state, None, None, delivery.data)
+        connection = delivery.connection
+        target = (
+            plan.edges[connection].target
+            if connection >= 0
+            else plan.target(routine_id, slot_name)
+        )
+        buffers = job.slot_buffers
+        old = buffers.get(target.key)
+        data = delivery.data
+        if target.merge_override:
+            buffer = {**old, **data} if old else dict(data)
+        else:
+            try:
+                buffer = target.slot.merge(old, data)
+            except Exception as error:  # noqa: BLE001  a user's merge function failed
+                self._fail(job, delivery, target.routine, state, error, 0.0)
+                return None
+        buffers[target.key] = buffer
+        if target.join_sources and connection >= 0:
+            arrived = job.join_arrivals.setdefault(target.key, set())
+            arrived.add(connection)
+            if not arrived >= target.join_sources:
+                self._record(job, delivery, BUFFERED, self._monotonic(), 0.0)
+                return None
+        return (target.routine, state, target, old, buffer)
+
+    def complete(
+        self,
+        job: JobState,
+        plan: Plan,
+        delivery: Delivery,
+        ready: Ready,
+        emissions: list[tuple[str, Payload]],
+        error: Exception | None,
+        started: float,
+        duration: float,
+    ) -> None:
+        """Record a handler's outcome and deliver its emissions, or handle its error."""
+        routine, state, target, _, _ = ready
+        if error is not None:
+            _rollback(job, delivery, ready)
+            self._fail(job, delivery, routine, state, error, duration, started)
+            return
+        if target is not None and target.join_sources:
+            del job.slot_buffers[target.key]
+            job.join_arrivals.pop(target.key, None)
         if state.status is RoutineStatus.RUNNING:
             state.status = RoutineStatus.COMPLETED
         self._record(job, delivery, COMPLETED, started, duration)
         if emissions:
             _route(job, plan, delivery.routine_id, emissions)
-        return True
 
     def _fail(
         self,
@@ -285,7 +306,7 @@ class Runtime:
         error: Exception,
         duration: float,
         started: float | None = None,
-    ) -> bool:
+    ) -> None:
         if started is None:
             started = self._monotonic()
         handler = self._handler_for(routine)
@@ -293,19 +314,17 @@ class Runtime:
             self._record(job, delivery, RETRIED, started, duration)
             delivery.attempt += 1
             job.pending.append(delivery)
-            return True
+            return
         self._record(job, delivery, FAILED, started, duration)
         _add_error(job, state, _error_record(delivery, error, self.clock))
         strategy = handler.final_strategy()
         if strategy is ErrorStrategy.SKIP:
             state.status = RoutineStatus.SKIPPED
-            return True
+            return
         state.status = RoutineStatus.FAILED
         if strategy is ErrorStrategy.STOP:
             job.pending.append(delivery)
             job.status = JobStatus.FAILED
-            return False
-        return True
 
     def _handler_for(self, routine: Routine) -> ErrorHandler:
         return routine._error_handler or self.flow.error_handler or STOP_HANDLER
@@ -364,11 +383,11 @@ def _route(
     job.pending.extend(created)
 
 
-def _rollback(job: JobState, delivery: Delivery, undo: Undo | None) -> None:
+def _rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:
     """Undo a failed delivery's merge so a retry or resume merges it once."""
-    if undo is None:
+    _, _, target, old, buffer = ready
+    if target is None:
         return
-    target, old, buffer = undo
     target.slot.unmerge(buffer, delivery.data)
     if old is None:
         del job.slot_buffers[target.key]
@@ -458,7 +477,9 @@ def drop_pending(job: JobState, now: float) -> None:
 def _snapshot_routine(job: JobState, plan: Plan, routine_id: str) -> None:
     state = job.routine_states.get(routine_id)
     if state is not None:
-        state.stats = plan.routines[routine_id].stats()
+        routine = plan.routines[routine_id]
+        # Most routines never record stats: skip the locked copy for them.
+        state.stats = routine.stats() if routine._stats or state.stats else {}
 
 
 def _snapshot_stats(job: JobState, plan: Plan) -> None:
