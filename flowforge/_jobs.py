@@ -34,11 +34,12 @@ def start_job(
     entry_slot: str | None,
     job_id: str | None,
     store: Store | None,
+    strategy: str | None = None,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> JobState:
     """Create a job and run it; with a store, never run a job id twice."""
     journal = None if store is None else Journal(store, lease_seconds=lease_seconds)
-    runtime = Runtime(flow, journal=journal)
+    runtime = flow._runtime(journal=journal, strategy=strategy)
     job = runtime.new_job(
         entry_routine_id, entry_params, entry_slot=entry_slot, job_id=job_id
     )
@@ -67,13 +68,12 @@ def resume_job(
             job_id=job.job_id,
             status=job.status.value,
         )
-    elif journal is not None and not journal.acquire(job.job_id):
+    elif journal is not None and not _take(journal, job):
         raise _busy(journal.store, job.job_id)
     _check_flow(flow, job, force)
     _restore_stats(flow, job)
-    if job.status is JobStatus.FAILED and job.pending:
-        job.pending[-1].attempt = 0
-    return Runtime(flow, journal=journal).run(job)
+    _fresh_attempts(job)
+    return flow._runtime(journal=journal).run(job)
 
 
 def recover_jobs(
@@ -89,7 +89,7 @@ def recover_jobs(
         job = store.load(record.job_id)
         _check_flow(flow, job, force=False)
         _restore_stats(flow, job)
-        resumed.append(Runtime(flow, journal=journal).run(job))
+        resumed.append(flow._runtime(journal=journal).run(job))
     return resumed
 
 
@@ -100,6 +100,14 @@ def cancel_paused(flow: Flow, job: JobState, store: Store | None) -> None:
     drop_pending(job, job.finished_at.timestamp())
     if store is not None:
         store.save(job)
+
+
+def _take(journal: Journal, job: JobState) -> bool:
+    """Lease a job held in memory: save it if new to the store, else acquire it."""
+    try:
+        return journal.acquire(job.job_id)
+    except JobNotFoundError:
+        return journal.create(job)
 
 
 def _claim(journal: Journal, job_id: str) -> JobState:
@@ -160,6 +168,12 @@ def _check_flow(flow: Flow, job: JobState, force: bool) -> None:
             f"{flow.flow_id!r}: {'; '.join(changes)}. Resume on the original "
             "flow, or pass force=True"
         )
+
+
+def _fresh_attempts(job: JobState) -> None:
+    """Give a failed job's failed delivery (on top of its stack) fresh retries."""
+    if job.status is JobStatus.FAILED and job.pending:
+        job.pending[-1].attempt = 0
 
 
 def _restore_stats(flow: Flow, job: JobState) -> None:

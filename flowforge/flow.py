@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 import threading
 import uuid
+import weakref
+from concurrent.futures import Executor, ThreadPoolExecutor
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Final, Self, final
 
 from flowforge._context import CURRENT
 from flowforge._diagram import to_dot, to_mermaid
@@ -33,7 +35,10 @@ from flowforge.routine import Routine
 from flowforge._plan import Plan, compile_plan
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 
+from flowforge.runtime import Runtime
+
 if TYPE_CHECKING:
+    from flowforge._journal import Journal
     from flowforge.store.base import Store
     from flowforge.types import Clock
 
@@ -41,6 +46,9 @@ __all__ = ["Flow"]
 
 DEFAULT_MAX_DELIVERIES: Final = 10_000_000
 DEFAULT_HISTORY_LIMIT: Final = 1000
+DEFAULT_MAX_WORKERS: Final = 8
+SEQUENTIAL: Final = "sequential"
+CONCURRENT: Final = "concurrent"
 
 
 @final
@@ -56,6 +64,17 @@ class Flow:
         history_limit: How many handled deliveries each job's history keeps.
         clock: The time seam (monotonic clock, wall clock, sleep); tests
             pass a fake one.
+        execution_strategy: ``"sequential"`` (the default: every handler on
+            the calling thread, in a fixed depth-first order) or
+            ``"concurrent"`` (independent deliveries on a thread pool).
+        max_workers: How many handlers of one job may run at once in the
+            concurrent strategy, and the size of the flow's own pool.
+        executor: A :class:`concurrent.futures.Executor` to run handlers on
+            instead of the flow's own pool; the flow never shuts it down.
+
+    The flow's own pool is created on first concurrent use and released by
+    :meth:`close` (or leaving a ``with`` block); a flow that is garbage
+    collected releases it too, and an idle pool never delays interpreter exit.
 
     Thread safety: wire the flow from one thread, before running it. Once
     wired, any number of threads may run jobs of it at the same time.
@@ -69,6 +88,9 @@ class Flow:
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         clock: Clock | None = None,
+        execution_strategy: str = SEQUENTIAL,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        executor: Executor | None = None,
     ) -> None:
         """Create an empty flow."""
         self.flow_id = uuid.uuid4().hex if flow_id is None else _check_flow_id(flow_id)
@@ -85,6 +107,11 @@ class Flow:
         self._plan: Plan | None = None
         self._lock = threading.Lock()
         self._running: dict[str, JobState] = {}
+        self._executor = executor
+        self._pool: ThreadPoolExecutor | None = None
+        self.execution_strategy = SEQUENTIAL
+        self.max_workers = DEFAULT_MAX_WORKERS
+        self.set_execution_strategy(execution_strategy, max_workers=max_workers)
 
     @property
     def routines(self) -> Mapping[str, Routine]:
@@ -199,6 +226,66 @@ class Flow:
             raise TypeError(f"expected an ErrorHandler or None, got {handler!r}")
         self.error_handler = handler
 
+    def set_execution_strategy(
+        self, strategy: str, *, max_workers: int | None = None
+    ) -> None:
+        """Choose how jobs run: ``"sequential"`` or ``"concurrent"``.
+
+        Args:
+            strategy: The strategy for later jobs; ``execute`` can override it
+                per call.
+            max_workers: How many handlers of one job may run at once.
+
+        Raises:
+            DefinitionError: If the strategy is unknown or ``max_workers`` is
+                not a positive int.
+        """
+        self.execution_strategy = _check_strategy(strategy)
+        if max_workers is not None:
+            max_workers = _positive(max_workers, "max_workers")
+            with self._lock:
+                if self._pool is not None and max_workers != self.max_workers:
+                    self._pool.shutdown(wait=False)
+                    self._pool = None
+            self.max_workers = max_workers
+
+    def close(self) -> None:
+        """Release the flow's own thread pool; later concurrent jobs make a new one."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __enter__(self) -> Self:
+        """Return the flow; leaving the block calls :meth:`close`."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Release the flow's own thread pool."""
+        self.close()
+
+    def _runtime(
+        self, *, journal: Journal | None = None, strategy: str | None = None
+    ) -> Runtime:
+        """Return a runtime for one job run with the chosen strategy."""
+        strategy = (
+            self.execution_strategy if strategy is None else _check_strategy(strategy)
+        )
+        if strategy == SEQUENTIAL:
+            return Runtime(self, journal=journal)
+        executor = self._executor
+        if executor is None:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(
+                        self.max_workers, thread_name_prefix="flowforge"
+                    )
+                    weakref.finalize(self, self._pool.shutdown, wait=False)
+                executor = self._pool
+        return Runtime(
+            self, journal=journal, executor=executor, max_workers=self.max_workers
+        )
+
     def plan(self) -> Plan:
         """Return the flow's routing table, rebuilt after each change."""
         with self._lock:
@@ -214,6 +301,7 @@ class Flow:
         entry_slot: str | None = None,
         job_id: str | None = None,
         store: Store | None = None,
+        execution_strategy: str | None = None,
     ) -> JobState:
         """Run a job from ``entry_routine_id`` to its end and return its state.
 
@@ -230,6 +318,7 @@ class Flow:
                 after every delivery, and can be resumed after a crash. If the
                 store already holds ``job_id``, that job is returned when it
                 has ended, and never run twice.
+            execution_strategy: Overrides the flow's strategy for this job.
 
         Raises:
             UnknownPortError: If the entry routine or slot does not exist.
@@ -246,6 +335,7 @@ class Flow:
             entry_slot=entry_slot,
             job_id=job_id,
             store=store,
+            strategy=execution_strategy,
         )
 
     def pause(
@@ -489,6 +579,15 @@ def _check_flow_id(value: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise DefinitionError(f"flow_id must be a non-empty str, got {value!r}")
     return value
+
+
+def _check_strategy(strategy: str) -> str:
+    if strategy not in (SEQUENTIAL, CONCURRENT):
+        raise DefinitionError(
+            f"unknown execution strategy {strategy!r}; use 'sequential' or "
+            "'concurrent'"
+        )
+    return strategy
 
 
 def _positive(value: int, name: str) -> int:

@@ -110,7 +110,13 @@ RawRecord = tuple[int, str, "str | None", str, int, float, float]
 @final
 @dataclass(slots=True)
 class RoutineState:
-    """One routine's part in a job: deliveries handled, errors, stats snapshot."""
+    """One routine's part in a job: deliveries finished, errors, stats snapshot.
+
+    ``deliveries`` counts deliveries that reached an outcome: handled,
+    failed for good, buffered by a join, or dropped because the routine was
+    skipped. A delivery that stopped the job is not finished: it waits on the
+    job's pending stack and counts once it runs again.
+    """
 
     routine_id: str
     status: RoutineStatus = RoutineStatus.RUNNING

@@ -64,6 +64,7 @@ class Routine:
         self._config: dict[str, object] = {}
         self._error_handler: ErrorHandler | None = None
         self._lock = threading.Lock()
+        self._handler_lock = threading.Lock()
 
     # Any: a source routine declares whatever parameters its entry params need,
     # and only an ``*args: Any, **params: Any`` base accepts every override.

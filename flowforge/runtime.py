@@ -15,10 +15,12 @@ import time
 import traceback
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from contextvars import Token
 from typing import TYPE_CHECKING, Final, final
 
 from flowforge._clock import SystemClock
+from flowforge._concurrent import ConcurrentLoop
 from flowforge._context import CURRENT, DeliveryContext
 from flowforge._plan import Plan, Target, is_source
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
     from flowforge.flow import Flow
     from flowforge.types import Clock
 
-__all__ = ["Runtime", "drop_pending"]
+__all__ = ["Ready", "Runtime", "drop_pending", "rollback"]
 
 STOP_HANDLER: Final = ErrorHandler(ErrorStrategy.STOP)
 BUFFERED: Final = "buffered"
@@ -56,25 +58,45 @@ Ready = tuple[Routine, RoutineState, Target | None, Payload | None, Payload]
 
 @final
 class Runtime:
-    """Run jobs of one flow on the calling thread, depth-first.
+    """Run jobs of one flow: depth-first on the calling thread, or on a pool.
 
     Args:
         flow: The flow whose routines the jobs run.
         journal: Checkpoints each delivery of a durable job into its store.
+        executor: Runs handlers concurrently (the ``concurrent`` strategy);
+            the calling thread still coordinates.
+        max_workers: How many handlers of one job may run at once.
 
     Thread safety: a runtime runs one job at a time; several threads may each
     run their own job of the same flow with their own runtime.
     """
 
-    __slots__ = ("flow", "clock", "journal", "_monotonic", "_random")
+    __slots__ = (
+        "flow",
+        "clock",
+        "journal",
+        "executor",
+        "max_workers",
+        "monotonic",
+        "_random",
+    )
 
-    def __init__(self, flow: Flow, *, journal: Journal | None = None) -> None:
-        """Bind the runtime to ``flow``."""
+    def __init__(
+        self,
+        flow: Flow,
+        *,
+        journal: Journal | None = None,
+        executor: Executor | None = None,
+        max_workers: int = 1,
+    ) -> None:
+        """Bind the runtime to ``flow``; with ``executor``, run handlers on it."""
         self.flow = flow
         self.clock: Clock = flow.clock or SystemClock()
         self.journal = journal
+        self.executor = executor
+        self.max_workers = max_workers
         # The system clock's method adds a frame per call; read time directly.
-        self._monotonic = (
+        self.monotonic = (
             time.monotonic if type(self.clock) is SystemClock else self.clock.monotonic
         )
         self._random: random.Random | None = None
@@ -118,16 +140,19 @@ class Runtime:
         job.status = JobStatus.RUNNING
         now = clock.now()
         job.started_at = job.started_at or now
-        job.wall_offset = now.timestamp() - self._monotonic()
+        job.wall_offset = now.timestamp() - self.monotonic()
         context = DeliveryContext(job)
-        began = self._monotonic()
+        began = self.monotonic()
         journal = self.journal
         if journal is not None:
             journal.begin(job)
         self.flow.register_running(job)
         token = CURRENT.set(context)
         try:
-            self._loop(job, plan, context)
+            if self.executor is None:
+                self._loop(job, plan, context)
+            else:
+                ConcurrentLoop(self, self.executor, self.max_workers).run(job, plan)
         except StoreError:
             self._finish(job, plan, began, token, write=False)
             raise
@@ -150,7 +175,7 @@ class Runtime:
         """Release what the run held; save the job's state unless the store failed."""
         CURRENT.reset(token)
         self.flow.unregister_running(job)
-        job.tracker.add_wall_time(self._monotonic() - began)
+        job.tracker.add_wall_time(self.monotonic() - began)
         _snapshot_stats(job, plan)
         if self.journal is not None:
             self.journal.end(job, write=write)
@@ -161,7 +186,7 @@ class Runtime:
         if job.status is not JobStatus.PAUSED:
             job.finished_at = self.clock.now()
         if job.status is JobStatus.CANCELLED:
-            drop_pending(job, self._monotonic() + job.wall_offset)
+            drop_pending(job, self.monotonic() + job.wall_offset)
 
     def _loop(self, job: JobState, plan: Plan, context: DeliveryContext) -> None:
         pending = job.pending
@@ -171,24 +196,21 @@ class Runtime:
         running = JobStatus.RUNNING
         while pending:
             if job.stop_request is not None:
-                _honour_stop_request(job, self.clock)
+                self.honour_stop_request(job)
                 return
             delivery = pending.pop()
-            if delivery.attempt == 0:
-                if job.delivery_count >= limit:
-                    pending.append(delivery)
-                    _fail_on_limit(job, delivery, limit, self.clock)
-                    return
-                job.delivery_count += 1
-            else:
-                self._wait_before_retry(plan, delivery)
+            if delivery.attempt:
+                self.clock.sleep(self.retry_delay(delivery))
+            elif job.delivery_count >= limit:
+                pending.append(delivery)
+                self.fail_on_limit(job, delivery)
+                return
             if journal is None:
                 deliver(job, plan, context, delivery)
             else:
-                change = _change_before(job, delivery)
+                change = self.change_before(job, delivery)
                 deliver(job, plan, context, delivery)
-                _snapshot_routine(job, plan, delivery.routine_id)
-                journal.commit(job, change)
+                self.checkpoint(job, plan, delivery, change)
             if job.status is not running:
                 return
 
@@ -204,7 +226,7 @@ class Runtime:
         context.delivery = delivery
         emissions: list[tuple[str, Payload]] = []
         context.emissions = emissions
-        monotonic = self._monotonic
+        monotonic = self.monotonic
         started = monotonic()
         try:
             if target is None:
@@ -218,7 +240,7 @@ class Runtime:
             )
             return
         except BaseException:
-            _rollback(job, delivery, ready)
+            rollback(job, delivery, ready)
             job.pending.append(delivery)
             raise
         finally:
@@ -238,10 +260,8 @@ class Runtime:
         if state is None:
             state = job.routine_states[routine_id] = RoutineState(routine_id)
         elif state.status is RoutineStatus.SKIPPED:
-            self._record(job, delivery, DROPPED, self._monotonic(), 0.0)
+            self._record(job, state, delivery, DROPPED, self.monotonic(), 0.0)
             return None
-        if delivery.attempt == 0:
-            state.deliveries += 1
         slot_name = delivery.slot
         if slot_name is None:
             return (plan.routines[routine_id], state, None, None, delivery.data)
@@ -267,7 +287,7 @@ class Runtime:
             arrived = job.join_arrivals.setdefault(target.key, set())
             arrived.add(connection)
             if not arrived >= target.join_sources:
-                self._record(job, delivery, BUFFERED, self._monotonic(), 0.0)
+                self._record(job, state, delivery, BUFFERED, self.monotonic(), 0.0)
                 return None
         return (target.routine, state, target, old, buffer)
 
@@ -285,7 +305,7 @@ class Runtime:
         """Record a handler's outcome and deliver its emissions, or handle its error."""
         routine, state, target, _, _ = ready
         if error is not None:
-            _rollback(job, delivery, ready)
+            rollback(job, delivery, ready)
             self._fail(job, delivery, routine, state, error, duration, started)
             return
         if target is not None and target.join_sources:
@@ -293,7 +313,7 @@ class Runtime:
             job.join_arrivals.pop(target.key, None)
         if state.status is RoutineStatus.RUNNING:
             state.status = RoutineStatus.COMPLETED
-        self._record(job, delivery, COMPLETED, started, duration)
+        self._record(job, state, delivery, COMPLETED, started, duration)
         if emissions:
             _route(job, plan, delivery.routine_id, emissions)
 
@@ -308,14 +328,14 @@ class Runtime:
         started: float | None = None,
     ) -> None:
         if started is None:
-            started = self._monotonic()
+            started = self.monotonic()
         handler = self._handler_for(routine)
         if handler.should_retry(error, delivery.attempt):
-            self._record(job, delivery, RETRIED, started, duration)
+            self._record(job, state, delivery, RETRIED, started, duration)
             delivery.attempt += 1
             job.pending.append(delivery)
             return
-        self._record(job, delivery, FAILED, started, duration)
+        self._record(job, state, delivery, FAILED, started, duration)
         _add_error(job, state, _error_record(delivery, error, self.clock))
         strategy = handler.final_strategy()
         if strategy is ErrorStrategy.SKIP:
@@ -323,26 +343,83 @@ class Runtime:
             return
         state.status = RoutineStatus.FAILED
         if strategy is ErrorStrategy.STOP:
+            # Back on the stack, unfinished: resume runs it first, counted once.
+            job.delivery_count -= 1
+            state.deliveries -= 1
             job.pending.append(delivery)
             job.status = JobStatus.FAILED
 
     def _handler_for(self, routine: Routine) -> ErrorHandler:
         return routine._error_handler or self.flow.error_handler or STOP_HANDLER
 
-    def _wait_before_retry(self, plan: Plan, delivery: Delivery) -> None:
-        handler = self._handler_for(plan.routines[delivery.routine_id])
+    def undo_merge(self, job: JobState, delivery: Delivery, ready: Ready) -> None:
+        """Undo a delivery's merge after its handler was interrupted."""
+        rollback(job, delivery, ready)
+
+    def retry_delay(self, delivery: Delivery) -> float:
+        """Return how long to wait before a retried delivery's next attempt."""
+        handler = self._handler_for(self.flow.plan().routines[delivery.routine_id])
         if handler.retry_jitter and self._random is None:
             self._random = random.Random()
-        self.clock.sleep(handler.retry_delay_for(delivery.attempt - 1, self._random))
+        return handler.retry_delay_for(delivery.attempt - 1, self._random)
+
+    def change_before(self, job: JobState, delivery: Delivery) -> Change | None:
+        """Describe, before a delivery runs, what it may change (durable jobs only)."""
+        if self.journal is None:
+            return None
+        slot = delivery.slot
+        return Change(
+            pending_from=0 if self.executor is not None else len(job.pending),
+            routine_id=delivery.routine_id,
+            buffer_key=None if slot is None else (delivery.routine_id, slot),
+            history_from=job.history_total,
+            errors_from=len(job.errors),
+        )
+
+    def checkpoint(
+        self, job: JobState, plan: Plan, delivery: Delivery, change: Change | None
+    ) -> None:
+        """Commit a finished delivery to the job's store (durable jobs only)."""
+        if self.journal is None or change is None:
+            return
+        _snapshot_routine(job, plan, delivery.routine_id)
+        self.journal.commit(job, change)
+
+    def honour_stop_request(self, job: JobState) -> None:
+        """Pause or cancel ``job`` as a pending request asks."""
+        assert job.stop_request is not None  # noqa: S101  checked by the caller
+        status, reason, checkpoint = job.stop_request
+        job.stop_request = None
+        job.status = status
+        if status is JobStatus.PAUSED:
+            point = PausePoint(reason, checkpoint, self.clock.now(), job.delivery_count)
+            job.pause_points.append(point)
+
+    def fail_on_limit(self, job: JobState, delivery: Delivery) -> None:
+        """Fail ``job``: it needs more deliveries than the flow allows."""
+        limit = self.flow.max_deliveries
+        error = ExecutionError(
+            f"job {job.job_id!r} reached the flow's limit of {limit} deliveries; a "
+            "cycle may never end. Add a stop condition, or raise "
+            "Flow(max_deliveries=...)"
+        )
+        routine_id = delivery.routine_id
+        state = job.routine_states.get(routine_id)
+        if state is None:
+            state = job.routine_states[routine_id] = RoutineState(routine_id)
+        _add_error(job, state, _error_record(delivery, error, self.clock))
+        job.status = JobStatus.FAILED
 
     def _record(
         self,
         job: JobState,
+        state: RoutineState,
         delivery: Delivery,
         outcome: str,
         started: float,
         duration: float,
     ) -> None:
+        """Add a delivery's outcome to the history, counts and tracker."""
         job.history_raw.append(
             (
                 delivery.seq,
@@ -355,6 +432,9 @@ class Runtime:
             )
         )
         job.history_total += 1
+        if outcome is not RETRIED:
+            job.delivery_count += 1
+            state.deliveries += 1
         if outcome is COMPLETED or outcome is FAILED or outcome is RETRIED:
             job.tracker.record_run(delivery.routine_id, outcome, duration)
 
@@ -383,7 +463,7 @@ def _route(
     job.pending.extend(created)
 
 
-def _rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:
+def rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:
     """Undo a failed delivery's merge so a retry or resume merges it once."""
     _, _, target, old, buffer = ready
     if target is None:
@@ -395,18 +475,6 @@ def _rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:
         job.slot_buffers[target.key] = old
     if target.join_sources and delivery.connection >= 0:
         job.join_arrivals[target.key].discard(delivery.connection)
-
-
-def _change_before(job: JobState, delivery: Delivery) -> Change:
-    """Describe, before a delivery runs, which parts of the job it may change."""
-    slot = delivery.slot
-    return Change(
-        pending_from=len(job.pending),
-        routine_id=delivery.routine_id,
-        buffer_key=None if slot is None else (delivery.routine_id, slot),
-        history_from=job.history_total,
-        errors_from=len(job.errors),
-    )
 
 
 def _add_error(job: JobState, state: RoutineState, record: ErrorRecord) -> None:
@@ -427,30 +495,6 @@ def _error_record(
         traceback="".join(traceback.format_exception(error)),
         at=clock.now(),
     )
-
-
-def _fail_on_limit(job: JobState, delivery: Delivery, limit: int, clock: Clock) -> None:
-    error = ExecutionError(
-        f"job {job.job_id!r} reached the flow's limit of {limit} deliveries; a cycle "
-        "may never end. Add a stop condition, or raise Flow(max_deliveries=...)"
-    )
-    routine_id = delivery.routine_id
-    state = job.routine_states.get(routine_id)
-    if state is None:
-        state = job.routine_states[routine_id] = RoutineState(routine_id)
-    _add_error(job, state, _error_record(delivery, error, clock))
-    job.status = JobStatus.FAILED
-
-
-def _honour_stop_request(job: JobState, clock: Clock) -> None:
-    assert job.stop_request is not None  # noqa: S101  checked by the caller
-    status, reason, checkpoint = job.stop_request
-    job.stop_request = None
-    job.status = status
-    if status is JobStatus.PAUSED:
-        job.pause_points.append(
-            PausePoint(reason, checkpoint, clock.now(), job.delivery_count)
-        )
 
 
 def drop_pending(job: JobState, now: float) -> None:

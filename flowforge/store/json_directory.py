@@ -235,7 +235,7 @@ class JsonDirectoryStore:
 
     def _check_owner(self, job_id: str, owner: str) -> None:
         holder = self._read(job_id).get("owner")
-        if holder is not None and holder != owner:
+        if holder != owner:
             raise StoreError(
                 f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "
                 "process took it over, so this one must stop running it"

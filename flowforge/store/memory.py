@@ -201,7 +201,7 @@ class MemoryStore:
 
 
 def _check_owner(entry: _Entry, job_id: str, owner: str) -> None:
-    if entry.owner is not None and entry.owner != owner:
+    if entry.owner != owner:
         raise StoreError(
             f"job {job_id!r} is leased to {entry.owner!r}, not {owner!r}: another "
             "process took it over, so this one must stop running it"

@@ -327,7 +327,7 @@ def _check_owner(
     row = db.execute("SELECT owner FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
     if row is None and not required:
         return
-    if row is None or (row[0] is not None and row[0] != owner):
+    if row is None or row[0] != owner:
         holder = None if row is None else row[0]
         raise StoreError(
             f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "

@@ -1,0 +1,225 @@
+"""The concurrent strategy: independent deliveries on a thread pool, one coordinator.
+
+The thread that called ``execute`` coordinates: it alone reads and writes the
+job's state, merges slot buffers, routes emissions and checkpoints. Pool
+threads only run handlers. Each routine has a queue of its deliveries in
+sequence order and runs one at a time, so deliveries along a connection keep
+their order; a routine waiting for a retry holds no thread, only its queue.
+"""
+
+from __future__ import annotations
+
+import heapq
+import queue
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING, final
+
+from flowforge._context import CURRENT, DeliveryContext
+from flowforge.job_state import JobState, JobStatus
+from flowforge.record import Delivery
+
+if TYPE_CHECKING:
+    from flowforge._plan import Plan
+    from flowforge.runtime import Ready, Runtime
+    from flowforge.types import Payload
+
+__all__ = ["ConcurrentLoop"]
+
+Outcome = tuple[
+    Delivery, "Ready", list[tuple[str, "Payload"]], BaseException | None, float, float
+]
+
+
+@final
+class ConcurrentLoop:
+    """Run one job's deliveries on ``executor``, at most ``max_workers`` at a time.
+
+    Thread safety: create one per job run; only the coordinating thread calls
+    :meth:`run`.
+    """
+
+    def __init__(self, runtime: Runtime, executor: Executor, max_workers: int) -> None:
+        """Prepare to run a job with ``runtime``'s rules on ``executor``."""
+        self.runtime = runtime
+        self.executor = executor
+        self.max_workers = max_workers
+        self.queues: dict[str, deque[Delivery]] = {}
+        self.ready: deque[str] = deque()
+        self.busy: set[str] = set()
+        self.in_flight: dict[int, Delivery] = {}
+        self.retries: list[tuple[float, int, Delivery]] = []
+        self.failed: Delivery | None = None
+        self.results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+
+    def run(self, job: JobState, plan: Plan) -> None:
+        """Run ``job`` until it ends, pauses or fails; leave its pending deliveries."""
+        for delivery in sorted(job.pending, key=lambda d: d.seq):
+            self._enqueue(delivery)
+        job.pending.clear()
+        try:
+            self._coordinate(job, plan)
+        finally:
+            self._materialize(job)
+
+    def _coordinate(self, job: JobState, plan: Plan) -> None:
+        clock = self.runtime.clock
+        while True:
+            stopping = (
+                job.stop_request is not None or job.status is not JobStatus.RUNNING
+            )
+            if not stopping:
+                self._dispatch(job, plan)
+            if not self.in_flight:
+                if stopping or (not self.ready and not self.retries):
+                    break
+                if not self.ready:
+                    due = self.retries[0][0]
+                    clock.sleep(max(0.0, due - clock.monotonic()))
+                    self._release_due_retries()
+                continue
+            try:
+                outcome = self.results.get(timeout=self._wait_seconds())
+            except queue.Empty:
+                self._release_due_retries()
+                continue
+            self._finish(job, plan, outcome)
+            self._release_due_retries()
+        if job.stop_request is not None and job.status is JobStatus.RUNNING:
+            self.runtime.honour_stop_request(job)
+
+    def _dispatch(self, job: JobState, plan: Plan) -> None:
+        runtime = self.runtime
+        limit = runtime.flow.max_deliveries
+        while self.ready and len(self.in_flight) < self.max_workers:
+            if job.stop_request is not None or job.status is not JobStatus.RUNNING:
+                return
+            routine_id = self.ready.popleft()
+            delivery = self.queues[routine_id].popleft()
+            if (
+                delivery.attempt == 0
+                and job.delivery_count + len(self.in_flight) >= limit
+            ):
+                self.failed = delivery
+                runtime.fail_on_limit(job, delivery)
+                return
+            change = runtime.change_before(job, delivery)
+            ready = runtime.prepare(job, plan, delivery)
+            if ready is None:
+                self._collect(job, delivery)
+                runtime.checkpoint(job, plan, delivery, change)
+                self._wake(routine_id)
+                continue
+            self.busy.add(routine_id)
+            self.in_flight[delivery.seq] = delivery
+            self.executor.submit(
+                _run_handler, job, delivery, ready, self.results.put, runtime.monotonic
+            )
+
+    def _finish(self, job: JobState, plan: Plan, outcome: Outcome) -> None:
+        delivery, ready, emissions, error, started, duration = outcome
+        runtime = self.runtime
+        del self.in_flight[delivery.seq]
+        if error is not None and not isinstance(error, Exception):
+            runtime.undo_merge(job, delivery, ready)
+            self.in_flight[delivery.seq] = delivery
+            raise error
+        change = runtime.change_before(job, delivery)
+        runtime.complete(
+            job, plan, delivery, ready, emissions, error, started, duration
+        )
+        self._collect(job, delivery)
+        runtime.checkpoint(job, plan, delivery, change)
+        self.busy.discard(delivery.routine_id)
+        self._wake(delivery.routine_id)
+
+    def _collect(self, job: JobState, finished: Delivery) -> None:
+        """Move what the last delivery pushed on ``job.pending`` into the queues."""
+        for delivery in reversed(job.pending):
+            if delivery is not finished:
+                self._enqueue(delivery)
+            elif job.status is JobStatus.FAILED:
+                self.failed = delivery
+            else:
+                self._schedule_retry(delivery)
+        job.pending.clear()
+
+    def _schedule_retry(self, delivery: Delivery) -> None:
+        runtime = self.runtime
+        delay = runtime.retry_delay(delivery)
+        due = runtime.clock.monotonic() + delay
+        heapq.heappush(self.retries, (due, delivery.seq, delivery))
+        self.busy.add(delivery.routine_id)
+
+    def _release_due_retries(self) -> None:
+        now = self.runtime.clock.monotonic()
+        while self.retries and self.retries[0][0] <= now:
+            _, _, delivery = heapq.heappop(self.retries)
+            self.queues[delivery.routine_id].appendleft(delivery)
+            self.busy.discard(delivery.routine_id)
+            self._wake(delivery.routine_id)
+
+    def _wait_seconds(self) -> float | None:
+        if not self.retries:
+            return None
+        return max(0.0, self.retries[0][0] - self.runtime.clock.monotonic())
+
+    def _enqueue(self, delivery: Delivery) -> None:
+        routine_id = delivery.routine_id
+        pending = self.queues.get(routine_id)
+        if pending is None:
+            pending = self.queues[routine_id] = deque()
+        pending.append(delivery)
+        if len(pending) == 1:
+            self._wake(routine_id)
+
+    def _wake(self, routine_id: str) -> None:
+        """Mark a routine ready if it has work and nothing in flight or waiting."""
+        if routine_id not in self.busy and self.queues.get(routine_id):
+            if routine_id not in self.ready:
+                self.ready.append(routine_id)
+
+    def _materialize(self, job: JobState) -> None:
+        """Leave every unfinished delivery on ``job.pending``, lowest seq on top."""
+        waiting = [d for queue_ in self.queues.values() for d in queue_]
+        waiting += [d for _, _, d in self.retries]
+        waiting += list(self.in_flight.values())
+        waiting.sort(key=lambda d: d.seq, reverse=True)
+        if self.failed is not None:
+            waiting.remove(self.failed)
+            waiting.append(self.failed)
+        job.pending[:] = waiting
+
+
+def _run_handler(
+    job: JobState,
+    delivery: Delivery,
+    ready: Ready,
+    report: Callable[[Outcome], None],
+    monotonic: Callable[[], float],
+) -> None:
+    """Run one handler on a pool thread and report its outcome to the coordinator."""
+    routine, _, target, _, buffer = ready
+    emissions: list[tuple[str, Payload]] = []
+    context = DeliveryContext(job, routine, delivery, emissions)
+    token = CURRENT.set(context)
+    started = duration = 0.0
+    error: BaseException | None = None
+    try:
+        with routine._handler_lock:
+            started = monotonic()
+            try:
+                if target is None:
+                    routine(**delivery.data)
+                else:
+                    target.invoke(buffer, delivery.routine_id)
+            except Exception as failure:  # noqa: BLE001  reported to the coordinator
+                error = failure
+            duration = monotonic() - started
+    except BaseException as fatal:  # noqa: B036  the coordinator re-raises it
+        error = fatal
+    finally:
+        context.routine = None
+        CURRENT.reset(token)
+        report((delivery, ready, emissions, error, started, duration))
