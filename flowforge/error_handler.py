@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
@@ -102,6 +103,8 @@ class ErrorHandler:
             )
         self.retryable_exceptions = _exception_types(retryable_exceptions)
         self.is_critical = bool(is_critical)
+        if self.max_retries and self.max_retry_delay is None:
+            self.retry_delay_for(self.max_retries - 1)  # overflows now, not mid-job
 
     def should_retry(self, error: BaseException, attempt: int) -> bool:
         """Return whether a delivery that failed on ``attempt`` is tried again.
@@ -122,11 +125,20 @@ class ErrorHandler:
         The delay is ``retry_delay * retry_backoff ** attempt``, times a jitter
         factor, capped by ``max_retry_delay``.
         """
-        delay = self.retry_delay * self.retry_backoff**attempt
+        try:
+            delay = self.retry_delay * self.retry_backoff**attempt
+        except OverflowError:  # a huge backoff: only the cap can bound it
+            delay = math.inf
         if self.retry_jitter:
             delay *= 1 + (rng or random).uniform(-self.retry_jitter, self.retry_jitter)
         if self.max_retry_delay is not None:
             delay = min(delay, self.max_retry_delay)
+        if math.isinf(delay):
+            raise DefinitionError(
+                f"retry delay overflowed after {attempt} retries (retry_delay="
+                f"{self.retry_delay}, retry_backoff={self.retry_backoff}); set "
+                "max_retry_delay to cap it"
+            )
         return delay
 
     def final_strategy(self) -> ErrorStrategy:
@@ -229,8 +241,11 @@ def _count(value: int, name: str) -> int:
 
 
 def _seconds(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise DefinitionError(f"{name} must be a non-negative number, got {value!r}")
+    finite = isinstance(value, (int, float)) and math.isfinite(value)
+    if isinstance(value, bool) or not finite or not value >= 0:
+        raise DefinitionError(
+            f"{name} must be a finite, non-negative number, got {value!r}"
+        )
     return float(value)
 
 

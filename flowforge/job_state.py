@@ -303,6 +303,7 @@ def _build_job(data: Mapping[str, object], where: str) -> JobState:
         tracker=ExecutionTracker.deserialize(data.get("tracker")),
         stats_restored=False,
     )
+    _check_counts(job, where)
     job.errors = [
         error_from_data(e, f"{where} errors") for e in read(data, "errors", list, where)
     ]
@@ -328,6 +329,22 @@ def _build_job(data: Mapping[str, object], where: str) -> JobState:
     for row in read(data, "history", list, where):
         job.history_raw.append(history_from_data(row, f"{where} history"))
     return job
+
+
+def _check_counts(job: JobState, where: str) -> None:
+    counts = {
+        "delivery_count": job.delivery_count,
+        "next_seq": job.next_seq,
+        "history_total": job.history_total,
+    }
+    for name, value in counts.items():
+        if value < 0:
+            raise SerializationError(f"{where}: field {name!r} is negative ({value})")
+    if job.history_limit < 1:
+        raise SerializationError(
+            f"{where}: field 'history_limit' must be at least 1, "
+            f"got {job.history_limit}"
+        )
 
 
 def _slot_key(routine_id: object, slot: object, where: str) -> tuple[str, str]:

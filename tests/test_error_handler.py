@@ -44,10 +44,16 @@ def flaky_flow(handler: ErrorHandler, failures: int = 99) -> tuple[Flow, FakeClo
     [
         ({"max_retries": -1}, "max_retries must be a non-negative int"),
         ({"max_retries": 1.5}, "max_retries must be a non-negative int"),
-        ({"retry_delay": -0.1}, "retry_delay must be a non-negative number"),
-        ({"retry_delay": float("nan")}, "retry_delay must be a non-negative number"),
+        ({"retry_delay": -0.1}, "retry_delay must be a finite, non-negative number"),
+        (
+            {"retry_delay": float("nan")},
+            "retry_delay must be a finite, non-negative number",
+        ),
         ({"retry_backoff": 0.5}, "retry_backoff must be at least 1"),
-        ({"max_retry_delay": -1}, "max_retry_delay must be a non-negative number"),
+        (
+            {"max_retry_delay": -1},
+            "max_retry_delay must be a finite, non-negative number",
+        ),
         ({"retry_jitter": 1.5}, r"retry_jitter must be in \[0, 1\]"),
         ({"retryable_exceptions": (int,)}, "must hold exception classes"),
         ({"retryable_exceptions": ("ValueError",)}, "must hold exception classes"),
@@ -238,3 +244,19 @@ def test_handler_repr_and_equality() -> None:
     assert ErrorHandler("skip") != ErrorHandler("stop")
     assert ErrorHandler("skip") != "skip"
     assert hash(ErrorHandler("skip")) == hash(ErrorHandler("skip"))
+
+
+def test_huge_backoff_is_bounded_by_the_cap() -> None:
+    handler = ErrorHandler("retry", retry_backoff=1e200, max_retry_delay=60.0)
+
+    assert handler.retry_delay_for(5) == 60.0
+
+
+def test_uncapped_overflowing_delay_is_refused_when_built() -> None:
+    with pytest.raises(DefinitionError, match="set max_retry_delay"):
+        ErrorHandler("retry", max_retries=5, retry_backoff=1e200)
+
+
+def test_infinite_delay_is_refused() -> None:
+    with pytest.raises(DefinitionError, match="finite"):
+        ErrorHandler("retry", retry_delay=float("inf"))
