@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 SRC := flowforge tests examples benchmarks docs/conf.py
 
-.PHONY: dev-install install demo test lint format typecheck docs bench check clean
+.PHONY: dev-install install demo test stress lint format typecheck docs bench check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,11 @@ docs: dev-install
 	$(PY) -m sphinx -W -n --keep-going -b html docs docs/_build/html
 
 bench: install
-	$(PY) benchmarks/bench_dispatch.py
+	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
+
+# Run the concurrency tests 20 times in a row: a flaky race shows up here.
+stress: dev-install
+	for run in $$(seq 20); do $(PY) -m pytest -q -p no:cacheprovider tests/test_concurrency.py || exit 1; done
 
 check: lint typecheck test docs
 

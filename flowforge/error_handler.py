@@ -104,7 +104,7 @@ class ErrorHandler:
         self.retryable_exceptions = _exception_types(retryable_exceptions)
         self.is_critical = bool(is_critical)
         if self.max_retries and self.max_retry_delay is None:
-            self.retry_delay_for(self.max_retries - 1)  # overflows now, not mid-job
+            self._backoff(self.max_retries - 1)  # overflows now, not mid-job
 
     def should_retry(self, error: BaseException, attempt: int) -> bool:
         """Return whether a delivery that failed on ``attempt`` is tried again.
@@ -125,17 +125,21 @@ class ErrorHandler:
         The delay is ``retry_delay * retry_backoff ** attempt``, times a jitter
         factor, capped by ``max_retry_delay``.
         """
-        try:
-            delay = self.retry_delay * self.retry_backoff**attempt
-        except OverflowError:  # a huge backoff: only the cap can bound it
-            delay = math.inf
+        delay = self._backoff(attempt)
         if self.retry_jitter:
             delay *= 1 + (rng or random).uniform(-self.retry_jitter, self.retry_jitter)
         if self.max_retry_delay is not None:
             delay = min(delay, self.max_retry_delay)
-        if math.isinf(delay):
+        return delay
+
+    def _backoff(self, attempt: int) -> float:
+        try:
+            delay = self.retry_delay * self.retry_backoff**attempt
+        except OverflowError:  # a huge backoff: only the cap can bound it
+            delay = math.inf
+        if math.isinf(delay) and self.max_retry_delay is None:
             raise DefinitionError(
-                f"retry delay overflowed after {attempt} retries (retry_delay="
+                f"retry delay overflows after {attempt} retries (retry_delay="
                 f"{self.retry_delay}, retry_backoff={self.retry_backoff}); set "
                 "max_retry_delay to cap it"
             )
