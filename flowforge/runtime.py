@@ -286,7 +286,8 @@ class Runtime:
         if target.join_sources and connection >= 0:
             arrived = job.join_arrivals.setdefault(target.key, set())
             arrived.add(connection)
-            if not arrived >= target.join_sources:
+            # Arrivals come only from the join's sources, so counting suffices.
+            if len(arrived) < len(target.join_sources):
                 self._record(job, state, delivery, BUFFERED, self.monotonic(), 0.0)
                 return None
         return (target.routine, state, target, old, buffer)
