@@ -165,7 +165,11 @@ def main(options: Options) -> int:
     jobs = 100 if options.quick else 1000
     fanout = measure_fanout(jobs, options.repeats)
     build = measure_build(options.repeats)
-    settings: dict[str, object] = {"workers": WORKERS, "fanout_jobs": jobs, "chain": CHAIN}
+    settings: dict[str, object] = {
+        "workers": WORKERS,
+        "fanout_jobs": jobs,
+        "chain": CHAIN,
+    }
     targets = [
         Target("fan-out/fan-in ratio", fanout.ratio, FANOUT_TARGET),
         Target("build ratio", build.ratio, BUILD_TARGET),
