@@ -3,7 +3,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
-SRC := flowforge tests examples benchmarks docs/conf.py
+SRC := flowforge tests examples benchmarks docs/conf.py docs/_ext
 
 .PHONY: dev-install install demo test stress lint format typecheck docs bench check clean
 

@@ -32,12 +32,16 @@ class Counter(Routine):
         self.increment_stat("total", value)
 
 
-def main() -> None:
+def build_flow() -> Flow:
     flow = Flow(flow_id="basic")
     flow.add_routine(Numbers(), "numbers")
     flow.add_routine(Counter(), "counter")
     flow.connect("numbers", "number", "counter", "input")
+    return flow
 
+
+def main() -> None:
+    flow = build_flow()
     job = flow.execute("numbers", {"values": [1, 2, 3]})
 
     print(job.status)

@@ -51,6 +51,8 @@ class ConcurrentLoop:
         self.in_flight: dict[int, Delivery] = {}
         self.retries: list[tuple[float, int, Delivery]] = []
         self.failed: Delivery | None = None
+        self.held: list[Delivery] = []
+        self.fatal: BaseException | None = None
         self.results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
 
     def run(self, job: JobState, plan: Plan) -> None:
@@ -67,7 +69,9 @@ class ConcurrentLoop:
         clock = self.runtime.clock
         while True:
             stopping = (
-                job.stop_request is not None or job.status is not JobStatus.RUNNING
+                job._stop_request is not None
+                or job.status is not JobStatus.RUNNING
+                or self.fatal is not None
             )
             if not stopping:
                 self._dispatch(job, plan)
@@ -86,14 +90,16 @@ class ConcurrentLoop:
                 continue
             self._finish(job, plan, outcome)
             self._release_due_retries()
-        if job.stop_request is not None and job.status is JobStatus.RUNNING:
+        if self.fatal is not None:
+            raise self.fatal
+        if job._stop_request is not None and job.status is JobStatus.RUNNING:
             self.runtime.honour_stop_request(job)
 
     def _dispatch(self, job: JobState, plan: Plan) -> None:
         runtime = self.runtime
         limit = runtime.flow.max_deliveries
         while self.ready and len(self.in_flight) < self.max_workers:
-            if job.stop_request is not None or job.status is not JobStatus.RUNNING:
+            if job._stop_request is not None or job.status is not JobStatus.RUNNING:
                 return
             routine_id = self.ready.popleft()
             delivery = self.queues[routine_id].popleft()
@@ -101,6 +107,7 @@ class ConcurrentLoop:
                 delivery.attempt == 0
                 and job.delivery_count + len(self.in_flight) >= limit
             ):
+                self.held.append(delivery)
                 self.failed = delivery
                 runtime.fail_on_limit(job, delivery)
                 return
@@ -123,15 +130,18 @@ class ConcurrentLoop:
         del self.in_flight[delivery.seq]
         if error is not None and not isinstance(error, Exception):
             runtime.undo_merge(job, delivery, ready)
-            self.in_flight[delivery.seq] = delivery
-            raise error
+            self.held.append(delivery)
+            self.busy.discard(delivery.routine_id)
+            if self.fatal is None:
+                self.fatal = error
+            return
         change = runtime.change_before(job, delivery)
         runtime.complete(
             job, plan, delivery, ready, emissions, error, started, duration
         )
+        self.busy.discard(delivery.routine_id)
         self._collect(job, delivery)
         runtime.checkpoint(job, plan, delivery, change)
-        self.busy.discard(delivery.routine_id)
         self._wake(delivery.routine_id)
 
     def _collect(self, job: JobState, finished: Delivery) -> None:
@@ -140,7 +150,9 @@ class ConcurrentLoop:
             if delivery is not finished:
                 self._enqueue(delivery)
             elif job.status is JobStatus.FAILED:
-                self.failed = delivery
+                self.held.append(delivery)
+                if self.failed is None:
+                    self.failed = delivery
             else:
                 self._schedule_retry(delivery)
         job.pending.clear()
@@ -185,9 +197,9 @@ class ConcurrentLoop:
         waiting = [d for queue_ in self.queues.values() for d in queue_]
         waiting += [d for _, _, d in self.retries]
         waiting += list(self.in_flight.values())
+        waiting += [d for d in self.held if d is not self.failed]
         waiting.sort(key=lambda d: d.seq, reverse=True)
         if self.failed is not None:
-            waiting.remove(self.failed)
             waiting.append(self.failed)
         job.pending[:] = waiting
 

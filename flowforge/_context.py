@@ -59,7 +59,7 @@ class DeliveryContext:
 
     @property
     def delivery_key(self) -> tuple[str, str, int]:
-        """``(job_id, routine_id, seq)``: the same across retries and resumes.
+        """The delivery's key, ``(job_id, routine_id, seq)``, stable across retries.
 
         Use it to make a handler's side effects idempotent, for example as
         the key of a write to another system.

@@ -61,16 +61,17 @@ def resume_job(
     if isinstance(job, str):
         if journal is None:
             raise TypeError("resume(job_id) needs store=...: where else is the job?")
-        job = _claim(journal, job)
-    elif job.status not in RESUMABLE:
-        raise JobStateError(
-            "only a paused or failed job can be resumed",
-            job_id=job.job_id,
-            status=job.status.value,
-        )
-    elif journal is not None and not _take(journal, job):
-        raise _busy(journal.store, job.job_id)
-    _check_flow(flow, job, force)
+        job = _claim(journal, job, flow, force)
+    else:
+        if job.status not in RESUMABLE:
+            raise JobStateError(
+                "only a paused or failed job can be resumed",
+                job_id=job.job_id,
+                status=job.status.value,
+            )
+        _check_flow(flow, job, force)
+        if journal is not None and not _take(journal, job):
+            raise _busy(journal.store, job.job_id)
     _restore_stats(flow, job)
     _fresh_attempts(job)
     return flow._runtime(journal=journal).run(job)
@@ -81,13 +82,16 @@ def recover_jobs(
 ) -> list[JobState]:
     """Resume every job of ``flow`` left running by a dead or expired owner."""
     resumed: list[JobState] = []
-    for record in store.list_jobs(flow_id=flow.flow_id, status=JobStatus.RUNNING):
+    records = store.list_jobs(flow_id=flow.flow_id, status=JobStatus.RUNNING)
+    # A pending job was saved by a process that died before starting it.
+    records += store.list_jobs(flow_id=flow.flow_id, status=JobStatus.PENDING)
+    for record in records:
         journal = Journal(store, lease_seconds=lease_seconds)
+        _check_flow(flow, store.load(record.job_id), force=False)
         dead = record.owner if is_dead_owner(record.owner) else None
         if not journal.acquire(record.job_id, replacing=dead):
             continue
         job = store.load(record.job_id)
-        _check_flow(flow, job, force=False)
         _restore_stats(flow, job)
         resumed.append(flow._runtime(journal=journal).run(job))
     return resumed
@@ -110,10 +114,14 @@ def _take(journal: Journal, job: JobState) -> bool:
         return journal.create(job)
 
 
-def _claim(journal: Journal, job_id: str) -> JobState:
+def _claim(journal: Journal, job_id: str, flow: Flow, force: bool) -> JobState:
+    """Lease a stored job for resuming, after checking it fits ``flow``."""
     store = journal.store
     record = store.get(job_id)
-    if record.status is JobStatus.RUNNING:
+    if record.status in (JobStatus.RUNNING, JobStatus.PENDING) + RESUMABLE:
+        _check_flow(flow, store.load(job_id), force)
+    if record.status in (JobStatus.RUNNING, JobStatus.PENDING):
+        # PENDING: its owner died after saving it and before starting it.
         dead = record.owner if is_dead_owner(record.owner) else None
         if not journal.acquire(job_id, replacing=dead):
             raise _busy(store, job_id)
@@ -178,7 +186,7 @@ def _fresh_attempts(job: JobState) -> None:
 
 def _restore_stats(flow: Flow, job: JobState) -> None:
     """Bring back each routine's stats snapshot into a job loaded from data."""
-    if job.stats_restored:
+    if job._stats_restored:
         return
     routines = flow.routines
     for routine_id, state in job.routine_states.items():
@@ -187,4 +195,4 @@ def _restore_stats(flow: Flow, job: JobState) -> None:
             routine.reset_stats()
             for key, value in state.stats.items():
                 routine.set_stat(key, value)
-    job.stats_restored = True
+    job._stats_restored = True

@@ -108,14 +108,17 @@ class SerializationError(FlowForgeError):
 class UnknownRoutineTypeError(SerializationError):
     """A routine type named in data is missing from the registry."""
 
-    def __init__(self, *, type_name: str, routine_id: str | None = None) -> None:
-        """Build the message from the missing registry key and the routine's id."""
+    def __init__(
+        self, *, type_name: str, routine_id: str | None = None, fix: str | None = None
+    ) -> None:
+        """Build the message from the missing key, the routine's id and the fix."""
         where = "" if routine_id is None else f"routine {routine_id!r}: "
-        super().__init__(
-            f"{where}routine type {type_name!r} is not registered; import the "
-            "module that defines it before deserializing (FlowForge never imports "
-            "modules named in data), or pass registry={name: cls}"
-        )
+        if fix is None:
+            fix = (
+                "import the module that defines it before deserializing (FlowForge "
+                "never imports modules named in data), or pass registry={name: cls}"
+            )
+        super().__init__(f"{where}routine type {type_name!r} is not registered; {fix}")
         self.type_name = type_name
         self.routine_id = routine_id
 

@@ -204,6 +204,49 @@ class ExecutionTracker:
         """The routines whose handlers ran, in first-run order."""
         return list(self._routines)
 
+    def routine_figures(self, routine_id: str) -> dict[str, object]:
+        """Return one routine's counts and times and its events' counts, as data.
+
+        Leaves out the time samples, so that a store can save these figures
+        after every delivery at a cost that does not grow with the job.
+        """
+        f = self._routines.get(routine_id)
+        row = None
+        if f is not None:
+            low = None if f.min_time == math.inf else f.min_time
+            row = [f.successes, f.failures, f.retries, f.total_time, low, f.max_time]
+        events = [
+            [event, count, [list(t) for t in self._targets[(rid, event)]]]
+            for (rid, event), count in self._events.items()
+            if rid == routine_id
+        ]
+        return {"figures": row, "events": events}
+
+    def restore_routine_figures(self, routine_id: str, data: object) -> None:
+        """Take back counts saved by :meth:`routine_figures`; keep the samples.
+
+        Raises:
+            SerializationError: If the data is malformed.
+        """
+        try:
+            row, events = data["figures"], data["events"]  # type: ignore[index]
+            if row is not None:
+                figures = self._routines.get(routine_id) or _Figures()
+                self._routines[routine_id] = figures
+                successes, failures, retries, total, low, high = row
+                figures.successes, figures.failures = int(successes), int(failures)
+                figures.retries, figures.total_time = int(retries), float(total)
+                figures.min_time = math.inf if low is None else float(low)
+                figures.max_time = float(high)
+            for event, count, targets in events:
+                key = (routine_id, str(event))
+                self._events[key] = int(count)
+                self._targets[key] = tuple((str(t), str(s)) for t, s in targets)
+        except (KeyError, TypeError, ValueError) as error:
+            raise SerializationError(
+                f"execution tracker figures of {routine_id!r} are malformed: {error!r}"
+            ) from error
+
     def serialize(self) -> dict[str, object]:
         """Return every figure as a versioned dict of JSON types."""
         return {

@@ -111,7 +111,9 @@ class Flow:
         self._pool: ThreadPoolExecutor | None = None
         self.execution_strategy = SEQUENTIAL
         self.max_workers = DEFAULT_MAX_WORKERS
-        self.set_execution_strategy(execution_strategy, max_workers=max_workers)
+        self.set_execution_strategy(
+            execution_strategy, max_workers=_positive(max_workers, "max_workers")
+        )
 
     @property
     def routines(self) -> Mapping[str, Routine]:
@@ -245,7 +247,6 @@ class Flow:
             max_workers = _positive(max_workers, "max_workers")
             with self._lock:
                 if self._pool is not None and max_workers != self.max_workers:
-                    self._pool.shutdown(wait=False)
                     self._pool = None
             self.max_workers = max_workers
 
@@ -359,7 +360,7 @@ class Flow:
             JobStateError: If the job is not running.
         """
         job = self._control_target(job_state, "pause")
-        job.stop_request = (JobStatus.PAUSED, reason, checkpoint)
+        job._stop_request = (JobStatus.PAUSED, reason, checkpoint)
 
     def cancel(
         self,
@@ -382,7 +383,7 @@ class Flow:
         if job.status is JobStatus.PAUSED:
             cancel_paused(self, job, store)
             return
-        job.stop_request = (JobStatus.CANCELLED, reason, None)
+        job._stop_request = (JobStatus.CANCELLED, reason, None)
 
     def resume(
         self,

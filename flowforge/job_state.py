@@ -95,9 +95,9 @@ class JobState:
     flow_shape: dict[str, object] = field(default_factory=dict, repr=False)
     tracker: ExecutionTracker = field(default_factory=ExecutionTracker, repr=False)
     history_raw: deque[RawRecord] = field(init=False, repr=False)
-    wall_offset: float = field(default=0.0, repr=False, compare=False)
-    stats_restored: bool = field(default=True, repr=False, compare=False)
-    stop_request: tuple[JobStatus, str, object] | None = field(
+    _wall_offset: float = field(default=0.0, repr=False, compare=False)
+    _stats_restored: bool = field(default=True, repr=False, compare=False)
+    _stop_request: tuple[JobStatus, str, object] | None = field(
         default=None, repr=False, compare=False
     )
 
@@ -119,7 +119,7 @@ class JobState:
 
     @property
     def is_finished(self) -> bool:
-        """Whether the job has ended for good: completed or cancelled."""
+        """Whether the job has ended for good (completed or cancelled)."""
         return self.status in (JobStatus.COMPLETED, JobStatus.CANCELLED)
 
     def get_routine_state(self, routine_id: str) -> RoutineState:
@@ -301,7 +301,7 @@ def _build_job(data: Mapping[str, object], where: str) -> JobState:
         history_total=read(data, "history_total", int, where),
         flow_shape=read(data, "flow_shape", dict, where),
         tracker=ExecutionTracker.deserialize(data.get("tracker")),
-        stats_restored=False,
+        _stats_restored=False,
     )
     _check_counts(job, where)
     job.errors = [

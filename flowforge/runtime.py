@@ -10,6 +10,7 @@ journal, each finished delivery is checkpointed before the next one starts.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 import traceback
@@ -140,7 +141,7 @@ class Runtime:
         job.status = JobStatus.RUNNING
         now = clock.now()
         job.started_at = job.started_at or now
-        job.wall_offset = now.timestamp() - self.monotonic()
+        job._wall_offset = now.timestamp() - self.monotonic()
         context = DeliveryContext(job)
         began = self.monotonic()
         journal = self.journal
@@ -181,12 +182,13 @@ class Runtime:
             self.journal.end(job, write=write)
 
     def _settle(self, job: JobState) -> None:
+        job._stop_request = None  # honoured, or moot once the job failed
         if job.status is JobStatus.RUNNING and not job.pending:
             job.status = JobStatus.COMPLETED
         if job.status is not JobStatus.PAUSED:
             job.finished_at = self.clock.now()
         if job.status is JobStatus.CANCELLED:
-            drop_pending(job, self.monotonic() + job.wall_offset)
+            drop_pending(job, self.monotonic() + job._wall_offset)
 
     def _loop(self, job: JobState, plan: Plan, context: DeliveryContext) -> None:
         pending = job.pending
@@ -195,7 +197,7 @@ class Runtime:
         deliver = self._deliver
         running = JobStatus.RUNNING
         while pending:
-            if job.stop_request is not None:
+            if job._stop_request is not None:
                 self.honour_stop_request(job)
                 return
             delivery = pending.pop()
@@ -388,9 +390,9 @@ class Runtime:
 
     def honour_stop_request(self, job: JobState) -> None:
         """Pause or cancel ``job`` as a pending request asks."""
-        assert job.stop_request is not None  # noqa: S101  checked by the caller
-        status, reason, checkpoint = job.stop_request
-        job.stop_request = None
+        assert job._stop_request is not None  # noqa: S101  checked by the caller
+        status, reason, checkpoint = job._stop_request
+        job._stop_request = None
         job.status = status
         if status is JobStatus.PAUSED:
             point = PausePoint(reason, checkpoint, self.clock.now(), job.delivery_count)
@@ -428,7 +430,7 @@ class Runtime:
                 delivery.slot,
                 outcome,
                 delivery.attempt,
-                started + job.wall_offset,
+                started + job._wall_offset,
                 duration,
             )
         )
@@ -524,7 +526,9 @@ def _snapshot_routine(job: JobState, plan: Plan, routine_id: str) -> None:
     if state is not None:
         routine = plan.routines[routine_id]
         # Most routines never record stats: skip the locked copy for them.
-        state.stats = routine.stats() if routine._stats or state.stats else {}
+        # A deep copy: a list kept in stats must not change the snapshot later.
+        has_stats = routine._stats or state.stats
+        state.stats = copy.deepcopy(routine.stats()) if has_stats else {}
 
 
 def _snapshot_stats(job: JobState, plan: Plan) -> None:

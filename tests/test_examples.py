@@ -30,11 +30,21 @@ EXPECTED: dict[str, list[Line]] = {
         "validate: {'rejected': 1}",
         "aggregate: {'lines': 3, 'premium': 1, 'total': 31.5}",
     ],
+    "durable_recovery_example.py": [
+        "child exited with 1; stored job is running",
+        "recovered: completed, stats {'charged': 3}",
+        "charge ran 4 times, 3 receipts written",
+    ],
     "error_handling_example.py": [
         f"stop: failed, sink [1], retries 0, errors {ERROR_2}",
         f"continue: completed, sink [1, 3], retries 0, errors {ERROR_2}",
         f"skip: completed, sink [1], retries 0, errors {ERROR_2}",
         "retry: completed, sink [1, 2, 3], retries 2, errors []",
+    ],
+    "pause_resume_example.py": [
+        "paused: 'B-2 is over 100', 2 pending",
+        "resumed: completed, ship {'shipped': 3, 'total': 190}",
+        "cancelled: 2 dropped, ship {'shipped': 1, 'total': 40}",
     ],
     "state_management_example.py": [
         "stats now: {'count': 5, 'sum': 55}; job 1 saw {'count': 3, 'sum': 14}",

@@ -93,9 +93,7 @@ def job_rows(job: JobState) -> JobRows:
         counters=counters_of(job),
         pending=[dumps(row) for row in _rows(data, "pending")],
         buffers=buffers,
-        routines={
-            str(row["routine_id"]): dumps(row) for row in _rows(data, "routine_states")
-        },
+        routines={rid: _routine_row(job, rid) for rid in job.routine_states},
         errors=[dumps(row) for row in _rows(data, "errors")],
         history=[
             (first + i, dumps(row)) for i, row in enumerate(_rows(data, "history"))
@@ -111,8 +109,7 @@ def change_rows(job: JobState, change: Change) -> ChangeRows:
     first = job.history_total - len(records)
     routine = None
     if change.routine_id is not None:
-        state = job.routine_states[change.routine_id]
-        routine = (change.routine_id, dumps(routine_state_to_data(state)))
+        routine = (change.routine_id, _routine_row(job, change.routine_id))
     return ChangeRows(
         counters=counters_of(job),
         pending_from=change.pending_from,
@@ -166,7 +163,18 @@ def assemble(
         data["history"] = [json.loads(row) for row in history]
     except (json.JSONDecodeError, TypeError, AttributeError) as error:
         raise SerializationError(f"stored job data is corrupted: {error}") from error
-    return JobState.deserialize(data)
+    job = JobState.deserialize(data)
+    for row in data["routine_states"]:
+        if isinstance(row, dict) and "tracker" in row:
+            job.tracker.restore_routine_figures(str(row["routine_id"]), row["tracker"])
+    return job
+
+
+def _routine_row(job: JobState, routine_id: str) -> str:
+    """A routine's state with its tracker figures, rewritten after each delivery."""
+    row = routine_state_to_data(job.routine_states[routine_id])
+    row["tracker"] = job.tracker.routine_figures(routine_id)
+    return dumps(row)
 
 
 def _buffer_row(

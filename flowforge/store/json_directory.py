@@ -78,7 +78,7 @@ class JsonDirectoryStore:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
         with self._locked():
             if owner is not None and self._path(job_state.job_id).exists():
-                self._check_owner(job_state.job_id, owner)
+                self._check_owner(job_state.job_id, owner, unleased_ok=True)
             self._write(job_state, owner, lease_until)
 
     def checkpoint(
@@ -233,9 +233,11 @@ class JsonDirectoryStore:
             raise StoreError(f"{str(path)!r} is not a FlowForge job file")
         return document
 
-    def _check_owner(self, job_id: str, owner: str) -> None:
+    def _check_owner(
+        self, job_id: str, owner: str, *, unleased_ok: bool = False
+    ) -> None:
         holder = self._read(job_id).get("owner")
-        if holder != owner:
+        if holder != owner and not (unleased_ok and holder is None):
             raise StoreError(
                 f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "
                 "process took it over, so this one must stop running it"

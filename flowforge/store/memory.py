@@ -63,7 +63,7 @@ class MemoryStore:
         with self._lock:
             entry = self._jobs.get(job_state.job_id)
             if owner is not None and entry is not None:
-                _check_owner(entry, job_state.job_id, owner)
+                _check_owner(entry, job_state.job_id, owner, unleased_ok=True)
             self._put(job_state, owner, lease_until)
 
     def checkpoint(
@@ -200,8 +200,10 @@ class MemoryStore:
         return f"MemoryStore(jobs={len(self._jobs)})"
 
 
-def _check_owner(entry: _Entry, job_id: str, owner: str) -> None:
-    if entry.owner != owner:
+def _check_owner(
+    entry: _Entry, job_id: str, owner: str, *, unleased_ok: bool = False
+) -> None:
+    if entry.owner != owner and not (unleased_ok and entry.owner is None):
         raise StoreError(
             f"job {job_id!r} is leased to {entry.owner!r}, not {owner!r}: another "
             "process took it over, so this one must stop running it"

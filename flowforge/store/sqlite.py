@@ -222,6 +222,14 @@ class SqliteStore:
         """Return the database path."""
         return f"SqliteStore({str(self.path)!r})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle as the absolute path and settings: a copy opens the same file.
+
+        A copy sent to another process on this machine (a Dask worker, a
+        process pool) opens connections of its own; close it there when done.
+        """
+        return (_reopen, (str(self.path.absolute()), self._timeout, self._synchronous))
+
     # -- connections and transactions -------------------------------------------------
 
     def _connection(self) -> sqlite3.Connection:
@@ -293,6 +301,10 @@ class SqliteStore:
         )
 
 
+def _reopen(path: str, timeout: float, synchronous: str) -> SqliteStore:
+    return SqliteStore(path, timeout=timeout, synchronous=synchronous)
+
+
 _RECORD_COLUMNS: Final = "job_id, flow_id, status, owner, lease_until, updated_at"
 
 
@@ -325,8 +337,8 @@ def _check_owner(
     db: sqlite3.Connection, job_id: str, owner: str, *, required: bool
 ) -> None:
     row = db.execute("SELECT owner FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-    if row is None and not required:
-        return
+    if not required and (row is None or row[0] is None):
+        return  # a new or unleased job: saving it takes the lease
     if row is None or row[0] != owner:
         holder = None if row is None else row[0]
         raise StoreError(
