@@ -1,0 +1,65 @@
+"""User-style code that mypy checks (and pytest does not collect).
+
+It proves the public types are pleasant to use: no casts, no ignores.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from flowforge import (
+    ErrorHandler,
+    ErrorStrategy,
+    Flow,
+    FlowPerformance,
+    JobState,
+    JobStatus,
+    Routine,
+    RoutinePerformance,
+    current_delivery,
+)
+from flowforge.store import JobRecord, MemoryStore, SqliteStore, Store
+
+
+class Orders(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_event("order", ["order_id", "amount"])
+
+    def __call__(self, count: int = 3) -> None:
+        for order_id in range(count):
+            self.emit("order", order_id=order_id, amount=order_id * 2.5)
+
+
+class Ledger(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.book)
+        self.set_error_handler(ErrorHandler(ErrorStrategy.RETRY, max_retries=2))
+
+    def book(self, order_id: int, amount: float) -> None:
+        key: tuple[str, str, int] = current_delivery().delivery_key
+        self.set_stat(f"order_{order_id}", key)
+        self.increment_stat("total", amount)
+
+
+def build() -> Flow:
+    flow = Flow(flow_id="orders", execution_strategy="concurrent", max_workers=4)
+    flow.add_routine(Orders(), "orders")
+    flow.add_routine(Ledger(), "ledger")
+    flow.connect("orders", "order", "ledger", "input")
+    return flow
+
+
+def run(folder: Path) -> float:
+    store: Store = SqliteStore(folder / "jobs.db")
+    with build() as flow:
+        job: JobState = flow.execute("orders", {"count": 5}, job_id="j1", store=store)
+        assert job.status is JobStatus.COMPLETED
+        figures: RoutinePerformance = job.tracker.get_routine_performance("ledger")
+        totals: FlowPerformance = job.tracker.get_flow_performance()
+        records: list[JobRecord] = store.list_jobs(flow_id="orders")
+        store.prune(older_than=timedelta(days=7), keep=100)
+        resumed: list[JobState] = flow.recover(MemoryStore())
+        return figures.avg_time + totals.throughput + len(records) + len(resumed)
