@@ -46,6 +46,10 @@ class Edge:
     index: int
     target: Target
     apply: Callable[[Payload], Payload] | None
+    target_id: str
+    slot_name: str
+    order: int = 0
+    """Position among its event's edges: the offset of its delivery's seq."""
 
 
 @final
@@ -87,7 +91,7 @@ def compile_plan(flow: Flow) -> Plan:
         for name, slot in routine.slots.items()
     }
     edges = tuple(
-        Edge(index, targets[(c.target_id, c.slot)], _applier(c))
+        Edge(index, targets[(c.target_id, c.slot)], _applier(c), c.target_id, c.slot)
         for index, c in enumerate(connections)
     )
     fan_out: dict[tuple[str, str], list[Edge]] = {}
@@ -125,5 +129,9 @@ def _applier(connection: Connection) -> Callable[[Payload], Payload] | None:
 
 
 def _route(rid: str, event: str, edges: list[Edge]) -> Route:
+    ordered = tuple(
+        Edge(e.index, e.target, e.apply, e.target_id, e.slot_name, order)
+        for order, e in enumerate(edges)
+    )
     targets = tuple((e.target.routine_id, e.target.slot.name) for e in edges)
-    return Route((rid, event), tuple(edges), targets)
+    return Route((rid, event), ordered, targets)

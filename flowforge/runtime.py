@@ -448,22 +448,38 @@ def _route(
     """Turn a handler's emissions into deliveries, first one on top of the stack."""
     record_emission = job.tracker.record_emission
     routes = plan.routes[routine_id]
-    created: list[Delivery] = []
+    pending = job.pending
     seq = job.next_seq
+    if len(emissions) == 1:  # the common case: no list to build and reverse
+        event, data = emissions[0]
+        route = routes[event]
+        record_emission(route.key, route.targets)
+        for edge in reversed(route.edges):
+            payload = data if edge.apply is None else edge.apply(data)
+            pending.append(
+                Delivery(
+                    seq + edge.order,
+                    edge.target_id,
+                    edge.slot_name,
+                    payload,
+                    edge.index,
+                )
+            )
+        job.next_seq = seq + len(route.edges)
+        return
+    created: list[Delivery] = []
     for event, data in emissions:
         route = routes[event]
         record_emission(route.key, route.targets)
         for edge in route.edges:
-            target = edge.target
             payload = data if edge.apply is None else edge.apply(data)
             created.append(
-                Delivery(seq, target.routine_id, target.slot.name, payload, edge.index)
+                Delivery(seq, edge.target_id, edge.slot_name, payload, edge.index)
             )
             seq += 1
     job.next_seq = seq
-    if len(created) > 1:
-        created.reverse()
-    job.pending.extend(created)
+    created.reverse()
+    pending.extend(created)
 
 
 def rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:
