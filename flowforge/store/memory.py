@@ -88,8 +88,8 @@ class MemoryStore:
                     saved.buffers[key] = (buffer, arrivals)
             saved.errors.extend(text for _, text in rows.errors)
             entry.history.update(rows.history)
-            for n in [n for n in entry.history if n < rows.history_floor]:
-                del entry.history[n]
+            for n in range(rows.history_floor - len(rows.history), rows.history_floor):
+                entry.history.pop(n, None)
             entry.lease_until = lease_until
             entry.updated_at = datetime.now(UTC)
 

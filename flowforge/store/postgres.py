@@ -67,7 +67,7 @@ class PostgresStore:
     Args:
         database: A libpq connection string or URI (``"host=db dbname=jobs"``,
             ``"postgresql://app@db/jobs"``), or a
-            :class:`psycopg_pool.ConnectionPool` to borrow connections from.
+            ``psycopg_pool.ConnectionPool`` to borrow connections from.
             The store never closes a pool it was given.
         schema: The PostgreSQL schema holding the store's tables; created if
             missing. Stores with different schemas in one database are

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -305,11 +306,17 @@ def _reopen(path: str, timeout: float, synchronous: str) -> SqliteStore:
     return SqliteStore(path, timeout=timeout, synchronous=synchronous)
 
 
+_STATUSES: Final = frozenset(s.value for s in JobStatus)
 _RECORD_COLUMNS: Final = "job_id, flow_id, status, owner, lease_until, updated_at"
 
 
 def _to_record(row: tuple[str, str, str, str | None, float | None, float]) -> JobRecord:
     job_id, flow_id, status, owner, lease_until, updated_at = row
+    if status not in _STATUSES:
+        raise StoreError(
+            f"stored job {job_id!r} has an unknown status {status!r}: the database "
+            "is corrupted or was written by another program"
+        )
     return JobRecord(
         job_id,
         flow_id,
@@ -330,7 +337,7 @@ def _record(db: sqlite3.Connection, job_id: str) -> JobRecord:
 
 
 def _now() -> float:
-    return datetime.now(UTC).timestamp()
+    return time.time()
 
 
 def _check_owner(
@@ -405,57 +412,76 @@ def _apply_change(
     lease_until: float,
 ) -> None:
     c = rows.counters
-    cursor = db.execute(
-        "UPDATE jobs SET status = ?, delivery_count = ?, next_seq = ?, "
-        "history_total = ?, lease_until = ?, updated_at = ? "
-        "WHERE job_id = ? AND owner = ?",
-        (
-            c["status"],
-            c["delivery_count"],
-            c["next_seq"],
-            c["history_total"],
-            lease_until,
-            _now(),
-            job_id,
-            owner,
-        ),
-    )
+    counters = (c["delivery_count"], c["next_seq"], c["history_total"])
+    where = (lease_until, _now(), job_id, owner)
+    if c["status"] == "running":  # as begin() saved it: leave its index alone
+        cursor = db.execute(_UPDATE_COUNTERS, (*counters, *where))
+    else:
+        cursor = db.execute(_UPDATE_STATUS, (c["status"], *counters, *where))
     if cursor.rowcount != 1:
         _check_owner(db, job_id, owner, required=True)
     db.execute(
         "DELETE FROM pending WHERE job_id = ? AND pos >= ?", (job_id, rows.pending_from)
     )
-    db.executemany(
-        "INSERT INTO pending VALUES (?, ?, ?)",
-        [(job_id, rows.pending_from + i, row) for i, row in enumerate(rows.pending)],
-    )
+    if rows.pending:
+        db.executemany(
+            "INSERT INTO pending VALUES (?, ?, ?)",
+            [
+                (job_id, rows.pending_from + i, row)
+                for i, row in enumerate(rows.pending)
+            ],
+        )
     if rows.routine is not None:
         db.execute(
             "INSERT OR REPLACE INTO routines VALUES (?, ?, ?)", (job_id, *rows.routine)
         )
     if rows.buffer is not None:
-        (rid, slot), buffer, arrivals = rows.buffer
-        if buffer is None and arrivals is None:
-            db.execute(
-                "DELETE FROM buffers WHERE job_id = ? AND routine_id = ? AND slot = ?",
-                (job_id, rid, slot),
-            )
-        else:
-            db.execute(
-                "INSERT OR REPLACE INTO buffers VALUES (?, ?, ?, ?, ?)",
-                (job_id, rid, slot, buffer, arrivals),
-            )
-    db.executemany(
-        "INSERT INTO errors VALUES (?, ?, ?)",
-        [(job_id, n, row) for n, row in rows.errors],
-    )
-    db.executemany(
-        "INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
-        [(job_id, n, row) for n, row in rows.history],
-    )
-    db.execute(
-        "DELETE FROM history WHERE job_id = ? AND n < ?", (job_id, rows.history_floor)
-    )
+        _write_buffer(db, job_id, rows.buffer)
+    if rows.errors:
+        db.executemany(
+            "INSERT INTO errors VALUES (?, ?, ?)",
+            [(job_id, n, row) for n, row in rows.errors],
+        )
+    if rows.history:
+        db.executemany(
+            "INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
+            [(job_id, n, row) for n, row in rows.history],
+        )
+    # Trim old history in batches: loading keeps only the newest history_limit.
+    if rows.history_floor > 0 and rows.history_floor % HISTORY_TRIM_BATCH == 0:
+        db.execute(
+            "DELETE FROM history WHERE job_id = ? AND n < ?",
+            (job_id, rows.history_floor),
+        )
+
+
+def _write_buffer(
+    db: sqlite3.Connection,
+    job_id: str,
+    row: tuple[tuple[str, str], str | None, str | None],
+) -> None:
+    (rid, slot), buffer, arrivals = row
+    if buffer is None and arrivals is None:
+        db.execute(
+            "DELETE FROM buffers WHERE job_id = ? AND routine_id = ? AND slot = ?",
+            (job_id, rid, slot),
+        )
+    else:
+        db.execute(
+            "INSERT OR REPLACE INTO buffers VALUES (?, ?, ?, ?, ?)",
+            (job_id, rid, slot, buffer, arrivals),
+        )
+
+
+_UPDATE_COUNTERS: Final = (
+    "UPDATE jobs SET delivery_count = ?, next_seq = ?, history_total = ?, "
+    "lease_until = ?, updated_at = ? WHERE job_id = ? AND owner = ?"
+)
+_UPDATE_STATUS: Final = (
+    "UPDATE jobs SET status = ?, delivery_count = ?, next_seq = ?, history_total = ?, "
+    "lease_until = ?, updated_at = ? WHERE job_id = ? AND owner = ?"
+)
+HISTORY_TRIM_BATCH: Final = 64
 
 
 def _load(db: sqlite3.Connection, job_id: str) -> JobState:
