@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 SRC := flowforge tests examples benchmarks docs/conf.py docs/_ext
 
-.PHONY: dev-install install demo test stress lint format typecheck docs bench check clean
+.PHONY: dev-install install demo test test-postgres stress lint format typecheck docs bench check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ docs: dev-install
 
 bench: install
 	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
+
+# The PostgreSQL store's tests; they start a throwaway server when
+# FLOWFORGE_TEST_POSTGRES_DSN is not set (see scripts/pg_test_server.sh).
+test-postgres: dev-install
+	$(PY) -m pytest -q tests/test_store_postgres.py
 
 # Run the concurrency tests 20 times in a row: a flaky race shows up here.
 stress: dev-install

@@ -42,4 +42,5 @@ nitpick_ignore_regex = [
     ("py:class", r"(Payload|Handler|MergeStrategy|MergeFunction|Clock)"),
     ("py:class", r"(flowforge\.runtime\.Plan|flowforge\._plan\.Plan|Plan)"),
     ("py:func", r"flowforge\.serialization\..*"),
+    ("py:class", r"(psycopg_pool\.)?ConnectionPool.*"),
 ]

@@ -516,7 +516,8 @@ def _to_record(row: tuple[Any, ...]) -> JobRecord:
         job_status = JobStatus(status)
     except ValueError:
         raise StoreError(
-            f"job {job_id!r} has an unknown status {status!r} in the store"
+            f"stored job {job_id!r} has an unknown status {status!r}: the database "
+            "is corrupted or was written by another program"
         ) from None
     return JobRecord(
         job_id, flow_id, job_status, owner, lease_until, updated_at.astimezone(UTC)
