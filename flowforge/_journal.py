@@ -32,14 +32,24 @@ def new_owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
+_ACTIVE_OWNERS: set[str] = set()
+"""Owner ids of this process's journals that are running a job right now."""
+
+
 def is_dead_owner(owner: str | None) -> bool:
-    """Return whether ``owner`` is a process on this host that no longer runs."""
+    """Return whether ``owner`` no longer runs its job.
+
+    True for a process on this host that no longer exists, and for an owner in
+    this very process whose run has ended (a store failure stopped it).
+    """
     if owner is None:
         return False
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
+    if int(pid_text) == os.getpid():
+        return owner not in _ACTIVE_OWNERS
     try:
         os.kill(int(pid_text), 0)
     except ProcessLookupError:
@@ -97,6 +107,7 @@ class Journal:
     def begin(self, job: JobState) -> None:
         """Save the job as running under this owner and start the heartbeat."""
         self.store.save(job, owner=self.owner, lease_until=self.lease_until())
+        _ACTIVE_OWNERS.add(self.owner)
         self._stop.clear()
         self._heartbeat = threading.Thread(
             target=self._beat, args=(job.job_id,), name="flowforge-lease", daemon=True
@@ -112,11 +123,27 @@ class Journal:
     def end(self, job: JobState, *, write: bool = True) -> None:
         """Stop the heartbeat; save the job's final state and release its lease."""
         self._stop.set()
+        _ACTIVE_OWNERS.discard(self.owner)
         if self._heartbeat is not None:
             self._heartbeat.join()
             self._heartbeat = None
-        if write and not self._lost:
-            self.store.save(job, owner=self.owner, lease_until=None)
+        if self._lost:
+            return
+        if write:
+            try:
+                self.store.save(job, owner=self.owner, lease_until=None)
+                return
+            except StoreError:
+                self._let_lease_lapse(job)
+                raise
+        self._let_lease_lapse(job)
+
+    def _let_lease_lapse(self, job: JobState) -> None:
+        """After a store failure, free the job (best effort) for a resume."""
+        try:
+            self.store.acquire(job.job_id, owner=self.owner, lease_until=0.0, now=0.0)
+        except StoreError:  # still failing: the lease expires on its own
+            return
 
     def _beat(self, job_id: str) -> None:
         while not self._stop.wait(self.lease_seconds / 3):

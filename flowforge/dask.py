@@ -100,8 +100,8 @@ class DaskRunner:
     checkpoint, and a job id never runs twice. See each method.
 
     Args:
-        client: A connected ``distributed.Client``; the runner never closes
-            it.
+        client: A connected, synchronous ``distributed.Client`` (the
+            default kind); the runner never closes it.
         preload: Modules that every worker imports, now and whenever a worker
             joins later (through a worker plugin): those that define your
             routine classes, and the exception classes their retry policies
@@ -173,7 +173,8 @@ class DaskRunner:
                 job id the store already holds is not run again: an ended,
                 paused or failed job comes back as stored, a job whose owner
                 died is resumed from its last checkpoint, and a job another
-                worker runs is waited for.
+                worker runs is waited for (the waiting task holds its worker
+                thread).
 
         Returns:
             A future resolving to the job's :class:`~flowforge.JobState`, or
@@ -231,11 +232,11 @@ class DaskRunner:
     ) -> list[JobState]:
         """Run one job per item of ``params_list`` and wait for their final states.
 
-        Same options as :meth:`map`. A job that fails ends with status
-        ``failed`` in its state; only an error of a job's task (a routine
-        class missing on the workers, a store that failed) is raised, the
-        first one to happen, once every other job has been given the chance
-        to end.
+        Same options as :meth:`map`. A job whose handler fails ends with
+        status ``failed`` in its state, as with ``execute``. When the task of
+        a job raises (a routine class missing on the workers, a store that
+        failed), the error of the first such job in ``params_list`` is raised
+        once every job has ended.
         """
         futures = self.map(
             flow,
@@ -245,9 +246,16 @@ class DaskRunner:
             job_ids=job_ids,
             store=store,
         )
-        gather = self.client.gather  # one round trip for every result
-        states: list[JobState] = gather(futures)  # type: ignore[no-untyped-call]
-        return states  # (distributed leaves gather unannotated)
+        # One round trip for all results. distributed leaves gather unannotated;
+        # errors="skip" makes it wait for every job, not stop at the first error.
+        gather = self.client.gather
+        states: list[JobState] = gather(  # type: ignore[no-untyped-call]
+            futures, errors="skip"
+        )
+        for future in futures:
+            if future.status != "finished":
+                future.result()  # raises the job's error
+        return states
 
     def _request(
         self,

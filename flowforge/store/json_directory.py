@@ -33,6 +33,8 @@ __all__ = ["JsonDirectoryStore"]
 
 FILE_KIND: Final = "flowforge.stored_job"
 SUFFIX: Final = ".json"
+MAX_NAME_BYTES: Final = 255
+"""The longest file name most file systems accept."""
 
 
 @final
@@ -171,7 +173,14 @@ class JsonDirectoryStore:
     # -- files -----------------------------------------------------------------
 
     def _path(self, job_id: str) -> Path:
-        return self.folder / (urllib.parse.quote(job_id, safe="") + SUFFIX)
+        name = urllib.parse.quote(job_id, safe="") + SUFFIX
+        if len(name.encode()) > MAX_NAME_BYTES:
+            raise StoreError(
+                f"job id {job_id[:40]!r}... is too long for a file name "
+                f"({len(name.encode())} bytes encoded, at most {MAX_NAME_BYTES}); "
+                "use shorter ids, or SqliteStore"
+            )
+        return self.folder / name
 
     def _job_ids(self) -> Iterator[str]:
         for path in sorted(self.folder.glob("*" + SUFFIX)):

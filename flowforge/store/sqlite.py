@@ -286,7 +286,13 @@ class SqliteStore:
         row = db.execute(
             "SELECT value FROM meta WHERE key = 'schema_version'"
         ).fetchone()
-        version = 0 if row is None else int(row[0])
+        text = "0" if row is None else str(row[0])
+        if not text.isdigit():
+            raise StoreError(
+                f"SQLite store {str(self.path)!r} has a garbled schema version "
+                f"{text!r}; it is corrupted or not a FlowForge store"
+            )
+        version = int(text)
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"SQLite store {str(self.path)!r} has schema version {version}, newer "

@@ -1,0 +1,1225 @@
+"""The Store contract, run against every backend; then each backend's own failures."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
+from uuid import UUID
+
+import _store_worker
+import pytest
+
+from flowforge.store.sqlite import HISTORY_TRIM_BATCH
+
+from flowforge import (
+    ErrorHandler,
+    ErrorStrategy,
+    ExecutionTracker,
+    Flow,
+    FlowForgeError,
+    JobNotFoundError,
+    JobState,
+    JobStateError,
+    JobStatus,
+    Routine,
+    SerializationError,
+    StoreError,
+)
+from flowforge.record import Delivery
+from flowforge.store import (
+    Change,
+    JobRecord,
+    JsonDirectoryStore,
+    MemoryStore,
+    SqliteStore,
+    Store,
+)
+from flowforge.testing import Recorder, Relay
+
+BACKENDS: Final = ["memory", "json_directory", "sqlite"]
+SHARED_BACKENDS: Final = ["json_directory", "sqlite"]
+WAIT: Final = 30.0
+"""Seconds a thread or process may take before the test gives up on it."""
+NOW: Final = 2_000_000_000.0
+"""A fixed "now" for lease checks, in seconds since the epoch."""
+CREATED: Final = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+PAYLOAD: Final[dict[str, object]] = {
+    "tuple": (1, "two", (3.5, None)),
+    "set": {3, 1, 2},
+    "frozenset": frozenset({"a", "b"}),
+    "bytes": b"\x00\xffraw",
+    "bytearray": bytearray(b"mutable"),
+    "when": datetime(2024, 5, 17, 12, 30, 1, 500, tzinfo=UTC),
+    "amount": Decimal("12.50"),
+    "id": UUID("12345678-1234-5678-1234-567812345678"),
+    "gap": timedelta(days=1, seconds=2),
+    "nested": {"list": [1, None, True, -0.5], 3: "int key", "__ff__": "not a tag"},
+    "text": "héllo ☃ 日本",
+    "big": 2**70,
+}
+
+
+# -- routines and flows ------------------------------------------------------------
+
+
+class Source(Routine):
+    """A source routine: emits its entry params on ``output``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_event("output")
+
+    def __call__(self, **params: object) -> None:
+        self.emit("output", **params)
+
+
+class Gate(Routine):
+    """Counts deliveries in its stats, pauses through ``controller`` if set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controller: Flow | None = None
+        self.define_slot("input", self.handle)
+        self.define_event("output")
+
+    def handle(self, **data: object) -> None:
+        self.increment_stat("seen")
+        self.set_stat("last_keys", tuple(sorted(data)))
+        if self.controller is not None:
+            self.controller.pause(
+                reason="inspect", checkpoint={"at": (1, 2), "tags": {"x"}}
+            )
+        self.emit("output", **data)
+
+
+class Joiner(Routine):
+    """A join slot that emits the merged data of all its connections."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.handle, join=True)
+        self.define_event("output")
+
+    def handle(self, **data: object) -> None:
+        self.emit("output", **data)
+
+
+class Countdown(Routine):
+    """Emit ``n - 1`` to itself until ``n`` is 1; call ``probe(n)`` first if set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.probe: Callable[[int], None] | None = None
+        self.define_slot("input", self.handle)
+        self.define_event("again")
+
+    def handle(self, n: int) -> None:
+        if self.probe is not None:
+            self.probe(n)
+        if n > 1:
+            self.emit("again", n=n - 1)
+
+
+def rich_flow() -> Flow:
+    """``start`` feeds a waiting join, a failing routine, a pausing gate and a sink.
+
+    A job of it pauses with a pending delivery (to ``sink``), slot buffers,
+    join arrivals, an error, a pause point, history and tracker figures.
+    """
+    flow = Flow("rich")
+    flow.add_routine(Source(), "start")
+    flow.add_routine(Source(), "idle")
+    flow.add_routine(Joiner(), "joiner")
+    broken = Recorder()
+    broken.set_config(fail_times=1)
+    broken.set_error_handler(ErrorHandler(ErrorStrategy.CONTINUE))
+    flow.add_routine(broken, "broken")
+    gate = Gate()
+    gate.controller = flow
+    flow.add_routine(gate, "gate")
+    flow.add_routine(Recorder(), "sink")
+    for target in ("joiner", "broken", "gate", "sink"):
+        flow.connect("start", "output", target, "input")
+    flow.connect("idle", "output", "joiner", "input")
+    return flow
+
+
+def diamond_flow() -> Flow:
+    """``start -> left, right -> joiner (join) -> sink``: the join fires once."""
+    flow = Flow("diamond")
+    flow.add_routine(Source(), "start")
+    flow.add_routine(Relay(), "left")
+    flow.add_routine(Relay(), "right")
+    flow.add_routine(Joiner(), "joiner")
+    flow.add_routine(Recorder(), "sink")
+    flow.connect("start", "output", "left", "input")
+    flow.connect("start", "output", "right", "input")
+    flow.connect("left", "output", "joiner", "input")
+    flow.connect("right", "output", "joiner", "input")
+    flow.connect("joiner", "output", "sink", "input")
+    return flow
+
+
+def countdown_flow(history_limit: int = 3) -> Flow:
+    """A routine that loops into itself, with a short history."""
+    flow = Flow("countdown", history_limit=history_limit)
+    flow.add_routine(Countdown(), "loop")
+    flow.connect("loop", "again", "loop", "input")
+    return flow
+
+
+FLOWS: Final[dict[str, tuple[Callable[[], Flow], str, dict[str, object]]]] = {
+    "rich_paused": (rich_flow, "start", PAYLOAD),
+    "diamond_join": (diamond_flow, "start", {"value": (1, 2)}),
+    "countdown_history": (countdown_flow, "loop", {"n": 8}),
+}
+
+
+def paused_job(job_id: str = "rich-job") -> JobState:
+    """Run ``rich_flow`` without a store; return the paused job."""
+    job = rich_flow().execute("start", PAYLOAD, job_id=job_id)
+    assert job.status is JobStatus.PAUSED
+    return job
+
+
+def plain_job(
+    job_id: str,
+    status: JobStatus = JobStatus.COMPLETED,
+    *,
+    flow_id: str = "plain",
+) -> JobState:
+    """Return a small job state with the given status."""
+    return JobState(
+        job_id=job_id,
+        flow_id=flow_id,
+        entry_routine_id="start",
+        entry_params={"value": 1},
+        entry_slot=None,
+        created_at=CREATED,
+        status=status,
+    )
+
+
+def typed(value: object) -> object:
+    """Return ``value`` with each item paired with its exact type.
+
+    ``{1} == frozenset({1})`` and ``b"x" == bytearray(b"x")``; comparing
+    ``typed`` results tells them apart.
+    """
+    if isinstance(value, dict):
+        return (dict, [(typed(k), typed(v)) for k, v in value.items()])
+    if isinstance(value, (list, tuple)):
+        return (type(value), [typed(v) for v in value])
+    if isinstance(value, (set, frozenset)):
+        return (type(value), sorted(repr(typed(v)) for v in value))
+    return (type(value), value)
+
+
+def without_tracker(job: JobState) -> JobState:
+    """Return ``job`` with empty tracker figures, to compare everything else."""
+    job.tracker = ExecutionTracker()
+    return job
+
+
+def no_change(job: JobState) -> Change:
+    """Return a change that says only the pending deliveries may differ."""
+    return Change(
+        pending_from=0,
+        routine_id=None,
+        buffer_key=None,
+        history_from=job.history_total,
+        errors_from=len(job.errors),
+    )
+
+
+def with_extra_delivery(job: JobState) -> JobState:
+    """Return a copy of ``job`` with one more pending delivery."""
+    copy = JobState.deserialize(job.serialize())
+    copy.pending.append(Delivery(99, "sink", "input", {"late": True}))
+    return copy
+
+
+# -- stores --------------------------------------------------------------------
+
+
+def open_store(backend: str, tmp_path: Path) -> Store:
+    """Open an empty store of ``backend`` under ``tmp_path``."""
+    if backend == "memory":
+        return MemoryStore()
+    if backend == "json_directory":
+        return JsonDirectoryStore(tmp_path / "jobs")
+    return SqliteStore(tmp_path / "jobs.db")
+
+
+@pytest.fixture(params=BACKENDS, ids=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh, empty store of each backend."""
+    opened = open_store(request.param, tmp_path)
+    yield opened
+    opened.close()
+
+
+class CheckedStore:
+    """Delegate to ``inner``; after each checkpoint, keep what loads back.
+
+    ``pairs`` holds ``(loaded, live)`` job states: the job as the store
+    returns it right after the checkpoint, and a copy of the running job.
+    """
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.pairs: list[tuple[JobState, JobState]] = []
+
+    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
+        return self.inner.create(job_state, owner=owner, lease_until=lease_until)
+
+    def save(
+        self,
+        job_state: JobState,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> None:
+        self.inner.save(job_state, owner=owner, lease_until=lease_until)
+
+    def checkpoint(
+        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
+    ) -> None:
+        self.inner.checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+        loaded = self.inner.load(job_state.job_id)
+        self.pairs.append((loaded, JobState.deserialize(job_state.serialize())))
+
+    def acquire(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None = None,
+    ) -> bool:
+        return self.inner.acquire(
+            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
+        )
+
+    def load(self, job_id: str) -> JobState:
+        return self.inner.load(job_id)
+
+    def get(self, job_id: str) -> JobRecord:
+        return self.inner.get(job_id)
+
+    def list_jobs(
+        self, *, flow_id: str | None = None, status: JobStatus | str | None = None
+    ) -> list[JobRecord]:
+        return self.inner.list_jobs(flow_id=flow_id, status=status)
+
+    def delete(self, job_id: str) -> None:
+        self.inner.delete(job_id)
+
+    def prune(
+        self, *, older_than: timedelta | None = None, keep: int | None = None
+    ) -> list[str]:
+        return self.inner.prune(older_than=older_than, keep=keep)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+# -- save and load ---------------------------------------------------------------
+
+
+def test_every_backend_implements_the_store_protocol(store: Store) -> None:
+    assert isinstance(store, Store)
+
+
+def test_saved_job_loads_back_equal(store: Store) -> None:
+    job = paused_job()
+    assert job.pending and job.slot_buffers and job.waiting_joins
+    assert job.errors and job.pause_points and job.get_execution_history()
+    assert job.tracker.routine_ids and job.routine_states["gate"].stats
+
+    store.save(job)
+
+    assert store.load(job.job_id) == job
+
+
+def test_saved_job_keeps_the_exact_types_of_its_payloads(store: Store) -> None:
+    job = paused_job()
+
+    store.save(job)
+    loaded = store.load(job.job_id)
+
+    assert typed(loaded.entry_params) == typed(PAYLOAD)
+    assert typed(loaded.pending[-1].data) == typed(PAYLOAD)
+    assert typed(loaded.slot_buffers[("joiner", "input")]) == typed(PAYLOAD)
+    assert typed(loaded.pause_points[0].checkpoint) == typed(
+        {"at": (1, 2), "tags": {"x"}}
+    )
+    assert typed(loaded.routine_states["gate"].stats) == typed(
+        job.routine_states["gate"].stats
+    )
+
+
+def test_saving_again_replaces_the_stored_job(store: Store) -> None:
+    first = plain_job("job", JobStatus.RUNNING)
+    second = plain_job("job", JobStatus.COMPLETED)
+    store.save(first)
+
+    store.save(second)
+
+    assert store.load("job") == second
+    assert store.get("job").status is JobStatus.COMPLETED
+
+
+UNUSUAL_IDS: Final = [
+    "ジョブ-一番",
+    "a/b/../c",
+    "with space",
+    "100%",
+    "a%2Fb",
+    ".hidden",
+    "..",
+    "line\nbreak\ttab",
+    "emoji-🚀",
+]
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    UNUSUAL_IDS,
+    ids=[
+        "unicode",
+        "slashes",
+        "space",
+        "percent",
+        "encoded-slash",
+        "dot-file",
+        "dot-dot",
+        "control-chars",
+        "emoji",
+    ],
+)
+def test_unusual_job_id_round_trips(store: Store, job_id: str) -> None:
+    job = plain_job(job_id)
+
+    store.save(job)
+
+    assert store.load(job_id) == job
+    assert store.get(job_id).job_id == job_id
+    assert [r.job_id for r in store.list_jobs()] == [job_id]
+
+
+def test_ids_that_differ_only_in_escaping_are_distinct_jobs(store: Store) -> None:
+    ids = ["a/b", "a%2Fb", "a%252Fb", "a_2Fb"]
+    for n, job_id in enumerate(ids):
+        store.save(plain_job(job_id, flow_id=f"flow{n}"))
+
+    loaded = {job_id: store.load(job_id).flow_id for job_id in ids}
+
+    assert loaded == {job_id: f"flow{n}" for n, job_id in enumerate(ids)}
+    assert sorted(r.job_id for r in store.list_jobs()) == sorted(ids)
+
+
+def test_get_describes_a_job_without_loading_it(store: Store) -> None:
+    store.create(
+        plain_job("job", JobStatus.RUNNING, flow_id="f"), owner="A", lease_until=NOW
+    )
+
+    record = store.get("job")
+
+    assert (record.job_id, record.flow_id, record.status) == (
+        "job",
+        "f",
+        JobStatus.RUNNING,
+    )
+    assert (record.owner, record.lease_until) == ("A", NOW)
+    assert record.updated_at.tzinfo is not None
+
+
+# -- create ------------------------------------------------------------------------
+
+
+def test_create_saves_a_new_job_leased_to_its_owner(store: Store) -> None:
+    job = plain_job("job", JobStatus.PENDING)
+
+    created = store.create(job, owner="A", lease_until=NOW + 60)
+
+    assert created is True
+    assert store.load("job") == job
+    assert (store.get("job").owner, store.get("job").lease_until) == ("A", NOW + 60)
+
+
+def test_create_of_an_existing_id_returns_false_and_keeps_the_job(
+    store: Store,
+) -> None:
+    original = plain_job("job", JobStatus.RUNNING, flow_id="original")
+    store.create(original, owner="A", lease_until=NOW + 60)
+
+    created = store.create(
+        plain_job("job", JobStatus.PENDING, flow_id="intruder"),
+        owner="B",
+        lease_until=NOW + 120,
+    )
+
+    assert created is False
+    assert store.load("job") == original
+    assert store.get("job").owner == "A"
+
+
+# -- unknown ids ------------------------------------------------------------------
+
+UNKNOWN_ID_OPERATIONS: Final[dict[str, Callable[[Store, str], object]]] = {
+    "load": lambda s, job_id: s.load(job_id),
+    "get": lambda s, job_id: s.get(job_id),
+    "delete": lambda s, job_id: s.delete(job_id),
+    "acquire": lambda s, job_id: s.acquire(
+        job_id, owner="A", lease_until=NOW + 60, now=NOW
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "operation", UNKNOWN_ID_OPERATIONS.values(), ids=UNKNOWN_ID_OPERATIONS.keys()
+)
+def test_unknown_job_id_raises_job_not_found(
+    store: Store, operation: Callable[[Store, str], object]
+) -> None:
+    store.save(plain_job("known"))
+
+    with pytest.raises(JobNotFoundError, match="'missing/job ☃'") as caught:
+        operation(store, "missing/job ☃")
+
+    assert isinstance(caught.value, LookupError)
+    assert isinstance(caught.value, StoreError)
+
+
+# -- list_jobs ---------------------------------------------------------------------
+
+
+def test_list_jobs_orders_by_last_update_oldest_first(store: Store) -> None:
+    for job_id in ("c", "a", "b"):
+        store.save(plain_job(job_id))
+    store.save(plain_job("c", JobStatus.FAILED))
+
+    listed = [record.job_id for record in store.list_jobs()]
+
+    assert listed == ["a", "b", "c"]
+
+
+def test_list_jobs_of_an_empty_store_is_empty(store: Store) -> None:
+    assert store.list_jobs() == []
+
+
+def test_list_jobs_filters_by_flow_id(store: Store) -> None:
+    store.save(plain_job("one", flow_id="f"))
+    store.save(plain_job("two", flow_id="g"))
+    store.save(plain_job("three", flow_id="f"))
+
+    listed = [record.job_id for record in store.list_jobs(flow_id="f")]
+
+    assert listed == ["one", "three"]
+
+
+@pytest.mark.parametrize(
+    "status", ["paused", JobStatus.PAUSED], ids=["string", "job-status"]
+)
+def test_list_jobs_filters_by_status(store: Store, status: JobStatus | str) -> None:
+    store.save(plain_job("done", JobStatus.COMPLETED))
+    store.save(plain_job("waiting", JobStatus.PAUSED))
+    store.save(plain_job("other-flow", JobStatus.PAUSED, flow_id="g"))
+
+    listed = [r.job_id for r in store.list_jobs(flow_id="plain", status=status)]
+
+    assert listed == ["waiting"]
+
+
+def test_list_jobs_with_an_unknown_status_raises_store_error(store: Store) -> None:
+    with pytest.raises(StoreError, match="unknown job status 'finished'.*completed"):
+        store.list_jobs(status="finished")
+
+
+# -- delete and prune --------------------------------------------------------------
+
+
+def test_delete_removes_only_that_job(store: Store) -> None:
+    store.save(plain_job("gone"))
+    store.save(plain_job("kept"))
+
+    store.delete("gone")
+
+    with pytest.raises(JobNotFoundError, match="'gone'"):
+        store.load("gone")
+    assert [record.job_id for record in store.list_jobs()] == ["kept"]
+
+
+def test_deleted_id_can_be_created_again(store: Store) -> None:
+    store.save(plain_job("job", flow_id="old"))
+    store.delete("job")
+
+    created = store.create(plain_job("job", flow_id="new"), owner="A", lease_until=NOW)
+
+    assert created is True
+    assert store.load("job").flow_id == "new"
+
+
+def save_one_job_per_status(store: Store) -> None:
+    for status in JobStatus:
+        store.save(plain_job(status.value, status))
+
+
+def test_prune_older_than_zero_deletes_every_ended_job(store: Store) -> None:
+    save_one_job_per_status(store)
+
+    deleted = store.prune(older_than=timedelta(0))
+
+    assert sorted(deleted) == ["cancelled", "completed", "failed"]
+    assert sorted(r.job_id for r in store.list_jobs()) == [
+        "paused",
+        "pending",
+        "running",
+    ]
+
+
+def test_prune_older_than_a_long_time_deletes_nothing(store: Store) -> None:
+    save_one_job_per_status(store)
+
+    deleted = store.prune(older_than=timedelta(days=365))
+
+    assert deleted == []
+    assert len(store.list_jobs()) == len(JobStatus)
+
+
+def test_prune_keep_leaves_the_newest_ended_jobs(store: Store) -> None:
+    store.save(plain_job("oldest", JobStatus.COMPLETED))
+    store.save(plain_job("old-running", JobStatus.RUNNING))
+    store.save(plain_job("middle", JobStatus.FAILED))
+    store.save(plain_job("old-paused", JobStatus.PAUSED))
+    store.save(plain_job("newest", JobStatus.CANCELLED))
+
+    deleted = store.prune(keep=1)
+
+    assert sorted(deleted) == ["middle", "oldest"]
+    assert [r.job_id for r in store.list_jobs()] == [
+        "old-running",
+        "old-paused",
+        "newest",
+    ]
+
+
+def test_prune_keep_zero_never_deletes_running_or_paused_jobs(store: Store) -> None:
+    save_one_job_per_status(store)
+
+    store.prune(keep=0, older_than=timedelta(0))
+
+    assert sorted(r.status.value for r in store.list_jobs()) == [
+        "paused",
+        "pending",
+        "running",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("prune", "message"),
+    [
+        (lambda s: s.prune(keep=-1), "keep must be zero or more, got -1"),
+        (
+            lambda s: s.prune(older_than=timedelta(seconds=-1)),
+            "older_than must not be negative",
+        ),
+    ],
+    ids=["negative-keep", "negative-age"],
+)
+def test_prune_with_a_negative_limit_raises_store_error(
+    store: Store, prune: Callable[[Store], object], message: str
+) -> None:
+    store.save(plain_job("done"))
+
+    with pytest.raises(StoreError, match=message):
+        prune(store)
+
+    assert [r.job_id for r in store.list_jobs()] == ["done"]
+
+
+# -- leases ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("owner", "now", "replacing", "taken"),
+    [
+        ("B", NOW, None, False),
+        ("B", NOW + 61, None, True),
+        ("A", NOW, None, True),
+        ("B", NOW, "A", True),
+        ("B", NOW, "C", False),
+    ],
+    ids=[
+        "held-by-a-live-owner-refused",
+        "expired-lease-taken",
+        "same-owner-renews",
+        "replacing-the-owner-taken",
+        "replacing-someone-else-refused",
+    ],
+)
+def test_acquire_of_a_leased_job(
+    store: Store, owner: str, now: float, replacing: str | None, taken: bool
+) -> None:
+    store.create(plain_job("job", JobStatus.RUNNING), owner="A", lease_until=NOW + 60)
+
+    result = store.acquire(
+        "job", owner=owner, lease_until=NOW + 600, now=now, replacing=replacing
+    )
+
+    record = store.get("job")
+    assert result is taken
+    expected = (owner, NOW + 600) if taken else ("A", NOW + 60)
+    assert (record.owner, record.lease_until) == expected
+
+
+def test_acquire_takes_a_job_nobody_holds(store: Store) -> None:
+    store.save(plain_job("job", JobStatus.PAUSED))
+
+    taken = store.acquire("job", owner="B", lease_until=NOW + 60, now=NOW)
+
+    assert taken is True
+    assert store.get("job").owner == "B"
+
+
+def test_save_without_a_lease_leaves_the_job_free(store: Store) -> None:
+    store.create(plain_job("job", JobStatus.RUNNING), owner="A", lease_until=NOW + 60)
+
+    store.save(plain_job("job", JobStatus.COMPLETED), owner="A", lease_until=None)
+
+    record = store.get("job")
+    assert (record.owner, record.lease_until) == (None, None)
+
+
+def test_save_by_an_owner_of_a_new_job_creates_it_leased(store: Store) -> None:
+    job = plain_job("job", JobStatus.RUNNING)
+
+    store.save(job, owner="A", lease_until=NOW + 60)
+
+    assert store.load("job") == job
+    assert store.get("job").owner == "A"
+
+
+def test_save_by_an_owner_of_an_unleased_job_leases_it_to_that_owner(
+    store: Store,
+) -> None:
+    store.save(plain_job("job", JobStatus.PAUSED))
+    job = plain_job("job", JobStatus.RUNNING)
+
+    store.save(job, owner="A", lease_until=NOW + 60)
+
+    assert store.load("job") == job
+    assert (store.get("job").owner, store.get("job").lease_until) == ("A", NOW + 60)
+
+
+def test_save_by_a_non_owner_raises_and_keeps_the_stored_job(store: Store) -> None:
+    original = paused_job()
+    store.create(original, owner="A", lease_until=NOW + 60)
+
+    with pytest.raises(StoreError, match="leased to 'A', not 'B'"):
+        store.save(with_extra_delivery(original), owner="B", lease_until=NOW + 60)
+
+    assert store.load(original.job_id) == original
+    assert store.get(original.job_id).owner == "A"
+
+
+def test_checkpoint_by_a_non_owner_raises_and_keeps_the_stored_job(
+    store: Store,
+) -> None:
+    original = paused_job()
+    store.create(original, owner="A", lease_until=NOW + 60)
+    changed = with_extra_delivery(original)
+
+    with pytest.raises(StoreError, match="leased to 'A', not 'B'"):
+        store.checkpoint(changed, no_change(changed), owner="B", lease_until=NOW + 60)
+
+    assert store.load(original.job_id) == original
+    assert store.get(original.job_id).owner == "A"
+
+
+def test_checkpoint_after_another_owner_finished_the_job_is_refused(
+    store: Store,
+) -> None:
+    running = paused_job()
+    running.status = JobStatus.RUNNING
+    store.create(running, owner="A", lease_until=NOW + 60)
+    assert store.acquire(running.job_id, owner="B", lease_until=NOW + 600, now=NOW + 61)
+    finished = JobState.deserialize(running.serialize())
+    finished.status = JobStatus.COMPLETED
+    finished.pending.clear()
+    store.save(finished, owner="B", lease_until=None)
+    late = with_extra_delivery(running)
+
+    with pytest.raises(StoreError, match="'A'"):
+        store.checkpoint(late, no_change(late), owner="A", lease_until=NOW + 60)
+
+    assert store.load(running.job_id) == finished
+    assert store.get(running.job_id).owner is None
+
+
+# -- durable runs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", FLOWS.keys(), ids=FLOWS.keys())
+def test_durable_execute_leaves_the_returned_job_in_the_store(
+    store: Store, name: str
+) -> None:
+    build, entry, params = FLOWS[name]
+
+    job = build().execute(entry, params, job_id=f"{name}-job", store=store)
+
+    assert store.load(job.job_id) == job
+    record = store.get(job.job_id)
+    assert (record.status, record.owner, record.lease_until) == (
+        job.status,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize("name", FLOWS.keys(), ids=FLOWS.keys())
+def test_every_checkpoint_loads_back_equal_to_the_running_job(
+    store: Store, name: str
+) -> None:
+    build, entry, params = FLOWS[name]
+    checked = CheckedStore(store)
+
+    build().execute(entry, params, job_id="job", store=checked)
+
+    assert checked.pairs
+    loaded = [without_tracker(pair[0]) for pair in checked.pairs]
+    live = [without_tracker(pair[1]) for pair in checked.pairs]
+    assert loaded == live
+
+
+def test_checkpoints_keep_the_tracker_counts(store: Store) -> None:
+    checked = CheckedStore(store)
+
+    diamond_flow().execute("start", {"value": 1}, job_id="job", store=checked)
+
+    for loaded, live in checked.pairs:
+        assert loaded.tracker.get_event_counts() == live.tracker.get_event_counts()
+        for routine_id in live.tracker.routine_ids:
+            saved = loaded.tracker.get_routine_performance(routine_id)
+            running = live.tracker.get_routine_performance(routine_id)
+            assert (saved.deliveries, saved.runs, saved.retries, saved.max_time) == (
+                running.deliveries,
+                running.runs,
+                running.retries,
+                running.max_time,
+            )
+
+
+def test_a_finished_job_keeps_its_whole_tracker(store: Store) -> None:
+    job = diamond_flow().execute("start", {"value": 1}, job_id="job", store=store)
+
+    assert store.load("job").tracker == job.tracker
+
+
+def test_execute_of_a_finished_job_id_returns_it_without_running_again(
+    store: Store,
+) -> None:
+    flow = diamond_flow()
+    sink = flow.routines["sink"]
+    assert isinstance(sink, Recorder)
+    first = flow.execute("start", {"value": 1}, job_id="job", store=store)
+
+    again = flow.execute("start", {"value": 2}, job_id="job", store=store)
+
+    assert again == first
+    assert sink.received == [{"value": 1}]
+
+
+@pytest.mark.parametrize(
+    "status",
+    [JobStatus.PENDING, JobStatus.RUNNING, JobStatus.PAUSED],
+    ids=["pending", "running", "paused"],
+)
+def test_execute_of_a_job_id_that_has_not_ended_is_refused(
+    store: Store, status: JobStatus
+) -> None:
+    flow = diamond_flow()
+    store.create(
+        plain_job("job", status, flow_id=flow.flow_id), owner="A", lease_until=NOW
+    )
+
+    with pytest.raises(JobStateError, match=f"'job' is {status.value}.*never run"):
+        flow.execute("start", {"value": 1}, job_id="job", store=store)
+
+    sink = flow.routines["sink"]
+    assert isinstance(sink, Recorder)
+    assert sink.received == []
+    assert store.get("job").status is status
+
+
+@pytest.mark.parametrize(
+    "status",
+    [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED],
+    ids=["completed", "failed", "cancelled"],
+)
+def test_execute_of_an_ended_job_id_returns_the_stored_job(
+    store: Store, status: JobStatus
+) -> None:
+    flow = diamond_flow()
+    stored = plain_job("job", status, flow_id=flow.flow_id)
+    store.save(stored)
+
+    returned = flow.execute("start", {"value": 1}, job_id="job", store=store)
+
+    assert returned == stored
+    sink = flow.routines["sink"]
+    assert isinstance(sink, Recorder)
+    assert sink.received == []
+
+
+def test_durable_job_keeps_only_its_last_history_records(store: Store) -> None:
+    flow = countdown_flow(history_limit=3)
+
+    job = flow.execute("loop", {"n": 8}, job_id="job", store=store)
+    loaded = store.load("job")
+
+    assert (job.history_total, loaded.history_total) == (8, 8)
+    assert [r.seq for r in loaded.get_execution_history()] == [5, 6, 7]
+    assert loaded == job
+
+
+def test_sqlite_checkpoints_trim_history_rows_in_batches(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    store = SqliteStore(path)
+    flow = countdown_flow(history_limit=3)
+    loop = flow.routines["loop"]
+    assert isinstance(loop, Countdown)
+    rows: list[int] = []
+
+    def count_history_rows(n: int) -> None:
+        with closing(sqlite3.connect(path)) as db:
+            rows.append(db.execute("SELECT COUNT(*) FROM history").fetchone()[0])
+
+    loop.probe = count_history_rows
+
+    flow.execute("loop", {"n": 200}, job_id="job", store=store)
+
+    assert len(rows) == 200
+    assert max(rows) <= 3 + HISTORY_TRIM_BATCH
+    assert rows[-1] < rows[HISTORY_TRIM_BATCH]
+    assert len(store.load("job").get_execution_history()) == 3
+    store.close()
+
+
+# -- concurrency -----------------------------------------------------------------
+
+
+def test_threads_running_durable_jobs_on_one_store_lose_nothing(
+    store: Store,
+) -> None:
+    flow = diamond_flow()
+    threads_count, jobs_each = 8, 4
+    start = threading.Barrier(threads_count, timeout=WAIT)
+    returned: dict[str, JobState] = {}
+    failures: list[Exception] = []
+    lock = threading.Lock()
+
+    def run(thread: int) -> None:
+        try:
+            start.wait()
+            for n in range(jobs_each):
+                job_id = f"thread-{thread}/job-{n}"
+                job = flow.execute(
+                    "start", {"value": (thread, n)}, job_id=job_id, store=store
+                )
+                with lock:
+                    returned[job_id] = job
+        except Exception as error:  # reported by the main thread
+            with lock:
+                failures.append(error)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert len(returned) == threads_count * jobs_each
+    assert all(job.status is JobStatus.COMPLETED for job in returned.values())
+    assert {job_id: store.load(job_id) for job_id in returned} == returned
+    assert len(store.list_jobs(status="completed")) == threads_count * jobs_each
+
+
+def run_workers(argument_lists: list[list[str]]) -> list[str]:
+    """Start one worker per argument list, release them together, return stdouts."""
+    workers = [_store_worker.spawn(*arguments) for arguments in argument_lists]
+    try:
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        outputs = []
+        for worker in workers:
+            out, err = worker.communicate(timeout=60)
+            assert worker.returncode == 0, err
+            outputs.append(out)
+        return outputs
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+
+
+def shared_path(backend: str, tmp_path: Path) -> Path:
+    """Return where the shared store of ``backend`` lives."""
+    return tmp_path / ("jobs.db" if backend == "sqlite" else "jobs")
+
+
+@pytest.mark.parametrize("backend", SHARED_BACKENDS, ids=SHARED_BACKENDS)
+def test_processes_writing_to_one_store_lose_and_tear_nothing(
+    backend: str, tmp_path: Path
+) -> None:
+    path = shared_path(backend, tmp_path)
+    processes, jobs_each = 4, 10
+
+    outputs = run_workers(
+        [["run", backend, str(path), f"p{n}", str(jobs_each)] for n in range(processes)]
+    )
+
+    returned = {
+        job_id: JobState.deserialize(data)
+        for out in outputs
+        for job_id, data in json.loads(out).items()
+    }
+    store = open_store(backend, tmp_path)
+    assert len(returned) == processes * jobs_each
+    assert all(job.status is JobStatus.COMPLETED for job in returned.values())
+    assert {job_id: store.load(job_id) for job_id in returned} == returned
+    assert len(store.list_jobs()) == processes * jobs_each
+    store.close()
+
+
+@pytest.mark.parametrize("backend", SHARED_BACKENDS, ids=SHARED_BACKENDS)
+def test_processes_racing_to_create_one_job_id_have_exactly_one_winner(
+    backend: str, tmp_path: Path
+) -> None:
+    path = shared_path(backend, tmp_path)
+    contested = 20
+
+    outputs = run_workers(
+        [["create", backend, str(path), "race", str(contested)] for _ in range(2)]
+    )
+
+    results = [json.loads(out) for out in outputs]
+    winners = {job_id: r["owner"] for r in results for job_id in r["won"]}
+    everything = [f"race-{n}" for n in range(contested)]
+    assert sorted(results[0]["won"] + results[1]["won"]) == sorted(everything)
+    store = open_store(backend, tmp_path)
+    assert {r.job_id: r.owner for r in store.list_jobs()} == winners
+    store.close()
+
+
+# -- corrupted data: SQLite --------------------------------------------------------
+
+
+def corrupt(path: Path, sql: str, *parameters: object) -> None:
+    """Run one statement on the database behind the store's back."""
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            db.execute(sql, parameters)
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def sqlite_with_job(tmp_path: Path) -> Iterator[tuple[SqliteStore, Path, str]]:
+    """A SQLite store holding the paused rich job: every table has rows."""
+    path = tmp_path / "jobs.db"
+    store = SqliteStore(path)
+    job = paused_job()
+    store.save(job)
+    yield store, path, job.job_id
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "message"),
+    [
+        ("jobs", "header", "garbage", "corrupted"),
+        ("jobs", "header", "[1, 2]", "corrupted"),
+        ("pending", "row", "{not json", "corrupted"),
+        ("buffers", "buffer", "{not json", "corrupted"),
+        ("buffers", "arrivals", "[1,", "corrupted"),
+        ("routines", "row", "{not json", "corrupted"),
+        ("errors", "row", "{not json", "corrupted"),
+        ("history", "row", "{not json", "corrupted"),
+        ("pending", "row", "{}", "pending"),
+        ("jobs", "status", "bogus", "bogus"),
+    ],
+    ids=[
+        "header-not-json",
+        "header-not-an-object",
+        "pending-not-json",
+        "buffer-not-json",
+        "arrivals-not-json",
+        "routine-not-json",
+        "error-not-json",
+        "history-not-json",
+        "pending-wrong-shape",
+        "unknown-status",
+    ],
+)
+def test_sqlite_load_of_corrupted_data_says_what_is_wrong(
+    sqlite_with_job: tuple[SqliteStore, Path, str],
+    table: str,
+    column: str,
+    value: str,
+    message: str,
+) -> None:
+    store, path, job_id = sqlite_with_job
+    corrupt(path, f"UPDATE {table} SET {column} = ?", value)
+
+    with pytest.raises(FlowForgeError, match=message) as caught:
+        store.load(job_id)
+
+    assert isinstance(caught.value, (SerializationError, StoreError))
+
+
+@pytest.mark.parametrize(
+    "operation",
+    [lambda s: s.get("rich-job"), lambda s: s.list_jobs()],
+    ids=["get", "list_jobs"],
+)
+def test_sqlite_record_with_a_corrupted_status_raises_store_error(
+    sqlite_with_job: tuple[SqliteStore, Path, str],
+    operation: Callable[[SqliteStore], object],
+) -> None:
+    store, path, _ = sqlite_with_job
+    corrupt(path, "UPDATE jobs SET status = 'bogus'")
+
+    with pytest.raises(StoreError, match="bogus"):
+        operation(store)
+
+
+def test_sqlite_store_on_a_file_that_is_not_a_database_names_the_path(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    path.write_bytes(b"definitely not SQLite\n" * 100)
+
+    with pytest.raises(StoreError, match=re.escape(repr(str(path))) + ".*database"):
+        SqliteStore(path)
+
+
+def test_sqlite_store_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    SqliteStore(path).close()
+    corrupt(path, "UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+
+    with pytest.raises(StoreError, match="schema version 99, newer than"):
+        SqliteStore(path)
+
+
+def test_sqlite_store_with_a_garbled_schema_version_raises_store_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    SqliteStore(path).close()
+    corrupt(path, "UPDATE meta SET value = 'one' WHERE key = 'schema_version'")
+
+    with pytest.raises(StoreError, match="schema version"):
+        SqliteStore(path)
+
+
+def test_sqlite_store_reopened_on_the_same_file_sees_its_jobs(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    job = paused_job()
+    first = SqliteStore(path)
+    first.save(job)
+    first.close()
+
+    second = SqliteStore(path)
+
+    assert second.load(job.job_id) == job
+    second.close()
+
+
+# -- corrupted data: JSON directory ------------------------------------------------
+
+FILE_OPERATIONS: Final[dict[str, Callable[[JsonDirectoryStore, str], object]]] = {
+    "load": lambda s, job_id: s.load(job_id),
+    "get": lambda s, job_id: s.get(job_id),
+    "list_jobs": lambda s, job_id: s.list_jobs(),
+}
+
+
+def job_file(folder: Path, job_id: str) -> Path:
+    """Return the file that holds ``job_id`` in a JSON directory store."""
+    return folder / (urllib.parse.quote(job_id, safe="") + ".json")
+
+
+@pytest.mark.parametrize(
+    "operation", FILE_OPERATIONS.values(), ids=FILE_OPERATIONS.keys()
+)
+def test_json_directory_truncated_job_file_is_reported_by_name(
+    tmp_path: Path, operation: Callable[[JsonDirectoryStore, str], object]
+) -> None:
+    store = JsonDirectoryStore(tmp_path)
+    store.save(paused_job("job one"))
+    path = job_file(tmp_path, "job one")
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[: len(text) // 2], encoding="utf-8")
+
+    with pytest.raises(StoreError, match=re.escape(repr(str(path))) + " is corrupted"):
+        operation(store, "job one")
+
+
+@pytest.mark.parametrize(
+    "operation", FILE_OPERATIONS.values(), ids=FILE_OPERATIONS.keys()
+)
+def test_json_directory_foreign_json_file_is_reported_by_name(
+    tmp_path: Path, operation: Callable[[JsonDirectoryStore, str], object]
+) -> None:
+    store = JsonDirectoryStore(tmp_path)
+    path = tmp_path / "notes.json"
+    path.write_text('{"hello": "world"}', encoding="utf-8")
+
+    with pytest.raises(
+        StoreError, match=re.escape(repr(str(path))) + " is not a FlowForge job file"
+    ):
+        operation(store, "notes")
+
+
+def test_json_directory_job_file_with_a_bad_job_state_is_reported_by_name(
+    tmp_path: Path,
+) -> None:
+    store = JsonDirectoryStore(tmp_path)
+    store.save(plain_job("job"))
+    path = job_file(tmp_path, "job")
+    document = json.loads(path.read_text(encoding="utf-8"))
+    document["job_state"]["version"] = 999
+    path.write_text(json.dumps(document), encoding="utf-8")
+
+    with pytest.raises(SerializationError, match=re.escape(repr(str(path)))):
+        store.load("job")
+
+
+def test_json_directory_job_id_too_long_for_a_file_name_raises_store_error(
+    tmp_path: Path,
+) -> None:
+    store = JsonDirectoryStore(tmp_path)
+
+    with pytest.raises(StoreError, match="too long"):
+        store.create(plain_job("x" * 300), owner="A", lease_until=NOW)

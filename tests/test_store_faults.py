@@ -1,0 +1,443 @@
+"""Store faults through the public API: failed writes, locks, leases, dead owners."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Final
+
+import _store_worker
+import pytest
+
+from flowforge import Flow, JobState, JobStateError, JobStatus, Routine, StoreError
+from flowforge.store import Change, JobRecord, SqliteStore, Store
+from flowforge.testing import Recorder
+
+CHAIN: Final = ("a", "b", "c", "d", "e")
+ENTRY_PARAMS: Final = {"item": (1, "one")}
+WAIT: Final = 30.0
+DISK_FULL: Final = "disk full: no space left on device (simulated)"
+
+
+class FaultyStore:
+    """A store that delegates to a real one and fails one chosen write.
+
+    ``fail_on`` names the method (``"checkpoint"`` or ``"save"``) and
+    ``fail_at`` which call of it (from 1) raises ``StoreError`` instead of
+    writing. ``good`` keeps a copy of the job after each save or checkpoint
+    that reached the store.
+    """
+
+    def __init__(self, inner: Store, *, fail_on: str, fail_at: int) -> None:
+        self.inner = inner
+        self.fail_on = fail_on
+        self.fail_at = fail_at
+        self.calls = {"checkpoint": 0, "save": 0}
+        self.good: list[JobState] = []
+
+    def _maybe_fail(self, method: str) -> None:
+        self.calls[method] += 1
+        if method == self.fail_on and self.calls[method] == self.fail_at:
+            raise StoreError(DISK_FULL)
+
+    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
+        return self.inner.create(job_state, owner=owner, lease_until=lease_until)
+
+    def save(
+        self,
+        job_state: JobState,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> None:
+        self._maybe_fail("save")
+        self.inner.save(job_state, owner=owner, lease_until=lease_until)
+        self.good.append(JobState.deserialize(job_state.serialize()))
+
+    def checkpoint(
+        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
+    ) -> None:
+        self._maybe_fail("checkpoint")
+        self.inner.checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+        self.good.append(JobState.deserialize(job_state.serialize()))
+
+    def acquire(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None = None,
+    ) -> bool:
+        return self.inner.acquire(
+            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
+        )
+
+    def load(self, job_id: str) -> JobState:
+        return self.inner.load(job_id)
+
+    def get(self, job_id: str) -> JobRecord:
+        return self.inner.get(job_id)
+
+    def list_jobs(
+        self, *, flow_id: str | None = None, status: JobStatus | str | None = None
+    ) -> list[JobRecord]:
+        return self.inner.list_jobs(flow_id=flow_id, status=status)
+
+    def delete(self, job_id: str) -> None:
+        self.inner.delete(job_id)
+
+    def prune(
+        self, *, older_than: timedelta | None = None, keep: int | None = None
+    ) -> list[str]:
+        return self.inner.prune(older_than=older_than, keep=keep)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class Locker(Recorder):
+    """A recorder that, on its first delivery, write-locks the database at ``path``.
+
+    Like a backup tool or another program holding SQLite's write lock while
+    the job runs; the test releases it with :meth:`release`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path: Path | None = None
+        self.connection: sqlite3.Connection | None = None
+
+    def record(self, **data: object) -> None:
+        super().record(**data)
+        if self.path is not None:
+            self.connection = sqlite3.connect(self.path, isolation_level=None)
+            self.connection.execute("BEGIN EXCLUSIVE")
+            self.path = None  # lock once: a resumed job runs this delivery again
+
+    def release(self) -> None:
+        if self.connection is not None:
+            self.connection.execute("ROLLBACK")
+            self.connection.close()
+            self.connection = None
+
+
+def chain_flow() -> Flow:
+    """``a -> b -> c -> d -> e``, each a :class:`Recorder`; ``c`` can lock."""
+    flow = Flow("fault_chain")
+    for routine_id in CHAIN:
+        flow.add_routine(Locker() if routine_id == "c" else Recorder(), routine_id)
+    for source, target in zip(CHAIN, CHAIN[1:]):
+        flow.connect(source, "output", target, "input")
+    return flow
+
+
+def recorder(flow: Flow, routine_id: str) -> Recorder:
+    routine: Routine = flow.routines[routine_id]
+    assert isinstance(routine, Recorder)
+    return routine
+
+
+def handler_runs(flow: Flow) -> dict[str, int]:
+    """How many times each routine's handler body ran in this process."""
+    return {routine_id: len(recorder(flow, routine_id).seen) for routine_id in CHAIN}
+
+
+def outcomes(job: JobState) -> list[tuple[int, str, str, int]]:
+    return [
+        (r.seq, r.routine_id, r.outcome, r.attempt) for r in job.get_execution_history()
+    ]
+
+
+def first_line(process: subprocess.Popen[str]) -> str:
+    """Return the process's first line of output, or "" after ``WAIT`` seconds."""
+    lines: list[str] = []
+    read = threading.Event()
+
+    def read_line() -> None:
+        assert process.stdout is not None
+        lines.append(process.stdout.readline())
+        read.set()
+
+    threading.Thread(target=read_line, daemon=True).start()
+    read.wait(WAIT)
+    return lines[0] if lines else ""
+
+
+def dead_pid() -> int:
+    """Return the pid of a process that has exited (and been reaped)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait(timeout=WAIT)
+    return process.pid
+
+
+def owner_id(pid: int, nonce: str = "x") -> str:
+    """Return an owner id in the runtime's ``host:pid:nonce`` form."""
+    return f"{socket.gethostname()}:{pid}:{nonce}"
+
+
+def hand_over_to(store: Store, job_id: str, owner: str) -> None:
+    """Move a job's lease to ``owner``, as if its current owner handed it over."""
+    current = store.get(job_id).owner
+    assert store.acquire(
+        job_id,
+        owner=owner,
+        lease_until=time.time() + 600,
+        now=time.time(),
+        replacing=current,
+    )
+
+
+@pytest.fixture
+def real_store(tmp_path: Path) -> Iterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "jobs.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def uninterrupted() -> JobState:
+    """The chain's job run from start to end without a store."""
+    return chain_flow().execute("a", ENTRY_PARAMS, job_id="job")
+
+
+def interrupt(
+    real_store: SqliteStore, *, fail_on: str = "checkpoint", fail_at: int = 3
+) -> tuple[Flow, FaultyStore]:
+    """Run the chain on a store whose ``fail_at``-th write fails; expect StoreError."""
+    flow = chain_flow()
+    faulty = FaultyStore(real_store, fail_on=fail_on, fail_at=fail_at)
+    with pytest.raises(StoreError, match="disk full"):
+        flow.execute("a", ENTRY_PARAMS, job_id="job", store=faulty)
+    return flow, faulty
+
+
+# -- a write fails -----------------------------------------------------------------
+
+
+def test_failed_checkpoint_makes_execute_raise_the_store_error(
+    real_store: SqliteStore,
+) -> None:
+    faulty = FaultyStore(real_store, fail_on="checkpoint", fail_at=3)
+
+    with pytest.raises(StoreError, match="disk full") as caught:
+        chain_flow().execute("a", ENTRY_PARAMS, job_id="job", store=faulty)
+
+    assert str(caught.value) == DISK_FULL
+
+
+@pytest.mark.parametrize("fail_at", [1, 3, 5], ids=["first", "middle", "last"])
+def test_failed_checkpoint_leaves_the_last_good_one_in_the_store(
+    real_store: SqliteStore, fail_at: int
+) -> None:
+    _, faulty = interrupt(real_store, fail_at=fail_at)
+
+    stored = real_store.load("job")
+
+    last_good = faulty.good[-1]
+    assert len(faulty.good) == fail_at  # the first save, then the checkpoints
+    assert stored.status is JobStatus.RUNNING
+    assert stored.delivery_count == fail_at - 1
+    assert [d.routine_id for d in stored.pending] == [CHAIN[fail_at - 1]]
+    stored.tracker = last_good.tracker  # tracker figures: tested on their own
+    assert stored == last_good
+
+
+def test_same_process_can_resume_a_job_whose_checkpoint_failed(
+    real_store: SqliteStore, uninterrupted: JobState
+) -> None:
+    flow, _ = interrupt(real_store)
+
+    resumed = flow.resume("job", store=real_store)
+
+    assert resumed.status is JobStatus.COMPLETED
+    assert outcomes(resumed) == outcomes(uninterrupted)
+
+
+@pytest.mark.parametrize("fail_at", [1, 2, 3, 4, 5], ids=["a", "b", "c", "d", "e"])
+def test_job_whose_checkpoint_failed_resumes_to_the_uninterrupted_result(
+    real_store: SqliteStore, uninterrupted: JobState, fail_at: int
+) -> None:
+    flow, _ = interrupt(real_store, fail_at=fail_at)
+    hand_over_to(real_store, "job", owner_id(dead_pid()))
+
+    resumed = flow.resume("job", store=real_store)
+
+    in_flight = CHAIN[fail_at - 1]
+    assert resumed.status is JobStatus.COMPLETED
+    assert outcomes(resumed) == outcomes(uninterrupted)
+    assert resumed.delivery_count == uninterrupted.delivery_count
+    assert recorder(flow, "e").received == [ENTRY_PARAMS] * (2 if fail_at == 5 else 1)
+    assert handler_runs(flow) == {
+        routine_id: 2 if routine_id == in_flight else 1 for routine_id in CHAIN
+    }
+    assert real_store.load("job") == resumed
+
+
+def test_resumed_job_counts_each_handler_run_once_in_its_tracker(
+    real_store: SqliteStore, uninterrupted: JobState
+) -> None:
+    flow, _ = interrupt(real_store, fail_at=4)
+    hand_over_to(real_store, "job", owner_id(dead_pid()))
+
+    resumed = flow.resume("job", store=real_store)
+
+    figures = {
+        routine_id: resumed.tracker.get_routine_performance(routine_id).successes
+        for routine_id in CHAIN
+    }
+    assert figures == dict.fromkeys(CHAIN, 1)
+    assert (
+        resumed.tracker.get_event_counts() == uninterrupted.tracker.get_event_counts()
+    )
+
+
+def test_failed_final_save_leaves_a_job_that_resumes_without_rerunning(
+    real_store: SqliteStore, uninterrupted: JobState
+) -> None:
+    flow, _ = interrupt(real_store, fail_on="save", fail_at=2)
+    assert handler_runs(flow) == dict.fromkeys(CHAIN, 1)
+    hand_over_to(real_store, "job", owner_id(dead_pid()))
+
+    resumed = flow.resume("job", store=real_store)
+
+    assert resumed.status is JobStatus.COMPLETED
+    assert outcomes(resumed) == outcomes(uninterrupted)
+    assert handler_runs(flow) == dict.fromkeys(CHAIN, 1)
+
+
+def test_job_whose_first_save_failed_is_recovered_from_its_dead_owner(
+    real_store: SqliteStore, uninterrupted: JobState
+) -> None:
+    flow, _ = interrupt(real_store, fail_on="save", fail_at=1)
+    hand_over_to(real_store, "job", owner_id(dead_pid()))
+
+    recovered = flow.recover(real_store)
+
+    assert [job.status for job in recovered] == [JobStatus.COMPLETED]
+    assert outcomes(recovered[0]) == outcomes(uninterrupted)
+    assert handler_runs(flow) == dict.fromkeys(CHAIN, 1)
+
+
+# -- a locked database -------------------------------------------------------------
+
+
+@pytest.fixture
+def locked_run(tmp_path: Path) -> Iterator[tuple[Flow, SqliteStore, Locker]]:
+    """A chain whose ``c`` write-locks the store's database while the job runs."""
+    path = tmp_path / "jobs.db"
+    store = SqliteStore(path, timeout=0.05)
+    flow = chain_flow()
+    locker = flow.routines["c"]
+    assert isinstance(locker, Locker)
+    locker.path = path
+    yield flow, store, locker
+    locker.release()
+    store.close()
+
+
+def test_locked_database_makes_execute_raise_a_store_error_saying_locked(
+    locked_run: tuple[Flow, SqliteStore, Locker],
+) -> None:
+    flow, store, _ = locked_run
+
+    with pytest.raises(StoreError, match="database is locked"):
+        flow.execute("a", ENTRY_PARAMS, job_id="job", store=store)
+
+    assert store.load("job").delivery_count == 2
+
+
+def test_job_stopped_by_a_locked_database_completes_once_it_is_released(
+    locked_run: tuple[Flow, SqliteStore, Locker], uninterrupted: JobState
+) -> None:
+    flow, store, locker = locked_run
+    with pytest.raises(StoreError, match="locked"):
+        flow.execute("a", ENTRY_PARAMS, job_id="job", store=store)
+    locker.release()
+
+    resumed = flow.resume("job", store=store)
+
+    assert resumed.status is JobStatus.COMPLETED
+    assert outcomes(resumed) == outcomes(uninterrupted)
+    assert handler_runs(flow) == {"a": 1, "b": 1, "c": 2, "d": 1, "e": 1}
+
+
+# -- leases and recovery -----------------------------------------------------------
+
+
+def leave_running(store: Store, job_id: str, owner: str) -> None:
+    """Leave a job of the chain running in ``store``, leased to ``owner``."""
+    flow = chain_flow()
+    faulty = FaultyStore(store, fail_on="checkpoint", fail_at=2)
+    with pytest.raises(StoreError, match="disk full"):
+        flow.execute("a", ENTRY_PARAMS, job_id=job_id, store=faulty)
+    hand_over_to(store, job_id, owner)
+
+
+@pytest.mark.parametrize(
+    "owner",
+    [owner_id(os.getppid(), "parent"), "elsewhere.example:1:x"],
+    ids=["live-process-on-this-host", "another-host"],
+)
+def test_resume_by_id_of_a_job_leased_to_a_live_owner_is_refused(
+    real_store: SqliteStore, owner: str
+) -> None:
+    leave_running(real_store, "job", owner)
+    flow = chain_flow()
+
+    with pytest.raises(JobStateError, match="'job' is running: it is leased to"):
+        flow.resume("job", store=real_store)
+
+    assert real_store.get("job").owner == owner
+    assert handler_runs(flow) == dict.fromkeys(CHAIN, 0)
+
+
+def test_recover_resumes_a_dead_owners_job_and_skips_a_live_owners(
+    real_store: SqliteStore,
+) -> None:
+    live = owner_id(os.getppid(), "still-running")
+    leave_running(real_store, "dead-job", owner_id(dead_pid()))
+    leave_running(real_store, "live-job", live)
+    flow = chain_flow()
+
+    recovered = flow.recover(real_store)
+
+    assert [(job.job_id, job.status) for job in recovered] == [
+        ("dead-job", JobStatus.COMPLETED)
+    ]
+    assert handler_runs(flow) == {"a": 0, "b": 1, "c": 1, "d": 1, "e": 1}
+    record = real_store.get("live-job")
+    assert (record.status, record.owner) == (JobStatus.RUNNING, live)
+
+
+def test_recover_finishes_a_job_whose_process_was_killed(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    worker = _store_worker.spawn("hold", str(path), "killed-job")
+    try:
+        assert first_line(worker) == "holding\n"
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.communicate(timeout=WAIT)
+    store = SqliteStore(path)
+    flow = _store_worker.build_chain()
+
+    recovered = flow.recover(store)
+
+    assert [(job.job_id, job.status) for job in recovered] == [
+        ("killed-job", JobStatus.COMPLETED)
+    ]
+    first, last = flow.routines["first"], flow.routines["last"]
+    assert isinstance(first, Recorder) and isinstance(last, Recorder)
+    assert (first.received, last.received) == ([], [_store_worker.ENTRY_PARAMS])
+    assert store.load("killed-job") == recovered[0]
+    store.close()
