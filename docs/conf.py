@@ -43,4 +43,5 @@ nitpick_ignore_regex = [
     ("py:class", r"(flowforge\.runtime\.Plan|flowforge\._plan\.Plan|Plan)"),
     ("py:func", r"flowforge\.serialization\..*"),
     ("py:class", r"(psycopg_pool\.)?ConnectionPool.*"),
+    ("py:class", r"(distributed\.)?(Client|Future)"),
 ]

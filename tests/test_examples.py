@@ -30,6 +30,11 @@ EXPECTED: dict[str, list[Line]] = {
         "validate: {'rejected': 1}",
         "aggregate: {'lines': 3, 'premium': 1, 'total': 31.5}",
     ],
+    "dask_example.py": [
+        "8 jobs: completed",
+        "sums of squares: [0, 1, 5, 14, 30, 55, 91, 140]",
+        "stats here: {}",
+    ],
     "durable_recovery_example.py": [
         "child exited with 1; stored job is running",
         "recovered: completed, stats {'charged': 3}",
