@@ -26,13 +26,13 @@ import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from _harness import Options, Stats, Target, parse_options, publish, time_per_operation
 from bench_dispatch import Sink, Source, Transform
 
+from flowforge.testing import StoreWrapper
 from flowforge import Flow, JobState, JobStatus
 from flowforge.store import MemoryStore, SqliteStore
 
@@ -40,7 +40,7 @@ from flowforge.store import MemoryStore, SqliteStore
 from flowforge.store._rows import change_rows
 
 if TYPE_CHECKING:
-    from flowforge.store import Change, JobRecord, Store
+    from flowforge.store import Change, Store
 
 SHORT_DELIVERIES: Final = 1_000
 LONG_DELIVERIES: Final = 100_000
@@ -164,11 +164,11 @@ def measure(workloads: Sequence[Workload], repeats: int) -> list[Measured]:
     return [Measured(w, Stats.of(s)) for w, s in zip(workloads, samples, strict=True)]
 
 
-class _Sizer:
+class _Sizer(StoreWrapper):
     """A MemoryStore that adds up the JSON text each checkpoint writes."""
 
     def __init__(self) -> None:
-        self.store = MemoryStore()
+        super().__init__(MemoryStore())
         self.checkpoints = 0
         self.written = 0
 
@@ -183,54 +183,7 @@ class _Sizer:
             texts.extend(text for text in rows.buffer[1:] if text is not None)
         self.checkpoints += 1
         self.written += sum(len(text.encode()) for text in texts)
-        self.store.checkpoint(job_state, change, owner=owner, lease_until=lease_until)
-
-    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
-        return self.store.create(job_state, owner=owner, lease_until=lease_until)
-
-    def save(
-        self,
-        job_state: JobState,
-        *,
-        owner: str | None = None,
-        lease_until: float | None = None,
-    ) -> None:
-        self.store.save(job_state, owner=owner, lease_until=lease_until)
-
-    def acquire(
-        self,
-        job_id: str,
-        *,
-        owner: str,
-        lease_until: float,
-        now: float,
-        replacing: str | None = None,
-    ) -> bool:
-        return self.store.acquire(
-            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
-        )
-
-    def load(self, job_id: str) -> JobState:
-        return self.store.load(job_id)
-
-    def get(self, job_id: str) -> JobRecord:
-        return self.store.get(job_id)
-
-    def list_jobs(
-        self, *, flow_id: str | None = None, status: JobStatus | str | None = None
-    ) -> list[JobRecord]:
-        return self.store.list_jobs(flow_id=flow_id, status=status)
-
-    def delete(self, job_id: str) -> None:
-        self.store.delete(job_id)
-
-    def prune(
-        self, *, older_than: timedelta | None = None, keep: int | None = None
-    ) -> list[str]:
-        return self.store.prune(older_than=older_than, keep=keep)
-
-    def close(self) -> None:
-        self.store.close()
+        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
 
 
 def bytes_per_delivery(job: StreamJob) -> int:

@@ -14,13 +14,17 @@ Example:
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import final
+from typing import TYPE_CHECKING, final
 
 from flowforge._context import current_delivery
 from flowforge.routine import Routine
 from flowforge.types import Payload
 
-__all__ = ["FakeClock", "Recorder", "Relay"]
+if TYPE_CHECKING:
+    from flowforge.job_state import JobState, JobStatus
+    from flowforge.store.base import Change, JobRecord, Store
+
+__all__ = ["FakeClock", "Recorder", "Relay", "StoreWrapper"]
 
 
 @final
@@ -113,3 +117,87 @@ class Relay(Routine):
             result = transform(data)
         if result is not None:
             self.emit("output", **result)
+
+
+class StoreWrapper:
+    """A store that passes every call to ``inner``: subclass it to watch or break one.
+
+    Override the methods you care about and call ``super()`` to reach the real
+    store, for example to count checkpoints, or to make the tenth one raise
+    :class:`~flowforge.StoreError` and see that the job resumes correctly.
+
+    Args:
+        inner: The store that really keeps the jobs.
+
+    Thread safety: as thread-safe as ``inner``.
+    """
+
+    def __init__(self, inner: Store) -> None:
+        """Wrap ``inner``."""
+        self.inner = inner
+
+    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
+        """Pass the call on."""
+        return self.inner.create(job_state, owner=owner, lease_until=lease_until)
+
+    def save(
+        self,
+        job_state: JobState,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> None:
+        """Pass the call on."""
+        self.inner.save(job_state, owner=owner, lease_until=lease_until)
+
+    def checkpoint(
+        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
+    ) -> None:
+        """Pass the call on."""
+        self.inner.checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+
+    def acquire(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None = None,
+    ) -> bool:
+        """Pass the call on."""
+        return self.inner.acquire(
+            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
+        )
+
+    def load(self, job_id: str) -> JobState:
+        """Pass the call on."""
+        return self.inner.load(job_id)
+
+    def get(self, job_id: str) -> JobRecord:
+        """Pass the call on."""
+        return self.inner.get(job_id)
+
+    def list_jobs(
+        self, *, flow_id: str | None = None, status: JobStatus | str | None = None
+    ) -> list[JobRecord]:
+        """Pass the call on."""
+        return self.inner.list_jobs(flow_id=flow_id, status=status)
+
+    def delete(self, job_id: str) -> None:
+        """Pass the call on."""
+        self.inner.delete(job_id)
+
+    def prune(
+        self, *, older_than: timedelta | None = None, keep: int | None = None
+    ) -> list[str]:
+        """Pass the call on."""
+        return self.inner.prune(older_than=older_than, keep=keep)
+
+    def close(self) -> None:
+        """Pass the call on."""
+        self.inner.close()
+
+    def __repr__(self) -> str:
+        """Return the class and the wrapped store."""
+        return f"{type(self).__name__}({self.inner!r})"

@@ -42,13 +42,13 @@ import os
 import signal
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
-from flowforge import ErrorHandler, ErrorStrategy, Flow, JobState, JobStatus, Routine
+from flowforge.testing import StoreWrapper
+from flowforge import ErrorHandler, ErrorStrategy, Flow, JobState, Routine
 from flowforge import current_delivery
-from flowforge.store import Change, JobRecord, SqliteStore
+from flowforge.store import Change, SqliteStore
 
 FLOW_ID: Final = "kill_flow"
 JOB_ID: Final = "kill-job"
@@ -242,12 +242,12 @@ def build_flow(switch: KillSwitch | None = None) -> Flow:
     return flow
 
 
-class KillingStore:
+class KillingStore(StoreWrapper):
     """A :class:`SqliteStore` whose checkpoints obey a kill switch."""
 
     def __init__(self, store: SqliteStore, switch: KillSwitch) -> None:
         """Wrap ``store``."""
-        self.store = store
+        super().__init__(store)
         self.switch = switch
 
     def checkpoint(
@@ -257,64 +257,8 @@ class KillingStore:
         switch = self.switch
         switch.checkpoints += 1
         switch.kill_if("before-commit", switch.checkpoints)
-        self.store.checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
         switch.kill_if("after-commit", switch.checkpoints)
-
-    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
-        """Delegate."""
-        return self.store.create(job_state, owner=owner, lease_until=lease_until)
-
-    def save(
-        self,
-        job_state: JobState,
-        *,
-        owner: str | None = None,
-        lease_until: float | None = None,
-    ) -> None:
-        """Delegate."""
-        self.store.save(job_state, owner=owner, lease_until=lease_until)
-
-    def acquire(
-        self,
-        job_id: str,
-        *,
-        owner: str,
-        lease_until: float,
-        now: float,
-        replacing: str | None = None,
-    ) -> bool:
-        """Delegate."""
-        return self.store.acquire(
-            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
-        )
-
-    def load(self, job_id: str) -> JobState:
-        """Delegate."""
-        return self.store.load(job_id)
-
-    def get(self, job_id: str) -> JobRecord:
-        """Delegate."""
-        return self.store.get(job_id)
-
-    def list_jobs(
-        self, *, flow_id: str | None = None, status: JobStatus | str | None = None
-    ) -> list[JobRecord]:
-        """Delegate."""
-        return self.store.list_jobs(flow_id=flow_id, status=status)
-
-    def delete(self, job_id: str) -> None:
-        """Delegate."""
-        self.store.delete(job_id)
-
-    def prune(
-        self, *, older_than: timedelta | None = None, keep: int | None = None
-    ) -> list[str]:
-        """Delegate."""
-        return self.store.prune(older_than=older_than, keep=keep)
-
-    def close(self) -> None:
-        """Delegate."""
-        self.store.close()
 
 
 def summary(job: JobState, switch: KillSwitch | None = None) -> dict[str, object]:

@@ -34,7 +34,6 @@ import json
 import os
 import sys
 import threading
-from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
@@ -42,8 +41,9 @@ import _kill_flow
 import _store_worker
 from _kill_flow import KillSwitch, summary
 
-from flowforge import Flow, JobState, JobStatus, current_delivery
-from flowforge.store import Change, JobRecord, Store
+from flowforge.testing import StoreWrapper
+from flowforge import Flow, JobState, current_delivery
+from flowforge.store import Change, Store
 from flowforge.store.postgres import PostgresStore
 
 WAIT: Final = 60.0
@@ -99,11 +99,11 @@ def recover_all(store: Store, log: str) -> None:
     print(json.dumps({"pid": os.getpid(), "resumed": [j.job_id for j in resumed]}))
 
 
-class KillingStore:
+class KillingStore(StoreWrapper):
     """A store whose checkpoints obey a kill switch (``_kill_flow.KillingStore``)."""
 
     def __init__(self, store: Store, switch: KillSwitch) -> None:
-        self.store = store
+        super().__init__(store)
         self.switch = switch
 
     def checkpoint(
@@ -112,55 +112,8 @@ class KillingStore:
         switch = self.switch
         switch.checkpoints += 1
         switch.kill_if("before-commit", switch.checkpoints)
-        self.store.checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
         switch.kill_if("after-commit", switch.checkpoints)
-
-    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
-        return self.store.create(job_state, owner=owner, lease_until=lease_until)
-
-    def save(
-        self,
-        job_state: JobState,
-        *,
-        owner: str | None = None,
-        lease_until: float | None = None,
-    ) -> None:
-        self.store.save(job_state, owner=owner, lease_until=lease_until)
-
-    def acquire(
-        self,
-        job_id: str,
-        *,
-        owner: str,
-        lease_until: float,
-        now: float,
-        replacing: str | None = None,
-    ) -> bool:
-        return self.store.acquire(
-            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
-        )
-
-    def load(self, job_id: str) -> JobState:
-        return self.store.load(job_id)
-
-    def get(self, job_id: str) -> JobRecord:
-        return self.store.get(job_id)
-
-    def list_jobs(
-        self, *, flow_id: str | None = None, status: JobStatus | str | None = None
-    ) -> list[JobRecord]:
-        return self.store.list_jobs(flow_id=flow_id, status=status)
-
-    def delete(self, job_id: str) -> None:
-        self.store.delete(job_id)
-
-    def prune(
-        self, *, older_than: timedelta | None = None, keep: int | None = None
-    ) -> list[str]:
-        return self.store.prune(older_than=older_than, keep=keep)
-
-    def close(self) -> None:
-        self.store.close()
 
 
 def kill_flow(argv: list[str]) -> int:

@@ -37,13 +37,12 @@ from flowforge import (
 from flowforge.record import Delivery
 from flowforge.store import (
     Change,
-    JobRecord,
     JsonDirectoryStore,
     MemoryStore,
     SqliteStore,
     Store,
 )
-from flowforge.testing import Recorder, Relay
+from flowforge.testing import Recorder, Relay, StoreWrapper
 
 BACKENDS: Final = ["memory", "json_directory", "sqlite"]
 SHARED_BACKENDS: Final = ["json_directory", "sqlite"]
@@ -268,7 +267,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened.close()
 
 
-class CheckedStore:
+class CheckedStore(StoreWrapper):
     """Delegate to ``inner``; after each checkpoint, keep what loads back.
 
     ``pairs`` holds ``(loaded, live)`` job states: the job as the store
@@ -276,62 +275,15 @@ class CheckedStore:
     """
 
     def __init__(self, inner: Store) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.pairs: list[tuple[JobState, JobState]] = []
-
-    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
-        return self.inner.create(job_state, owner=owner, lease_until=lease_until)
-
-    def save(
-        self,
-        job_state: JobState,
-        *,
-        owner: str | None = None,
-        lease_until: float | None = None,
-    ) -> None:
-        self.inner.save(job_state, owner=owner, lease_until=lease_until)
 
     def checkpoint(
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
-        self.inner.checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
         loaded = self.inner.load(job_state.job_id)
         self.pairs.append((loaded, JobState.deserialize(job_state.serialize())))
-
-    def acquire(
-        self,
-        job_id: str,
-        *,
-        owner: str,
-        lease_until: float,
-        now: float,
-        replacing: str | None = None,
-    ) -> bool:
-        return self.inner.acquire(
-            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
-        )
-
-    def load(self, job_id: str) -> JobState:
-        return self.inner.load(job_id)
-
-    def get(self, job_id: str) -> JobRecord:
-        return self.inner.get(job_id)
-
-    def list_jobs(
-        self, *, flow_id: str | None = None, status: JobStatus | str | None = None
-    ) -> list[JobRecord]:
-        return self.inner.list_jobs(flow_id=flow_id, status=status)
-
-    def delete(self, job_id: str) -> None:
-        self.inner.delete(job_id)
-
-    def prune(
-        self, *, older_than: timedelta | None = None, keep: int | None = None
-    ) -> list[str]:
-        return self.inner.prune(older_than=older_than, keep=keep)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 # -- save and load ---------------------------------------------------------------

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
@@ -19,8 +18,8 @@ import _store_worker
 import pytest
 
 from flowforge import Flow, JobState, JobStateError, JobStatus, Routine, StoreError
-from flowforge.store import Change, JobRecord, SqliteStore, Store
-from flowforge.testing import Recorder
+from flowforge.store import Change, SqliteStore, Store
+from flowforge.testing import Recorder, StoreWrapper
 
 CHAIN: Final = ("a", "b", "c", "d", "e")
 ENTRY_PARAMS: Final = {"item": (1, "one")}
@@ -28,7 +27,7 @@ WAIT: Final = 30.0
 DISK_FULL: Final = "disk full: no space left on device (simulated)"
 
 
-class FaultyStore:
+class FaultyStore(StoreWrapper):
     """A store that delegates to a real one and fails one chosen write.
 
     ``fail_on`` names the method (``"checkpoint"`` or ``"save"``) and
@@ -38,7 +37,7 @@ class FaultyStore:
     """
 
     def __init__(self, inner: Store, *, fail_on: str, fail_at: int) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.fail_on = fail_on
         self.fail_at = fail_at
         self.calls = {"checkpoint": 0, "save": 0}
@@ -49,9 +48,6 @@ class FaultyStore:
         if method == self.fail_on and self.calls[method] == self.fail_at:
             raise StoreError(DISK_FULL)
 
-    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
-        return self.inner.create(job_state, owner=owner, lease_until=lease_until)
-
     def save(
         self,
         job_state: JobState,
@@ -60,50 +56,15 @@ class FaultyStore:
         lease_until: float | None = None,
     ) -> None:
         self._maybe_fail("save")
-        self.inner.save(job_state, owner=owner, lease_until=lease_until)
+        super().save(job_state, owner=owner, lease_until=lease_until)
         self.good.append(JobState.deserialize(job_state.serialize()))
 
     def checkpoint(
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         self._maybe_fail("checkpoint")
-        self.inner.checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
         self.good.append(JobState.deserialize(job_state.serialize()))
-
-    def acquire(
-        self,
-        job_id: str,
-        *,
-        owner: str,
-        lease_until: float,
-        now: float,
-        replacing: str | None = None,
-    ) -> bool:
-        return self.inner.acquire(
-            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
-        )
-
-    def load(self, job_id: str) -> JobState:
-        return self.inner.load(job_id)
-
-    def get(self, job_id: str) -> JobRecord:
-        return self.inner.get(job_id)
-
-    def list_jobs(
-        self, *, flow_id: str | None = None, status: JobStatus | str | None = None
-    ) -> list[JobRecord]:
-        return self.inner.list_jobs(flow_id=flow_id, status=status)
-
-    def delete(self, job_id: str) -> None:
-        self.inner.delete(job_id)
-
-    def prune(
-        self, *, older_than: timedelta | None = None, keep: int | None = None
-    ) -> list[str]:
-        return self.inner.prune(older_than=older_than, keep=keep)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class Locker(Recorder):
