@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
@@ -10,7 +10,7 @@ from flowforge.exceptions import StoreError
 from flowforge.job_state import JobStatus
 from flowforge.store.base import JobRecord
 
-__all__ = ["ENDED", "select_prunable", "to_status"]
+__all__ = ["ENDED", "select_listed", "select_prunable", "to_status"]
 
 ENDED: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 """Statuses of jobs that no process runs and that prune may delete."""
@@ -31,6 +31,29 @@ def to_status(status: JobStatus | str | None) -> JobStatus | None:
         raise StoreError(
             f"unknown job status {status!r}; use one of {choices}"
         ) from None
+
+
+def select_listed(
+    records: Iterable[JobRecord],
+    *,
+    flow_id: str | None,
+    status: JobStatus | str | None,
+) -> list[JobRecord]:
+    """Return the records of one flow and status (``None``: any), oldest first.
+
+    Raises:
+        StoreError: If ``status`` names no status.
+    """
+    wanted = to_status(status)
+    return sorted(
+        (
+            r
+            for r in records
+            if (flow_id is None or r.flow_id == flow_id)
+            and (wanted is None or r.status is wanted)
+        ),
+        key=lambda r: (r.updated_at, r.job_id),
+    )
 
 
 def select_prunable(

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final, final
 from flowforge._atomic import write_atomically
 from flowforge.exceptions import JobNotFoundError, SerializationError, StoreError
 from flowforge.job_state import JobState, JobStatus
-from flowforge.store._select import select_prunable, to_status
+from flowforge.store._select import select_listed, select_prunable, to_status
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -134,17 +134,8 @@ class JsonDirectoryStore:
         self, *, flow_id: str | None = None, status: JobStatus | str | None = None
     ) -> list[JobRecord]:
         """Return the saved jobs, oldest update first, optionally filtered."""
-        wanted = to_status(status)
         records = [self.get(job_id) for job_id in self._job_ids()]
-        return sorted(
-            (
-                r
-                for r in records
-                if (flow_id is None or r.flow_id == flow_id)
-                and (wanted is None or r.status is wanted)
-            ),
-            key=lambda r: (r.updated_at, r.job_id),
-        )
+        return select_listed(records, flow_id=flow_id, status=status)
 
     def delete(self, job_id: str) -> None:
         """Remove a job's file."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, final
 from flowforge.exceptions import JobNotFoundError, StoreError
 from flowforge.job_state import JobStatus
 from flowforge.store._rows import JobRows, assemble, change_rows, job_rows
-from flowforge.store._select import select_prunable, to_status
+from flowforge.store._select import select_listed, select_prunable
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -136,18 +136,9 @@ class MemoryStore:
         self, *, flow_id: str | None = None, status: JobStatus | str | None = None
     ) -> list[JobRecord]:
         """Return the saved jobs, oldest update first, optionally filtered."""
-        wanted = to_status(status)
         with self._lock:
             records = [self._record(job_id, e) for job_id, e in self._jobs.items()]
-        return sorted(
-            (
-                r
-                for r in records
-                if (flow_id is None or r.flow_id == flow_id)
-                and (wanted is None or r.status is wanted)
-            ),
-            key=lambda r: r.updated_at,
-        )
+        return select_listed(records, flow_id=flow_id, status=status)
 
     def delete(self, job_id: str) -> None:
         """Remove a job."""
