@@ -48,7 +48,7 @@ from typing import Final
 from flowforge.testing import StoreWrapper
 from flowforge import ErrorHandler, ErrorStrategy, Flow, JobState, Routine
 from flowforge import current_delivery
-from flowforge.store import Change, SqliteStore
+from flowforge.store import Change, SqliteStore, Store
 
 FLOW_ID: Final = "kill_flow"
 JOB_ID: Final = "kill-job"
@@ -243,9 +243,9 @@ def build_flow(switch: KillSwitch | None = None) -> Flow:
 
 
 class KillingStore(StoreWrapper):
-    """A :class:`SqliteStore` whose checkpoints obey a kill switch."""
+    """A store whose checkpoints obey a kill switch."""
 
-    def __init__(self, store: SqliteStore, switch: KillSwitch) -> None:
+    def __init__(self, store: Store, switch: KillSwitch) -> None:
         """Wrap ``store``."""
         super().__init__(store)
         self.switch = switch

@@ -39,11 +39,10 @@ from typing import Final
 
 import _kill_flow
 import _store_worker
-from _kill_flow import KillSwitch, summary
+from _kill_flow import KillingStore, KillSwitch, summary
 
-from flowforge.testing import StoreWrapper
-from flowforge import Flow, JobState, current_delivery
-from flowforge.store import Change, Store
+from flowforge import Flow, current_delivery
+from flowforge.store import Store
 from flowforge.store.postgres import PostgresStore
 
 WAIT: Final = 60.0
@@ -97,23 +96,6 @@ def recover_all(store: Store, log: str) -> None:
     """Recover every interrupted job of the chain flow; print which ones."""
     resumed = logging_chain(log).recover(store)
     print(json.dumps({"pid": os.getpid(), "resumed": [j.job_id for j in resumed]}))
-
-
-class KillingStore(StoreWrapper):
-    """A store whose checkpoints obey a kill switch (``_kill_flow.KillingStore``)."""
-
-    def __init__(self, store: Store, switch: KillSwitch) -> None:
-        super().__init__(store)
-        self.switch = switch
-
-    def checkpoint(
-        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
-    ) -> None:
-        switch = self.switch
-        switch.checkpoints += 1
-        switch.kill_if("before-commit", switch.checkpoints)
-        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
-        switch.kill_if("after-commit", switch.checkpoints)
 
 
 def kill_flow(argv: list[str]) -> int:
