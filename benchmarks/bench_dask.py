@@ -15,6 +15,11 @@ per job. Workloads:
   overhead per job is its figure minus the local one; the part that is the
   runner's own, and not Dask's, is its figure minus the plain task's.
 
+Both clusters share this machine's CPUs with everything else it runs, so the
+script also reports the share of the machine's CPU time that other processes
+used during the run (from ``/proc/stat``, on Linux): the figures hold when it
+is near 0%.
+
 Target: the cpu 2-worker time per job is at most 58.8% of the 1-worker time
 (a throughput ratio of at least 1.7), checked by ``--check``.
 
@@ -23,9 +28,12 @@ Run ``python benchmarks/bench_dask.py [--quick] [--repeats N] [--check]``.
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from pathlib import Path
 from typing import Final
 
 from _harness import Options, Stats, Target, parse_options, publish
@@ -215,11 +223,29 @@ PLAIN_SINGLE: Final = "trivial, one at a time: plain Dask task, 2 workers"
 LOCAL: Final = "trivial: flow.execute, local"
 
 
+def busy_seconds() -> float:
+    """Return the CPU seconds all processes of this machine used so far (Linux)."""
+    try:
+        first = Path("/proc/stat").read_text(encoding="ascii").split("\n", 1)[0]
+    except OSError:  # not Linux: the share of other processes stays unknown
+        return math.nan
+    ticks = [int(field) for field in first.split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """Return the CPU seconds of this process and its ended children (workers)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def main(options: Options) -> int:
     """Start both clusters, run the workloads, report them; return the exit status."""
     cpu_jobs = 12 if options.quick else 40
     batch_jobs = 100 if options.quick else 400
     single_jobs = 20 if options.quick else 50
+    started, busy, own = time.perf_counter(), busy_seconds(), own_seconds()
     loops = calibrate()
     spin, idle = build_flow(Spin()), build_flow(Idle())
     one_cluster, one_client = start_cluster(1)
@@ -238,7 +264,15 @@ def main(options: Options) -> int:
             LOCAL: (locally(idle, batch_jobs), batch_jobs),
         }
         stats = alternate(runs, options.repeats)
+    others = (busy_seconds() - busy) - (own_seconds() - own)
+    capacity = (time.perf_counter() - started) * (os.cpu_count() or 1)
     text, figures = summary(stats, loops)
+    figures["other_processes_cpu_share"] = max(others, 0.0) / capacity
+    text += (
+        "\nother processes used "
+        f"{100 * figures['other_processes_cpu_share']:.0f}% of the machine's CPU "
+        "time during the run (figures are meaningful near 0%)"
+    )
     settings: dict[str, object] = {
         "cpu_jobs_per_repeat": cpu_jobs,
         "cpu_loops_per_job": loops,
