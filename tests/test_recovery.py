@@ -43,7 +43,7 @@ from _kill_flow import (
     build_flow,
     summary,
 )
-from flowforge import JobStateError, JobStatus
+from flowforge import JobState, JobStateError, JobStatus
 from flowforge.store import SqliteStore
 
 SCRIPT = Path(_kill_flow.__file__)
@@ -340,6 +340,11 @@ def test_recovered_job_records_each_delivery_completed_once(
     finally:
         store.close()
 
+    assert_each_delivery_finished_once(job, reference)
+
+
+def assert_each_delivery_finished_once(job: JobState, reference: Reference) -> None:
+    """The stored history has one final record per delivery, as the reference."""
     history = job.get_execution_history()
     final = Counter(h.seq for h in history if h.outcome in FINAL_OUTCOMES)
 

@@ -61,7 +61,7 @@ from _kill_flow import (
     summary,
 )
 from test_recovery import (
-    FINAL_OUTCOMES,
+    assert_each_delivery_finished_once,
     Key,
     Outcome,
     Reference,
@@ -895,14 +895,7 @@ def test_recovered_job_records_each_delivery_completed_once(
     finally:
         store.close()
 
-    history = job.get_execution_history()
-    final = Counter(h.seq for h in history if h.outcome in FINAL_OUTCOMES)
-
-    assert job.status is JobStatus.COMPLETED
-    assert final == {seq: 1 for seq in range(job.next_seq)}
-    assert [
-        (h.seq, h.routine_id, h.slot, h.outcome, h.attempt) for h in history
-    ] == reference.outcome.history
+    assert_each_delivery_finished_once(job, reference)
 
 
 def test_executing_the_recovered_job_id_again_runs_nothing(

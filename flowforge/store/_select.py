@@ -8,9 +8,9 @@ from typing import Final
 
 from flowforge.exceptions import StoreError
 from flowforge.job_state import JobStatus
-from flowforge.store.base import JobRecord
+from flowforge.store.base import JobRecord, Store
 
-__all__ = ["ENDED", "select_listed", "select_prunable", "to_status"]
+__all__ = ["ENDED", "prune_one_by_one", "select_listed", "select_prunable", "to_status"]
 
 ENDED: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 """Statuses of jobs that no process runs and that prune may delete."""
@@ -82,4 +82,18 @@ def select_prunable(
     if keep is not None:
         extra = ended[: max(0, len(ended) - keep)]
         doomed += [r.job_id for r in extra if r.job_id not in doomed]
+    return doomed
+
+
+def prune_one_by_one(
+    store: Store, *, older_than: timedelta | None, keep: int | None
+) -> list[str]:
+    """Prune ``store`` by listing its jobs and deleting the chosen ones in turn.
+
+    Raises:
+        StoreError: If ``keep`` or ``older_than`` is negative, or the store fails.
+    """
+    doomed = select_prunable(store.list_jobs(), older_than=older_than, keep=keep)
+    for job_id in doomed:
+        store.delete(job_id)
     return doomed

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final, final
 from flowforge._atomic import write_atomically
 from flowforge.exceptions import JobNotFoundError, SerializationError, StoreError
 from flowforge.job_state import JobState, JobStatus
-from flowforge.store._select import select_listed, select_prunable, to_status
+from flowforge.store._select import prune_one_by_one, select_listed, to_status
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -149,10 +149,7 @@ class JsonDirectoryStore:
         self, *, older_than: timedelta | None = None, keep: int | None = None
     ) -> list[str]:
         """Delete finished jobs by age and count; return the deleted ids."""
-        doomed = select_prunable(self.list_jobs(), older_than=older_than, keep=keep)
-        for job_id in doomed:
-            self.delete(job_id)
-        return doomed
+        return prune_one_by_one(self, older_than=older_than, keep=keep)
 
     def close(self) -> None:
         """Do nothing: the store keeps no file open between calls."""

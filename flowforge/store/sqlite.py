@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final, TypeVar, final
 from flowforge.exceptions import JobNotFoundError, StoreError
 from flowforge.job_state import JobStatus
 from flowforge.store._rows import ChangeRows, JobRows, assemble, change_rows, job_rows
-from flowforge.store._select import select_prunable, to_status
+from flowforge.store._select import prune_one_by_one, to_status
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -206,10 +206,7 @@ class SqliteStore:
         self, *, older_than: timedelta | None = None, keep: int | None = None
     ) -> list[str]:
         """Delete finished jobs by age and count; return the deleted ids."""
-        doomed = select_prunable(self.list_jobs(), older_than=older_than, keep=keep)
-        for job_id in doomed:
-            self.delete(job_id)
-        return doomed
+        return prune_one_by_one(self, older_than=older_than, keep=keep)
 
     def close(self) -> None:
         """Close every connection this store opened."""
