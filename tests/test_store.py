@@ -928,7 +928,7 @@ def run_workers(argument_lists: list[list[str]]) -> list[str]:
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
-                worker.wait()
+            worker.communicate()
 
 
 def shared_path(backend: str, tmp_path: Path) -> Path:

@@ -333,6 +333,49 @@ def test_job_stopped_by_a_locked_database_completes_once_it_is_released(
     assert handler_runs(flow) == {"a": 1, "b": 1, "c": 2, "d": 1, "e": 1}
 
 
+def write_locked_new_file(path: Path) -> sqlite3.Connection:
+    """Return a connection holding a write lock on a new, not-yet-WAL file."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE someone_elses (a)")
+    return holder
+
+
+def test_opening_a_new_file_another_process_is_writing_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    # SQLite refuses the switch to WAL at once, without its busy handler,
+    # while another connection holds the write lock of a new file; this is
+    # what two processes opening one new store at the same moment run into.
+    path = tmp_path / "jobs.db"
+    holder = write_locked_new_file(path)
+    releaser = threading.Timer(0.2, lambda: holder.execute("COMMIT"))
+    releaser.start()
+    try:
+        store = SqliteStore(path, timeout=10)
+    finally:
+        releaser.join()
+        holder.close()
+
+    assert store.list_jobs() == []
+    store.close()
+    check = sqlite3.connect(path)
+    assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    check.close()
+
+
+def test_opening_a_file_locked_past_the_timeout_raises_a_store_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    holder = write_locked_new_file(path)
+    try:
+        with pytest.raises(StoreError, match="cannot open SQLite store .*locked"):
+            SqliteStore(path, timeout=0.1)
+    finally:
+        holder.close()
+
+
 # -- leases and recovery -----------------------------------------------------------
 
 

@@ -244,9 +244,13 @@ class SqliteStore:
             isolation_level=None,
             check_same_thread=False,
         )
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute(f"PRAGMA synchronous = {self._synchronous}")
-        connection.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        try:
+            _enter_wal(connection, self._timeout)
+            connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+            connection.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        except BaseException:
+            connection.close()
+            raise
         with self._lock:
             self._connections.append(connection)
         return connection
@@ -311,6 +315,26 @@ def _reopen(path: str, timeout: float, synchronous: str) -> SqliteStore:
 
 _STATUSES: Final = frozenset(s.value for s in JobStatus)
 _RECORD_COLUMNS: Final = "job_id, flow_id, status, owner, lease_until, updated_at"
+
+
+def _enter_wal(connection: sqlite3.Connection, timeout: float) -> None:
+    """Switch ``connection``'s file to WAL mode, waiting up to ``timeout`` seconds.
+
+    Two processes opening a new file at once both try the switch; SQLite
+    then answers "database is locked" at once, without calling the busy
+    handler (waiting could deadlock), so the loser retries here.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _to_record(row: tuple[str, str, str, str | None, float | None, float]) -> JobRecord:
