@@ -36,6 +36,11 @@ class Target:
     invoke: Callable[[Payload, str], object]
     merge_override: bool
     join_sources: frozenset[int]
+    direct: bool
+    """An override slot that is no join: the loop's inlined common case."""
+    handler: Callable[..., object] | None
+    parameter: str | None
+    """The handler's one positional parameter, if that is all it takes."""
 
 
 @final
@@ -72,6 +77,8 @@ class Plan:
     routes: Mapping[str, Mapping[str, Route]]
     targets: Mapping[tuple[str, str], Target]
     shape: dict[str, object]
+    event_targets: dict[tuple[str, str], tuple[tuple[str, str], ...]]
+    """Where each ``(routine_id, event)`` goes, for the job's tracker."""
 
     def target(self, routine_id: str, slot: str) -> Target:
         """Return the target for a delivery that came from no connection."""
@@ -104,7 +111,12 @@ def compile_plan(flow: Flow) -> Plan:
         }
         for rid, routine in routines.items()
     }
-    return Plan(routines, edges, routes, targets, flow_shape(flow))
+    event_targets = {
+        route.key: route.targets
+        for by_event in routes.values()
+        for route in by_event.values()
+    }
+    return Plan(routines, edges, routes, targets, flow_shape(flow), event_targets)
 
 
 def is_source(routine: Routine) -> bool:
@@ -113,14 +125,18 @@ def is_source(routine: Routine) -> bool:
 
 
 def _target(rid: str, routine: Routine, slot: Slot, sources: set[int]) -> Target:
+    override = slot.merge_strategy == "override"
     return Target(
         routine_id=rid,
         routine=routine,
         slot=slot,
         key=(rid, slot.name),
         invoke=slot._invoke,
-        merge_override=slot.merge_strategy == "override",
+        merge_override=override,
         join_sources=frozenset(sources) if slot.is_join else frozenset(),
+        direct=override and not slot.is_join,
+        handler=slot.handler,
+        parameter=slot._parameter,
     )
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Final, final
 
 from flowforge.exceptions import SerializationError, UnknownPortError
@@ -13,6 +14,8 @@ __all__ = ["ExecutionTracker", "FlowPerformance", "RoutinePerformance"]
 
 SAMPLE_LIMIT: Final = 4096
 """Handler times kept per routine for percentiles: the most recent ones."""
+FOLD_AT: Final = 2 * SAMPLE_LIMIT
+"""How many handler times a routine's list holds before they are folded in."""
 
 COMPLETED: Final = "completed"
 FAILED: Final = "failed"
@@ -69,35 +72,58 @@ class FlowPerformance:
 
 @dataclass(slots=True)
 class _Figures:
-    successes: int = 0
+    """One routine's totals over its folded handler times (see ``fold``)."""
+
     failures: int = 0
     retries: int = 0
+    runs: int = 0
     total_time: float = 0.0
     min_time: float = math.inf
     max_time: float = 0.0
-    samples: list[float] = field(default_factory=list)
-    cursor: int = 0
+    folded: int = 0
+    """How many of the routine's kept times are already in these totals."""
+
+    @property
+    def successes(self) -> int:
+        return self.runs - self.failures - self.retries
+
+    def fold(self, times: list[float]) -> None:
+        """Add ``times[folded:]`` to the totals; keep the recent samples only."""
+        if self.folded < len(times):
+            fresh = times[self.folded :]
+            self.runs += len(fresh)
+            self.total_time += sum(fresh)
+            self.min_time = min(self.min_time, min(fresh))
+            self.max_time = max(self.max_time, max(fresh))
+            if len(times) > SAMPLE_LIMIT:
+                del times[:-SAMPLE_LIMIT]
+            self.folded = len(times)
 
 
 @final
 class ExecutionTracker:
     """Counts and times what one job runs.
 
-    The scheduler reports each handler run with :meth:`record_run`, each
-    emission with :meth:`record_emission`, and the job's wall time with
-    :meth:`add_wall_time`; users read the figures.
+    The scheduler reports each handler run with :meth:`record_run` (or, for
+    a completed run, by appending its time to the list in
+    :meth:`times_by_routine`), each emission with :meth:`record_emission`,
+    and the job's wall time with :meth:`add_wall_time`; users read the
+    figures. Appending a time is all a run costs: totals are added up
+    (folded) when read, or once a routine has ``FOLD_AT`` unfolded times.
 
     Thread safety: written by the job's scheduler only; read it once the job
     has ended or paused.
     """
 
-    __slots__ = ("_routines", "_events", "_targets", "wall_time")
+    __slots__ = ("_times", "_totals", "_events", "_targets", "_routes", "wall_time")
 
     def __init__(self) -> None:
         """Create a tracker with no figures."""
-        self._routines: dict[str, _Figures] = {}
+        self._times: dict[str, list[float]] = {}
+        self._totals: dict[str, _Figures] = {}
         self._events: dict[EventKey, int] = {}
         self._targets: dict[EventKey, Targets] = {}
+        self._routes: Mapping[EventKey, Targets] = {}
         self.wall_time = 0.0
 
     def record_run(self, routine_id: str, outcome: str, seconds: float) -> None:
@@ -108,36 +134,64 @@ class ExecutionTracker:
             outcome: ``"completed"``, ``"failed"`` or ``"retried"``.
             seconds: How long the handler took.
         """
-        figures = self._routines.get(routine_id)
-        if figures is None:
-            figures = self._routines[routine_id] = _Figures()
-        if outcome == COMPLETED:
-            figures.successes += 1
-        elif outcome == RETRIED:
-            figures.retries += 1
+        if outcome == RETRIED:
+            self._figures(routine_id).retries += 1
+        elif outcome != COMPLETED:
+            self._figures(routine_id).failures += 1
+        times = self._times.get(routine_id)
+        if times is None:
+            self._times[routine_id] = [seconds]
         else:
-            figures.failures += 1
-        figures.total_time += seconds
-        if seconds < figures.min_time:
-            figures.min_time = seconds
-        if seconds > figures.max_time:
-            figures.max_time = seconds
-        samples = figures.samples
-        if len(samples) < SAMPLE_LIMIT:
-            samples.append(seconds)
-        else:  # a ring of the most recent runs
-            samples[figures.cursor] = seconds
-            figures.cursor = (figures.cursor + 1) % SAMPLE_LIMIT
+            times.append(seconds)
+            if len(times) >= FOLD_AT:
+                self.fold(routine_id)
+
+    def times_by_routine(self) -> dict[str, list[float]]:
+        """Return the live map of routine id to its handler times, for the scheduler.
+
+        Adding a routine's list (``[seconds]``) or appending ``seconds`` to
+        it counts one completed run, like ``record_run(routine_id,
+        "completed", seconds)``; whoever appends calls :meth:`fold` once the
+        list holds ``FOLD_AT`` times.
+        """
+        return self._times
+
+    def fold(self, routine_id: str) -> None:
+        """Add the handler times of ``routine_id`` not yet counted to its totals."""
+        self._figures(routine_id).fold(self._times.setdefault(routine_id, []))
+
+    def _figures(self, routine_id: str) -> _Figures:
+        figures = self._totals.get(routine_id)
+        if figures is None:
+            figures = self._totals[routine_id] = _Figures()
+        return figures
+
+    def _summary(self, routine_id: str) -> _Figures:
+        self.fold(routine_id)
+        return self._totals[routine_id]
+
+    def event_counts(self) -> dict[EventKey, int]:
+        """Return the live map of event key to its count, for the scheduler.
+
+        Adding 1 to a key's count (0 when missing) counts one emission of
+        that event; where it went comes from :meth:`know_routes`.
+        """
+        return self._events
+
+    def know_routes(self, routes: Mapping[EventKey, Targets]) -> None:
+        """Say where each ``(routine_id, event)`` of the running flow goes."""
+        self._routes = routes
 
     def record_emission(self, key: EventKey, targets: Targets) -> None:
         """Count one emission of event ``key`` (``(routine_id, event)``)."""
-        events = self._events
-        count = events.get(key)
-        if count is None:
-            events[key] = 1
-            self._targets[key] = targets
-        else:
-            events[key] = count + 1
+        self._events[key] = self._events.get(key, 0) + 1
+        self._targets.setdefault(key, targets)
+
+    def _targets_of(self, key: EventKey) -> Targets:
+        targets = self._targets.get(key)
+        if targets is None:
+            targets = self._routes.get(key, ())
+        return targets
 
     def add_wall_time(self, seconds: float) -> None:
         """Add the wall time of one run of the job (a resumed job runs again)."""
@@ -149,15 +203,15 @@ class ExecutionTracker:
         Raises:
             UnknownPortError: If the routine's handler never ran in this job.
         """
-        figures = self._routines.get(routine_id)
-        if figures is None:
+        if routine_id not in self._times:
             raise UnknownPortError(
                 f"routine {routine_id!r} has no recorded runs; "
-                f"routines with runs: {sorted(self._routines)}"
+                f"routines with runs: {sorted(self._times)}"
             )
+        figures = self._summary(routine_id)
         deliveries = figures.successes + figures.failures
         runs = deliveries + figures.retries
-        ordered = sorted(figures.samples)
+        ordered = sorted(self._times[routine_id])
         return RoutinePerformance(
             routine_id=routine_id,
             deliveries=deliveries,
@@ -175,7 +229,7 @@ class ExecutionTracker:
 
     def get_flow_performance(self) -> FlowPerformance:
         """Return the totals of the job."""
-        figures = self._routines.values()
+        figures = [self._summary(routine_id) for routine_id in self._times]
         successes = sum(f.successes for f in figures)
         failures = sum(f.failures for f in figures)
         retries = sum(f.retries for f in figures)
@@ -197,12 +251,12 @@ class ExecutionTracker:
 
     def get_event_targets(self, routine_id: str, event: str) -> Targets:
         """Return the ``(routine_id, slot)`` pairs an emitted event was sent to."""
-        return self._targets.get((routine_id, event), ())
+        return self._targets_of((routine_id, event))
 
     @property
     def routine_ids(self) -> list[str]:
         """The routines whose handlers ran, in first-run order."""
-        return list(self._routines)
+        return list(self._times)
 
     def routine_figures(self, routine_id: str) -> dict[str, object]:
         """Return one routine's counts and times and its events' counts, as data.
@@ -210,13 +264,13 @@ class ExecutionTracker:
         Leaves out the time samples, so that a store can save these figures
         after every delivery at a cost that does not grow with the job.
         """
-        f = self._routines.get(routine_id)
         row = None
-        if f is not None:
+        if routine_id in self._times:
+            f = self._summary(routine_id)
             low = None if f.min_time == math.inf else f.min_time
             row = [f.successes, f.failures, f.retries, f.total_time, low, f.max_time]
         events = [
-            [event, count, [list(t) for t in self._targets[(rid, event)]]]
+            [event, count, [list(t) for t in self._targets_of((rid, event))]]
             for (rid, event), count in self._events.items()
             if rid == routine_id
         ]
@@ -231,11 +285,11 @@ class ExecutionTracker:
         try:
             row, events = data["figures"], data["events"]  # type: ignore[index]
             if row is not None:
-                figures = self._routines.get(routine_id) or _Figures()
-                self._routines[routine_id] = figures
+                figures = self._summary(routine_id)
                 successes, failures, retries, total, low, high = row
-                figures.successes, figures.failures = int(successes), int(failures)
-                figures.retries, figures.total_time = int(retries), float(total)
+                figures.failures, figures.retries = int(failures), int(retries)
+                figures.runs = int(successes) + figures.failures + figures.retries
+                figures.total_time = float(total)
                 figures.min_time = math.inf if low is None else float(low)
                 figures.max_time = float(high)
             for event, count, targets in events:
@@ -253,20 +307,11 @@ class ExecutionTracker:
             "version": FORMAT_VERSION,
             "wall_time": self.wall_time,
             "routines": {
-                routine_id: [
-                    f.successes,
-                    f.failures,
-                    f.retries,
-                    f.total_time,
-                    None if f.min_time == math.inf else f.min_time,
-                    f.max_time,
-                    list(f.samples),
-                    f.cursor,
-                ]
-                for routine_id, f in self._routines.items()
+                routine_id: _figures_to_row(self._summary(routine_id), times)
+                for routine_id, times in self._times.items()
             },
             "events": [
-                [rid, event, count, [list(t) for t in self._targets[(rid, event)]]]
+                [rid, event, count, [list(t) for t in self._targets_of((rid, event))]]
                 for (rid, event), count in self._events.items()
             ],
         }
@@ -284,7 +329,9 @@ class ExecutionTracker:
         try:
             tracker.wall_time = read(data, "wall_time", float, where)
             for rid, row in read(data, "routines", dict, where).items():
-                tracker._routines[str(rid)] = _figures_from_row(row)
+                figures, times = _figures_from_row(row)
+                tracker._totals[str(rid)] = figures
+                tracker._times[str(rid)] = times
             for rid, event, count, targets in read(data, "events", list, where):
                 key = (str(rid), str(event))
                 tracker._events[key] = int(count)
@@ -304,25 +351,35 @@ class ExecutionTracker:
     def __repr__(self) -> str:
         """Return how many routines and events have figures."""
         return (
-            f"ExecutionTracker(routines={len(self._routines)}, "
+            f"ExecutionTracker(routines={len(self._times)}, "
             f"events={len(self._events)})"
         )
 
 
-def _figures_from_row(row: object) -> _Figures:
+def _figures_to_row(f: _Figures, times: list[float]) -> list[object]:
+    low = None if f.min_time == math.inf else f.min_time
+    # The times are oldest first, so the ring position (last field) is 0.
+    row = [f.successes, f.failures, f.retries, f.total_time, low, f.max_time]
+    return [*row, list(times), 0]
+
+
+def _figures_from_row(row: object) -> tuple[_Figures, list[float]]:
     if not isinstance(row, list) or len(row) != 8:
         raise ValueError(f"a routine's figures must be a list of 8, got {row!r}")
     successes, failures, retries, total, low, high, samples, cursor = row
-    return _Figures(
-        successes=int(successes),
+    times = [float(x) for x in samples]
+    start = int(cursor)  # earlier versions kept a ring starting at ``cursor``
+    times = times[start:] + times[:start]
+    figures = _Figures(
         failures=int(failures),
         retries=int(retries),
+        runs=int(successes) + int(failures) + int(retries),
         total_time=float(total),
         min_time=math.inf if low is None else float(low),
         max_time=float(high),
-        samples=[float(x) for x in samples],
-        cursor=int(cursor),
+        folded=len(times),
     )
+    return figures, times
 
 
 def _percentile(ordered: list[float], percent: int) -> float:

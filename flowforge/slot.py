@@ -42,7 +42,14 @@ class Slot:
     Thread safety: immutable after construction.
     """
 
-    __slots__ = ("name", "handler", "merge_strategy", "is_join", "_invoke")
+    __slots__ = (
+        "name",
+        "handler",
+        "merge_strategy",
+        "is_join",
+        "_invoke",
+        "_parameter",
+    )
 
     def __init__(
         self,
@@ -64,7 +71,7 @@ class Slot:
         self.handler = handler
         self.merge_strategy = merge_strategy
         self.is_join = join
-        self._invoke = _bind(handler, name)
+        self._invoke, self._parameter = _bind(handler, name)
 
     def merge(self, buffer: Payload | None, data: Mapping[str, object]) -> Payload:
         """Return the buffer after ``data`` arrives.
@@ -215,21 +222,29 @@ def _call_merge(
     return result
 
 
-def _bind(handler: Handler | None, slot_name: str) -> Invoker:
-    """Analyse ``handler``'s signature once and return how to call it."""
+def _bind(handler: Handler | None, slot_name: str) -> tuple[Invoker, str | None]:
+    """Analyse ``handler``'s signature once and return how to call it.
+
+    Returns the invoker and, when the handler takes one parameter that can
+    be passed by position, its name: the scheduler then calls the handler
+    with ``buffer[name] if name in buffer else buffer`` itself, as the
+    invoker would, saving a call.
+    """
     if handler is None:
-        return lambda buffer, routine_id: None
+        return (lambda buffer, routine_id: None), None
     parameters = _parameters(handler)
     if parameters is None:  # builtins without a signature take the dict
-        return lambda buffer, routine_id: handler(buffer)
+        return (lambda buffer, routine_id: handler(buffer)), None
     named = [p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     takes_all = any(p.kind is p.VAR_KEYWORD for p in parameters)
     if not named:
         if takes_all:
-            return lambda buffer, routine_id: handler(**buffer)
-        return lambda buffer, routine_id: handler()
+            return (lambda buffer, routine_id: handler(**buffer)), None
+        return (lambda buffer, routine_id: handler()), None
     if len(named) == 1 and not takes_all:
-        return _bind_single(handler, named[0])
+        single = named[0]
+        by_position = single.kind is not single.KEYWORD_ONLY
+        return _bind_single(handler, single), single.name if by_position else None
     if any(p.kind is p.POSITIONAL_ONLY for p in named):
         raise DefinitionError(
             f"slot {slot_name!r}: handler {handler!r} has positional-only "
@@ -237,7 +252,7 @@ def _bind(handler: Handler | None, slot_name: str) -> Invoker:
         )
     required = tuple(p.name for p in named if p.default is p.empty)
     optional = tuple(p.name for p in named if p.default is not p.empty)
-    return _bind_by_name(handler, slot_name, required, optional, takes_all)
+    return _bind_by_name(handler, slot_name, required, optional, takes_all), None
 
 
 def _parameters(handler: Handler) -> tuple[inspect.Parameter, ...] | None:

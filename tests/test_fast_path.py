@@ -1,0 +1,276 @@
+"""The scheduler's optimisations keep every observable behaviour.
+
+Each test guards one shortcut of the sequential loop: the inlined common
+case, the reused delivery of a one-to-one hop, the direct handler call, the
+tracker's folded run times and the emission counts whose targets come from
+the flow's plan. They assert behaviour, never speed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from flowforge import (
+    ErrorHandler,
+    ExecutionTracker,
+    Flow,
+    JobState,
+    JobStatus,
+    Routine,
+    current_delivery,
+)
+from flowforge.execution_tracker import FOLD_AT, SAMPLE_LIMIT
+from flowforge.testing import FakeClock
+
+
+class Hop(Routine):
+    """Record each delivery's key and attempt, then pass ``n`` on."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        super().__init__()
+        self.fail_first = fail_first
+        self.seen: list[tuple[tuple[str, str, int], int]] = []
+        self.define_slot("input", self.hop)
+        self.define_event("output")
+
+    def hop(self, n: int) -> None:
+        context = current_delivery()
+        self.seen.append((context.delivery_key, context.attempt))
+        if self.fail_first:
+            self.fail_first -= 1
+            raise ConnectionError("flaky")
+        self.emit("output", n=n + 1)
+
+
+def chain(*hops: Hop) -> Flow:
+    flow = Flow(flow_id="chain")
+    for index, hop in enumerate(hops):
+        flow.add_routine(hop, f"hop_{index}")
+        if index:
+            flow.connect(f"hop_{index - 1}", "output", f"hop_{index}", "input")
+    return flow
+
+
+def test_each_hop_of_a_chain_gets_its_own_delivery_key_and_first_attempt() -> None:
+    hops = [Hop() for _ in range(4)]
+    flow = chain(*hops)
+
+    job = flow.execute("hop_0", {"n": 0}, job_id="j")
+
+    assert [hop.seen for hop in hops] == [[(("j", f"hop_{i}", i), 0)] for i in range(4)]
+    assert [(r.seq, r.routine_id) for r in job.get_execution_history()] == [
+        (i, f"hop_{i}") for i in range(4)
+    ]
+    assert job.next_seq == 4
+
+
+def test_the_hop_after_a_retried_hop_starts_at_attempt_zero() -> None:
+    flaky = Hop(fail_first=2)
+    flaky.set_error_handler(ErrorHandler("retry", max_retries=3, retry_delay=0.0))
+    hops = [Hop(), flaky, Hop()]
+    flow = chain(*hops)
+
+    job = flow.execute("hop_0", {"n": 0}, job_id="j")
+
+    assert job.status is JobStatus.COMPLETED
+    assert flaky.seen == [(("j", "hop_1", 1), attempt) for attempt in range(3)]
+    assert hops[2].seen == [(("j", "hop_2", 2), 0)]
+    assert [
+        (r.routine_id, r.attempt, r.outcome) for r in job.get_execution_history()
+    ] == [
+        ("hop_0", 0, "completed"),
+        ("hop_1", 0, "retried"),
+        ("hop_1", 1, "retried"),
+        ("hop_1", 2, "completed"),
+        ("hop_2", 0, "completed"),
+    ]
+
+
+class Keep(Routine):
+    """Keep what its one positional parameter receives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: list[object] = []
+        self.define_slot("input", self.keep)
+
+    def keep(self, message: object) -> None:
+        self.received.append(message)
+
+
+class Send(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_event("output")
+
+    def __call__(self, **data: object) -> None:
+        self.emit("output", **data)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"message": "hi", "other": 1}, "hi"),
+        ({"text": "hi"}, {"text": "hi"}),
+        ({"message": None}, None),
+    ],
+    ids=["named-key", "whole-dict", "none-value"],
+)
+def test_a_one_parameter_handler_gets_its_key_or_else_the_whole_dict(
+    data: dict[str, object], expected: object
+) -> None:
+    flow = Flow()
+    flow.add_routine(Send(), "send")
+    keep = flow.add_routine(Keep(), "keep")
+    flow.connect("send", "output", keep, "input")
+
+    flow.execute("send", data)
+
+    assert flow.routines["keep"].received == [expected]  # type: ignore[attr-defined]
+
+
+def test_a_handler_changing_its_whole_dict_changes_no_other_target() -> None:
+    class Spoil(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_slot("input", self.spoil)
+
+        def spoil(self, data: dict[str, object]) -> None:
+            data["text"] = "spoiled"
+
+    flow = Flow()
+    flow.add_routine(Send(), "send")
+    flow.add_routine(Spoil(), "spoil")
+    flow.add_routine(Keep(), "keep")
+    flow.connect("send", "output", "spoil", "input")
+    flow.connect("send", "output", "keep", "input")
+
+    flow.execute("send", {"text": "hi"})
+
+    keep = flow.routines["keep"]
+    assert isinstance(keep, Keep)
+    assert keep.received == [{"text": "hi"}]
+
+
+class Countdown(Routine):
+    """Take ``clock_step * n`` seconds on the fake clock, then loop with n - 1."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.define_slot("input", self.tick)
+        self.define_event("again")
+
+    def tick(self, n: int) -> None:
+        self.clock.advance(0.001 * (n % 7))
+        if n:
+            self.emit("again", n=n - 1)
+
+
+def looped(runs: int) -> tuple[JobState, list[float]]:
+    clock = FakeClock()
+    flow = Flow(clock=clock)
+    flow.add_routine(Countdown(clock), "loop")
+    flow.connect("loop", "again", "loop", "input")
+    job = flow.execute("loop", {"n": runs - 1})
+    durations = [0.001 * (n % 7) for n in range(runs - 1, -1, -1)]
+    return job, durations
+
+
+@pytest.mark.parametrize("runs", [1, FOLD_AT - 1, FOLD_AT, 2 * FOLD_AT + 3])
+def test_tracker_figures_are_exact_whenever_run_times_are_folded(runs: int) -> None:
+    job, durations = looped(runs)
+
+    figures = job.tracker.get_routine_performance("loop")
+
+    assert (figures.runs, figures.successes, figures.failures) == (runs, runs, 0)
+    assert figures.min_time == pytest.approx(min(durations))
+    assert figures.max_time == pytest.approx(max(durations))
+    assert figures.avg_time == pytest.approx(sum(durations) / runs)
+    recent = sorted(durations[-SAMPLE_LIMIT:])
+    assert figures.p50_time == pytest.approx(recent[max(1, -(-len(recent) // 2)) - 1])
+    assert job.tracker.get_flow_performance().deliveries == runs
+
+
+def test_a_folded_tracker_round_trips_and_keeps_only_recent_samples() -> None:
+    job, durations = looped(FOLD_AT + 5)
+
+    data = job.tracker.serialize()
+    copy = ExecutionTracker.deserialize(data)
+
+    samples = data["routines"]["loop"][6]  # type: ignore[index]
+    assert samples == pytest.approx(durations[-SAMPLE_LIMIT:])
+    assert copy == job.tracker
+    assert copy.get_routine_performance("loop") == job.tracker.get_routine_performance(
+        "loop"
+    )
+
+
+def test_a_tracker_saved_as_a_ring_is_read_oldest_first() -> None:
+    # Earlier versions saved the samples as a ring whose oldest is at ``cursor``.
+    data = {
+        "version": 1,
+        "wall_time": 1.0,
+        "routines": {"r": [4, 0, 0, 10.0, 1.0, 4.0, [3.0, 4.0, 1.0, 2.0], 2]},
+        "events": [],
+    }
+
+    tracker = ExecutionTracker.deserialize(data)
+
+    assert tracker.serialize()["routines"] == {
+        "r": [4, 0, 0, 10.0, 1.0, 4.0, [1.0, 2.0, 3.0, 4.0], 0]
+    }
+    assert tracker.get_routine_performance("r").successes == 4
+
+
+def test_event_targets_come_with_every_counted_event_and_survive_a_save() -> None:
+    hops = [Hop() for _ in range(3)]
+    flow = chain(*hops)
+    flow.add_routine(Keep(), "tap")
+    flow.connect("hop_0", "output", "tap", "input", param_mapping={"n": "message"})
+
+    job = flow.execute("hop_0", {"n": 0})
+    copy = JobState.deserialize(job.serialize())
+
+    for tracker in (job.tracker, copy.tracker):
+        assert tracker.get_event_counts() == {
+            ("hop_0", "output"): 1,
+            ("hop_1", "output"): 1,
+            ("hop_2", "output"): 1,
+        }
+        assert tracker.get_event_targets("hop_0", "output") == (
+            ("hop_1", "input"),
+            ("tap", "input"),
+        )
+        assert tracker.get_event_targets("hop_1", "output") == (("hop_2", "input"),)
+        assert tracker.get_event_targets("hop_2", "output") == ()
+    assert flow.routines["tap"].received == [1]  # type: ignore[attr-defined]
+
+
+def test_a_skipped_routine_still_drops_deliveries_on_the_inlined_path() -> None:
+    broken = Hop(fail_first=1)
+    broken.set_error_handler(ErrorHandler("skip"))
+    flow = Flow()
+    flow.add_routine(Send(), "send")
+    flow.add_routine(broken, "broken")
+    flow.connect("send", "output", "broken", "input")
+
+    class Twice(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_event("output")
+
+        def __call__(self) -> None:
+            self.emit("output", n=1)
+            self.emit("output", n=2)
+
+    flow.add_routine(Twice(), "twice")
+    flow.connect("twice", "output", "broken", "input")
+
+    job = flow.execute("twice", {})
+
+    assert [r.outcome for r in job.get_execution_history(routine_id="broken")] == [
+        "failed",
+        "dropped",
+    ]
+    assert len(broken.seen) == 1
