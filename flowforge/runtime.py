@@ -15,7 +15,7 @@ import random
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from contextvars import Token
 from typing import TYPE_CHECKING, Final, final
@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Final, final
 from flowforge._clock import SystemClock
 from flowforge._concurrent import ConcurrentLoop
 from flowforge._context import CURRENT, DeliveryContext
+from flowforge._direct import direct_path, route_emissions
 from flowforge._plan import Plan, Target, is_source
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.exceptions import DefinitionError, ExecutionError, StoreError
-from flowforge.execution_tracker import COMPLETED, FAILED, FOLD_AT, RETRIED
+from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import (
     Delivery,
@@ -196,7 +197,7 @@ class Runtime:
         limit = self.flow.max_deliveries
         journal = self.journal
         running = JobStatus.RUNNING
-        deliver = _direct_path(self, job, plan, context)
+        deliver = direct_path(self, job, plan, context)
         while pending:
             if job._stop_request is not None:
                 self.honour_stop_request(job)
@@ -229,27 +230,47 @@ class Runtime:
         context.delivery = delivery
         emissions: list[tuple[str, Payload]] = []
         context.emissions = emissions
-        monotonic = self.monotonic
-        started = monotonic()
+        started = self.monotonic()
         try:
             if target is None:
                 routine(**delivery.data)
             else:
                 target.invoke(buffer, delivery.routine_id)
-        except Exception as error:  # noqa: BLE001  user code: any failure is handled
-            duration = monotonic() - started
+        except BaseException as error:  # user code: any failure is handled
             context.routine = None
+            if not self.failed(job, plan, delivery, ready, emissions, error, started):
+                raise
+            return
+        duration = self.monotonic() - started
+        context.routine = None
+        self.complete(job, plan, delivery, ready, emissions, None, started, duration)
+
+    def failed(
+        self,
+        job: JobState,
+        plan: Plan,
+        delivery: Delivery,
+        ready: Ready,
+        emissions: list[tuple[str, Payload]],
+        error: BaseException,
+        started: float,
+    ) -> bool:
+        """Handle a handler's ``error``; return False when the caller must re-raise.
+
+        An ``Exception`` is the delivery's failure, handled by its error
+        strategy. Anything else (``KeyboardInterrupt``, ``SystemExit``) undoes
+        the delivery's merge and puts it back on the stack, so that a resume
+        runs it again.
+        """
+        duration = self.monotonic() - started
+        if isinstance(error, Exception):
             self.complete(
                 job, plan, delivery, ready, emissions, error, started, duration
             )
-            return
-        except BaseException:
-            context.routine = None
-            self.interrupt(job, delivery, ready)
-            raise
-        duration = monotonic() - started
-        context.routine = None
-        self.complete(job, plan, delivery, ready, emissions, None, started, duration)
+            return True
+        rollback(job, delivery, ready)
+        job.pending.append(delivery)
+        return False
 
     def prepare(self, job: JobState, plan: Plan, delivery: Delivery) -> Ready | None:
         """Merge a delivery's data into its slot and say what to call.
@@ -319,7 +340,7 @@ class Runtime:
             state.status = RoutineStatus.COMPLETED
         self._record(job, state, delivery, COMPLETED, started, duration)
         if emissions:
-            _route(job, plan, delivery.routine_id, emissions)
+            route_emissions(job, plan, delivery.routine_id, emissions)
 
     def _fail(
         self,
@@ -359,15 +380,6 @@ class Runtime:
     def undo_merge(self, job: JobState, delivery: Delivery, ready: Ready) -> None:
         """Undo a delivery's merge after its handler was interrupted."""
         rollback(job, delivery, ready)
-
-    def interrupt(self, job: JobState, delivery: Delivery, ready: Ready) -> None:
-        """Undo a delivery whose handler a ``BaseException`` interrupted.
-
-        Its merge is undone and it goes back on the stack, so that a resume
-        runs it again; the caller re-raises.
-        """
-        rollback(job, delivery, ready)
-        job.pending.append(delivery)
 
     def retry_delay(self, delivery: Delivery) -> float:
         """Return how long to wait before a retried delivery's next attempt."""
@@ -450,177 +462,6 @@ class Runtime:
             state.deliveries += 1
         if outcome is COMPLETED or outcome is FAILED or outcome is RETRIED:
             job.tracker.record_run(delivery.routine_id, outcome, duration)
-
-
-def _direct_path(
-    runtime: Runtime, job: JobState, plan: Plan, context: DeliveryContext
-) -> Callable[[Delivery], None]:
-    """Return what handles one delivery of ``job`` without a journal.
-
-    The common case takes a shorter path: a delivery along a connection to
-    an override slot that is no join, of a routine not skipped, whose
-    handler returns. It does what prepare() and complete() do for it, with
-    fewer calls and lookups; anything else, and any failure, goes through
-    them. The closures keep the job's tables at hand for the whole run.
-    """
-    edges, states, buffers = plan.edges, job.routine_states, job.slot_buffers
-    monotonic, completed, hand_on = (
-        runtime.monotonic,
-        _recorder(job),
-        _router(job, plan),
-    )
-
-    def deliver(delivery: Delivery) -> None:
-        connection = delivery.connection
-        target = edges[connection].target if connection >= 0 else None
-        routine_id = delivery.routine_id
-        state = states.get(routine_id)
-        skipped = state is not None and state.status is RoutineStatus.SKIPPED
-        if target is None or not target.direct or skipped:
-            runtime._deliver(job, plan, context, delivery)
-            return
-        if state is None:
-            state = states[routine_id] = RoutineState(routine_id)
-        old = buffers.get(target.key)
-        data, parameter = delivery.data, target.parameter
-        if old:
-            buffer = {**old, **data}
-        else:  # a handler given one value, never the dict, needs no copy
-            buffer = data if parameter in data else dict(data)
-        buffers[target.key] = buffer
-        emissions: list[tuple[str, Payload]] = []
-        context.routine, context.delivery = target.routine, delivery
-        context.emissions = emissions
-        started = monotonic()
-        try:
-            if parameter is None:
-                target.invoke(buffer, routine_id)
-            else:  # what the slot's invoker would do, one call fewer
-                argument = buffer[parameter] if parameter in buffer else buffer
-                target.handler(argument)  # type: ignore[misc]
-        except Exception as error:  # noqa: BLE001  user code: any failure is handled
-            duration = monotonic() - started
-            context.routine = None
-            ready = (target.routine, state, target, old, buffer)
-            runtime.complete(
-                job, plan, delivery, ready, emissions, error, started, duration
-            )
-            return
-        except BaseException:
-            context.routine = None
-            runtime.interrupt(
-                job, delivery, (target.routine, state, target, old, buffer)
-            )
-            raise
-        context.routine = None
-        completed(delivery, state, started, monotonic() - started)
-        if emissions:
-            hand_on(delivery, emissions)
-
-    return deliver
-
-
-def _recorder(job: JobState) -> Callable[[Delivery, RoutineState, float, float], None]:
-    """Return what records a handler run that completed, as complete() does."""
-    history, tracker = job.history_raw, job.tracker
-    run_times, wall_offset = tracker.times_by_routine(), job._wall_offset
-
-    def completed(
-        delivery: Delivery, state: RoutineState, started: float, duration: float
-    ) -> None:
-        if state.status is RoutineStatus.RUNNING:
-            state.status = RoutineStatus.COMPLETED
-        routine_id = delivery.routine_id
-        history.append(
-            (
-                delivery.seq,
-                routine_id,
-                delivery.slot,
-                COMPLETED,
-                delivery.attempt,
-                started + wall_offset,
-                duration,
-            )
-        )
-        job.history_total += 1
-        job.delivery_count += 1
-        state.deliveries += 1
-        times = run_times.get(routine_id)
-        if times is None:
-            run_times[routine_id] = [duration]
-        else:
-            times.append(duration)
-            if len(times) >= FOLD_AT:
-                tracker.fold(routine_id)
-
-    return completed
-
-
-def _router(
-    job: JobState, plan: Plan
-) -> Callable[[Delivery, list[tuple[str, Payload]]], None]:
-    """Return what routes a completed delivery's emissions.
-
-    Nothing else holds a completed delivery: the history keeps a tuple of
-    its fields and the context is pointed at the next delivery. So when its
-    one emission goes along one connection, the delivery becomes the one
-    along that connection, and nothing is allocated.
-    """
-    routes, counts, pending = plan.routes, job.tracker.event_counts(), job.pending
-
-    def hand_on(delivery: Delivery, emissions: list[tuple[str, Payload]]) -> None:
-        if len(emissions) > 1:
-            _route(job, plan, delivery.routine_id, emissions)
-            return
-        event, data = emissions[0]
-        route = routes[delivery.routine_id][event]
-        counts[route.key] = counts.get(route.key, 0) + 1
-        if len(route.edges) != 1:
-            _route(job, plan, delivery.routine_id, emissions, counted=True)
-            return
-        edge = route.edges[0]
-        delivery.data = data if edge.apply is None else edge.apply(data)
-        delivery.seq = job.next_seq
-        job.next_seq += 1
-        delivery.routine_id = edge.target_id
-        delivery.slot = edge.slot_name
-        delivery.connection = edge.index
-        delivery.attempt = 0
-        pending.append(delivery)
-
-    return hand_on
-
-
-def _route(
-    job: JobState,
-    plan: Plan,
-    routine_id: str,
-    emissions: list[tuple[str, Payload]],
-    *,
-    counted: bool = False,
-) -> None:
-    """Turn a handler's emissions into deliveries, first one on top of the stack.
-
-    Counts each emission in the job's tracker unless the caller has
-    (``counted``); :func:`complete_event_targets` adds where they went.
-    """
-    counts = job.tracker.event_counts()
-    routes = plan.routes[routine_id]
-    seq = job.next_seq
-    created: list[Delivery] = []
-    for event, data in emissions:
-        route = routes[event]
-        if not counted:
-            counts[route.key] = counts.get(route.key, 0) + 1
-        for edge in route.edges:
-            payload = data if edge.apply is None else edge.apply(data)
-            created.append(
-                Delivery(seq, edge.target_id, edge.slot_name, payload, edge.index)
-            )
-            seq += 1
-    job.next_seq = seq
-    created.reverse()
-    job.pending.extend(created)
 
 
 def rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:
