@@ -14,7 +14,7 @@ __all__ = ["ExecutionTracker", "FlowPerformance", "RoutinePerformance"]
 
 SAMPLE_LIMIT: Final = 4096
 """Handler times kept per routine for percentiles: the most recent ones."""
-FOLD_AT: Final = 2 * SAMPLE_LIMIT
+FOLD_AT: Final = SAMPLE_LIMIT + 512
 """How many handler times a routine's list holds before they are folded in."""
 
 COMPLETED: Final = "completed"

@@ -274,3 +274,12 @@ def test_a_skipped_routine_still_drops_deliveries_on_the_inlined_path() -> None:
         "dropped",
     ]
     assert len(broken.seen) == 1
+
+
+def test_a_routine_keeps_a_bounded_number_of_run_times() -> None:
+    job, _ = looped(3 * FOLD_AT + 1)
+
+    kept = job.tracker.times_by_routine()["loop"]
+
+    assert SAMPLE_LIMIT <= len(kept) < FOLD_AT
+    assert job.tracker.get_routine_performance("loop").runs == 3 * FOLD_AT + 1
