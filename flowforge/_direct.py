@@ -13,7 +13,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flowforge.execution_tracker import COMPLETED, FOLD_AT
-from flowforge.record import Delivery, RoutineState, RoutineStatus
+from flowforge.record import (
+    Delivery,
+    RoutineState,
+    RoutineStatus,
+    new_delivery,
+    new_routine_state,
+)
 
 if TYPE_CHECKING:
     from flowforge._context import DeliveryContext
@@ -42,7 +48,7 @@ def direct_path(
             runtime._deliver(job, plan, context, delivery)
             return
         if state is None:
-            state = states[routine_id] = RoutineState(routine_id)
+            state = states[routine_id] = new_routine_state(routine_id)
         old, data, parameter = buffers.get(target.key), delivery.data, target.parameter
         if old:
             buffer = {**old, **data}
@@ -168,7 +174,7 @@ def route_emissions(
         for edge in route.edges:
             payload = data if edge.apply is None else edge.apply(data)
             created.append(
-                Delivery(seq, edge.target_id, edge.slot_name, payload, edge.index)
+                new_delivery(seq, edge.target_id, edge.slot_name, payload, edge.index)
             )
             seq += 1
     job.next_seq = seq

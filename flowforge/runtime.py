@@ -35,6 +35,7 @@ from flowforge.record import (
     PausePoint,
     RoutineState,
     RoutineStatus,
+    new_routine_state,
 )
 from flowforge.routine import Routine
 from flowforge.store.base import Change
@@ -282,7 +283,7 @@ class Runtime:
         routine_id = delivery.routine_id
         state = job.routine_states.get(routine_id)
         if state is None:
-            state = job.routine_states[routine_id] = RoutineState(routine_id)
+            state = job.routine_states[routine_id] = new_routine_state(routine_id)
         elif state.status is RoutineStatus.SKIPPED:
             self._record(job, state, delivery, DROPPED, self.monotonic(), 0.0)
             return None
@@ -308,7 +309,9 @@ class Runtime:
                 return None
         buffers[target.key] = buffer
         if target.join_sources and connection >= 0:
-            arrived = job.join_arrivals.setdefault(target.key, set())
+            arrived = job.join_arrivals.get(target.key)
+            if arrived is None:
+                arrived = job.join_arrivals[target.key] = set()
             arrived.add(connection)
             # Arrivals come only from the join's sources, so counting suffices.
             if len(arrived) < len(target.join_sources):
@@ -431,7 +434,7 @@ class Runtime:
         routine_id = delivery.routine_id
         state = job.routine_states.get(routine_id)
         if state is None:
-            state = job.routine_states[routine_id] = RoutineState(routine_id)
+            state = job.routine_states[routine_id] = new_routine_state(routine_id)
         _add_error(job, state, _error_record(delivery, error, self.clock))
         job.status = JobStatus.FAILED
 

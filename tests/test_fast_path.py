@@ -8,6 +8,8 @@ the flow's plan. They assert behaviour, never speed.
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from flowforge import (
@@ -20,6 +22,7 @@ from flowforge import (
     current_delivery,
 )
 from flowforge.execution_tracker import FOLD_AT, SAMPLE_LIMIT
+from flowforge.record import Delivery, RoutineState, new_delivery, new_routine_state
 from flowforge.testing import FakeClock
 
 
@@ -283,3 +286,14 @@ def test_a_routine_keeps_a_bounded_number_of_run_times() -> None:
 
     assert SAMPLE_LIMIT <= len(kept) < FOLD_AT
     assert job.tracker.get_routine_performance("loop").runs == 3 * FOLD_AT + 1
+
+
+def test_the_scheduler_builds_records_equal_to_their_constructors() -> None:
+    delivery = new_delivery(3, "r", "input", {"a": 1}, 7)
+    state = new_routine_state("r")
+
+    assert delivery == Delivery(3, "r", "input", {"a": 1}, 7)
+    assert state == RoutineState("r")
+    # Every field is set, so a field added to either class fails here.
+    for record in (delivery, state):
+        assert all(hasattr(record, field.name) for field in fields(record))
