@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple, final
@@ -110,7 +110,6 @@ RawRecord = tuple[int, str, "str | None", str, int, float, float]
 
 
 @final
-@dataclass(slots=True)
 class RoutineState:
     """One routine's part in a job: deliveries finished, errors, stats snapshot.
 
@@ -118,13 +117,78 @@ class RoutineState:
     failed for good, buffered by a join, or dropped because the routine was
     skipped. A delivery that stopped the job is not finished: it waits on the
     job's pending stack and counts once it runs again.
+
+    ``errors`` (this routine's :class:`ErrorRecord` s, oldest first) and
+    ``stats`` (the routine's stats when the job last stopped running) are
+    made on first use: a job has a state for every routine it ran, and most
+    never need either.
     """
 
-    routine_id: str
-    status: RoutineStatus = RoutineStatus.RUNNING
-    deliveries: int = 0
-    errors: list[ErrorRecord] = field(default_factory=list)
-    stats: dict[str, object] = field(default_factory=dict)
+    __slots__ = ("routine_id", "status", "deliveries", "_errors", "_stats")
+
+    def __init__(
+        self,
+        routine_id: str,
+        status: RoutineStatus = RoutineStatus.RUNNING,
+        deliveries: int = 0,
+        errors: list[ErrorRecord] | None = None,
+        stats: dict[str, object] | None = None,
+    ) -> None:
+        """Describe ``routine_id``'s part in a job."""
+        self.routine_id = routine_id
+        self.status = status
+        self.deliveries = deliveries
+        self._errors = errors
+        self._stats = stats
+
+    @property
+    def errors(self) -> list[ErrorRecord]:
+        """This routine's errors in the job, oldest first."""
+        if self._errors is None:
+            self._errors = []
+        return self._errors
+
+    @errors.setter
+    def errors(self, value: list[ErrorRecord]) -> None:
+        self._errors = value
+
+    @property
+    def stats(self) -> dict[str, object]:
+        """The routine's stats when the job last stopped running."""
+        if self._stats is None:
+            self._stats = {}
+        return self._stats
+
+    @stats.setter
+    def stats(self, value: dict[str, object]) -> None:
+        self._stats = value
+
+    def __eq__(self, other: object) -> bool:
+        """Compare every field; missing errors or stats equal empty ones."""
+        if not isinstance(other, RoutineState):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: not hashable
+
+    def __repr__(self) -> str:
+        """Show every field."""
+        routine_id, status, deliveries, errors, stats = self._fields()
+        return (
+            f"RoutineState(routine_id={routine_id!r}, status={status!r}, "
+            f"deliveries={deliveries!r}, errors={errors!r}, stats={stats!r})"
+        )
+
+    def _fields(
+        self,
+    ) -> tuple[str, RoutineStatus, int, list[ErrorRecord], dict[str, object]]:
+        return (
+            self.routine_id,
+            self.status,
+            self.deliveries,
+            self._errors or [],
+            self._stats or {},
+        )
 
 
 # -- fast construction for the scheduler ----------------------------------------
@@ -156,8 +220,8 @@ def new_routine_state(routine_id: str) -> RoutineState:
     state.routine_id = routine_id
     state.status = RoutineStatus.RUNNING
     state.deliveries = 0
-    state.errors = []
-    state.stats = {}
+    state._errors = None
+    state._stats = None
     return state
 
 

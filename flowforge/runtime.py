@@ -531,7 +531,7 @@ def _snapshot_routine(job: JobState, plan: Plan, routine_id: str) -> None:
 def _snapshot(routine: Routine, state: RoutineState) -> None:
     # Most routines never record stats: skip the locked copy for them.
     # A deep copy: a list kept in stats must not change the snapshot later.
-    if routine._stats or state.stats:
+    if routine._stats or state._stats:
         state.stats = copy.deepcopy(routine.stats())
 
 
