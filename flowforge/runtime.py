@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final, final
 from flowforge._clock import SystemClock
 from flowforge._concurrent import ConcurrentLoop
 from flowforge._context import CURRENT, DeliveryContext
-from flowforge._direct import direct_path, route_emissions
+from flowforge._direct import DONE, RUNNING, SKIPPED, direct_path, route_emissions
 from flowforge._plan import Plan, Target, is_source
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.exceptions import DefinitionError, ExecutionError, StoreError
@@ -284,7 +284,7 @@ class Runtime:
         state = job.routine_states.get(routine_id)
         if state is None:
             state = job.routine_states[routine_id] = new_routine_state(routine_id)
-        elif state.status is RoutineStatus.SKIPPED:
+        elif state.status is SKIPPED:
             self._record(job, state, delivery, DROPPED, self.monotonic(), 0.0)
             return None
         slot_name = delivery.slot
@@ -339,8 +339,8 @@ class Runtime:
         if target is not None and target.join_sources:
             del job.slot_buffers[target.key]
             job.join_arrivals.pop(target.key, None)
-        if state.status is RoutineStatus.RUNNING:
-            state.status = RoutineStatus.COMPLETED
+        if state.status is RUNNING:
+            state.status = DONE
         self._record(job, state, delivery, COMPLETED, started, duration)
         if emissions:
             route_emissions(job, plan, delivery.routine_id, emissions)
