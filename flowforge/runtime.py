@@ -11,10 +11,10 @@ journal, each finished delivery is checkpointed before the next one starts.
 from __future__ import annotations
 
 import copy
+import os
 import random
 import time
 import traceback
-import uuid
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from contextvars import Token
@@ -35,6 +35,7 @@ from flowforge.record import (
     PausePoint,
     RoutineState,
     RoutineStatus,
+    new_delivery,
     new_routine_state,
 )
 from flowforge.routine import Routine
@@ -123,7 +124,7 @@ class Runtime:
         routine = self.flow.get_routine(entry_routine_id)
         slot_name = _entry_slot(routine, entry_routine_id, entry_slot)
         job = JobState(
-            job_id=job_id or uuid.uuid4().hex,
+            job_id=job_id or os.urandom(16).hex(),  # 32 random hex digits
             flow_id=self.flow.flow_id,
             entry_routine_id=entry_routine_id,
             entry_params=params,
@@ -132,7 +133,9 @@ class Runtime:
             history_limit=self.flow.history_limit,
             flow_shape=self.flow.plan().shape,
         )
-        job.pending.append(Delivery(0, entry_routine_id, slot_name, dict(params)))
+        job.pending.append(
+            new_delivery(0, entry_routine_id, slot_name, dict(params), -1)
+        )
         job.next_seq = 1
         return job
 
@@ -538,7 +541,9 @@ def _snapshot(routine: Routine, state: RoutineState) -> None:
 def _snapshot_stats(job: JobState, plan: Plan) -> None:
     routines = plan.routines
     for routine_id, state in job.routine_states.items():
-        _snapshot(routines[routine_id], state)
+        routine = routines[routine_id]
+        if routine._stats or state._stats:  # as _snapshot checks, one call fewer
+            _snapshot(routine, state)
 
 
 def _entry_params(params: Mapping[str, object] | None) -> Payload:
