@@ -340,6 +340,14 @@ class ExecutionTracker:
             raise SerializationError(f"{where}: malformed data: {error}") from error
         return tracker
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle (and copy) through :meth:`serialize`.
+
+        The copy keeps every figure and the targets of every event counted,
+        but not the running flow's whole routing table.
+        """
+        return (ExecutionTracker.deserialize, (self.serialize(),))
+
     def __eq__(self, other: object) -> bool:
         """Compare every figure."""
         if not isinstance(other, ExecutionTracker):

@@ -8,6 +8,7 @@ the flow's plan. They assert behaviour, never speed.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import fields
 
 import pytest
@@ -297,3 +298,20 @@ def test_the_scheduler_builds_records_equal_to_their_constructors() -> None:
     # Every field is set, so a field added to either class fails here.
     assert all(hasattr(delivery, field.name) for field in fields(delivery))
     assert all(hasattr(state, name) for name in RoutineState.__slots__)
+
+
+def test_a_pickled_tracker_keeps_its_figures_but_not_the_flow_routes() -> None:
+    flow = Flow()
+    flow.add_routine(Hop(), "hop_0")
+    for index in range(1, 2000):  # a big flow; the job runs one routine of it
+        flow.add_routine(Hop(), f"hop_{index}")
+        flow.connect(f"hop_{index - 1}", "output", f"hop_{index}", "input")
+    job = flow.execute("hop_1999", {"n": 0})
+
+    data = pickle.dumps(job.tracker)
+    copied = pickle.loads(data)
+
+    assert copied == job.tracker
+    assert copied.get_event_targets("hop_1999", "output") == ()
+    assert copied.get_event_counts() == {("hop_1999", "output"): 1}
+    assert len(data) < 2000
