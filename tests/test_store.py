@@ -18,7 +18,7 @@ from uuid import UUID
 import _store_worker
 import pytest
 
-from flowforge.store.sqlite import HISTORY_TRIM_BATCH
+from flowforge.store._change_log import FOLD_EVERY
 
 from flowforge import (
     ErrorHandler,
@@ -846,26 +846,34 @@ def test_durable_job_keeps_only_its_last_history_records(store: Store) -> None:
     assert loaded == job
 
 
-def test_sqlite_checkpoints_trim_history_rows_in_batches(tmp_path: Path) -> None:
+def test_sqlite_checkpoints_keep_the_change_log_and_history_rows_bounded(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "jobs.db"
     store = SqliteStore(path)
     flow = countdown_flow(history_limit=3)
     loop = flow.routines["loop"]
     assert isinstance(loop, Countdown)
-    rows: list[int] = []
+    counts: list[tuple[int, int]] = []  # (history rows, logged changes)
 
-    def count_history_rows(n: int) -> None:
+    def count_rows(n: int) -> None:
         with closing(sqlite3.connect(path)) as db:
-            rows.append(db.execute("SELECT COUNT(*) FROM history").fetchone()[0])
+            history = db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
+            changes = db.execute(
+                "SELECT COUNT(*) FROM changes JOIN jobs USING (job_id) "
+                "WHERE n > folded"
+            ).fetchone()[0]
+            counts.append((history, changes))
 
-    loop.probe = count_history_rows
+    loop.probe = count_rows
 
-    flow.execute("loop", {"n": 200}, job_id="job", store=store)
+    job = flow.execute("loop", {"n": 2 * FOLD_EVERY + 5}, job_id="job", store=store)
 
-    assert len(rows) == 200
-    assert max(rows) <= 3 + HISTORY_TRIM_BATCH
-    assert rows[-1] < rows[HISTORY_TRIM_BATCH]
+    # Call k (from 0) sees the k checkpoints before it.
+    assert [c for _, c in counts] == [k % FOLD_EVERY for k in range(len(counts))]
+    assert max(h for h, _ in counts) == 3
     assert len(store.load("job").get_execution_history()) == 3
+    assert store.load("job") == job
     store.close()
 
 

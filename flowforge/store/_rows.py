@@ -19,7 +19,17 @@ from flowforge.job_state import JobState
 from flowforge.record import delivery_to_data, error_to_data, routine_state_to_data
 from flowforge.store.base import Change
 
-__all__ = ["ChangeRows", "JobRows", "assemble", "change_rows", "dumps", "job_rows"]
+__all__ = [
+    "BufferKey",
+    "ChangeRows",
+    "JobRows",
+    "assemble",
+    "buffer_data",
+    "change_rows",
+    "dumps",
+    "job_rows",
+    "routine_data",
+]
 
 ROW_KEYS: Final = (
     "routine_states",
@@ -34,9 +44,17 @@ COUNTER_KEYS: Final = ("status", "delivery_count", "next_seq", "history_total")
 BufferKey = tuple[str, str]
 
 
+_ENCODE: Final = json.JSONEncoder(
+    separators=(",", ":"), allow_nan=False, check_circular=False
+).encode
+"""One encoder for every row: ``json.dumps`` with options builds a new one per call.
+
+Rows are trees the codec built (no cycles to check), so the check is off."""
+
+
 def dumps(value: object) -> str:
     """Return compact JSON text; values are already JSON types."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return _ENCODE(value)
 
 
 @dataclass(slots=True)
@@ -170,20 +188,31 @@ def assemble(
     return job
 
 
-def _routine_row(job: JobState, routine_id: str) -> str:
-    """A routine's state with its tracker figures, rewritten after each delivery."""
+def routine_data(job: JobState, routine_id: str) -> dict[str, object]:
+    """Return a routine's state with its tracker figures, as JSON data."""
     row = routine_state_to_data(job.routine_states[routine_id])
     row["tracker"] = job.tracker.routine_figures(routine_id)
-    return dumps(row)
+    return row
+
+
+def buffer_data(job: JobState, key: BufferKey) -> tuple[object, list[int] | None]:
+    """Return a slot buffer and its join arrivals as JSON data (``None`` if absent)."""
+    buffer = job.slot_buffers.get(key)
+    seen = job.join_arrivals.get(key)
+    data = None if buffer is None else encode(buffer, f"slot_buffers[{key!r}]")
+    return (data, None if seen is None else sorted(seen))
+
+
+def _routine_row(job: JobState, routine_id: str) -> str:
+    """A routine's state with its tracker figures, rewritten after each delivery."""
+    return dumps(routine_data(job, routine_id))
 
 
 def _buffer_row(
     job: JobState, key: BufferKey
 ) -> tuple[BufferKey, str | None, str | None]:
-    buffer = job.slot_buffers.get(key)
-    seen = job.join_arrivals.get(key)
-    text = None if buffer is None else dumps(encode(buffer, f"slot_buffers[{key!r}]"))
-    return (key, text, _arrivals(None if seen is None else sorted(seen)))
+    buffer, seen = buffer_data(job, key)
+    return (key, None if buffer is None else dumps(buffer), _arrivals(seen))
 
 
 def _arrivals(seen: object) -> str | None:

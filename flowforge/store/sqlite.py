@@ -3,8 +3,13 @@
 The file is in WAL mode with a busy timeout; every write is one short
 ``BEGIN IMMEDIATE`` transaction. A job is a row in ``jobs`` (its header and
 counters) plus rows for its pending deliveries, slot buffers, routine states,
-errors and history, so a checkpoint after one delivery writes only what that
-delivery changed and its cost does not grow with the job's length.
+errors and history. A checkpoint writes one row of the job's change log (one
+JSON document of what the delivery changed, written only while the writer
+holds the lease); every ``FOLD_EVERY`` checkpoints the log is folded into the
+other rows in the same transaction, and loading replays what is not folded
+yet. The log is a ring of ``FOLD_EVERY`` rows per job, rewritten in place, so
+that a checkpoint usually writes one page, and its cost does not grow with
+the job's length.
 """
 
 from __future__ import annotations
@@ -13,13 +18,22 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from flowforge.exceptions import JobNotFoundError, StoreError
 from flowforge.job_state import JobStatus
-from flowforge.store._rows import ChangeRows, JobRows, assemble, change_rows, job_rows
+from flowforge.store._change_log import (
+    FOLD_EVERY,
+    ChangeDocument,
+    apply,
+    change_document,
+    fold,
+    parse_document,
+)
+from flowforge.store._rows import JobRows, assemble, dumps, job_rows
 from flowforge.store._select import prune_one_by_one, to_status
 from flowforge.store.base import Change, JobRecord
 
@@ -28,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 T = TypeVar("T")
 
 _SCHEMA_V1: Final = """
@@ -56,10 +70,40 @@ CREATE TABLE history (
     PRIMARY KEY (job_id, n)) WITHOUT ROWID;
 """
 
-_MIGRATIONS: Final[dict[int, str]] = {1: _SCHEMA_V1}
+_SCHEMA_V2: Final = """
+ALTER TABLE jobs ADD COLUMN folded INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE changes (
+    job_id TEXT NOT NULL, slot INTEGER NOT NULL, n INTEGER NOT NULL,
+    row TEXT NOT NULL, PRIMARY KEY (job_id, slot)) WITHOUT ROWID;
+"""
+"""Version 2 adds the change log: change ``n`` of a job lives in slot ``n %
+FOLD_EVERY``, and ``jobs.folded`` is the last change folded into the rows.
+Version 1 files hold no unfolded changes."""
+
+_MIGRATIONS: Final[dict[int, str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 """Schema version -> the SQL that upgrades the previous version to it."""
 
-_ROW_TABLES: Final = ("pending", "buffers", "routines", "errors", "history")
+_ROW_TABLES: Final = ("pending", "buffers", "routines", "errors", "history", "changes")
+
+
+@dataclass(slots=True)
+class _Log:
+    """What this store knows of one job's change log, which it is writing.
+
+    ``documents`` are the changes logged since the last fold (``None``: not
+    known here, read them back to fold), ``last`` and ``folded`` the numbers
+    of the last change and of the last one folded, and ``renewed_at`` when
+    this store last renewed the job's lease, in seconds since the epoch.
+
+    Only the lease owner writes a job's log and every run begins with a
+    :meth:`SqliteStore.save`, which empties it; so the store that runs a job
+    knows its log, and after a failed write it reads it back.
+    """
+
+    documents: list[ChangeDocument] | None
+    last: int
+    folded: int
+    renewed_at: float
 
 
 @final
@@ -89,6 +133,7 @@ class SqliteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._logs: dict[str, _Log] = {}
         self._write(self._migrate)
 
     # -- the Store protocol ---------------------------------------------------------
@@ -106,7 +151,10 @@ class SqliteStore:
             _insert_job(db, job_state, rows, owner, lease_until)
             return True
 
-        return self._write(create)
+        created = self._write(create)
+        if created:
+            self._logs[job_state.job_id] = _Log([], 0, 0, _now())
+        return created
 
     def save(
         self,
@@ -128,15 +176,28 @@ class SqliteStore:
                 )  # noqa: S608
             _insert_job(db, job_state, rows, owner, lease_until)
 
+        self._logs.pop(job_id, None)
         self._write(save)
+        if owner is not None and lease_until is not None:
+            self._logs[job_id] = _Log([], 0, 0, _now())
 
     def checkpoint(
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
-        """Save what one delivery changed, renewing ``owner``'s lease."""
-        rows = change_rows(job_state, change)
-        self._write(
-            lambda db: _apply_change(db, job_state.job_id, rows, owner, lease_until)
+        """Append what one delivery changed to the job's log, while ``owner`` leases it.
+
+        Every :data:`~flowforge.store._change_log.FOLD_EVERY` changes the log
+        is folded into the job's rows, and the lease is renewed then, or once
+        a third of it has passed since the last renewal (the journal's
+        heartbeat renews it too).
+        """
+        document = change_document(job_state, change)
+        text = dumps(document)
+        job_id = job_state.job_id
+        # Taken out while writing: after a failed write, read the log back.
+        log = self._logs.pop(job_id, None)
+        self._logs[job_id] = self._write(
+            lambda db: _append(db, job_id, log, document, text, owner, lease_until)
         )
 
     def acquire(
@@ -192,6 +253,7 @@ class SqliteStore:
 
     def delete(self, job_id: str) -> None:
         """Remove a job."""
+        self._logs.pop(job_id, None)
 
         def delete(db: sqlite3.Connection) -> None:
             _record(db, job_id)
@@ -431,55 +493,115 @@ def _insert_job(
     )
 
 
-def _apply_change(
+def _append(
     db: sqlite3.Connection,
     job_id: str,
-    rows: ChangeRows,
+    log: _Log | None,
+    document: ChangeDocument,
+    text: str,
     owner: str,
     lease_until: float,
-) -> None:
-    c = rows.counters
-    counters = (c["delivery_count"], c["next_seq"], c["history_total"])
-    where = (lease_until, _now(), job_id, owner)
-    if c["status"] == "running":  # as begin() saved it: leave its index alone
-        cursor = db.execute(_UPDATE_COUNTERS, (*counters, *where))
-    else:
-        cursor = db.execute(_UPDATE_STATUS, (c["status"], *counters, *where))
+) -> _Log:
+    """Log one change, only while ``owner`` holds the lease; fold a full log."""
+    now = _now()
+    if log is None:
+        log = _read_log(db, job_id)
+    n = log.last + 1
+    cursor = db.execute(_APPEND, (job_id, n % FOLD_EVERY, n, text, job_id, owner))
     if cursor.rowcount != 1:
         _check_owner(db, job_id, owner, required=True)
+    log.last = n
+    if log.documents is not None:
+        log.documents.append(document)
+    if document.status != "running":  # as begin() saved it: leave its index alone
+        db.execute(
+            "UPDATE jobs SET status = ?, updated_at = ? WHERE job_id = ?",
+            (document.status, now, job_id),
+        )
+    if n - log.folded >= FOLD_EVERY:
+        documents = log.documents or _read_documents(db, job_id, log.folded)
+        _fold(db, job_id, documents, n, now)
+        log.documents, log.folded = [], n
+    if now - log.renewed_at >= (lease_until - now) / 3:
+        db.execute(
+            "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE job_id = ?",
+            (lease_until, now, job_id),
+        )
+        log.renewed_at = now
+    return log
+
+
+_APPEND: Final = (
+    "INSERT OR REPLACE INTO changes (job_id, slot, n, row) SELECT ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ? AND owner = ?)"
+)
+
+
+def _read_log(db: sqlite3.Connection, job_id: str) -> _Log:
+    folded = _folded(db, job_id)
+    row = db.execute(
+        "SELECT MAX(n) FROM changes WHERE job_id = ? AND n > ?", (job_id, folded)
+    ).fetchone()
+    return _Log(None, folded if row[0] is None else int(row[0]), folded, 0.0)
+
+
+def _folded(db: sqlite3.Connection, job_id: str) -> int:
+    row = db.execute("SELECT folded FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _read_documents(
+    db: sqlite3.Connection, job_id: str, folded: int
+) -> list[ChangeDocument]:
+    return [
+        parse_document(text, f"change {n} of job {job_id!r}")
+        for n, text in db.execute(
+            "SELECT n, row FROM changes WHERE job_id = ? AND n > ? ORDER BY n",
+            (job_id, folded),
+        )
+    ]
+
+
+def _fold(
+    db: sqlite3.Connection,
+    job_id: str,
+    documents: list[ChangeDocument],
+    last: int,
+    now: float,
+) -> None:
+    """Write the net effect of the logged changes into the job's rows."""
+    net = fold(documents, f"change log of job {job_id!r}")
+    counters = (net.last.delivery_count, net.last.next_seq, net.last.history_total)
     db.execute(
-        "DELETE FROM pending WHERE job_id = ? AND pos >= ?", (job_id, rows.pending_from)
+        "UPDATE jobs SET delivery_count = ?, next_seq = ?, history_total = ?, "
+        "folded = ?, updated_at = ? WHERE job_id = ?",
+        (*counters, last, now, job_id),
     )
-    if rows.pending:
-        db.executemany(
-            "INSERT INTO pending VALUES (?, ?, ?)",
-            [
-                (job_id, rows.pending_from + i, row)
-                for i, row in enumerate(rows.pending)
-            ],
-        )
-    if rows.routine is not None:
-        db.execute(
-            "INSERT OR REPLACE INTO routines VALUES (?, ?, ?)", (job_id, *rows.routine)
-        )
-    if rows.buffer is not None:
-        _write_buffer(db, job_id, rows.buffer)
-    if rows.errors:
-        db.executemany(
-            "INSERT INTO errors VALUES (?, ?, ?)",
-            [(job_id, n, row) for n, row in rows.errors],
-        )
-    if rows.history:
-        db.executemany(
-            "INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
-            [(job_id, n, row) for n, row in rows.history],
-        )
-    # Trim old history in batches: loading keeps only the newest history_limit.
-    if rows.history_floor > 0 and rows.history_floor % HISTORY_TRIM_BATCH == 0:
-        db.execute(
-            "DELETE FROM history WHERE job_id = ? AND n < ?",
-            (job_id, rows.history_floor),
-        )
+    db.execute(
+        "DELETE FROM pending WHERE job_id = ? AND pos >= ?", (job_id, net.pending_from)
+    )
+    start = net.pending_from
+    db.executemany(
+        "INSERT INTO pending VALUES (?, ?, ?)",
+        [(job_id, start + i, dumps(row)) for i, row in enumerate(net.pending)],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO routines VALUES (?, ?, ?)",
+        [(job_id, *row) for row in net.routine_rows()],
+    )
+    for row in net.buffer_rows():
+        _write_buffer(db, job_id, row)
+    db.executemany(
+        "INSERT OR REPLACE INTO errors VALUES (?, ?, ?)",
+        [(job_id, *row) for row in net.error_rows()],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
+        [(job_id, *row) for row in net.history_rows()],
+    )
+    db.execute(
+        "DELETE FROM history WHERE job_id = ? AND n < ?", (job_id, net.history_floor)
+    )
 
 
 def _write_buffer(
@@ -500,46 +622,56 @@ def _write_buffer(
         )
 
 
-_UPDATE_COUNTERS: Final = (
-    "UPDATE jobs SET delivery_count = ?, next_seq = ?, history_total = ?, "
-    "lease_until = ?, updated_at = ? WHERE job_id = ? AND owner = ?"
-)
-_UPDATE_STATUS: Final = (
-    "UPDATE jobs SET status = ?, delivery_count = ?, next_seq = ?, history_total = ?, "
-    "lease_until = ?, updated_at = ? WHERE job_id = ? AND owner = ?"
-)
-HISTORY_TRIM_BATCH: Final = 64
-
-
 def _load(db: sqlite3.Connection, job_id: str) -> JobState:
     row = db.execute(
-        "SELECT header, status, delivery_count, next_seq, history_total FROM jobs "
-        "WHERE job_id = ?",
+        "SELECT header, status, delivery_count, next_seq, history_total, folded "
+        "FROM jobs WHERE job_id = ?",
         (job_id,),
     ).fetchone()
     if row is None:
         raise JobNotFoundError(job_id=job_id)
-    header, status, delivery_count, next_seq, history_total = row
-    counters = {
+    header, status, delivery_count, next_seq, history_total, folded = row
+    counters: dict[str, object] = {
         "status": status,
         "delivery_count": delivery_count,
         "next_seq": next_seq,
         "history_total": history_total,
     }
 
-    def column(query: str) -> list[str]:
-        return [r[0] for r in db.execute(query, (job_id,))]
+    # Any: sqlite3 types its rows so; the schema says what each column holds.
+    def select(query: str) -> list[Any]:
+        return db.execute(query, (job_id,)).fetchall()
 
-    buffers = db.execute(
-        "SELECT routine_id, slot, buffer, arrivals FROM buffers WHERE job_id = ?",
-        (job_id,),
-    ).fetchall()
-    return assemble(
-        header,
-        counters,
-        column("SELECT row FROM pending WHERE job_id = ? ORDER BY pos"),
-        buffers,
-        column("SELECT row FROM routines WHERE job_id = ?"),
-        column("SELECT row FROM errors WHERE job_id = ? ORDER BY n"),
-        column("SELECT row FROM history WHERE job_id = ? ORDER BY n"),
+    rows = JobRows(
+        header=header,
+        counters=counters,
+        pending=[r[0] for r in select(_PENDING)],
+        buffers={(r, s): (b, a) for r, s, b, a in select(_BUFFERS)},
+        routines=dict(select("SELECT routine_id, row FROM routines WHERE job_id = ?")),
+        errors=[
+            r[0] for r in select("SELECT row FROM errors WHERE job_id = ? ORDER BY n")
+        ],
+        history=[],
     )
+    history: dict[int, str] = dict(
+        select("SELECT n, row FROM history WHERE job_id = ?")
+    )
+    documents = _read_documents(db, job_id, folded)
+    if documents:
+        apply(fold(documents, f"change log of job {job_id!r}"), rows, history)
+        rows.counters["status"] = status  # the jobs row keeps it current
+    return assemble(
+        rows.header,
+        rows.counters,
+        rows.pending,
+        [(rid, slot, b, a) for (rid, slot), (b, a) in rows.buffers.items()],
+        rows.routines.values(),
+        rows.errors,
+        [history[n] for n in sorted(history)],
+    )
+
+
+_PENDING: Final = "SELECT row FROM pending WHERE job_id = ? ORDER BY pos"
+_BUFFERS: Final = (
+    "SELECT routine_id, slot, buffer, arrivals FROM buffers WHERE job_id = ?"
+)
