@@ -871,7 +871,8 @@ def test_sqlite_checkpoints_keep_the_change_log_and_history_rows_bounded(
 
     # Call k (from 0) sees the k checkpoints before it.
     assert [c for _, c in counts] == [k % FOLD_EVERY for k in range(len(counts))]
-    assert max(h for h, _ in counts) == 3
+    # A fold writes the history records it keeps as one row, and drops old rows.
+    assert max(h for h, _ in counts) == 1
     assert len(store.load("job").get_execution_history()) == 3
     assert store.load("job") == job
     store.close()

@@ -130,12 +130,10 @@ def parse_document(text: str, where: str) -> ChangeDocument:
 class Net:
     """The net effect of consecutive change documents on a job's rows.
 
-    ``pending`` replaces the pending deliveries from ``pending_from`` on;
-    ``history_low`` is the lowest history number the rows may hold before it.
+    ``pending`` replaces the pending deliveries from ``pending_from`` on.
     """
 
     last: ChangeDocument
-    history_low: int
     pending_from: int
     pending: list[object] = field(default_factory=list)
     routines: dict[str, object] = field(default_factory=dict)
@@ -174,9 +172,16 @@ class Net:
         return [(n, dumps(self.errors[n])) for n in sorted(self.errors)]
 
     def history_rows(self) -> list[tuple[int, str]]:
-        """Return ``(n, row)`` for each new history record still kept, in order."""
+        """Return the new history records still kept as one row, if any.
+
+        The row is ``(n, batch)``: a JSON array of records, the last one
+        numbered ``n`` (see :func:`~flowforge.store._rows.assemble`).
+        """
         floor = self.history_floor
-        return [(n, dumps(row)) for n, row in self.history.items() if n >= floor]
+        kept = [(n, record) for n, record in self.history.items() if n >= floor]
+        if not kept:
+            return []
+        return [(kept[-1][0], dumps([record for _, record in kept]))]
 
 
 def fold(documents: Sequence[ChangeDocument], where: str) -> Net:
@@ -186,8 +191,7 @@ def fold(documents: Sequence[ChangeDocument], where: str) -> Net:
         SerializationError: If the documents are malformed or inconsistent.
     """
     first = documents[0]
-    before = first.history_total - len(first.history) - first.history_limit
-    net = Net(first, before, first.pending_from)
+    net = Net(first, first.pending_from)
     try:
         for document in documents:
             _add(net, document)
@@ -220,7 +224,9 @@ def _add(net: Net, document: ChangeDocument) -> None:
 
 
 def apply(net: Net, rows: JobRows, history: dict[int, str]) -> None:
-    """Apply ``net`` to a job's rows (its history as a dict), in place.
+    """Apply ``net`` to a job's rows, in place.
+
+    ``history`` holds the job's history rows by number, in increasing order.
 
     Raises:
         SerializationError: If the rows and the net effect do not fit together.
@@ -246,8 +252,9 @@ def apply(net: Net, rows: JobRows, history: dict[int, str]) -> None:
         else:
             errors.append(text)
     history.update(net.history_rows())
-    for n in range(max(net.history_low, 0), net.history_floor):
-        history.pop(n, None)
+    floor = net.history_floor
+    while history and (first := next(iter(history))) < floor:
+        del history[first]
 
 
 def _text(value: object) -> str | None:

@@ -158,6 +158,8 @@ def assemble(
 ) -> JobState:
     """Rebuild a job state from its header, counters and rows (in order).
 
+    A history row is one record, or a batch: a JSON array of records.
+
     Raises:
         SerializationError: If any part is not valid JSON or not a job state.
     """
@@ -178,7 +180,7 @@ def assemble(
         ]
         data["routine_states"] = [json.loads(row) for row in routines]
         data["errors"] = [json.loads(row) for row in errors]
-        data["history"] = [json.loads(row) for row in history]
+        data["history"] = _records(history)
     except (json.JSONDecodeError, TypeError, AttributeError) as error:
         raise SerializationError(f"stored job data is corrupted: {error}") from error
     job = JobState.deserialize(data)
@@ -213,6 +215,18 @@ def _buffer_row(
 ) -> tuple[BufferKey, str | None, str | None]:
     buffer, seen = buffer_data(job, key)
     return (key, None if buffer is None else dumps(buffer), _arrivals(seen))
+
+
+def _records(rows: Iterable[str]) -> list[object]:
+    records: list[object] = []
+    for row in rows:
+        value = json.loads(row)
+        # A record starts with its sequence number; a batch with a record.
+        if isinstance(value, list) and value and isinstance(value[0], list):
+            records.extend(value)
+        else:
+            records.append(value)
+    return records
 
 
 def _arrivals(seen: object) -> str | None:
