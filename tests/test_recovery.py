@@ -45,6 +45,7 @@ from _kill_flow import (
 )
 from flowforge import JobState, JobStateError, JobStatus
 from flowforge.store import SqliteStore
+from flowforge.store._change_log import FOLD_EVERY
 
 SCRIPT = Path(_kill_flow.__file__)
 FINAL_OUTCOMES = ("completed", "buffered")
@@ -104,7 +105,25 @@ def limit(point: str) -> int:
     return HANDLER_CALLS if point in HANDLER_POINTS else CHECKPOINTS
 
 
-CASES = named_cases() + random_cases()
+def fold_cases() -> list[tuple[str, int, str]]:
+    """Kill points around the first fold of the job's change log into its rows.
+
+    Checkpoint ``FOLD_EVERY`` folds the log in its own transaction: killed
+    before it, the recovery replays ``FOLD_EVERY - 1`` logged changes; after
+    it, none; one checkpoint later, one.
+    """
+    taken = {(point, n) for point, n, _ in named_cases() + random_cases()}
+    cases = [
+        (point, n, f"{point}-{n}-fold-{where}")
+        for n, where in zip(
+            (FOLD_EVERY - 1, FOLD_EVERY, FOLD_EVERY + 1), ("before", "at", "after")
+        )
+        for point in ("before-commit", "after-commit")
+    ]
+    return [case for case in cases if case[:2] not in taken]
+
+
+CASES = named_cases() + random_cases() + fold_cases()
 
 
 @dataclass(frozen=True)
@@ -289,6 +308,14 @@ def test_uninterrupted_run_has_fan_out_join_loop_and_retries(
     assert outcome.results["count"] == LOOPS + 1
     assert (outcome.handler_calls, outcome.checkpoints) == (HANDLER_CALLS, CHECKPOINTS)
     assert len(reference.log) == HANDLER_CALLS
+
+
+def test_kill_points_include_both_sides_of_a_change_log_fold() -> None:
+    cases = {(point, n) for point, n, _ in CASES}
+
+    assert CHECKPOINTS > FOLD_EVERY
+    for n in (FOLD_EVERY - 1, FOLD_EVERY, FOLD_EVERY + 1):
+        assert {("before-commit", n), ("after-commit", n)} <= cases
 
 
 def test_named_kill_points_are_where_their_ids_say(reference: Reference) -> None:
