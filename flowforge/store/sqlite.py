@@ -186,10 +186,9 @@ class SqliteStore:
     ) -> None:
         """Append what one delivery changed to the job's log, while ``owner`` leases it.
 
-        Every :data:`~flowforge.store._change_log.FOLD_EVERY` changes the log
-        is folded into the job's rows, and the lease is renewed then, or once
-        a third of it has passed since the last renewal (the journal's
-        heartbeat renews it too).
+        Every 64 changes the log is folded into the job's rows in the same
+        transaction. The lease is renewed then, and once a third of it has
+        passed since the last renewal (the journal's heartbeat renews it too).
         """
         document = change_document(job_state, change)
         text = dumps(document)
@@ -520,8 +519,8 @@ def _append(
         )
     if n - log.folded >= FOLD_EVERY:
         documents = log.documents or _read_documents(db, job_id, log.folded)
-        _fold(db, job_id, documents, n, now)
-        log.documents, log.folded = [], n
+        _fold(db, job_id, documents, n, now, lease_until)
+        log.documents, log.folded, log.renewed_at = [], n, now
     if now - log.renewed_at >= (lease_until - now) / 3:
         db.execute(
             "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE job_id = ?",
@@ -568,14 +567,15 @@ def _fold(
     documents: list[ChangeDocument],
     last: int,
     now: float,
+    lease_until: float,
 ) -> None:
     """Write the net effect of the logged changes into the job's rows."""
     net = fold(documents, f"change log of job {job_id!r}")
     counters = (net.last.delivery_count, net.last.next_seq, net.last.history_total)
     db.execute(
         "UPDATE jobs SET delivery_count = ?, next_seq = ?, history_total = ?, "
-        "folded = ?, updated_at = ? WHERE job_id = ?",
-        (*counters, last, now, job_id),
+        "folded = ?, lease_until = ?, updated_at = ? WHERE job_id = ?",
+        (*counters, last, lease_until, now, job_id),
     )
     db.execute(
         "DELETE FROM pending WHERE job_id = ? AND pos >= ?", (job_id, net.pending_from)
