@@ -27,10 +27,13 @@ if TYPE_CHECKING:
 __all__ = [
     "FOLD_EVERY",
     "ChangeDocument",
+    "Logged",
     "Net",
     "apply",
     "change_document",
     "fold",
+    "log_change",
+    "logged",
     "parse_document",
 ]
 
@@ -100,6 +103,34 @@ def change_document(job: JobState, change: Change) -> ChangeDocument:
     )
 
 
+class Logged(NamedTuple):
+    """A logged change document with its history records as JSON text.
+
+    A fold writes the texts of its documents' history records as they are,
+    instead of writing their times again (most of the cost of a record).
+    """
+
+    document: ChangeDocument
+    history: str
+
+
+def log_change(job: JobState, change: Change) -> tuple[Logged, str]:
+    """Return what ``change`` touched in ``job``, and the document's JSON text.
+
+    Raises:
+        SerializationError: If a payload cannot be saved; the message says where.
+    """
+    document = change_document(job, change)
+    history = dumps(document.history)
+    # The same text as dumps(document): the history is the document's last item.
+    return Logged(document, history), f"{dumps(document[:-1])[:-1]},{history}]"
+
+
+def logged(document: ChangeDocument) -> Logged:
+    """Return a document read back from a store, ready to fold."""
+    return Logged(document, dumps(document.history))
+
+
 def parse_document(text: str, where: str) -> ChangeDocument:
     """Read a saved document back, checking its shape.
 
@@ -130,7 +161,9 @@ def parse_document(text: str, where: str) -> ChangeDocument:
 class Net:
     """The net effect of consecutive change documents on a job's rows.
 
-    ``pending`` replaces the pending deliveries from ``pending_from`` on.
+    ``pending`` replaces the pending deliveries from ``pending_from`` on;
+    ``history`` holds the JSON texts of the new history records' arrays, the
+    last record numbered ``last.history_total - 1``.
     """
 
     last: ChangeDocument
@@ -139,7 +172,7 @@ class Net:
     routines: dict[str, object] = field(default_factory=dict)
     buffers: dict[BufferKey, tuple[object, object]] = field(default_factory=dict)
     errors: dict[int, object] = field(default_factory=dict)
-    history: dict[int, object] = field(default_factory=dict)
+    history: list[str] = field(default_factory=list)
 
     @property
     def history_floor(self) -> int:
@@ -172,29 +205,31 @@ class Net:
         return [(n, dumps(self.errors[n])) for n in sorted(self.errors)]
 
     def history_rows(self) -> list[tuple[int, str]]:
-        """Return the new history records still kept as one row, if any.
+        """Return the new history records as one row, if any.
 
         The row is ``(n, batch)``: a JSON array of records, the last one
-        numbered ``n`` (see :func:`~flowforge.store._rows.assemble`).
+        numbered ``n`` (see :func:`~flowforge.store._rows.assemble`). It may
+        start with records older than the job keeps; loading drops those.
         """
-        floor = self.history_floor
-        kept = [(n, record) for n, record in self.history.items() if n >= floor]
-        if not kept:
+        if not self.history:
             return []
-        return [(kept[-1][0], dumps([record for _, record in kept]))]
+        records = ",".join(text[1:-1] for text in self.history)
+        return [(self.last.history_total - 1, f"[{records}]")]
 
 
-def fold(documents: Sequence[ChangeDocument], where: str) -> Net:
-    """Return the net effect of ``documents`` (at least one), oldest first.
+def fold(changes: Sequence[Logged], where: str) -> Net:
+    """Return the net effect of logged ``changes`` (at least one), oldest first.
 
     Raises:
         SerializationError: If the documents are malformed or inconsistent.
     """
-    first = documents[0]
+    first = changes[0].document
     net = Net(first, first.pending_from)
     try:
-        for document in documents:
+        for document, history in changes:
             _add(net, document)
+            if document.history:
+                net.history.append(history)
     except (TypeError, ValueError) as error:
         raise _corrupted(where, error) from error
     return net
@@ -218,9 +253,6 @@ def _add(net: Net, document: ChangeDocument) -> None:
         net.buffers[(_str(routine_id), _str(slot))] = (buffer, arrivals)
     for n, error in enumerate(document.errors, document.errors_from):
         net.errors[n] = error
-    first = document.history_total - len(document.history)
-    for n, record in enumerate(document.history, first):
-        net.history[n] = record
 
 
 def apply(net: Net, rows: JobRows, history: dict[int, str]) -> None:

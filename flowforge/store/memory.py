@@ -11,10 +11,11 @@ from flowforge.exceptions import JobNotFoundError, StoreError
 from flowforge.job_state import JobStatus
 from flowforge.store._change_log import (
     FOLD_EVERY,
-    ChangeDocument,
+    Logged,
     apply,
-    change_document,
     fold,
+    logged,
+    change_document,
 )
 from flowforge.store._rows import JobRows, assemble, job_rows
 from flowforge.store._select import select_listed, select_prunable
@@ -34,7 +35,7 @@ class _Entry:
     updated_at: datetime
     rows: JobRows
     history: dict[int, str] = field(default_factory=dict)
-    log: list[ChangeDocument] = field(default_factory=list)
+    log: list[Logged] = field(default_factory=list)
 
 
 @final
@@ -79,12 +80,12 @@ class MemoryStore:
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         """Log what one delivery changed, renewing ``owner``'s lease."""
-        document = change_document(job_state, change)
+        document = logged(change_document(job_state, change))
         with self._lock:
             entry = self._entry(job_state.job_id)
             _check_owner(entry, job_state.job_id, owner)
             entry.log.append(document)
-            entry.rows.counters["status"] = document.status
+            entry.rows.counters["status"] = document.document.status
             if len(entry.log) >= FOLD_EVERY:
                 where = f"change log of job {job_state.job_id!r}"
                 apply(fold(entry.log, where), entry.rows, entry.history)

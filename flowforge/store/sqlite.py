@@ -27,10 +27,11 @@ from flowforge.exceptions import JobNotFoundError, StoreError
 from flowforge.job_state import JobStatus
 from flowforge.store._change_log import (
     FOLD_EVERY,
-    ChangeDocument,
+    Logged,
     apply,
-    change_document,
     fold,
+    log_change,
+    logged,
     parse_document,
 )
 from flowforge.store._rows import JobRows, assemble, dumps, job_rows
@@ -100,7 +101,7 @@ class _Log:
     knows its log, and after a failed write it reads it back.
     """
 
-    documents: list[ChangeDocument] | None
+    documents: list[Logged] | None
     last: int
     folded: int
     renewed_at: float
@@ -190,8 +191,7 @@ class SqliteStore:
         transaction. The lease is renewed then, and once a third of it has
         passed since the last renewal (the journal's heartbeat renews it too).
         """
-        document = change_document(job_state, change)
-        text = dumps(document)
+        document, text = log_change(job_state, change)
         job_id = job_state.job_id
         # Taken out while writing: after a failed write, read the log back.
         log = self._logs.pop(job_id, None)
@@ -496,7 +496,7 @@ def _append(
     db: sqlite3.Connection,
     job_id: str,
     log: _Log | None,
-    document: ChangeDocument,
+    document: Logged,
     text: str,
     owner: str,
     lease_until: float,
@@ -512,10 +512,11 @@ def _append(
     log.last = n
     if log.documents is not None:
         log.documents.append(document)
-    if document.status != "running":  # as begin() saved it: leave its index alone
+    status = document.document.status
+    if status != "running":  # as begin() saved it: leave its index alone
         db.execute(
             "UPDATE jobs SET status = ?, updated_at = ? WHERE job_id = ?",
-            (document.status, now, job_id),
+            (status, now, job_id),
         )
     if n - log.folded >= FOLD_EVERY:
         documents = log.documents or _read_documents(db, job_id, log.folded)
@@ -549,11 +550,9 @@ def _folded(db: sqlite3.Connection, job_id: str) -> int:
     return 0 if row is None else int(row[0])
 
 
-def _read_documents(
-    db: sqlite3.Connection, job_id: str, folded: int
-) -> list[ChangeDocument]:
+def _read_documents(db: sqlite3.Connection, job_id: str, folded: int) -> list[Logged]:
     return [
-        parse_document(text, f"change {n} of job {job_id!r}")
+        logged(parse_document(text, f"change {n} of job {job_id!r}"))
         for n, text in db.execute(
             "SELECT n, row FROM changes WHERE job_id = ? AND n > ? ORDER BY n",
             (job_id, folded),
@@ -564,7 +563,7 @@ def _read_documents(
 def _fold(
     db: sqlite3.Connection,
     job_id: str,
-    documents: list[ChangeDocument],
+    documents: list[Logged],
     last: int,
     now: float,
     lease_until: float,
