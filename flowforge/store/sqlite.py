@@ -18,24 +18,16 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from flowforge.exceptions import JobNotFoundError, StoreError
 from flowforge.job_state import JobStatus
-from flowforge.store._change_log import (
-    FOLD_EVERY,
-    Logged,
-    apply,
-    fold,
-    log_change,
-    logged,
-    parse_document,
-)
-from flowforge.store._rows import JobRows, assemble, dumps, job_rows
+from flowforge.store._change_log import apply, fold, log_change
+from flowforge.store._rows import JobRows, assemble, job_rows
 from flowforge.store._select import prune_one_by_one, to_status
+from flowforge.store._sqlite_log import LogState, append, read_changes
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -87,26 +79,6 @@ _MIGRATIONS: Final[dict[int, str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 _ROW_TABLES: Final = ("pending", "buffers", "routines", "errors", "history", "changes")
 
 
-@dataclass(slots=True)
-class _Log:
-    """What this store knows of one job's change log, which it is writing.
-
-    ``documents`` are the changes logged since the last fold (``None``: not
-    known here, read them back to fold), ``last`` and ``folded`` the numbers
-    of the last change and of the last one folded, and ``renewed_at`` when
-    this store last renewed the job's lease, in seconds since the epoch.
-
-    Only the lease owner writes a job's log and every run begins with a
-    :meth:`SqliteStore.save`, which empties it; so the store that runs a job
-    knows its log, and after a failed write it reads it back.
-    """
-
-    documents: list[Logged] | None
-    last: int
-    folded: int
-    renewed_at: float
-
-
 @final
 class SqliteStore:
     """Keep job states in a SQLite file; the default store for durable jobs.
@@ -134,7 +106,7 @@ class SqliteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._logs: dict[str, _Log] = {}
+        self._logs: dict[str, LogState] = {}
         self._write(self._migrate)
 
     # -- the Store protocol ---------------------------------------------------------
@@ -154,7 +126,7 @@ class SqliteStore:
 
         created = self._write(create)
         if created:
-            self._logs[job_state.job_id] = _Log([], 0, 0, _now())
+            self._logs[job_state.job_id] = LogState([], 0, 0, _now())
         return created
 
     def save(
@@ -180,7 +152,7 @@ class SqliteStore:
         self._logs.pop(job_id, None)
         self._write(save)
         if owner is not None and lease_until is not None:
-            self._logs[job_id] = _Log([], 0, 0, _now())
+            self._logs[job_id] = LogState([], 0, 0, _now())
 
     def checkpoint(
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
@@ -195,9 +167,15 @@ class SqliteStore:
         job_id = job_state.job_id
         # Taken out while writing: after a failed write, read the log back.
         log = self._logs.pop(job_id, None)
-        self._logs[job_id] = self._write(
-            lambda db: _append(db, job_id, log, document, text, owner, lease_until)
-        )
+
+        def write(db: sqlite3.Connection) -> LogState:
+            state = append(db, job_id, log, document, text, owner, lease_until)
+            if state is None:  # no row written: the lease is someone else's
+                _check_owner(db, job_id, owner, required=True)
+                raise StoreError(f"job {job_id!r} refused a change from {owner!r}")
+            return state
+
+        self._logs[job_id] = self._write(write)
 
     def acquire(
         self,
@@ -492,135 +470,6 @@ def _insert_job(
     )
 
 
-def _append(
-    db: sqlite3.Connection,
-    job_id: str,
-    log: _Log | None,
-    document: Logged,
-    text: str,
-    owner: str,
-    lease_until: float,
-) -> _Log:
-    """Log one change, only while ``owner`` holds the lease; fold a full log."""
-    now = _now()
-    if log is None:
-        log = _read_log(db, job_id)
-    n = log.last + 1
-    cursor = db.execute(_APPEND, (job_id, n % FOLD_EVERY, n, text, job_id, owner))
-    if cursor.rowcount != 1:
-        _check_owner(db, job_id, owner, required=True)
-    log.last = n
-    if log.documents is not None:
-        log.documents.append(document)
-    status = document.document.status
-    if status != "running":  # as begin() saved it: leave its index alone
-        db.execute(
-            "UPDATE jobs SET status = ?, updated_at = ? WHERE job_id = ?",
-            (status, now, job_id),
-        )
-    if n - log.folded >= FOLD_EVERY:
-        documents = log.documents or _read_documents(db, job_id, log.folded)
-        _fold(db, job_id, documents, n, now, lease_until)
-        log.documents, log.folded, log.renewed_at = [], n, now
-    if now - log.renewed_at >= (lease_until - now) / 3:
-        db.execute(
-            "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE job_id = ?",
-            (lease_until, now, job_id),
-        )
-        log.renewed_at = now
-    return log
-
-
-_APPEND: Final = (
-    "INSERT OR REPLACE INTO changes (job_id, slot, n, row) SELECT ?, ?, ?, ? "
-    "WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ? AND owner = ?)"
-)
-
-
-def _read_log(db: sqlite3.Connection, job_id: str) -> _Log:
-    folded = _folded(db, job_id)
-    row = db.execute(
-        "SELECT MAX(n) FROM changes WHERE job_id = ? AND n > ?", (job_id, folded)
-    ).fetchone()
-    return _Log(None, folded if row[0] is None else int(row[0]), folded, 0.0)
-
-
-def _folded(db: sqlite3.Connection, job_id: str) -> int:
-    row = db.execute("SELECT folded FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-    return 0 if row is None else int(row[0])
-
-
-def _read_documents(db: sqlite3.Connection, job_id: str, folded: int) -> list[Logged]:
-    return [
-        logged(parse_document(text, f"change {n} of job {job_id!r}"))
-        for n, text in db.execute(
-            "SELECT n, row FROM changes WHERE job_id = ? AND n > ? ORDER BY n",
-            (job_id, folded),
-        )
-    ]
-
-
-def _fold(
-    db: sqlite3.Connection,
-    job_id: str,
-    documents: list[Logged],
-    last: int,
-    now: float,
-    lease_until: float,
-) -> None:
-    """Write the net effect of the logged changes into the job's rows."""
-    net = fold(documents, f"change log of job {job_id!r}")
-    counters = (net.last.delivery_count, net.last.next_seq, net.last.history_total)
-    db.execute(
-        "UPDATE jobs SET delivery_count = ?, next_seq = ?, history_total = ?, "
-        "folded = ?, lease_until = ?, updated_at = ? WHERE job_id = ?",
-        (*counters, last, lease_until, now, job_id),
-    )
-    db.execute(
-        "DELETE FROM pending WHERE job_id = ? AND pos >= ?", (job_id, net.pending_from)
-    )
-    start = net.pending_from
-    db.executemany(
-        "INSERT INTO pending VALUES (?, ?, ?)",
-        [(job_id, start + i, dumps(row)) for i, row in enumerate(net.pending)],
-    )
-    db.executemany(
-        "INSERT OR REPLACE INTO routines VALUES (?, ?, ?)",
-        [(job_id, *row) for row in net.routine_rows()],
-    )
-    for row in net.buffer_rows():
-        _write_buffer(db, job_id, row)
-    db.executemany(
-        "INSERT OR REPLACE INTO errors VALUES (?, ?, ?)",
-        [(job_id, *row) for row in net.error_rows()],
-    )
-    db.executemany(
-        "INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
-        [(job_id, *row) for row in net.history_rows()],
-    )
-    db.execute(
-        "DELETE FROM history WHERE job_id = ? AND n < ?", (job_id, net.history_floor)
-    )
-
-
-def _write_buffer(
-    db: sqlite3.Connection,
-    job_id: str,
-    row: tuple[tuple[str, str], str | None, str | None],
-) -> None:
-    (rid, slot), buffer, arrivals = row
-    if buffer is None and arrivals is None:
-        db.execute(
-            "DELETE FROM buffers WHERE job_id = ? AND routine_id = ? AND slot = ?",
-            (job_id, rid, slot),
-        )
-    else:
-        db.execute(
-            "INSERT OR REPLACE INTO buffers VALUES (?, ?, ?, ?, ?)",
-            (job_id, rid, slot, buffer, arrivals),
-        )
-
-
 def _load(db: sqlite3.Connection, job_id: str) -> JobState:
     row = db.execute(
         "SELECT header, status, delivery_count, next_seq, history_total, folded "
@@ -655,7 +504,7 @@ def _load(db: sqlite3.Connection, job_id: str) -> JobState:
     history: dict[int, str] = dict(
         select("SELECT n, row FROM history WHERE job_id = ?")
     )
-    documents = _read_documents(db, job_id, folded)
+    documents = read_changes(db, job_id, folded)
     if documents:
         apply(fold(documents, f"change log of job {job_id!r}"), rows, history)
         rows.counters["status"] = status  # the jobs row keeps it current
