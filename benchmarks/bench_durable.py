@@ -36,8 +36,9 @@ from flowforge.testing import StoreWrapper
 from flowforge import Flow, JobState, JobStatus
 from flowforge.store import MemoryStore, SqliteStore
 
-# Private, but it is exactly what the row-based stores write per checkpoint.
-from flowforge.store._rows import change_rows
+# Private, but it is exactly what SqliteStore writes per checkpoint.
+from flowforge.store._change_log import change_document
+from flowforge.store._rows import dumps
 
 if TYPE_CHECKING:
     from flowforge.store import Change, Store
@@ -165,7 +166,7 @@ def measure(workloads: Sequence[Workload], repeats: int) -> list[Measured]:
 
 
 class _Sizer(StoreWrapper):
-    """A MemoryStore that adds up the JSON text each checkpoint writes."""
+    """A MemoryStore that adds up the JSON text each SQLite checkpoint writes."""
 
     def __init__(self) -> None:
         super().__init__(MemoryStore())
@@ -175,14 +176,9 @@ class _Sizer(StoreWrapper):
     def checkpoint(
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
-        rows = change_rows(job_state, change)
-        texts = [*rows.pending, *(text for _, text in rows.errors + rows.history)]
-        if rows.routine is not None:
-            texts.append(rows.routine[1])
-        if rows.buffer is not None:
-            texts.extend(text for text in rows.buffer[1:] if text is not None)
+        text = dumps(change_document(job_state, change))
         self.checkpoints += 1
-        self.written += sum(len(text.encode()) for text in texts)
+        self.written += len(text.encode())
         super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
 
 

@@ -1,8 +1,10 @@
 """Journal: checkpoints a durable job into its store while this process owns it.
 
 A process owns a job through a lease in the store: an owner id
-(``host:pid:nonce``) and a time until which the claim holds. Every checkpoint
-renews the lease, and a heartbeat thread renews it during long handlers. A job
+(``host:pid:nonce``) and a time until which the claim holds. A heartbeat
+thread renews the lease every third of it while the job runs, and checkpoints
+may renew it too (each store says when); a checkpoint is written only while
+this owner holds the lease. A job
 whose lease has expired, or whose owner is a dead process on this machine, may
 be taken over by :meth:`Flow.recover <flowforge.Flow.recover>`.
 """
@@ -115,7 +117,7 @@ class Journal:
         self._heartbeat.start()
 
     def commit(self, job: JobState, change: Change) -> None:
-        """Save what one delivery changed, renewing the lease."""
+        """Save what one delivery changed, while this journal holds the lease."""
         self.store.checkpoint(
             job, change, owner=self.owner, lease_until=self.lease_until()
         )

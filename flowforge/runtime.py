@@ -525,6 +525,9 @@ def drop_pending(job: JobState, now: float) -> None:
     job.pending.clear()
 
 
+_IMMUTABLE: Final = frozenset({int, float, str, bool, bytes, type(None)})
+
+
 def _snapshot_routine(job: JobState, plan: Plan, routine_id: str) -> None:
     state = job.routine_states.get(routine_id)
     if state is not None:
@@ -533,9 +536,14 @@ def _snapshot_routine(job: JobState, plan: Plan, routine_id: str) -> None:
 
 def _snapshot(routine: Routine, state: RoutineState) -> None:
     # Most routines never record stats: skip the locked copy for them.
+    if not (routine._stats or state._stats):
+        return
+    stats = routine.stats()
     # A deep copy: a list kept in stats must not change the snapshot later.
-    if routine._stats or state._stats:
-        state.stats = copy.deepcopy(routine.stats())
+    # Stats of plain counters and names (the usual) need only the copy.
+    if not all(type(value) in _IMMUTABLE for value in stats.values()):
+        stats = copy.deepcopy(stats)
+    state.stats = stats
 
 
 def _snapshot_stats(job: JobState, plan: Plan) -> None:

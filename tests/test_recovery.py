@@ -14,6 +14,7 @@ tests stating its separate promises share two processes per case.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -45,6 +46,7 @@ from _kill_flow import (
 )
 from flowforge import JobState, JobStateError, JobStatus
 from flowforge.store import SqliteStore
+from flowforge.store._change_log import FOLD_EVERY
 
 SCRIPT = Path(_kill_flow.__file__)
 FINAL_OUTCOMES = ("completed", "buffered")
@@ -104,7 +106,25 @@ def limit(point: str) -> int:
     return HANDLER_CALLS if point in HANDLER_POINTS else CHECKPOINTS
 
 
-CASES = named_cases() + random_cases()
+def fold_cases() -> list[tuple[str, int, str]]:
+    """Kill points around the first fold of the job's change log into its rows.
+
+    Checkpoint ``FOLD_EVERY`` folds the log in its own transaction: killed
+    before it, the recovery replays ``FOLD_EVERY - 1`` logged changes; after
+    it, none; one checkpoint later, one.
+    """
+    taken = {(point, n) for point, n, _ in named_cases() + random_cases()}
+    cases = [
+        (point, n, f"{point}-{n}-fold-{where}")
+        for n, where in zip(
+            (FOLD_EVERY - 1, FOLD_EVERY, FOLD_EVERY + 1), ("before", "at", "after")
+        )
+        for point in ("before-commit", "after-commit")
+    ]
+    return [case for case in cases if case[:2] not in taken]
+
+
+CASES = named_cases() + random_cases() + fold_cases()
 
 
 @dataclass(frozen=True)
@@ -161,13 +181,19 @@ class Recovery:
 
 
 def run_script(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    command = [sys.executable, str(SCRIPT), *map(str, args)]
+    for attempt in range(3):
+        try:
+            return subprocess.run(
+                command, capture_output=True, text=True, timeout=60, check=False
+            )
+        except OSError as error:
+            # CPython 3.11's vfork spawn, run from several threads at once, has
+            # been seen to fail the child's exec with EFAULT before the script
+            # starts: nothing ran, so spawning again is safe.
+            if error.errno != errno.EFAULT or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def read_log(path: Path) -> list[Key]:
@@ -289,6 +315,14 @@ def test_uninterrupted_run_has_fan_out_join_loop_and_retries(
     assert outcome.results["count"] == LOOPS + 1
     assert (outcome.handler_calls, outcome.checkpoints) == (HANDLER_CALLS, CHECKPOINTS)
     assert len(reference.log) == HANDLER_CALLS
+
+
+def test_kill_points_include_both_sides_of_a_change_log_fold() -> None:
+    cases = {(point, n) for point, n, _ in CASES}
+
+    assert CHECKPOINTS > FOLD_EVERY
+    for n in (FOLD_EVERY - 1, FOLD_EVERY, FOLD_EVERY + 1):
+        assert {("before-commit", n), ("after-commit", n)} <= cases
 
 
 def test_named_kill_points_are_where_their_ids_say(reference: Reference) -> None:

@@ -18,7 +18,8 @@ from uuid import UUID
 import _store_worker
 import pytest
 
-from flowforge.store.sqlite import HISTORY_TRIM_BATCH
+from flowforge.store._change_log import FOLD_EVERY
+from flowforge.store.sqlite import SCHEMA_VERSION
 
 from flowforge import (
     ErrorHandler,
@@ -846,27 +847,206 @@ def test_durable_job_keeps_only_its_last_history_records(store: Store) -> None:
     assert loaded == job
 
 
-def test_sqlite_checkpoints_trim_history_rows_in_batches(tmp_path: Path) -> None:
+def test_sqlite_checkpoints_keep_the_change_log_and_history_rows_bounded(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "jobs.db"
     store = SqliteStore(path)
     flow = countdown_flow(history_limit=3)
     loop = flow.routines["loop"]
     assert isinstance(loop, Countdown)
-    rows: list[int] = []
+    counts: list[tuple[int, int]] = []  # (history rows, logged changes)
 
-    def count_history_rows(n: int) -> None:
+    def count_rows(n: int) -> None:
         with closing(sqlite3.connect(path)) as db:
-            rows.append(db.execute("SELECT COUNT(*) FROM history").fetchone()[0])
+            history = db.execute("SELECT COUNT(*) FROM history").fetchone()[0]
+            changes = db.execute(
+                "SELECT COUNT(*) FROM changes JOIN jobs USING (job_id) "
+                "WHERE n > folded"
+            ).fetchone()[0]
+            counts.append((history, changes))
 
-    loop.probe = count_history_rows
+    loop.probe = count_rows
 
-    flow.execute("loop", {"n": 200}, job_id="job", store=store)
+    job = flow.execute("loop", {"n": 2 * FOLD_EVERY + 5}, job_id="job", store=store)
 
-    assert len(rows) == 200
-    assert max(rows) <= 3 + HISTORY_TRIM_BATCH
-    assert rows[-1] < rows[HISTORY_TRIM_BATCH]
+    # Call k (from 0) sees the k checkpoints before it.
+    assert [c for _, c in counts] == [k % FOLD_EVERY for k in range(len(counts))]
+    # A fold writes the history records it keeps as one row, and drops old rows.
+    assert max(h for h, _ in counts) == 1
     assert len(store.load("job").get_execution_history()) == 3
+    assert store.load("job") == job
     store.close()
+
+
+# -- the change log: checkpoints logged, then folded into the rows -------------------
+
+FOLD_SPAN: Final = 2 * FOLD_EVERY + 5
+"""Deliveries of a countdown job whose checkpoints fold its log twice."""
+
+
+class FailingCheckpoints(StoreWrapper):
+    """Raise ``StoreError`` instead of writing checkpoint ``fail_at`` (from 1)."""
+
+    def __init__(self, inner: Store, fail_at: int) -> None:
+        super().__init__(inner)
+        self.fail_at = fail_at
+        self.checkpoints = 0
+
+    def checkpoint(
+        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
+    ) -> None:
+        self.checkpoints += 1
+        if self.checkpoints == self.fail_at:
+            raise StoreError("disk full (simulated)")
+        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+
+
+def test_every_checkpoint_around_folds_loads_back_equal_to_the_running_job(
+    store: Store,
+) -> None:
+    checked = CheckedStore(store)
+
+    countdown_flow(history_limit=5).execute(
+        "loop", {"n": FOLD_SPAN}, job_id="job", store=checked
+    )
+
+    assert len(checked.pairs) == FOLD_SPAN
+    for loaded, live in checked.pairs:  # the tracker keeps its samples in memory
+        assert without_tracker(loaded) == without_tracker(live)
+
+
+@pytest.mark.parametrize(
+    "stopped_at",
+    [FOLD_EVERY - 1, FOLD_EVERY, FOLD_EVERY + 1],
+    ids=["before-fold", "at-fold", "after-fold"],
+)
+def test_job_stopped_around_a_fold_resumes_to_the_uninterrupted_result(
+    store: Store, stopped_at: int
+) -> None:
+    expected = countdown_flow().execute("loop", {"n": FOLD_SPAN}, job_id="whole")
+    flow = countdown_flow()
+    failing = FailingCheckpoints(store, fail_at=stopped_at + 1)
+    with pytest.raises(StoreError, match="disk full"):
+        flow.execute("loop", {"n": FOLD_SPAN}, job_id="job", store=failing)
+    stored = store.load("job")
+    assert stored.delivery_count == stopped_at
+
+    resumed = countdown_flow().resume("job", store=store)
+
+    assert resumed.status is JobStatus.COMPLETED
+    assert resumed.delivery_count == expected.delivery_count == FOLD_SPAN
+    assert [r.seq for r in resumed.get_execution_history()] == [
+        r.seq for r in expected.get_execution_history()
+    ]
+    assert store.load("job") == resumed
+
+
+def test_job_paused_right_after_a_fold_resumes_to_the_uninterrupted_result(
+    store: Store,
+) -> None:
+    flow = countdown_flow()
+    loop = flow.routines["loop"]
+    assert isinstance(loop, Countdown)
+
+    def pause_after_the_fold(n: int) -> None:
+        if n == FOLD_SPAN - FOLD_EVERY:  # this delivery's checkpoint folds
+            flow.pause("job", reason="after fold")
+
+    loop.probe = pause_after_the_fold
+    paused = flow.execute("loop", {"n": FOLD_SPAN}, job_id="job", store=store)
+    assert paused.status is JobStatus.PAUSED
+    assert paused.delivery_count == FOLD_EVERY + 1
+    loop.probe = None
+
+    resumed = flow.resume("job", store=store)
+
+    assert resumed.status is JobStatus.COMPLETED
+    assert resumed.delivery_count == FOLD_SPAN
+    assert store.load("job") == resumed
+
+
+def test_sqlite_checkpoint_after_losing_the_lease_raises_and_logs_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    store = SqliteStore(path)
+    flow = countdown_flow()
+    loop = flow.routines["loop"]
+    assert isinstance(loop, Countdown)
+    logged: list[int] = []
+
+    def steal_the_lease(n: int) -> None:
+        if n == FOLD_SPAN - 3:  # the job's fourth delivery
+            with closing(sqlite3.connect(path)) as db:
+                logged.append(db.execute("SELECT COUNT(*) FROM changes").fetchone()[0])
+            assert store.acquire("job", owner="thief", lease_until=NOW, now=NOW)
+
+    loop.probe = steal_the_lease
+
+    with pytest.raises(StoreError, match="leased to 'thief'"):
+        flow.execute("loop", {"n": FOLD_SPAN}, job_id="job", store=store)
+
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM changes").fetchone()[0] == 3
+    assert logged == [3]
+    assert store.load("job").delivery_count == 3
+    assert store.get("job").owner == "thief"
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("{not json", "change 2 of job 'job'"),
+        ("[1, 2]", "change 2 of job 'job': not a change document"),
+        ('["running", "x", 0, 0, 1, 0, [], null, null, 0, [], []]', "bad fields"),
+    ],
+    ids=["not-json", "not-a-document", "bad-field"],
+)
+def test_sqlite_load_of_a_corrupted_change_says_which(
+    tmp_path: Path, row: str, message: str
+) -> None:
+    path = tmp_path / "jobs.db"
+    store = SqliteStore(path)
+    with pytest.raises(StoreError):
+        countdown_flow().execute(
+            "loop", {"n": 10}, job_id="job", store=FailingCheckpoints(store, 4)
+        )
+    corrupt(path, "UPDATE changes SET row = ? WHERE n = 2", row)
+
+    with pytest.raises(SerializationError, match=re.escape(message)):
+        store.load("job")
+    store.close()
+
+
+def test_sqlite_store_upgrades_a_version_1_file_and_keeps_its_jobs(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    job = paused_job()
+    first = SqliteStore(path)
+    first.save(job)
+    first.close()
+    # What version 1 wrote: the same rows, without the change log.
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(
+            "DROP TABLE changes; ALTER TABLE jobs DROP COLUMN folded; "
+            "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+        )
+
+    upgraded = SqliteStore(path)
+
+    assert upgraded.load(job.job_id) == job
+    with closing(sqlite3.connect(path)) as db:
+        version = db.execute("SELECT value FROM meta").fetchone()[0]
+        columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
+    assert (version, columns[-1]) == (str(SCHEMA_VERSION), "folded")
+    done = countdown_flow().execute(
+        "loop", {"n": FOLD_SPAN}, job_id="new", store=upgraded
+    )
+    assert upgraded.load("new") == done
+    upgraded.close()
 
 
 # -- concurrency -----------------------------------------------------------------

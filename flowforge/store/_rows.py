@@ -9,7 +9,7 @@ changed. Every row is JSON text.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -19,7 +19,17 @@ from flowforge.job_state import JobState
 from flowforge.record import delivery_to_data, error_to_data, routine_state_to_data
 from flowforge.store.base import Change
 
-__all__ = ["ChangeRows", "JobRows", "assemble", "change_rows", "dumps", "job_rows"]
+__all__ = [
+    "BufferKey",
+    "ChangeRows",
+    "JobRows",
+    "assemble",
+    "buffer_data",
+    "change_rows",
+    "dumps",
+    "job_rows",
+    "routine_data",
+]
 
 ROW_KEYS: Final = (
     "routine_states",
@@ -34,9 +44,42 @@ COUNTER_KEYS: Final = ("status", "delivery_count", "next_seq", "history_total")
 BufferKey = tuple[str, str]
 
 
+def _refuse(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
+def _encoder() -> Callable[[object], str]:
+    """Return one reusable compact encoder; rows are trees (no cycles to check).
+
+    ``json.dumps`` with options builds a new encoder per call, which costs
+    about as much as writing a small row; the C encoder behind it is reused
+    here when the interpreter has it.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.JSONEncoder(
+            separators=(",", ":"), allow_nan=False, check_circular=False
+        ).encode
+    chunks = make(
+        None,
+        _refuse,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        False,
+    )  # markers, default, encoder, indent, separators, sort_keys, skipkeys, nan
+    return lambda value: "".join(chunks(value, 0))
+
+
+_ENCODE: Final = _encoder()
+
+
 def dumps(value: object) -> str:
     """Return compact JSON text; values are already JSON types."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return _ENCODE(value)
 
 
 @dataclass(slots=True)
@@ -140,6 +183,8 @@ def assemble(
 ) -> JobState:
     """Rebuild a job state from its header, counters and rows (in order).
 
+    A history row is one record, or a batch: a JSON array of records.
+
     Raises:
         SerializationError: If any part is not valid JSON or not a job state.
     """
@@ -160,7 +205,7 @@ def assemble(
         ]
         data["routine_states"] = [json.loads(row) for row in routines]
         data["errors"] = [json.loads(row) for row in errors]
-        data["history"] = [json.loads(row) for row in history]
+        data["history"] = _records(history)
     except (json.JSONDecodeError, TypeError, AttributeError) as error:
         raise SerializationError(f"stored job data is corrupted: {error}") from error
     job = JobState.deserialize(data)
@@ -170,20 +215,43 @@ def assemble(
     return job
 
 
-def _routine_row(job: JobState, routine_id: str) -> str:
-    """A routine's state with its tracker figures, rewritten after each delivery."""
+def routine_data(job: JobState, routine_id: str) -> dict[str, object]:
+    """Return a routine's state with its tracker figures, as JSON data."""
     row = routine_state_to_data(job.routine_states[routine_id])
     row["tracker"] = job.tracker.routine_figures(routine_id)
-    return dumps(row)
+    return row
+
+
+def buffer_data(job: JobState, key: BufferKey) -> tuple[object, list[int] | None]:
+    """Return a slot buffer and its join arrivals as JSON data (``None`` if absent)."""
+    buffer = job.slot_buffers.get(key)
+    seen = job.join_arrivals.get(key)
+    data = None if buffer is None else encode(buffer, f"slot_buffers[{key!r}]")
+    return (data, None if seen is None else sorted(seen))
+
+
+def _routine_row(job: JobState, routine_id: str) -> str:
+    """A routine's state with its tracker figures, rewritten after each delivery."""
+    return dumps(routine_data(job, routine_id))
 
 
 def _buffer_row(
     job: JobState, key: BufferKey
 ) -> tuple[BufferKey, str | None, str | None]:
-    buffer = job.slot_buffers.get(key)
-    seen = job.join_arrivals.get(key)
-    text = None if buffer is None else dumps(encode(buffer, f"slot_buffers[{key!r}]"))
-    return (key, text, _arrivals(None if seen is None else sorted(seen)))
+    buffer, seen = buffer_data(job, key)
+    return (key, None if buffer is None else dumps(buffer), _arrivals(seen))
+
+
+def _records(rows: Iterable[str]) -> list[object]:
+    records: list[object] = []
+    for row in rows:
+        value = json.loads(row)
+        # A record starts with its sequence number; a batch with a record.
+        if isinstance(value, list) and value and isinstance(value[0], list):
+            records.extend(value)
+        else:
+            records.append(value)
+    return records
 
 
 def _arrivals(seen: object) -> str | None:

@@ -88,7 +88,11 @@ class Store(Protocol):
     def checkpoint(
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
-        """Save what one delivery changed, in one transaction, renewing the lease."""
+        """Save what one delivery changed in one transaction, while ``owner`` leases it.
+
+        The store may renew the lease until ``lease_until`` with the write, at
+        every checkpoint or less often; the journal's heartbeat keeps it alive.
+        """
 
     def acquire(
         self,

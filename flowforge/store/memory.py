@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, final
 
 from flowforge.exceptions import JobNotFoundError, StoreError
 from flowforge.job_state import JobStatus
-from flowforge.store._rows import JobRows, assemble, change_rows, job_rows
+from flowforge.store._change_log import (
+    FOLD_EVERY,
+    Logged,
+    apply,
+    fold,
+    logged,
+    change_document,
+)
+from flowforge.store._rows import JobRows, assemble, job_rows
 from flowforge.store._select import select_listed, select_prunable
 from flowforge.store.base import Change, JobRecord
 
@@ -27,14 +35,16 @@ class _Entry:
     updated_at: datetime
     rows: JobRows
     history: dict[int, str] = field(default_factory=dict)
+    log: list[Logged] = field(default_factory=list)
 
 
 @final
 class MemoryStore:
-    """Keep job states in a dict, as JSON text, so a saved job never changes later.
+    """Keep job states in a dict, as JSON data, so a saved job never changes later.
 
-    Each checkpoint writes only what the delivery changed, like
-    :class:`~flowforge.store.SqliteStore`. Nothing survives the process.
+    Like :class:`~flowforge.store.SqliteStore`, each checkpoint logs what the
+    delivery changed, and the log is folded into the job's rows (JSON text)
+    every so often. Nothing survives the process.
 
     Thread safety: safe to share between threads.
     """
@@ -69,27 +79,17 @@ class MemoryStore:
     def checkpoint(
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
-        """Save what one delivery changed, renewing ``owner``'s lease."""
-        rows = change_rows(job_state, change)
+        """Log what one delivery changed, renewing ``owner``'s lease."""
+        document = logged(change_document(job_state, change))
         with self._lock:
             entry = self._entry(job_state.job_id)
             _check_owner(entry, job_state.job_id, owner)
-            saved = entry.rows
-            saved.counters = rows.counters
-            del saved.pending[rows.pending_from :]
-            saved.pending.extend(rows.pending)
-            if rows.routine is not None:
-                saved.routines[rows.routine[0]] = rows.routine[1]
-            if rows.buffer is not None:
-                key, buffer, arrivals = rows.buffer
-                if buffer is None and arrivals is None:
-                    saved.buffers.pop(key, None)
-                else:
-                    saved.buffers[key] = (buffer, arrivals)
-            saved.errors.extend(text for _, text in rows.errors)
-            entry.history.update(rows.history)
-            for n in range(rows.history_floor - len(rows.history), rows.history_floor):
-                entry.history.pop(n, None)
+            entry.log.append(document)
+            entry.rows.counters["status"] = document.document.status
+            if len(entry.log) >= FOLD_EVERY:
+                where = f"change log of job {job_state.job_id!r}"
+                apply(fold(entry.log, where), entry.rows, entry.history)
+                entry.log = []
             entry.lease_until = lease_until
             entry.updated_at = datetime.now(UTC)
 
@@ -116,16 +116,28 @@ class MemoryStore:
         """Return the saved job state."""
         with self._lock:
             entry = self._entry(job_id)
-            rows = entry.rows
-            return assemble(
-                rows.header,
-                rows.counters,
-                list(rows.pending),
-                [(r, s, b, a) for (r, s), (b, a) in rows.buffers.items()],
-                list(rows.routines.values()),
-                list(rows.errors),
-                [entry.history[n] for n in sorted(entry.history)],
+            saved = entry.rows
+            rows = JobRows(
+                saved.header,
+                dict(saved.counters),
+                list(saved.pending),
+                dict(saved.buffers),
+                dict(saved.routines),
+                list(saved.errors),
+                [],
             )
+            history = dict(entry.history)
+            if entry.log:
+                apply(fold(entry.log, f"change log of job {job_id!r}"), rows, history)
+        return assemble(
+            rows.header,
+            rows.counters,
+            rows.pending,
+            [(r, s, b, a) for (r, s), (b, a) in rows.buffers.items()],
+            rows.routines.values(),
+            rows.errors,
+            [history[n] for n in sorted(history)],
+        )
 
     def get(self, job_id: str) -> JobRecord:
         """Return what the store knows about a job without loading it."""

@@ -3,8 +3,13 @@
 The file is in WAL mode with a busy timeout; every write is one short
 ``BEGIN IMMEDIATE`` transaction. A job is a row in ``jobs`` (its header and
 counters) plus rows for its pending deliveries, slot buffers, routine states,
-errors and history, so a checkpoint after one delivery writes only what that
-delivery changed and its cost does not grow with the job's length.
+errors and history. A checkpoint writes one row of the job's change log (one
+JSON document of what the delivery changed, written only while the writer
+holds the lease); every ``FOLD_EVERY`` checkpoints the log is folded into the
+other rows in the same transaction, and loading replays what is not folded
+yet. The log is a ring of ``FOLD_EVERY`` rows per job, rewritten in place, so
+that a checkpoint usually writes one page, and its cost does not grow with
+the job's length.
 """
 
 from __future__ import annotations
@@ -15,12 +20,14 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
 from flowforge.exceptions import JobNotFoundError, StoreError
 from flowforge.job_state import JobStatus
-from flowforge.store._rows import ChangeRows, JobRows, assemble, change_rows, job_rows
+from flowforge.store._change_log import apply, fold, log_change
+from flowforge.store._rows import JobRows, assemble, job_rows
 from flowforge.store._select import prune_one_by_one, to_status
+from flowforge.store._sqlite_log import LogState, append, read_changes
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -28,7 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 T = TypeVar("T")
 
 _SCHEMA_V1: Final = """
@@ -56,10 +63,20 @@ CREATE TABLE history (
     PRIMARY KEY (job_id, n)) WITHOUT ROWID;
 """
 
-_MIGRATIONS: Final[dict[int, str]] = {1: _SCHEMA_V1}
+_SCHEMA_V2: Final = """
+ALTER TABLE jobs ADD COLUMN folded INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE changes (
+    job_id TEXT NOT NULL, slot INTEGER NOT NULL, n INTEGER NOT NULL,
+    row TEXT NOT NULL, PRIMARY KEY (job_id, slot)) WITHOUT ROWID;
+"""
+"""Version 2 adds the change log: change ``n`` of a job lives in slot ``n %
+FOLD_EVERY``, and ``jobs.folded`` is the last change folded into the rows.
+Version 1 files hold no unfolded changes."""
+
+_MIGRATIONS: Final[dict[int, str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 """Schema version -> the SQL that upgrades the previous version to it."""
 
-_ROW_TABLES: Final = ("pending", "buffers", "routines", "errors", "history")
+_ROW_TABLES: Final = ("pending", "buffers", "routines", "errors", "history", "changes")
 
 
 @final
@@ -89,6 +106,7 @@ class SqliteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._logs: dict[str, LogState] = {}
         self._write(self._migrate)
 
     # -- the Store protocol ---------------------------------------------------------
@@ -106,7 +124,10 @@ class SqliteStore:
             _insert_job(db, job_state, rows, owner, lease_until)
             return True
 
-        return self._write(create)
+        created = self._write(create)
+        if created:
+            self._logs[job_state.job_id] = LogState([], 0, 0, _now())
+        return created
 
     def save(
         self,
@@ -128,16 +149,33 @@ class SqliteStore:
                 )  # noqa: S608
             _insert_job(db, job_state, rows, owner, lease_until)
 
+        self._logs.pop(job_id, None)
         self._write(save)
+        if owner is not None and lease_until is not None:
+            self._logs[job_id] = LogState([], 0, 0, _now())
 
     def checkpoint(
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
-        """Save what one delivery changed, renewing ``owner``'s lease."""
-        rows = change_rows(job_state, change)
-        self._write(
-            lambda db: _apply_change(db, job_state.job_id, rows, owner, lease_until)
-        )
+        """Append what one delivery changed to the job's log, while ``owner`` leases it.
+
+        Every 64 changes the log is folded into the job's rows in the same
+        transaction. The lease is renewed then, and once a third of it has
+        passed since the last renewal (the journal's heartbeat renews it too).
+        """
+        document, text = log_change(job_state, change)
+        job_id = job_state.job_id
+        # Taken out while writing: after a failed write, read the log back.
+        log = self._logs.pop(job_id, None)
+
+        def write(db: sqlite3.Connection) -> LogState:
+            state = append(db, job_id, log, document, text, owner, lease_until)
+            if state is None:  # no row written: the lease is someone else's
+                _check_owner(db, job_id, owner, required=True)
+                raise StoreError(f"job {job_id!r} refused a change from {owner!r}")
+            return state
+
+        self._logs[job_id] = self._write(write)
 
     def acquire(
         self,
@@ -192,6 +230,7 @@ class SqliteStore:
 
     def delete(self, job_id: str) -> None:
         """Remove a job."""
+        self._logs.pop(job_id, None)
 
         def delete(db: sqlite3.Connection) -> None:
             _record(db, job_id)
@@ -431,115 +470,56 @@ def _insert_job(
     )
 
 
-def _apply_change(
-    db: sqlite3.Connection,
-    job_id: str,
-    rows: ChangeRows,
-    owner: str,
-    lease_until: float,
-) -> None:
-    c = rows.counters
-    counters = (c["delivery_count"], c["next_seq"], c["history_total"])
-    where = (lease_until, _now(), job_id, owner)
-    if c["status"] == "running":  # as begin() saved it: leave its index alone
-        cursor = db.execute(_UPDATE_COUNTERS, (*counters, *where))
-    else:
-        cursor = db.execute(_UPDATE_STATUS, (c["status"], *counters, *where))
-    if cursor.rowcount != 1:
-        _check_owner(db, job_id, owner, required=True)
-    db.execute(
-        "DELETE FROM pending WHERE job_id = ? AND pos >= ?", (job_id, rows.pending_from)
-    )
-    if rows.pending:
-        db.executemany(
-            "INSERT INTO pending VALUES (?, ?, ?)",
-            [
-                (job_id, rows.pending_from + i, row)
-                for i, row in enumerate(rows.pending)
-            ],
-        )
-    if rows.routine is not None:
-        db.execute(
-            "INSERT OR REPLACE INTO routines VALUES (?, ?, ?)", (job_id, *rows.routine)
-        )
-    if rows.buffer is not None:
-        _write_buffer(db, job_id, rows.buffer)
-    if rows.errors:
-        db.executemany(
-            "INSERT INTO errors VALUES (?, ?, ?)",
-            [(job_id, n, row) for n, row in rows.errors],
-        )
-    if rows.history:
-        db.executemany(
-            "INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
-            [(job_id, n, row) for n, row in rows.history],
-        )
-    # Trim old history in batches: loading keeps only the newest history_limit.
-    if rows.history_floor > 0 and rows.history_floor % HISTORY_TRIM_BATCH == 0:
-        db.execute(
-            "DELETE FROM history WHERE job_id = ? AND n < ?",
-            (job_id, rows.history_floor),
-        )
-
-
-def _write_buffer(
-    db: sqlite3.Connection,
-    job_id: str,
-    row: tuple[tuple[str, str], str | None, str | None],
-) -> None:
-    (rid, slot), buffer, arrivals = row
-    if buffer is None and arrivals is None:
-        db.execute(
-            "DELETE FROM buffers WHERE job_id = ? AND routine_id = ? AND slot = ?",
-            (job_id, rid, slot),
-        )
-    else:
-        db.execute(
-            "INSERT OR REPLACE INTO buffers VALUES (?, ?, ?, ?, ?)",
-            (job_id, rid, slot, buffer, arrivals),
-        )
-
-
-_UPDATE_COUNTERS: Final = (
-    "UPDATE jobs SET delivery_count = ?, next_seq = ?, history_total = ?, "
-    "lease_until = ?, updated_at = ? WHERE job_id = ? AND owner = ?"
-)
-_UPDATE_STATUS: Final = (
-    "UPDATE jobs SET status = ?, delivery_count = ?, next_seq = ?, history_total = ?, "
-    "lease_until = ?, updated_at = ? WHERE job_id = ? AND owner = ?"
-)
-HISTORY_TRIM_BATCH: Final = 64
-
-
 def _load(db: sqlite3.Connection, job_id: str) -> JobState:
     row = db.execute(
-        "SELECT header, status, delivery_count, next_seq, history_total FROM jobs "
-        "WHERE job_id = ?",
+        "SELECT header, status, delivery_count, next_seq, history_total, folded "
+        "FROM jobs WHERE job_id = ?",
         (job_id,),
     ).fetchone()
     if row is None:
         raise JobNotFoundError(job_id=job_id)
-    header, status, delivery_count, next_seq, history_total = row
-    counters = {
+    header, status, delivery_count, next_seq, history_total, folded = row
+    counters: dict[str, object] = {
         "status": status,
         "delivery_count": delivery_count,
         "next_seq": next_seq,
         "history_total": history_total,
     }
 
-    def column(query: str) -> list[str]:
-        return [r[0] for r in db.execute(query, (job_id,))]
+    # Any: sqlite3 types its rows so; the schema says what each column holds.
+    def select(query: str) -> list[Any]:
+        return db.execute(query, (job_id,)).fetchall()
 
-    buffers = db.execute(
-        "SELECT routine_id, slot, buffer, arrivals FROM buffers WHERE job_id = ?",
-        (job_id,),
-    ).fetchall()
-    return assemble(
-        header,
-        counters,
-        column("SELECT row FROM pending WHERE job_id = ? ORDER BY pos"),
-        buffers,
-        column("SELECT row FROM routines WHERE job_id = ?"),
-        column("SELECT row FROM errors WHERE job_id = ? ORDER BY n"),
-        column("SELECT row FROM history WHERE job_id = ? ORDER BY n"),
+    rows = JobRows(
+        header=header,
+        counters=counters,
+        pending=[r[0] for r in select(_PENDING)],
+        buffers={(r, s): (b, a) for r, s, b, a in select(_BUFFERS)},
+        routines=dict(select("SELECT routine_id, row FROM routines WHERE job_id = ?")),
+        errors=[
+            r[0] for r in select("SELECT row FROM errors WHERE job_id = ? ORDER BY n")
+        ],
+        history=[],
     )
+    history: dict[int, str] = dict(
+        select("SELECT n, row FROM history WHERE job_id = ?")
+    )
+    documents = read_changes(db, job_id, folded)
+    if documents:
+        apply(fold(documents, f"change log of job {job_id!r}"), rows, history)
+        rows.counters["status"] = status  # the jobs row keeps it current
+    return assemble(
+        rows.header,
+        rows.counters,
+        rows.pending,
+        [(rid, slot, b, a) for (rid, slot), (b, a) in rows.buffers.items()],
+        rows.routines.values(),
+        rows.errors,
+        [history[n] for n in sorted(history)],
+    )
+
+
+_PENDING: Final = "SELECT row FROM pending WHERE job_id = ? ORDER BY pos"
+_BUFFERS: Final = (
+    "SELECT routine_id, slot, buffer, arrivals FROM buffers WHERE job_id = ?"
+)

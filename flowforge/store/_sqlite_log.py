@@ -1,0 +1,180 @@
+"""SqliteStore's change log: one row per checkpoint, folded into the job's rows.
+
+A job's log is a ring of ``FOLD_EVERY`` rows in the ``changes`` table: change
+``n`` lives in slot ``n % FOLD_EVERY``, and ``jobs.folded`` is the number of the
+last change folded into the job's other rows. A checkpoint writes its change in
+one statement that also checks the lease; every ``FOLD_EVERY`` changes the log's
+net effect is written into the rows in the same transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from flowforge.store._change_log import (
+    FOLD_EVERY,
+    Logged,
+    fold,
+    logged,
+    parse_document,
+)
+from flowforge.store._rows import dumps
+
+__all__ = ["LogState", "append", "read_changes"]
+
+
+@dataclass(slots=True)
+class LogState:
+    """What a store knows of one job's change log, which it is writing.
+
+    ``documents`` are the changes logged since the last fold (``None``: not
+    known here, read them back to fold), ``last`` and ``folded`` the numbers
+    of the last change and of the last one folded, and ``renewed_at`` when
+    this store last renewed the job's lease, in seconds since the epoch.
+
+    Only the lease owner writes a job's log, and every run begins with a full
+    save, which empties it; so the store that runs a job knows its log, and
+    after a failed write it reads it back.
+    """
+
+    documents: list[Logged] | None
+    last: int
+    folded: int
+    renewed_at: float
+
+
+def append(
+    db: sqlite3.Connection,
+    job_id: str,
+    log: LogState | None,
+    document: Logged,
+    text: str,
+    owner: str,
+    lease_until: float,
+) -> LogState | None:
+    """Log one change and fold a full log; ``None`` if ``owner`` lacks the lease."""
+    now = time.time()
+    if log is None:
+        log = _read_state(db, job_id)
+    n = log.last + 1
+    cursor = db.execute(_APPEND, (job_id, n % FOLD_EVERY, n, text, job_id, owner))
+    if cursor.rowcount != 1:
+        return None  # not the lease owner: nothing written
+    log.last = n
+    if log.documents is not None:
+        log.documents.append(document)
+    status = document.document.status
+    if status != "running":  # as begin() saved it: leave its index alone
+        db.execute(
+            "UPDATE jobs SET status = ?, updated_at = ? WHERE job_id = ?",
+            (status, now, job_id),
+        )
+    if n - log.folded >= FOLD_EVERY:
+        documents = log.documents or read_changes(db, job_id, log.folded)
+        _fold(db, job_id, documents, n, now, lease_until)
+        log.documents, log.folded, log.renewed_at = [], n, now
+    if now - log.renewed_at >= (lease_until - now) / 3:
+        db.execute(
+            "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE job_id = ?",
+            (lease_until, now, job_id),
+        )
+        log.renewed_at = now
+    return log
+
+
+_APPEND: Final = (
+    "INSERT OR REPLACE INTO changes (job_id, slot, n, row) SELECT ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ? AND owner = ?)"
+)
+
+
+def _read_state(db: sqlite3.Connection, job_id: str) -> LogState:
+    folded = _folded(db, job_id)
+    row = db.execute(
+        "SELECT MAX(n) FROM changes WHERE job_id = ? AND n > ?", (job_id, folded)
+    ).fetchone()
+    return LogState(None, folded if row[0] is None else int(row[0]), folded, 0.0)
+
+
+def _folded(db: sqlite3.Connection, job_id: str) -> int:
+    row = db.execute("SELECT folded FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def read_changes(db: sqlite3.Connection, job_id: str, folded: int) -> list[Logged]:
+    """Return the job's changes after change ``folded``, oldest first.
+
+    Raises:
+        SerializationError: If a change is not a change document.
+    """
+    return [
+        logged(parse_document(text, f"change {n} of job {job_id!r}"))
+        for n, text in db.execute(
+            "SELECT n, row FROM changes WHERE job_id = ? AND n > ? ORDER BY n",
+            (job_id, folded),
+        )
+    ]
+
+
+def _fold(
+    db: sqlite3.Connection,
+    job_id: str,
+    documents: list[Logged],
+    last: int,
+    now: float,
+    lease_until: float,
+) -> None:
+    """Write the net effect of the logged changes into the job's rows."""
+    net = fold(documents, f"change log of job {job_id!r}")
+    counters = (net.last.delivery_count, net.last.next_seq, net.last.history_total)
+    db.execute(
+        "UPDATE jobs SET delivery_count = ?, next_seq = ?, history_total = ?, "
+        "folded = ?, lease_until = ?, updated_at = ? WHERE job_id = ?",
+        (*counters, last, lease_until, now, job_id),
+    )
+    db.execute(
+        "DELETE FROM pending WHERE job_id = ? AND pos >= ?", (job_id, net.pending_from)
+    )
+    start = net.pending_from
+    db.executemany(
+        "INSERT INTO pending VALUES (?, ?, ?)",
+        [(job_id, start + i, dumps(row)) for i, row in enumerate(net.pending)],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO routines VALUES (?, ?, ?)",
+        [(job_id, *row) for row in net.routine_rows()],
+    )
+    for row in net.buffer_rows():
+        _write_buffer(db, job_id, row)
+    db.executemany(
+        "INSERT OR REPLACE INTO errors VALUES (?, ?, ?)",
+        [(job_id, *row) for row in net.error_rows()],
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
+        [(job_id, *row) for row in net.history_rows()],
+    )
+    db.execute(
+        "DELETE FROM history WHERE job_id = ? AND n < ?", (job_id, net.history_floor)
+    )
+
+
+def _write_buffer(
+    db: sqlite3.Connection,
+    job_id: str,
+    row: tuple[tuple[str, str], str | None, str | None],
+) -> None:
+    (rid, slot), buffer, arrivals = row
+    if buffer is None and arrivals is None:
+        db.execute(
+            "DELETE FROM buffers WHERE job_id = ? AND routine_id = ? AND slot = ?",
+            (job_id, rid, slot),
+        )
+    else:
+        db.execute(
+            "INSERT OR REPLACE INTO buffers VALUES (?, ?, ?, ?, ?)",
+            (job_id, rid, slot, buffer, arrivals),
+        )
