@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 SRC := flowforge tests examples benchmarks docs/conf.py docs/_ext
 
-.PHONY: dev-install install demo test test-postgres stress lint format typecheck docs bench check clean
+.PHONY: dev-install install demo test test-postgres stress lint format typecheck docs bench bench-dask bench-postgres check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(PY):
 
 $(VENV)/.installed: $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.extras-installed: $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e ".[dask,postgres]"
 	touch $@
 
 $(VENV)/.dev-installed: $(PY) pyproject.toml
@@ -42,8 +46,19 @@ typecheck: dev-install
 docs: dev-install
 	$(PY) -m sphinx -W -n --keep-going -b html docs docs/_build/html
 
+# The seven workloads of the benchmark suite (core library only); the
+# integrations have their own targets, which install their extras.
+BENCH := dispatch shapes memory durable concurrency
+
 bench: install
-	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
+	for name in $(BENCH); do $(PY) benchmarks/bench_$$name.py || exit 1; done
+
+bench-dask: $(VENV)/.extras-installed
+	$(PY) benchmarks/bench_dask.py
+
+# Uses $$FLOWFORGE_TEST_POSTGRES_DSN, or starts a throwaway server.
+bench-postgres: $(VENV)/.extras-installed
+	$(PY) benchmarks/bench_postgres.py
 
 # The PostgreSQL store's tests; they start a throwaway server when
 # FLOWFORGE_TEST_POSTGRES_DSN is not set (see scripts/pg_test_server.sh).

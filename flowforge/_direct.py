@@ -41,16 +41,17 @@ def direct_path(
     runtime: Runtime, job: JobState, plan: Plan, context: DeliveryContext
 ) -> Callable[[Delivery], None]:
     """Return what runs one delivery of a job without a journal, inlined when simple."""
-    edges, states, buffers = plan.edges, job.routine_states, job.slot_buffers
-    completed, hand_on = _recorder(job), _router(job, plan)
-    monotonic = runtime.monotonic
+    # The direct target of each connection, or None; the extra None at the end
+    # is what index -1, a delivery that came from no connection, reads.
+    direct = [edge.target if edge.target.direct else None for edge in plan.edges]
+    direct.append(None)
+    states, buffers = job.routine_states, job.slot_buffers
+    finished, monotonic = _finisher(job, plan), runtime.monotonic
 
     def deliver(delivery: Delivery) -> None:
-        connection, routine_id = delivery.connection, delivery.routine_id
-        target = edges[connection].target if connection >= 0 else None
+        routine_id, target = delivery.routine_id, direct[delivery.connection]
         state = states.get(routine_id)
-        skipped = state is not None and state.status is SKIPPED
-        if target is None or not target.direct or skipped:
+        if target is None or (state is not None and state.status is SKIPPED):
             runtime._deliver(job, plan, context, delivery)
             return
         if state is None:
@@ -78,28 +79,39 @@ def direct_path(
                 raise
             return
         context.routine = None
-        completed(delivery, state, started, monotonic() - started)
-        if emitted:
-            hand_on(delivery, emitted)
+        finished(delivery, state, started, monotonic() - started, emitted)
 
     return deliver
 
 
-def _recorder(job: JobState) -> Callable[[Delivery, RoutineState, float, float], None]:
-    """Return what records a handler run that completed, as complete() does."""
-    history, tracker = job.history_raw, job.tracker
-    run_times, wall_offset = tracker.times_by_routine(), job._wall_offset
+def _finisher(
+    job: JobState, plan: Plan
+) -> Callable[[Delivery, RoutineState, float, float, list[tuple[str, Payload]]], None]:
+    """Return what records a completed handler run and routes its emissions.
 
-    def completed(
-        delivery: Delivery, state: RoutineState, started: float, duration: float
+    It does what ``Runtime.complete`` does. Nothing else holds a completed
+    delivery (the history keeps a tuple of its fields, the context is pointed
+    at the next delivery), so when its one emission goes along one
+    connection, the delivery becomes the one along that connection.
+    """
+    history, tracker, pending = job.history_raw, job.tracker, job.pending
+    run_times, wall_offset = tracker.times_by_routine(), job._wall_offset
+    routes, counts = plan.routes, tracker.event_counts()
+
+    def finished(
+        delivery: Delivery,
+        state: RoutineState,
+        started: float,
+        duration: float,
+        emissions: list[tuple[str, Payload]],
     ) -> None:
         if state.status is RUNNING:
             state.status = DONE
-        routine_id = delivery.routine_id
+        rid = delivery.routine_id
         history.append(
             (
                 delivery.seq,
-                routine_id,
+                rid,
                 delivery.slot,
                 COMPLETED,
                 delivery.attempt,
@@ -110,50 +122,32 @@ def _recorder(job: JobState) -> Callable[[Delivery, RoutineState, float, float],
         job.history_total += 1
         job.delivery_count += 1
         state.deliveries += 1
-        times = run_times.get(routine_id)
+        times = run_times.get(rid)
         if times is None:
-            run_times[routine_id] = [duration]
+            run_times[rid] = [duration]
         else:
             times.append(duration)
             if len(times) >= FOLD_AT:
-                tracker.fold(routine_id)
-
-    return completed
-
-
-def _router(
-    job: JobState, plan: Plan
-) -> Callable[[Delivery, list[tuple[str, Payload]]], None]:
-    """Return what routes a completed delivery's emissions.
-
-    Nothing else holds a completed delivery: the history keeps a tuple of
-    its fields and the context is pointed at the next delivery. So when its
-    one emission goes along one connection, the delivery becomes the one
-    along that connection, and nothing is allocated.
-    """
-    routes, counts, pending = plan.routes, job.tracker.event_counts(), job.pending
-
-    def hand_on(delivery: Delivery, emissions: list[tuple[str, Payload]]) -> None:
-        if len(emissions) > 1:
-            route_emissions(job, plan, delivery.routine_id, emissions)
+                tracker.fold(rid)
+        if len(emissions) != 1:
+            if emissions:
+                route_emissions(job, plan, rid, emissions)
             return
         event, data = emissions[0]
-        route = routes[delivery.routine_id][event]
+        route = routes[rid][event]
         counts[route.key] = counts.get(route.key, 0) + 1
         if len(route.edges) != 1:
-            route_emissions(job, plan, delivery.routine_id, emissions, counted=True)
+            route_emissions(job, plan, rid, emissions, counted=True)
             return
         edge = route.edges[0]
         delivery.data = data if edge.apply is None else edge.apply(data)
         delivery.seq = job.next_seq
         job.next_seq += 1
-        delivery.routine_id = edge.target_id
-        delivery.slot = edge.slot_name
-        delivery.connection = edge.index
-        delivery.attempt = 0
+        delivery.routine_id, delivery.slot = edge.target_id, edge.slot_name
+        delivery.connection, delivery.attempt = edge.index, 0
         pending.append(delivery)
 
-    return hand_on
+    return finished
 
 
 def route_emissions(

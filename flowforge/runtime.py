@@ -11,6 +11,7 @@ journal, each finished delivery is checkpointed before the next one starts.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import random
 import time
@@ -199,9 +200,11 @@ class Runtime:
     def _loop(self, job: JobState, plan: Plan, context: DeliveryContext) -> None:
         pending = job.pending
         limit = self.flow.max_deliveries
-        journal = self.journal
         running = JobStatus.RUNNING
-        deliver = direct_path(self, job, plan, context)
+        if self.journal is None:
+            deliver = direct_path(self, job, plan, context)
+        else:
+            deliver = functools.partial(self._checkpointed, job, plan, context)
         while pending:
             if job._stop_request is not None:
                 self.honour_stop_request(job)
@@ -213,14 +216,16 @@ class Runtime:
                 pending.append(delivery)
                 self.fail_on_limit(job, delivery)
                 return
-            if journal is None:
-                deliver(delivery)
-            else:
-                change = self.change_before(job, delivery)
-                self._deliver(job, plan, context, delivery)
-                self.checkpoint(job, plan, delivery, change)
+            deliver(delivery)
             if job.status is not running:
                 return
+
+    def _checkpointed(
+        self, job: JobState, plan: Plan, context: DeliveryContext, delivery: Delivery
+    ) -> None:
+        change = self.change_before(job, delivery)
+        self._deliver(job, plan, context, delivery)
+        self.checkpoint(job, plan, delivery, change)
 
     def _deliver(
         self, job: JobState, plan: Plan, context: DeliveryContext, delivery: Delivery
