@@ -41,11 +41,7 @@ def direct_path(
     runtime: Runtime, job: JobState, plan: Plan, context: DeliveryContext
 ) -> Callable[[Delivery], None]:
     """Return what runs one delivery of a job without a journal, inlined when simple."""
-    # The direct target of each connection, or None; the extra None at the end
-    # is what index -1, a delivery that came from no connection, reads.
-    direct = [edge.target if edge.target.direct else None for edge in plan.edges]
-    direct.append(None)
-    states, buffers = job.routine_states, job.slot_buffers
+    direct, states, buffers = plan.direct, job.routine_states, job.slot_buffers
     finished, monotonic = _finisher(job, plan), runtime.monotonic
 
     def deliver(delivery: Delivery) -> None:

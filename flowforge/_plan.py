@@ -79,6 +79,9 @@ class Plan:
     shape: dict[str, object]
     event_targets: dict[tuple[str, str], tuple[tuple[str, str], ...]]
     """Where each ``(routine_id, event)`` goes, for the job's tracker."""
+    direct: tuple[Target | None, ...]
+    """Each connection's target if it is ``direct``, else ``None``; one more
+    ``None`` at the end is what index -1, a delivery from no connection, reads."""
 
     def target(self, routine_id: str, slot: str) -> Target:
         """Return the target for a delivery that came from no connection."""
@@ -116,7 +119,9 @@ def compile_plan(flow: Flow) -> Plan:
         for by_event in routes.values()
         for route in by_event.values()
     }
-    return Plan(routines, edges, routes, targets, flow_shape(flow), event_targets)
+    direct = (*(edge.target if edge.target.direct else None for edge in edges), None)
+    shape = flow_shape(flow)
+    return Plan(routines, edges, routes, targets, shape, event_targets, direct)
 
 
 def is_source(routine: Routine) -> bool:

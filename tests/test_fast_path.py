@@ -68,6 +68,25 @@ def test_each_hop_of_a_chain_gets_its_own_delivery_key_and_first_attempt() -> No
     assert job.next_seq == 4
 
 
+def test_an_entry_delivery_reaches_its_own_routine_whatever_the_last_edge() -> None:
+    # A delivery from no connection has index -1 in the plan's table of
+    # direct targets: that must be no connection's target, least of all
+    # the last one's (here hop_2's, which is direct).
+    hops = [Hop() for _ in range(3)]
+    flow = chain(*hops)
+
+    job = flow.execute("hop_1", {"n": 5}, job_id="j")
+
+    assert [hop.seen for hop in hops] == [
+        [],
+        [(("j", "hop_1", 0), 0)],
+        [(("j", "hop_2", 1), 0)],
+    ]
+    assert job.status is JobStatus.COMPLETED
+    assert flow.plan().direct[-1] is None
+    assert sorted(job.routine_states) == ["hop_1", "hop_2"]
+
+
 def test_the_hop_after_a_retried_hop_starts_at_attempt_zero() -> None:
     flaky = Hop(fail_first=2)
     flaky.set_error_handler(ErrorHandler("retry", max_retries=3, retry_delay=0.0))
