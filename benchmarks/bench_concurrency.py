@@ -152,8 +152,8 @@ def format_table(comparisons: list[Comparison], unit: dict[str, str]) -> str:
         extra = (item.flowforge.median - item.baseline.median) * scale
         lines.append(
             f"{item.name}: speed-up {1 / item.ratio:.2f}x, concurrent/sequential "
-            f"{item.ratio:.2f}x (median/median), concurrent {extra:+,.1f} {label} "
-            f"per {item.operation}"
+            f"{item.ratio:.2f}x (median of the repeats' ratios), "
+            f"concurrent {extra:+,.1f} {label} per {item.operation}"
         )
     return "\n".join(lines)
 
