@@ -87,6 +87,44 @@ def test_an_entry_delivery_reaches_its_own_routine_whatever_the_last_edge() -> N
     assert sorted(job.routine_states) == ["hop_1", "hop_2"]
 
 
+class Interrupted(BaseException):
+    """Not an Exception: the scheduler undoes the delivery and lets it through."""
+
+
+class InterruptedHop(Hop):
+    """Raise ``Interrupted`` on the first delivery, keeping the job it ran in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list[JobState] = []
+
+    def hop(self, n: int) -> None:
+        if not self.jobs:
+            self.jobs.append(current_delivery().job)
+            raise Interrupted
+        super().hop(n)
+
+
+def test_a_base_exception_on_the_inlined_path_puts_the_delivery_back() -> None:
+    # As on the general path: the merge is undone and the delivery goes back
+    # on the stack before the exception leaves execute (a durable job would
+    # be resumed from there; see docs/guide/errors.rst).
+    hops = [Hop(), InterruptedHop(), Hop()]
+    flow = chain(*hops)
+
+    with pytest.raises(Interrupted):
+        flow.execute("hop_0", {"n": 0}, job_id="j")
+    job = hops[1].jobs[0]
+
+    assert [(d.routine_id, d.seq, d.data, d.attempt) for d in job.pending] == [
+        ("hop_1", 1, {"n": 1}, 0)
+    ]
+    assert ("hop_1", "input") not in job.slot_buffers
+    assert [r.routine_id for r in job.get_execution_history()] == ["hop_0"]
+    assert job.delivery_count == 1
+    assert (hops[1].seen, hops[2].seen) == ([], [])
+
+
 def test_the_hop_after_a_retried_hop_starts_at_attempt_zero() -> None:
     flaky = Hop(fail_first=2)
     flaky.set_error_handler(ErrorHandler("retry", max_retries=3, retry_delay=0.0))
