@@ -109,12 +109,13 @@ def test_a_base_exception_on_the_inlined_path_puts_the_delivery_back() -> None:
     # As on the general path: the merge is undone and the delivery goes back
     # on the stack before the exception leaves execute (a durable job would
     # be resumed from there; see docs/guide/errors.rst).
-    hops = [Hop(), InterruptedHop(), Hop()]
+    interrupted = InterruptedHop()
+    hops = [Hop(), interrupted, Hop()]
     flow = chain(*hops)
 
     with pytest.raises(Interrupted):
         flow.execute("hop_0", {"n": 0}, job_id="j")
-    job = hops[1].jobs[0]
+    job = interrupted.jobs[0]
 
     assert [(d.routine_id, d.seq, d.data, d.attempt) for d in job.pending] == [
         ("hop_1", 1, {"n": 1}, 0)
