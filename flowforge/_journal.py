@@ -148,9 +148,13 @@ class Journal:
             return
 
     def _beat(self, job_id: str) -> None:
+        # Renew, never acquire: a job released or taken over while this
+        # process stalled is no longer its to run (its next checkpoint fails).
         while not self._stop.wait(self.lease_seconds / 3):
             try:
-                if not self.acquire(job_id):
+                if not self.store.renew(
+                    job_id, owner=self.owner, lease_until=self.lease_until()
+                ):
                     self._lost = True
                     return
             except StoreError:  # the next checkpoint reports the failure

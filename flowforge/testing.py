@@ -170,6 +170,10 @@ class StoreWrapper:
             job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
         )
 
+    def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
+        """Pass the call on."""
+        return self.inner.renew(job_id, owner=owner, lease_until=lease_until)
+
     def load(self, job_id: str) -> JobState:
         """Pass the call on."""
         return self.inner.load(job_id)

@@ -637,6 +637,42 @@ def test_acquire_of_a_leased_job(
     assert (record.owner, record.lease_until) == expected
 
 
+@pytest.mark.parametrize(
+    ("setup", "renewed"),
+    [
+        ("live", True),
+        ("expired-not-taken", True),
+        ("taken-over", False),
+        ("released", False),
+        ("deleted", False),
+    ],
+)
+def test_renew_extends_only_a_lease_its_owner_still_holds(
+    store: Store, setup: str, renewed: bool
+) -> None:
+    store.create(plain_job("job", JobStatus.RUNNING), owner="A", lease_until=NOW + 60)
+    if setup == "expired-not-taken":
+        assert store.renew("job", owner="A", lease_until=NOW - 1) is True
+    elif setup == "taken-over":
+        store.acquire("job", owner="B", lease_until=NOW + 60, now=NOW, replacing="A")
+    elif setup == "released":
+        store.save(plain_job("job", JobStatus.COMPLETED), owner="A", lease_until=None)
+    elif setup == "deleted":
+        store.delete("job")
+    before = None if setup == "deleted" else store.get("job")
+
+    result = store.renew("job", owner="A", lease_until=NOW + 600)
+
+    assert result is renewed
+    if renewed:
+        assert (store.get("job").owner, store.get("job").lease_until) == (
+            "A",
+            NOW + 600,
+        )
+    elif before is not None:
+        assert store.get("job") == before  # refused: nothing written
+
+
 def test_acquire_takes_a_job_nobody_holds(store: Store) -> None:
     store.save(plain_job("job", JobStatus.PAUSED))
 

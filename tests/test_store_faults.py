@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
@@ -18,7 +18,8 @@ import _store_worker
 import pytest
 
 from flowforge import Flow, JobState, JobStateError, JobStatus, Routine, StoreError
-from flowforge.store import Change, SqliteStore, Store
+from flowforge._jobs import start_job
+from flowforge.store import Change, MemoryStore, SqliteStore, Store
 from flowforge.testing import Recorder, StoreWrapper
 
 CHAIN: Final = ("a", "b", "c", "d", "e")
@@ -386,6 +387,89 @@ def leave_running(store: Store, job_id: str, owner: str) -> None:
     with pytest.raises(StoreError, match="disk full"):
         flow.execute("a", ENTRY_PARAMS, job_id=job_id, store=faulty)
     hand_over_to(store, job_id, owner)
+
+
+class RenewLog(StoreWrapper):
+    """Delegate to ``inner``; note what each lease renewal returned."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.renewals: list[bool] = []
+
+    def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
+        renewed = super().renew(job_id, owner=owner, lease_until=lease_until)
+        self.renewals.append(renewed)
+        return renewed
+
+
+class Stall(Routine):
+    """On its first delivery, let ``takeover`` run while this process stalls."""
+
+    def __init__(self, takeover: Callable[[], None]) -> None:
+        super().__init__()
+        self.takeover = takeover
+        self.runs = 0
+        self.define_slot("input", self.stall)
+        self.define_event("output")
+
+    def stall(self, **data: object) -> None:
+        self.runs += 1
+        if self.runs == 1:
+            self.takeover()
+        self.emit("output", **data)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+def test_a_stalled_owner_never_takes_back_a_job_released_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    # While A stalls past its lease, B takes the job over, pauses it and
+    # releases it. A's heartbeat must not lease it again, and A's next
+    # checkpoint must fail, leaving B's state as the stored one.
+    defaults = start_job.__kwdefaults__
+    assert defaults is not None
+    monkeypatch.setitem(defaults, "lease_seconds", 0.3)
+    if backend == "sqlite":
+        shared: Store = SqliteStore(tmp_path / "jobs.db")
+        b_store: Store = SqliteStore(tmp_path / "jobs.db")
+    else:
+        shared = b_store = MemoryStore()
+    a_store = RenewLog(shared)
+    owners: list[str | None] = []
+
+    def b_takes_over_and_releases() -> None:
+        now = time.time()
+        a_owner = b_store.get("job").owner
+        assert b_store.acquire(
+            "job", owner="B", lease_until=now + 60, now=now, replacing=a_owner
+        )
+        paused = b_store.load("job")
+        paused.status = JobStatus.PAUSED
+        b_store.save(paused, owner="B", lease_until=None)
+        tries = len(a_store.renewals)
+        deadline = time.monotonic() + WAIT
+        while len(a_store.renewals) == tries and time.monotonic() < deadline:
+            time.sleep(0.02)  # A's heartbeat, every 0.1 s, tries meanwhile
+        owners.append(b_store.get("job").owner)
+
+    flow = Flow("stall")
+    flow.add_routine(Recorder(), "a")
+    flow.add_routine(Stall(b_takes_over_and_releases), "b")
+    flow.add_routine(Recorder(), "c")
+    flow.connect("a", "output", "b", "input")
+    flow.connect("b", "output", "c", "input")
+
+    with pytest.raises(StoreError, match="refused|lease|owner"):
+        flow.execute("a", {"n": 1}, job_id="job", store=a_store)
+
+    assert owners == [None]  # the heartbeat did not take the job back
+    assert a_store.renewals[-1] is False
+    record = b_store.get("job")
+    assert (record.status, record.owner) == (JobStatus.PAUSED, None)
+    assert recorder(flow, "c").seen == []  # A ran nothing after losing the job
+    resumed = flow.resume("job", store=b_store)
+    assert resumed.status is JobStatus.COMPLETED
+    assert [d["n"] for d in recorder(flow, "c").received] == [1]
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,8 @@ class Statements:
     acquire = """UPDATE {s}.jobs SET owner = %s, lease_until = %s
         WHERE job_id = %s AND (owner IS NULL OR lease_until IS NULL
         OR owner = %s OR owner = %s OR lease_until < %s) RETURNING 1"""
+    renew = """UPDATE {s}.jobs SET lease_until = %s
+        WHERE job_id = %s AND owner = %s RETURNING 1"""
     record = f"SELECT {RECORD_COLUMNS} FROM {{s}}.jobs WHERE job_id = %s"
     owner = "SELECT owner FROM {s}.jobs WHERE job_id = %s"
     list_jobs = f"SELECT {RECORD_COLUMNS} FROM {{s}}.jobs WHERE true"

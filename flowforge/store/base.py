@@ -110,6 +110,14 @@ class Store(Protocol):
         ``now`` and ``lease_until`` are seconds since the epoch.
         """
 
+    def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
+        """Extend ``owner``'s lease to ``lease_until`` if ``owner`` still holds the job.
+
+        Unlike :meth:`acquire`, never takes a job: False when the job was
+        released, taken over by another owner, or deleted. A lease that has
+        expired but that nobody took is still ``owner``'s, and is renewed.
+        """
+
     def load(self, job_id: str) -> JobState:
         """Return the saved job state; :class:`~flowforge.JobNotFoundError` if none."""
 

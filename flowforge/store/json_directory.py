@@ -116,6 +116,19 @@ class JsonDirectoryStore:
                 return True
             return False
 
+    def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
+        """Extend ``owner``'s lease: see :meth:`flowforge.store.Store.renew`."""
+        with self._locked():
+            try:
+                document = self._read(job_id)
+            except JobNotFoundError:
+                return False
+            if document.get("owner") != owner:
+                return False
+            document["lease_until"] = lease_until
+            self._dump(job_id, document)
+            return True
+
     def load(self, job_id: str) -> JobState:
         """Return the saved job state."""
         document = self._read(job_id)

@@ -112,6 +112,15 @@ class MemoryStore:
                 return True
             return False
 
+    def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
+        """Extend ``owner``'s lease: see :meth:`flowforge.store.Store.renew`."""
+        with self._lock:
+            entry = self._jobs.get(job_id)
+            if entry is None or entry.owner != owner:
+                return False
+            entry.lease_until = lease_until
+            return True
+
     def load(self, job_id: str) -> JobState:
         """Return the saved job state."""
         with self._lock:

@@ -182,6 +182,14 @@ class PostgresStore:
 
         return self._run("write to", acquire)
 
+    def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
+        """Extend ``owner``'s lease: see :meth:`flowforge.store.Store.renew`."""
+        values = (lease_until, job_id, owner)
+        return self._run(
+            "write to",
+            lambda db: db.execute(self._sql.renew, values).fetchone() is not None,
+        )
+
     def load(self, job_id: str) -> JobState:
         """Return the saved job state."""
         row = self._run(

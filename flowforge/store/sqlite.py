@@ -202,6 +202,18 @@ class SqliteStore:
 
         return self._write(acquire)
 
+    def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
+        """Extend ``owner``'s lease: see :meth:`flowforge.store.Store.renew`."""
+        # Never a takeover: the change logs this store caches rely on only the
+        # owner writing a job, from the full save that starts each run.
+        return self._write(
+            lambda db: db.execute(
+                "UPDATE jobs SET lease_until = ? WHERE job_id = ? AND owner = ?",
+                (lease_until, job_id, owner),
+            ).rowcount
+            == 1
+        )
+
     def load(self, job_id: str) -> JobState:
         """Return the saved job state."""
         return self._read(lambda db: _load(db, job_id))
