@@ -61,7 +61,7 @@ class Aggregate(Routine):
         self.set_stat("total", sum(total))
 
 
-def main() -> None:
+def build_flow() -> Flow:
     flow = Flow(flow_id="data_processing")
     for routine in (Parse(), Validate(), Enrich(), Aggregate()):
         flow.add_routine(routine)  # ids from class names: "parse", "validate", ...
@@ -69,6 +69,11 @@ def main() -> None:
     flow.connect("validate", "valid", "enrich", "input")
     flow.connect("enrich", "enriched", "aggregate", "rows")
     flow.connect("parse", "done", "aggregate", "rows", {"count": "lines"})
+    return flow
+
+
+def main() -> None:
+    flow = build_flow()
     job = flow.execute("parse", {"csv": "bolt,3,2.50\nhammer,2,12.00\nwidget,x,2.50"})
     print(f"status: {job.status}")
     print(f"validate: {flow.routines['validate'].stats()}")

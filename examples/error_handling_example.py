@@ -48,15 +48,22 @@ class Sink(Routine):
         self.got.append(value)
 
 
-def run(name: str, handler: ErrorHandler) -> None:
-    worker, sink = Worker(), Sink()
-    worker.set_error_handler(handler)
+def build_flow(name: str = "stop", handler: ErrorHandler | None = None) -> Flow:
+    worker = Worker()
+    worker.set_error_handler(handler or ErrorHandler(ErrorStrategy.STOP))
     flow = Flow(flow_id=f"errors_{name}")
     flow.add_routine(Numbers(), "numbers")
     flow.add_routine(worker, "worker")
-    flow.add_routine(sink, "sink")
+    flow.add_routine(Sink(), "sink")
     flow.connect("numbers", "number", "worker", "input")
     flow.connect("worker", "output", "sink", "input")
+    return flow
+
+
+def run(name: str, handler: ErrorHandler) -> None:
+    flow = build_flow(name, handler)
+    sink = flow.routines["sink"]
+    assert isinstance(sink, Sink)
 
     job = flow.execute("numbers", {"values": [1, 2, 3]})
 

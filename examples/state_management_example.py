@@ -49,12 +49,17 @@ class Total(Routine):
         self.increment_stat("sum", value)
 
 
-def main() -> None:
+def build_flow() -> Flow:
     flow = Flow(flow_id="state")
     for routine in (Numbers(), Square(), Total()):
         flow.add_routine(routine)
     flow.connect("numbers", "number", "square", "input")
     flow.connect("square", "squared", "total", "input")
+    return flow
+
+
+def main() -> None:
+    flow = build_flow()
     first = flow.execute("numbers", {"values": [1, 2, 3]})
     job = flow.execute("numbers", {"values": [4, 5]})
 

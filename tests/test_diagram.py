@@ -148,21 +148,41 @@ def load_example(name: str) -> ModuleType:
 
 @pytest.fixture
 def pipeline() -> Flow:
-    """The flow of examples/data_processing.py, built from its routines."""
-    example = load_example("data_processing")
-    flow = Flow(flow_id="data_processing")
-    for routine in (
-        example.Parse(),
-        example.Validate(),
-        example.Enrich(),
-        example.Aggregate(),
-    ):
-        flow.add_routine(routine)
-    flow.connect("parse", "record", "validate", "input")
-    flow.connect("validate", "valid", "enrich", "input")
-    flow.connect("enrich", "enriched", "aggregate", "rows")
-    flow.connect("parse", "done", "aggregate", "rows", {"count": "lines"})
+    """The flow of examples/data_processing.py."""
+    flow = load_example("data_processing").build_flow()
+    assert isinstance(flow, Flow)
     return flow
+
+
+EXAMPLES_WITH_FLOWS = sorted(
+    path.stem
+    for path in (ROOT / "examples").glob("*.py")
+    if "\ndef build_flow(" in path.read_text(encoding="utf-8")
+)
+
+
+@pytest.mark.parametrize("name", EXAMPLES_WITH_FLOWS)
+def test_mermaid_draws_every_routine_and_connection_of_each_example(
+    name: str,
+) -> None:
+    flow = load_example(name).build_flow()
+    assert isinstance(flow, Flow)
+
+    diagram = parse_mermaid(to_mermaid(flow))
+
+    labels = sorted(label.split(":")[0] for label in diagram.nodes.values())
+    assert labels == sorted(flow.routines)
+    assert len(diagram.edges) == len(flow.connections)
+
+
+def test_every_example_draws_a_flow_in_the_docs() -> None:
+    examples_page = (ROOT / "docs" / "examples.rst").read_text(encoding="utf-8")
+    drawn = re.findall(
+        r"flowforge-diagram:: examples/(\w+)\.py:build_flow", examples_page
+    )
+
+    assert sorted(drawn) == EXAMPLES_WITH_FLOWS
+    assert len(EXAMPLES_WITH_FLOWS) == len(list((ROOT / "examples").glob("*.py")))
 
 
 # -- Mermaid ---------------------------------------------------------------------

@@ -30,6 +30,12 @@ EXPECTED: dict[str, list[Line]] = {
         "validate: {'rejected': 1}",
         "aggregate: {'lines': 3, 'premium': 1, 'total': 31.5}",
     ],
+    "concurrent_example.py": [
+        "sequential: completed, 8 pages, 208 bytes",
+        "concurrent: completed, 8 pages, 208 bytes",
+        # Eight 0.1 s waits overlap: at least twice as fast even on a busy machine.
+        re.compile(r"concurrent was ([2-9]|[1-9]\d)\.\dx faster"),
+    ],
     "dask_example.py": [
         "8 jobs: completed",
         "sums of squares: [0, 1, 5, 14, 30, 55, 91, 140]",
