@@ -24,6 +24,9 @@ from typing import Final
 DEFAULT_REPEATS: Final = 5
 SHORT_REPEATS: Final = 25
 """The default for scripts whose samples take a fraction of a second."""
+SHORT_JOBS: Final = 200
+"""Jobs per repeat in those scripts: 25 short samples rather than 5 long
+ones, so that a stall of the machine moves fewer samples than the median."""
 QUICK_REPEATS: Final = 3
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
 

@@ -16,6 +16,7 @@ from itertools import pairwise
 from typing import Final
 
 from _harness import (
+    SHORT_JOBS,
     SHORT_REPEATS,
     Comparison,
     Options,
@@ -30,10 +31,6 @@ from flowforge import Flow, JobStatus, Routine
 CHAIN_LENGTH: Final = 100
 MESSAGE: Final[dict[str, object]] = {"order_id": 7, "item": "widget", "amount": 12.5}
 HOP_RATIO_TARGET: Final = 60.0
-
-# Jobs per timed repeat: 200 short samples (25 of them) rather than five long
-# ones, so that a stall of the machine moves fewer samples than the median.
-JOBS_PER_REPEAT: Final = 200
 
 
 class Relay(Routine):
@@ -174,7 +171,7 @@ def _expect(condition: bool, problem: str) -> None:
 
 def main(options: Options) -> int:
     """Run both workloads, report them and return the exit status."""
-    jobs = 100 if options.quick else JOBS_PER_REPEAT
+    jobs = 100 if options.quick else SHORT_JOBS
     messages = 10_000 if options.quick else 100_000
     chain = measure_chain(jobs, options.repeats)
     stream = measure_stream(messages, options.repeats)

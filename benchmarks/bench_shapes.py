@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Final
 
 from _harness import (
+    SHORT_JOBS,
     SHORT_REPEATS,
     Comparison,
     Options,
@@ -32,10 +33,6 @@ WORKERS: Final = 50
 CHAIN: Final = 1000
 FANOUT_TARGET: Final = 40.0
 BUILD_TARGET: Final = 30.0
-
-# Jobs per timed repeat: 200 short samples (25 of them) rather than five long
-# ones, so that a stall of the machine moves fewer samples than the median.
-JOBS_PER_REPEAT: Final = 200
 
 
 class Source(Routine):
@@ -174,7 +171,7 @@ def _expect(condition: bool, problem: str) -> None:
 
 def main(options: Options) -> int:
     """Run both workloads, report them and return the exit status."""
-    jobs = 100 if options.quick else JOBS_PER_REPEAT
+    jobs = 100 if options.quick else SHORT_JOBS
     fanout = measure_fanout(jobs, options.repeats)
     build = measure_build(options.repeats)
     settings: dict[str, object] = {

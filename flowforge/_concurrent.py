@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ConcurrentLoop"]
 
-RUNNING: Final = JobStatus.RUNNING  # read once: an Enum attribute is slow on 3.11
+JOB_RUNNING: Final = JobStatus.RUNNING  # read once: an Enum attribute is slow on 3.11
 
 Outcome = tuple[
     Delivery, "Ready", list[tuple[str, "Payload"]], BaseException | None, float, float
@@ -72,7 +72,7 @@ class ConcurrentLoop:
         while True:
             stopping = (
                 job._stop_request is not None
-                or job.status is not RUNNING
+                or job.status is not JOB_RUNNING
                 or self.fatal is not None
             )
             if not stopping:
@@ -94,14 +94,14 @@ class ConcurrentLoop:
             self._release_due_retries()
         if self.fatal is not None:
             raise self.fatal
-        if job._stop_request is not None and job.status is JobStatus.RUNNING:
+        if job._stop_request is not None and job.status is JOB_RUNNING:
             self.runtime.honour_stop_request(job)
 
     def _dispatch(self, job: JobState, plan: Plan) -> None:
         runtime = self.runtime
         limit = runtime.flow.max_deliveries
         while self.ready and len(self.in_flight) < self.max_workers:
-            if job._stop_request is not None or job.status is not RUNNING:
+            if job._stop_request is not None or job.status is not JOB_RUNNING:
                 return
             routine_id = self.ready.popleft()
             delivery = self.queues[routine_id].popleft()

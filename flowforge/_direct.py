@@ -18,7 +18,6 @@ from flowforge.record import (
     RoutineState,
     RoutineStatus,
     new_delivery,
-    new_routine_state,
 )
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ def direct_path(
             runtime._deliver(job, plan, context, delivery)
             return
         if state is None:
-            state = states[routine_id] = new_routine_state(routine_id)
+            state = states[routine_id] = RoutineState(routine_id)
         old, data, parameter = buffers.get(target.key), delivery.data, target.parameter
         if old:
             buffer = {**old, **data}

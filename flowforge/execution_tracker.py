@@ -106,9 +106,10 @@ class ExecutionTracker:
 
     The scheduler reports each handler run with :meth:`record_run` (or, for
     a completed run, by appending its time to the list in
-    :meth:`times_by_routine`), each emission with :meth:`record_emission`,
-    and the job's wall time with :meth:`add_wall_time`; users read the
-    figures. Appending a time is all a run costs: totals are added up
+    :meth:`times_by_routine`), each emission by counting it in
+    :meth:`event_counts` (:meth:`record_emission` does the same for one
+    emission), and the job's wall time with :meth:`add_wall_time`; users
+    read the figures. Appending a time is all a run costs: totals are added up
     (folded) when read, or once a routine has ``FOLD_AT`` unfolded times.
 
     Thread safety: written by the job's scheduler only; read it once the job
@@ -264,11 +265,11 @@ class ExecutionTracker:
         Leaves out the time samples, so that a store can save these figures
         after every delivery at a cost that does not grow with the job.
         """
-        row = None
-        if routine_id in self._times:
-            f = self._summary(routine_id)
-            low = None if f.min_time == math.inf else f.min_time
-            row = [f.successes, f.failures, f.retries, f.total_time, low, f.max_time]
+        row = (
+            _totals_row(self._summary(routine_id))
+            if routine_id in self._times
+            else None
+        )
         events = [
             [event, count, [list(t) for t in self._targets_of((rid, event))]]
             for (rid, event), count in self._events.items()
@@ -364,11 +365,14 @@ class ExecutionTracker:
         )
 
 
-def _figures_to_row(f: _Figures, times: list[float]) -> list[object]:
+def _totals_row(f: _Figures) -> list[object]:
     low = None if f.min_time == math.inf else f.min_time
+    return [f.successes, f.failures, f.retries, f.total_time, low, f.max_time]
+
+
+def _figures_to_row(f: _Figures, times: list[float]) -> list[object]:
     # The times are oldest first, so the ring position (last field) is 0.
-    row = [f.successes, f.failures, f.retries, f.total_time, low, f.max_time]
-    return [*row, list(times), 0]
+    return [*_totals_row(f), list(times), 0]
 
 
 def _figures_from_row(row: object) -> tuple[_Figures, list[float]]:

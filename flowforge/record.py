@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, NamedTuple, final
+from typing import NamedTuple, final
 
 from flowforge._codec import decode, encode
 from flowforge.exceptions import SerializationError
@@ -27,7 +27,6 @@ __all__ = [
     "error_to_data",
     "history_from_data",
     "new_delivery",
-    "new_routine_state",
     "payload_from_data",
     "routine_state_from_data",
     "routine_state_to_data",
@@ -193,12 +192,11 @@ class RoutineState:
 
 # -- fast construction for the scheduler ----------------------------------------
 # Calling a dataclass runs its __init__ through a slow generic path on CPython
-# 3.11; the scheduler makes a Delivery per connection per emission and a
-# RoutineState per routine per job, so it builds them field by field instead.
-# tests/test_fast_path.py checks that both ways make equal objects.
+# 3.11; the scheduler makes a Delivery per connection per emission, so it
+# builds them field by field instead. tests/test_fast_path.py checks that both
+# ways make equal objects.
 
 _new = object.__new__
-_RUNNING: Final = RoutineStatus.RUNNING  # an Enum attribute is slow on CPython 3.11
 
 
 def new_delivery(
@@ -213,17 +211,6 @@ def new_delivery(
     delivery.connection = connection
     delivery.attempt = 0
     return delivery
-
-
-def new_routine_state(routine_id: str) -> RoutineState:
-    """Return ``RoutineState(routine_id)``, built faster."""
-    state: RoutineState = _new(RoutineState)
-    state.routine_id = routine_id
-    state.status = _RUNNING
-    state.deliveries = 0
-    state._errors = None
-    state._stats = None
-    return state
 
 
 # -- dict format of each record ---------------------------------------------------

@@ -37,7 +37,6 @@ from flowforge.record import (
     RoutineState,
     RoutineStatus,
     new_delivery,
-    new_routine_state,
 )
 from flowforge.routine import Routine
 from flowforge.store.base import Change
@@ -291,7 +290,7 @@ class Runtime:
         routine_id = delivery.routine_id
         state = job.routine_states.get(routine_id)
         if state is None:
-            state = job.routine_states[routine_id] = new_routine_state(routine_id)
+            state = job.routine_states[routine_id] = RoutineState(routine_id)
         elif state.status is SKIPPED:
             self._record(job, state, delivery, DROPPED, self.monotonic(), 0.0)
             return None
@@ -442,7 +441,7 @@ class Runtime:
         routine_id = delivery.routine_id
         state = job.routine_states.get(routine_id)
         if state is None:
-            state = job.routine_states[routine_id] = new_routine_state(routine_id)
+            state = job.routine_states[routine_id] = RoutineState(routine_id)
         _add_error(job, state, _error_record(delivery, error, self.clock))
         job.status = JobStatus.FAILED
 
