@@ -14,9 +14,10 @@ import queue
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, final
 
 from flowforge._context import CURRENT, DeliveryContext
+from flowforge._direct import JOB_RUNNING
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import Delivery
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ConcurrentLoop"]
 
-JOB_RUNNING: Final = JobStatus.RUNNING  # read once: an Enum attribute is slow on 3.11
 
 Outcome = tuple[
     Delivery, "Ready", list[tuple[str, "Payload"]], BaseException | None, float, float

@@ -1,7 +1,7 @@
 """The sequential scheduler's direct path, and turning emissions into deliveries.
 
 Most deliveries go along a connection to an override slot that is no join,
-and their handler returns. :func:`direct_path` handles those with fewer
+and their handler returns. :func:`run_loop` runs those inlined, with fewer
 calls and lookups than ``Runtime.prepare`` and ``Runtime.complete``, doing
 exactly what they would; anything else, and any failure, goes through them.
 :func:`route_emissions` turns a handler's emissions into deliveries for both.
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from flowforge.execution_tracker import COMPLETED, FOLD_AT
+from flowforge.job_state import JobStatus
 from flowforge.record import (
     Delivery,
     RoutineState,
@@ -27,62 +28,81 @@ if TYPE_CHECKING:
     from flowforge.runtime import Runtime
     from flowforge.types import Payload
 
-__all__ = ["direct_path", "route_emissions"]
+__all__ = ["run_loop", "route_emissions"]
 
 # Enum members read once: an attribute of an Enum class is slow to read on
 # CPython 3.11, and these are read for every delivery.
 RUNNING: Final = RoutineStatus.RUNNING
 DONE: Final = RoutineStatus.COMPLETED
 SKIPPED: Final = RoutineStatus.SKIPPED
+JOB_RUNNING: Final = JobStatus.RUNNING
 
 
-def direct_path(
+def run_loop(
     runtime: Runtime, job: JobState, plan: Plan, context: DeliveryContext
-) -> Callable[[Delivery], None]:
-    """Return what runs one delivery of a job without a journal, inlined when simple."""
-    direct, states, buffers = plan.direct, job.routine_states, job.slot_buffers
-    finished, monotonic = _finisher(job, plan), runtime.monotonic
+) -> None:
+    """Run a job's pending deliveries on this thread until it ends, pauses or fails.
 
-    def deliver(delivery: Delivery) -> None:
-        routine_id, target = delivery.routine_id, direct[delivery.connection]
-        state = states.get(routine_id)
-        if target is None or (state is not None and state.status is SKIPPED):
-            runtime._deliver(job, plan, context, delivery)
+    A direct delivery runs here, inlined; any other, and every delivery of a
+    job with a journal, goes through ``Runtime._deliver`` (or its
+    checkpointed form).
+    """
+    pending, limit, monotonic = (
+        job.pending,
+        runtime.flow.max_deliveries,
+        runtime.monotonic,
+    )
+    states, buffers = job.routine_states, job.slot_buffers
+    if runtime.journal is None:
+        direct, general = plan.direct, runtime._deliver
+    else:  # every delivery takes the checkpointed path
+        direct, general = (None,) * len(plan.direct), runtime._checkpointed
+    finished = _finisher(job, plan)
+    while pending and job.status is JOB_RUNNING:
+        delivery = pending.pop()
+        if (
+            job._stop_request is not None
+            or delivery.attempt
+            or job.delivery_count >= limit
+        ) and not runtime.may_deliver(job, delivery):
             return
+        rid, target = delivery.routine_id, direct[delivery.connection]
+        state = states.get(rid)
+        if target is None or (state is not None and state.status is SKIPPED):
+            general(job, plan, context, delivery)
+            continue
         if state is None:
-            state = states[routine_id] = RoutineState(routine_id)
+            state = states[rid] = RoutineState(rid)
         old, data, parameter = buffers.get(target.key), delivery.data, target.parameter
-        if old:
-            buffer = {**old, **data}
-        else:  # a handler given one value, never the dict, needs no copy
-            buffer = data if parameter in data else dict(data)
+        # A handler given one value, never the dict, needs no copy.
+        buffer = {**old, **data} if old else data if parameter in data else dict(data)
         buffers[target.key] = buffer
-        emitted: list[tuple[str, Payload]] = []
+        emissions: list[tuple[str, Payload]] = []
         context.routine, context.delivery = target.routine, delivery
-        context.emissions = emitted
+        context.emissions = emissions
         started = monotonic()
         try:
             if parameter is None:
-                target.invoke(buffer, routine_id)
+                target.invoke(buffer, rid)
             else:  # what the slot's invoker would do, one call fewer
                 argument = buffer[parameter] if parameter in buffer else buffer
                 target.handler(argument)  # type: ignore[misc]
         except BaseException as error:  # user code: any failure is handled
             context.routine = None
             ready = (target.routine, state, target, old, buffer)
-            if not runtime.failed(job, plan, delivery, ready, emitted, error, started):
+            if not runtime.failed(
+                job, plan, delivery, ready, emissions, error, started
+            ):
                 raise
-            return
+            continue
         context.routine = None
-        finished(delivery, state, started, monotonic() - started, emitted)
-
-    return deliver
+        finished(delivery, state, started, monotonic() - started, emissions)
 
 
 def _finisher(
     job: JobState, plan: Plan
 ) -> Callable[[Delivery, RoutineState, float, float, list[tuple[str, Payload]]], None]:
-    """Return what records a completed handler run and routes its emissions.
+    """Return what records a completed direct delivery and routes its emissions.
 
     It does what ``Runtime.complete`` does. Nothing else holds a completed
     delivery (the history keeps a tuple of its fields, the context is pointed
@@ -91,7 +111,7 @@ def _finisher(
     """
     history, tracker, pending = job.history_raw, job.tracker, job.pending
     run_times, wall_offset = tracker.times_by_routine(), job._wall_offset
-    routes, counts = plan.routes, tracker.event_counts()
+    routes, counts = plan.routes, tracker.count_by_position(plan.route_keys)
 
     def finished(
         delivery: Delivery,
@@ -130,7 +150,7 @@ def _finisher(
             return
         event, data = emissions[0]
         route = routes[rid][event]
-        counts[route.key] = counts.get(route.key, 0) + 1
+        counts[route.index] += 1
         if len(route.edges) != 1:
             route_emissions(job, plan, rid, emissions, counted=True)
             return

@@ -65,6 +65,8 @@ class Route:
     key: tuple[str, str]
     edges: tuple[Edge, ...]
     targets: tuple[tuple[str, str], ...]
+    index: int
+    """Position of ``key`` in ``Plan.route_keys``."""
 
 
 @final
@@ -82,6 +84,8 @@ class Plan:
     direct: tuple[Target | None, ...]
     """Each connection's target if it is ``direct``, else ``None``; one more
     ``None`` at the end is what index -1, a delivery from no connection, reads."""
+    route_keys: tuple[tuple[str, str], ...]
+    """Every ``(routine_id, event)``, in the order of ``Route.index``."""
 
     def target(self, routine_id: str, slot: str) -> Target:
         """Return the target for a delivery that came from no connection."""
@@ -107,13 +111,12 @@ def compile_plan(flow: Flow) -> Plan:
     fan_out: dict[tuple[str, str], list[Edge]] = {}
     for edge, connection in zip(edges, connections, strict=True):
         fan_out.setdefault((connection.source_id, connection.event), []).append(edge)
-    routes = {
-        rid: {
-            event: _route(rid, event, fan_out.get((rid, event), []))
-            for event in routine.events
-        }
-        for rid, routine in routines.items()
-    }
+    route_keys = tuple(
+        (rid, event) for rid, routine in routines.items() for event in routine.events
+    )
+    routes: dict[str, dict[str, Route]] = {rid: {} for rid in routines}
+    for index, (rid, event) in enumerate(route_keys):
+        routes[rid][event] = _route(rid, event, fan_out.get((rid, event), []), index)
     event_targets = {
         route.key: route.targets
         for by_event in routes.values()
@@ -121,7 +124,9 @@ def compile_plan(flow: Flow) -> Plan:
     }
     direct = (*(edge.target if edge.target.direct else None for edge in edges), None)
     shape = flow_shape(flow)
-    return Plan(routines, edges, routes, targets, shape, event_targets, direct)
+    return Plan(
+        routines, edges, routes, targets, shape, event_targets, direct, route_keys
+    )
 
 
 def is_source(routine: Routine) -> bool:
@@ -149,10 +154,10 @@ def _applier(connection: Connection) -> Callable[[Payload], Payload] | None:
     return connection.apply if connection.param_mapping else None
 
 
-def _route(rid: str, event: str, edges: list[Edge]) -> Route:
+def _route(rid: str, event: str, edges: list[Edge], index: int) -> Route:
     ordered = tuple(
         Edge(e.index, e.target, e.apply, e.target_id, e.slot_name, order)
         for order, e in enumerate(edges)
     )
     targets = tuple((e.target.routine_id, e.target.slot.name) for e in edges)
-    return Route((rid, event), ordered, targets)
+    return Route((rid, event), ordered, targets, index)

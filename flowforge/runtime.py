@@ -11,7 +11,6 @@ journal, each finished delivery is checkpointed before the next one starts.
 from __future__ import annotations
 
 import copy
-import functools
 import os
 import random
 import time
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING, Final, final
 from flowforge._clock import SystemClock
 from flowforge._concurrent import ConcurrentLoop
 from flowforge._context import CURRENT, DeliveryContext
-from flowforge._direct import DONE, RUNNING, SKIPPED, direct_path, route_emissions
+from flowforge._direct import DONE, RUNNING, SKIPPED, route_emissions, run_loop
 from flowforge._plan import Plan, Target, is_source
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.exceptions import DefinitionError, ExecutionError, StoreError
@@ -157,7 +156,7 @@ class Runtime:
         token = CURRENT.set(context)
         try:
             if self.executor is None:
-                self._loop(job, plan, context)
+                run_loop(self, job, plan, context)
             else:
                 ConcurrentLoop(self, self.executor, self.max_workers).run(job, plan)
         except StoreError:
@@ -196,28 +195,26 @@ class Runtime:
         if job.status is JobStatus.CANCELLED:
             drop_pending(job, self.monotonic() + job._wall_offset)
 
-    def _loop(self, job: JobState, plan: Plan, context: DeliveryContext) -> None:
-        pending = job.pending
-        limit = self.flow.max_deliveries
-        running = JobStatus.RUNNING
-        if self.journal is None:
-            deliver = direct_path(self, job, plan, context)
-        else:
-            deliver = functools.partial(self._checkpointed, job, plan, context)
-        while pending:
-            if job._stop_request is not None:
-                self.honour_stop_request(job)
-                return
-            delivery = pending.pop()
-            if delivery.attempt:
-                self.clock.sleep(self.retry_delay(delivery))
-            elif job.delivery_count >= limit:
-                pending.append(delivery)
-                self.fail_on_limit(job, delivery)
-                return
-            deliver(delivery)
-            if job.status is not running:
-                return
+    def may_deliver(self, job: JobState, delivery: Delivery) -> bool:
+        """Say whether ``delivery``, just taken off the stack, may run now.
+
+        A stop request pauses or cancels the job, and the delivery limit
+        fails it: then the delivery goes back on the stack and the answer is
+        False. A retry waits its delay first; a retry is never refused for
+        the limit, which its first attempt already passed.
+        """
+        if job._stop_request is not None:
+            job.pending.append(delivery)
+            self.honour_stop_request(job)
+            return False
+        if delivery.attempt:
+            self.clock.sleep(self.retry_delay(delivery))
+            return True
+        if job.delivery_count >= self.flow.max_deliveries:
+            job.pending.append(delivery)
+            self.fail_on_limit(job, delivery)
+            return False
+        return True
 
     def _checkpointed(
         self, job: JobState, plan: Plan, context: DeliveryContext, delivery: Delivery

@@ -370,3 +370,74 @@ def test_a_pickled_tracker_keeps_its_figures_but_not_the_flow_routes() -> None:
     assert copied.get_event_targets("hop_1999", "output") == ()
     assert copied.get_event_counts() == {("hop_1999", "output"): 1}
     assert len(data) < 2000
+
+
+class CountReader(Hop):
+    """Read the job's event counts while it runs, then pass ``n`` on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: list[dict[tuple[str, str], int]] = []
+
+    def hop(self, n: int) -> None:
+        self.counts.append(current_delivery().job.tracker.get_event_counts())
+        super().hop(n)
+
+
+def test_event_counts_read_while_a_job_runs_include_every_inlined_hop() -> None:
+    # The inlined hops count emissions by route position, not in the
+    # tracker's dict: every reader must see them added in.
+    reader = CountReader()
+    flow = chain(Hop(), Hop(), reader, Hop())
+
+    job = flow.execute("hop_0", {"n": 0})
+
+    assert reader.counts == [{("hop_0", "output"): 1, ("hop_1", "output"): 1}]
+    expected = {(f"hop_{i}", "output"): 1 for i in range(4)}
+    assert job.tracker.get_event_counts() == expected
+    assert job.tracker.get_flow_performance().events_emitted == 4
+    assert pickle.loads(pickle.dumps(job.tracker)).get_event_counts() == expected
+
+
+class PauseOnce(Hop):
+    """Ask for a pause on the first delivery, then pass ``n`` on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flow: Flow | None = None
+
+    def hop(self, n: int) -> None:
+        if self.flow is not None:
+            self.flow.pause(reason="halfway")
+            self.flow = None
+        super().hop(n)
+
+
+def test_a_pause_between_inlined_hops_keeps_the_next_delivery_and_the_counts() -> None:
+    pausing = PauseOnce()
+    hops = [Hop(), pausing, Hop(), Hop()]
+    flow = chain(*hops)
+    pausing.flow = flow
+
+    job = flow.execute("hop_0", {"n": 0}, job_id="j")
+
+    assert job.status is JobStatus.PAUSED
+    assert [(d.routine_id, d.seq, d.data, d.attempt) for d in job.pending] == [
+        ("hop_2", 2, {"n": 2}, 0)
+    ]
+    assert job.tracker.get_event_counts() == {
+        ("hop_0", "output"): 1,
+        ("hop_1", "output"): 1,
+    }
+
+    resumed = flow.resume(job)
+
+    assert resumed.status is JobStatus.COMPLETED
+    assert [hop.seen for hop in hops[2:]] == [
+        [(("j", "hop_2", 2), 0)],
+        [(("j", "hop_3", 3), 0)],
+    ]
+    assert resumed.tracker.get_event_counts() == {
+        (f"hop_{i}", "output"): 1 for i in range(4)
+    }
+    assert resumed.delivery_count == 4
