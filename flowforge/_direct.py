@@ -111,7 +111,7 @@ def _finisher(
     """
     history, tracker, pending = job.history_raw, job.tracker, job.pending
     run_times, wall_offset = tracker.times_by_routine(), job._wall_offset
-    routes, counts = plan.routes, tracker.count_by_position(plan.route_keys)
+    routes, counts = plan.routes, tracker.counts_by_position()
 
     def finished(
         delivery: Delivery,
@@ -176,16 +176,16 @@ def route_emissions(
     """Turn a handler's emissions into deliveries, first one on top of the stack.
 
     Counts each emission in the job's tracker unless the caller has
-    (``counted``); :func:`complete_event_targets` adds where they went.
+    (``counted``).
     """
-    counts = job.tracker.event_counts()
+    counts = job.tracker.counts_by_position()
     routes = plan.routes[routine_id]
     seq = job.next_seq
     created: list[Delivery] = []
     for event, data in emissions:
         route = routes[event]
         if not counted:
-            counts[route.key] = counts.get(route.key, 0) + 1
+            counts[route.index] += 1
         for edge in route.edges:
             payload = data if edge.apply is None else edge.apply(data)
             created.append(

@@ -106,11 +106,12 @@ class ExecutionTracker:
 
     The scheduler reports each handler run with :meth:`record_run` (or, for
     a completed run, by appending its time to the list in
-    :meth:`times_by_routine`), each emission by counting it in
-    :meth:`event_counts` (:meth:`record_emission` does the same for one
-    emission), and the job's wall time with :meth:`add_wall_time`; users
-    read the figures. Appending a time is all a run costs: totals are added up
+    :meth:`times_by_routine`), each emission by counting it in the list
+    :meth:`know_routes` returns (:meth:`record_emission` counts one by
+    key), and the job's wall time with :meth:`add_wall_time`; users read
+    the figures. Appending a time is all a run costs: totals are added up
     (folded) when read, or once a routine has ``FOLD_AT`` unfolded times.
+    Event counts are listed sorted by routine id, then event name.
 
     Thread safety: written by the job's scheduler only; read it once the job
     has ended or paused.
@@ -124,6 +125,7 @@ class ExecutionTracker:
         "_routes",
         "_live",
         "_live_keys",
+        "_positions",
         "wall_time",
     )
 
@@ -136,6 +138,7 @@ class ExecutionTracker:
         self._routes: Mapping[EventKey, Targets] = {}
         self._live: list[int] = []
         self._live_keys: tuple[EventKey, ...] = ()
+        self._positions: dict[str, list[int]] | None = None
         self.wall_time = 0.0
 
     def record_run(self, routine_id: str, outcome: str, seconds: float) -> None:
@@ -182,32 +185,21 @@ class ExecutionTracker:
         self.fold(routine_id)
         return self._totals[routine_id]
 
-    def event_counts(self) -> dict[EventKey, int]:
-        """Return the live map of event key to its count, for the scheduler.
+    def know_routes(
+        self, routes: Mapping[EventKey, Targets], keys: tuple[EventKey, ...]
+    ) -> list[int]:
+        """Start a run: say where each event goes; return the list to count in.
 
-        Adding 1 to a key's count (0 when missing) counts one emission of
-        that event; where it went comes from :meth:`know_routes`.
-        """
-        return self._events
-
-    def count_by_position(self, keys: tuple[EventKey, ...]) -> list[int]:
-        """Return a list of zeros, one per event key, for the scheduler to count in.
-
-        Adding 1 at position ``i`` counts one emission of ``keys[i]``, like
-        adding 1 in :meth:`event_counts`: a list index is cheaper than a
-        dict key of two strings. Readers add the list's counts to the
-        others first. A new list replaces the last one, whose counts are
+        ``routes`` maps each ``(routine_id, event)`` of the running flow to
+        where it goes. The list has a 0 for each of ``keys``: adding 1 at
+        position ``i`` counts one emission of ``keys[i]`` (a list index is
+        cheaper than a dict key of two strings). The last run's counts are
         kept.
         """
         self._add_positional_counts()
-        self._live, self._live_keys = [0] * len(keys), keys
+        self._routes, self._live_keys, self._positions = routes, keys, None
+        self._live = [0] * len(keys)
         return self._live
-
-    @property
-    def _counts(self) -> dict[EventKey, int]:
-        """Every event's count: :meth:`event_counts` with the positional ones added."""
-        self._add_positional_counts()
-        return self._events
 
     def _add_positional_counts(self) -> None:
         live, events = self._live, self._events
@@ -215,11 +207,27 @@ class ExecutionTracker:
             if count:
                 key = self._live_keys[index]
                 events[key] = events.get(key, 0) + count
-                live[index] = 0
+        self._live, self._live_keys, self._positions = [], (), None
 
-    def know_routes(self, routes: Mapping[EventKey, Targets]) -> None:
-        """Say where each ``(routine_id, event)`` of the running flow goes."""
-        self._routes = routes
+    def counts_by_position(self) -> list[int]:
+        """Return the list this run counts emissions in (see :meth:`know_routes`)."""
+        return self._live
+
+    def _positions_of(self, routine_id: str) -> list[int]:
+        if self._positions is None:
+            self._positions = {}
+            for index, (rid, _) in enumerate(self._live_keys):
+                self._positions.setdefault(rid, []).append(index)
+        return self._positions.get(routine_id, [])
+
+    def _counts(self) -> dict[EventKey, int]:
+        """Return every event's count, sorted by key; changes nothing."""
+        counts = dict(self._events)
+        for index, count in enumerate(self._live):
+            if count:
+                key = self._live_keys[index]
+                counts[key] = counts.get(key, 0) + count
+        return dict(sorted(counts.items()))
 
     def record_emission(self, key: EventKey, targets: Targets) -> None:
         """Count one emission of event ``key`` (``(routine_id, event)``)."""
@@ -279,14 +287,14 @@ class ExecutionTracker:
             successes=successes,
             failures=failures,
             retries=retries,
-            events_emitted=sum(self._counts.values()),
+            events_emitted=sum(self._events.values()) + sum(self._live),
             wall_time=self.wall_time,
             throughput=deliveries / self.wall_time if self.wall_time > 0 else 0.0,
         )
 
     def get_event_counts(self) -> dict[EventKey, int]:
         """Return how often each ``(routine_id, event)`` was emitted."""
-        return dict(self._counts)
+        return self._counts()
 
     def get_event_targets(self, routine_id: str, event: str) -> Targets:
         """Return the ``(routine_id, slot)`` pairs an emitted event was sent to."""
@@ -308,10 +316,14 @@ class ExecutionTracker:
             if routine_id in self._times
             else None
         )
+        counts = {e: n for (rid, e), n in self._events.items() if rid == routine_id}
+        for index in self._positions_of(routine_id):
+            if self._live[index]:
+                event = self._live_keys[index][1]
+                counts[event] = counts.get(event, 0) + self._live[index]
         events = [
-            [event, count, [list(t) for t in self._targets_of((rid, event))]]
-            for (rid, event), count in self._counts.items()
-            if rid == routine_id
+            [event, count, [list(t) for t in self._targets_of((routine_id, event))]]
+            for event, count in sorted(counts.items())
         ]
         return {"figures": row, "events": events}
 
@@ -321,6 +333,7 @@ class ExecutionTracker:
         Raises:
             SerializationError: If the data is malformed.
         """
+        self._add_positional_counts()
         try:
             row, events = data["figures"], data["events"]  # type: ignore[index]
             if row is not None:
@@ -333,7 +346,7 @@ class ExecutionTracker:
                 figures.max_time = float(high)
             for event, count, targets in events:
                 key = (routine_id, str(event))
-                self._counts[key] = int(count)
+                self._events[key] = int(count)
                 self._targets[key] = tuple((str(t), str(s)) for t, s in targets)
         except (KeyError, TypeError, ValueError) as error:
             raise SerializationError(
@@ -351,7 +364,7 @@ class ExecutionTracker:
             },
             "events": [
                 [rid, event, count, [list(t) for t in self._targets_of((rid, event))]]
-                for (rid, event), count in self._counts.items()
+                for (rid, event), count in self._counts().items()
             ],
         }
 
@@ -399,7 +412,7 @@ class ExecutionTracker:
         """Return how many routines and events have figures."""
         return (
             f"ExecutionTracker(routines={len(self._times)}, "
-            f"events={len(self._counts)})"
+            f"events={len(self._counts())})"
         )
 
 

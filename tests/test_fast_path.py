@@ -2,8 +2,8 @@
 
 Each test guards one shortcut of the sequential loop: the inlined common
 case, the reused delivery of a one-to-one hop, the direct handler call, the
-tracker's folded run times and the emission counts whose targets come from
-the flow's plan. They assert behaviour, never speed.
+tracker's folded run times, and the emission counts kept by route position
+whose targets come from the flow's plan. They assert behaviour, never speed.
 """
 
 from __future__ import annotations
@@ -441,3 +441,61 @@ def test_a_pause_between_inlined_hops_keeps_the_next_delivery_and_the_counts() -
         (f"hop_{i}", "output"): 1 for i in range(4)
     }
     assert resumed.delivery_count == 4
+
+
+def reversed_chain(pause_at: str | None = None) -> tuple[Flow, list[Hop]]:
+    """hop_0 -> hop_1 -> hop_2, added to the flow last routine first."""
+    flow = Flow(flow_id="reversed", clock=FakeClock())
+    hops = {f"hop_{i}": Hop() for i in range(3)}
+    if pause_at is not None:
+        pausing = PauseOnce()
+        pausing.flow = flow
+        hops[pause_at] = pausing
+    for rid in reversed(hops):
+        flow.add_routine(hops[rid], rid)
+    flow.connect("hop_0", "output", "hop_1", "input")
+    flow.connect("hop_1", "output", "hop_2", "input")
+    return flow, list(hops.values())
+
+
+def test_event_counts_are_sorted_however_the_job_ran() -> None:
+    # Inlined hops count by route position, the others by key: the counts
+    # must come out the same, in one order, whether the job paused or not.
+    whole = reversed_chain()[0].execute("hop_0", {"n": 0}, job_id="j")
+    flow, _ = reversed_chain(pause_at="hop_1")
+    paused = flow.execute("hop_0", {"n": 0}, job_id="j")
+    paused.tracker.serialize()  # a read while paused changes nothing
+    resumed = flow.resume(paused)
+
+    expected = [((f"hop_{i}", "output"), 1) for i in range(3)]
+    for job in (whole, resumed):
+        assert list(job.tracker.get_event_counts().items()) == expected
+        events = job.tracker.serialize()["events"]
+        assert isinstance(events, list)
+        assert [row[:3] for row in events] == [
+            [f"hop_{i}", "output", 1] for i in range(3)
+        ]
+    assert resumed.tracker == whole.tracker
+
+
+def test_reading_event_counts_leaves_the_schedulers_counting_list_alone() -> None:
+    # The scheduler keeps adding to the list know_routes gave it while a
+    # job runs, possibly as another thread reads: a read must only look.
+    tracker = ExecutionTracker()
+    tracker.record_emission(("a", "out"), (("b", "in"),))
+    counts = tracker.know_routes({}, (("a", "out"), ("b", "out")))
+    counts[0] += 2
+    counts[1] += 1
+
+    assert tracker.get_event_counts() == {("a", "out"): 3, ("b", "out"): 1}
+    assert tracker.get_flow_performance().events_emitted == 4
+    assert tracker.routine_figures("a")["events"] == [["out", 3, [["b", "in"]]]]
+    assert tracker.serialize()["events"] == [
+        ["a", "out", 3, [["b", "in"]]],
+        ["b", "out", 1, []],
+    ]
+    assert counts == [2, 1]
+    counts[0] += 1
+    assert tracker.get_event_counts() == {("a", "out"): 4, ("b", "out"): 1}
+    tracker.know_routes({}, (("a", "out"),))  # a new run keeps the old counts
+    assert tracker.get_event_counts() == {("a", "out"): 4, ("b", "out"): 1}
