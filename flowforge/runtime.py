@@ -200,15 +200,20 @@ class Runtime:
 
         A stop request pauses or cancels the job, and the delivery limit
         fails it: then the delivery goes back on the stack and the answer is
-        False. A retry waits its delay first; a retry is never refused for
-        the limit, which its first attempt already passed.
+        False. A retry waits its delay first (if the wait is interrupted,
+        the delivery goes back before the exception leaves); a retry is
+        never refused for the limit, which its first attempt already passed.
         """
         if job._stop_request is not None:
             job.pending.append(delivery)
             self.honour_stop_request(job)
             return False
         if delivery.attempt:
-            self.clock.sleep(self.retry_delay(delivery))
+            try:
+                self.clock.sleep(self.retry_delay(delivery))
+            except BaseException:
+                job.pending.append(delivery)
+                raise
             return True
         if job.delivery_count >= self.flow.max_deliveries:
             job.pending.append(delivery)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from flowforge import (
@@ -7,9 +9,12 @@ from flowforge import (
     ErrorHandler,
     ErrorStrategy,
     Flow,
+    JobState,
     JobStatus,
     Routine,
+    current_delivery,
 )
+from flowforge.store import MemoryStore
 from flowforge.testing import FakeClock, Recorder
 
 
@@ -260,3 +265,65 @@ def test_uncapped_overflowing_delay_is_refused_when_built() -> None:
 def test_infinite_delay_is_refused() -> None:
     with pytest.raises(DefinitionError, match="finite"):
         ErrorHandler("retry", retry_delay=float("inf"))
+
+
+class InterruptedSleep:
+    """A fake clock whose first sleep is interrupted, as by Ctrl-C during a backoff."""
+
+    def __init__(self) -> None:
+        self.fake = FakeClock()
+        self.interrupted = False
+
+    def monotonic(self) -> float:
+        return self.fake.monotonic()
+
+    def now(self) -> datetime:
+        return self.fake.now()
+
+    def sleep(self, seconds: float) -> None:
+        if not self.interrupted:
+            self.interrupted = True
+            raise KeyboardInterrupt
+        self.fake.sleep(seconds)
+
+
+class KeepsItsJob(Flaky):
+    """A :class:`Flaky` that keeps the job it runs in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list[JobState] = []
+
+    def handle(self) -> None:
+        self.jobs.append(current_delivery().job)
+        super().handle()
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
+@pytest.mark.parametrize("durable", [False, True], ids=["in-memory", "durable"])
+def test_an_interrupted_retry_backoff_keeps_the_delivery_for_resume(
+    durable: bool, strategy: str
+) -> None:
+    flow = Flow(clock=InterruptedSleep(), execution_strategy=strategy)
+    flaky = KeepsItsJob()
+    flaky.set_config(failures=1)
+    flaky.set_error_handler(ErrorHandler("retry", retry_delay=0.5))
+    flow.add_routine(flaky, "flaky")
+    store = MemoryStore() if durable else None
+
+    with pytest.raises(KeyboardInterrupt):
+        flow.execute("flaky", job_id="j", store=store)
+
+    job = flaky.jobs[0] if store is None else store.load("j")
+    assert [(d.routine_id, d.attempt) for d in job.pending] == [("flaky", 1)]
+    if store is None:
+        flow.close()
+        return  # it stays "running": resumed only from a store (docs/guide/errors.rst)
+    with flow:
+        resumed = flow.resume("j", store=store)
+    assert resumed.status is JobStatus.COMPLETED
+    assert flaky.get_stat("calls") == 2
+    assert [r.outcome for r in resumed.get_execution_history()] == [
+        "retried",
+        "completed",
+    ]
