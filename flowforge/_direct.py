@@ -5,11 +5,16 @@ and their handler returns. :func:`run_loop` runs those inlined, with fewer
 calls and lookups than ``Runtime.prepare`` and ``Runtime.complete``, doing
 exactly what they would; anything else, and any failure, goes through them.
 :func:`route_emissions` turns a handler's emissions into deliveries for both.
+
+Nothing else holds a completed direct delivery (the history keeps a tuple of
+its fields, the context is pointed at the next delivery), so when its one
+emission goes along one connection, it becomes the delivery along that
+connection instead of a new object.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from flowforge.execution_tracker import COMPLETED, FOLD_AT
@@ -23,10 +28,14 @@ from flowforge.record import (
 
 if TYPE_CHECKING:
     from flowforge._context import DeliveryContext
-    from flowforge._plan import Plan
+    from flowforge._plan import Plan, Target
     from flowforge.job_state import JobState
     from flowforge.runtime import Runtime
     from flowforge.types import Payload
+
+    Emissions = list[tuple[str, Payload]]
+    General = Callable[[JobState, Plan, DeliveryContext, Delivery], None]
+    Finished = Callable[[Delivery, RoutineState, float, float, Emissions], None]
 
 __all__ = ["run_loop", "route_emissions"]
 
@@ -47,24 +56,13 @@ def run_loop(
     job with a journal, goes through ``Runtime._deliver`` (or its
     checkpointed form).
     """
-    pending, limit, monotonic = (
-        job.pending,
-        runtime.flow.max_deliveries,
-        runtime.monotonic,
-    )
-    states, buffers = job.routine_states, job.slot_buffers
-    if runtime.journal is None:
-        direct, general = plan.direct, runtime._deliver
-    else:  # every delivery takes the checkpointed path
-        direct, general = (None,) * len(plan.direct), runtime._checkpointed
-    finished = _finisher(job, plan)
+    pending, states, buffers = job.pending, job.routine_states, job.slot_buffers
+    limit, monotonic = runtime.flow.max_deliveries, runtime.monotonic
+    direct, general, finished = _paths(runtime, job, plan)
     while pending and job.status is JOB_RUNNING:
         delivery = pending.pop()
-        if (
-            job._stop_request is not None
-            or delivery.attempt
-            or job.delivery_count >= limit
-        ) and not runtime.may_deliver(job, delivery):
+        stop = job._stop_request is not None or job.delivery_count >= limit
+        if (stop or delivery.attempt) and not runtime.may_deliver(job, delivery):
             return
         rid, target = delivery.routine_id, direct[delivery.connection]
         state = states.get(rid)
@@ -77,7 +75,7 @@ def run_loop(
         # A handler given one value, never the dict, needs no copy.
         buffer = {**old, **data} if old else data if parameter in data else dict(data)
         buffers[target.key] = buffer
-        emissions: list[tuple[str, Payload]] = []
+        emissions: Emissions = []
         context.routine, context.delivery = target.routine, delivery
         context.emissions = emissions
         started = monotonic()
@@ -99,16 +97,18 @@ def run_loop(
         finished(delivery, state, started, monotonic() - started, emissions)
 
 
-def _finisher(
-    job: JobState, plan: Plan
-) -> Callable[[Delivery, RoutineState, float, float, list[tuple[str, Payload]]], None]:
-    """Return what records a completed direct delivery and routes its emissions.
+def _paths(
+    runtime: Runtime, job: JobState, plan: Plan
+) -> tuple[Sequence[Target | None], General, Finished]:
+    """Return the direct target of each connection, the general path, the finisher."""
+    if runtime.journal is None:
+        return plan.direct, runtime._deliver, _finisher(job, plan)
+    # Every delivery of a durable job takes the checkpointed path.
+    return (None,) * len(plan.direct), runtime._checkpointed, _finisher(job, plan)
 
-    It does what ``Runtime.complete`` does. Nothing else holds a completed
-    delivery (the history keeps a tuple of its fields, the context is pointed
-    at the next delivery), so when its one emission goes along one
-    connection, the delivery becomes the one along that connection.
-    """
+
+def _finisher(job: JobState, plan: Plan) -> Finished:
+    """Return what records a completed direct delivery and routes its emissions."""
     history, tracker, pending = job.history_raw, job.tracker, job.pending
     run_times, wall_offset = tracker.times_by_routine(), job._wall_offset
     routes, counts = plan.routes, tracker.counts_by_position()
@@ -117,31 +117,23 @@ def _finisher(
         delivery: Delivery,
         state: RoutineState,
         started: float,
-        duration: float,
-        emissions: list[tuple[str, Payload]],
+        took: float,
+        emissions: Emissions,
     ) -> None:
         if state.status is RUNNING:
             state.status = DONE
-        rid = delivery.routine_id
+        rid, at = delivery.routine_id, started + wall_offset
         history.append(
-            (
-                delivery.seq,
-                rid,
-                delivery.slot,
-                COMPLETED,
-                delivery.attempt,
-                started + wall_offset,
-                duration,
-            )
+            (delivery.seq, rid, delivery.slot, COMPLETED, delivery.attempt, at, took)
         )
         job.history_total += 1
         job.delivery_count += 1
         state.deliveries += 1
         times = run_times.get(rid)
         if times is None:
-            run_times[rid] = [duration]
+            run_times[rid] = [took]
         else:
-            times.append(duration)
+            times.append(took)
             if len(times) >= FOLD_AT:
                 tracker.fold(rid)
         if len(emissions) != 1:
@@ -169,7 +161,7 @@ def route_emissions(
     job: JobState,
     plan: Plan,
     routine_id: str,
-    emissions: list[tuple[str, Payload]],
+    emissions: Emissions,
     *,
     counted: bool = False,
 ) -> None:
