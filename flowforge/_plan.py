@@ -66,7 +66,7 @@ class Route:
     edges: tuple[Edge, ...]
     targets: tuple[tuple[str, str], ...]
     index: int
-    """Position of ``key`` in ``Plan.route_keys``."""
+    """Position of ``key`` in ``Plan.event_targets``."""
 
 
 @final
@@ -80,12 +80,11 @@ class Plan:
     targets: Mapping[tuple[str, str], Target]
     shape: dict[str, object]
     event_targets: dict[tuple[str, str], tuple[tuple[str, str], ...]]
-    """Where each ``(routine_id, event)`` goes, for the job's tracker."""
+    """Where each ``(routine_id, event)`` goes, for the job's tracker, in the
+    order of ``Route.index``: the tracker counts emissions by that position."""
     direct: tuple[Target | None, ...]
     """Each connection's target if it is ``direct``, else ``None``; one more
     ``None`` at the end is what index -1, a delivery from no connection, reads."""
-    route_keys: tuple[tuple[str, str], ...]
-    """Every ``(routine_id, event)``, in the order of ``Route.index``."""
 
     def target(self, routine_id: str, slot: str) -> Target:
         """Return the target for a delivery that came from no connection."""
@@ -117,16 +116,10 @@ def compile_plan(flow: Flow) -> Plan:
     routes: dict[str, dict[str, Route]] = {rid: {} for rid in routines}
     for index, (rid, event) in enumerate(route_keys):
         routes[rid][event] = _route(rid, event, fan_out.get((rid, event), []), index)
-    event_targets = {
-        route.key: route.targets
-        for by_event in routes.values()
-        for route in by_event.values()
-    }
+    event_targets = {(rid, e): routes[rid][e].targets for rid, e in route_keys}
     direct = (*(edge.target if edge.target.direct else None for edge in edges), None)
     shape = flow_shape(flow)
-    return Plan(
-        routines, edges, routes, targets, shape, event_targets, direct, route_keys
-    )
+    return Plan(routines, edges, routes, targets, shape, event_targets, direct)
 
 
 def is_source(routine: Routine) -> bool:

@@ -107,8 +107,8 @@ class ExecutionTracker:
     The scheduler reports each handler run with :meth:`record_run` (or, for
     a completed run, by appending its time to the list in
     :meth:`times_by_routine`), each emission by counting it in the list
-    :meth:`know_routes` returns (:meth:`record_emission` counts one by
-    key), and the job's wall time with :meth:`add_wall_time`; users read
+    :meth:`counts_by_position` returns (:meth:`record_emission` counts one
+    by key), and the job's wall time with :meth:`add_wall_time`; users read
     the figures. Appending a time is all a run costs: totals are added up
     (folded) when read, or once a routine has ``FOLD_AT`` unfolded times.
     Event counts are listed sorted by routine id, then event name.
@@ -137,7 +137,7 @@ class ExecutionTracker:
         self._targets: dict[EventKey, Targets] = {}
         self._routes: Mapping[EventKey, Targets] = {}
         self._live: list[int] = []
-        self._live_keys: tuple[EventKey, ...] = ()
+        self._live_keys: tuple[EventKey, ...] | None = None
         self._positions: dict[str, list[int]] | None = None
         self.wall_time = 0.0
 
@@ -185,48 +185,54 @@ class ExecutionTracker:
         self.fold(routine_id)
         return self._totals[routine_id]
 
-    def know_routes(
-        self, routes: Mapping[EventKey, Targets], keys: tuple[EventKey, ...]
-    ) -> list[int]:
-        """Start a run: say where each event goes; return the list to count in.
+    def know_routes(self, routes: Mapping[EventKey, Targets]) -> None:
+        """Start a run: say where each event goes and how it is counted.
 
         ``routes`` maps each ``(routine_id, event)`` of the running flow to
-        where it goes. The list has a 0 for each of ``keys``: adding 1 at
-        position ``i`` counts one emission of ``keys[i]`` (a list index is
-        cheaper than a dict key of two strings). The last run's counts are
-        kept.
+        where it goes; :meth:`counts_by_position` then holds a 0 for each of
+        its keys, in its order. The last run's counts are kept.
         """
         self._add_positional_counts()
-        self._routes, self._live_keys, self._positions = routes, keys, None
-        self._live = [0] * len(keys)
+        self._routes, self._live_keys, self._positions = routes, None, None
+        self._live = [0] * len(routes)
+
+    def counts_by_position(self) -> list[int]:
+        """Return the list the scheduler counts this run's emissions in.
+
+        Adding 1 at position ``i`` counts one emission of the ``i``-th key
+        :meth:`know_routes` was given (a list index is cheaper than a dict key
+        of two strings). The list stays the same object for the whole run.
+        """
         return self._live
 
     def _add_positional_counts(self) -> None:
-        live, events = self._live, self._events
-        for index, count in enumerate(live):
-            if count:
-                key = self._live_keys[index]
-                events[key] = events.get(key, 0) + count
-        self._live, self._live_keys, self._positions = [], (), None
+        """Move the list's counts into the others, zeroing it in place."""
+        self._add_live(self._events)
+        self._live[:] = [0] * len(self._live)
 
-    def counts_by_position(self) -> list[int]:
-        """Return the list this run counts emissions in (see :meth:`know_routes`)."""
-        return self._live
+    def _keys(self) -> tuple[EventKey, ...]:
+        """Return the event key of each position, made when first needed."""
+        if self._live_keys is None:
+            self._live_keys = tuple(self._routes)
+        return self._live_keys
+
+    def _add_live(self, counts: dict[EventKey, int]) -> None:
+        for index, count in enumerate(self._live):
+            if count:
+                key = self._keys()[index]
+                counts[key] = counts.get(key, 0) + count
 
     def _positions_of(self, routine_id: str) -> list[int]:
         if self._positions is None:
             self._positions = {}
-            for index, (rid, _) in enumerate(self._live_keys):
+            for index, (rid, _) in enumerate(self._keys()):
                 self._positions.setdefault(rid, []).append(index)
         return self._positions.get(routine_id, [])
 
     def _counts(self) -> dict[EventKey, int]:
         """Return every event's count, sorted by key; changes nothing."""
         counts = dict(self._events)
-        for index, count in enumerate(self._live):
-            if count:
-                key = self._live_keys[index]
-                counts[key] = counts.get(key, 0) + count
+        self._add_live(counts)
         return dict(sorted(counts.items()))
 
     def record_emission(self, key: EventKey, targets: Targets) -> None:
@@ -319,7 +325,7 @@ class ExecutionTracker:
         counts = {e: n for (rid, e), n in self._events.items() if rid == routine_id}
         for index in self._positions_of(routine_id):
             if self._live[index]:
-                event = self._live_keys[index][1]
+                event = self._keys()[index][1]
                 counts[event] = counts.get(event, 0) + self._live[index]
         events = [
             [event, count, [list(t) for t in self._targets_of((routine_id, event))]]

@@ -147,7 +147,7 @@ class Runtime:
         job.started_at = job.started_at or now
         job._wall_offset = now.timestamp() - self.monotonic()
         context = DeliveryContext(job)
-        job.tracker.know_routes(plan.event_targets, plan.route_keys)
+        job.tracker.know_routes(plan.event_targets)
         began = self.monotonic()
         journal = self.journal
         if journal is not None:

@@ -483,7 +483,8 @@ def test_reading_event_counts_leaves_the_schedulers_counting_list_alone() -> Non
     # job runs, possibly as another thread reads: a read must only look.
     tracker = ExecutionTracker()
     tracker.record_emission(("a", "out"), (("b", "in"),))
-    counts = tracker.know_routes({}, (("a", "out"), ("b", "out")))
+    tracker.know_routes({("a", "out"): (("b", "in"),), ("b", "out"): ()})
+    counts = tracker.counts_by_position()
     counts[0] += 2
     counts[1] += 1
 
@@ -497,5 +498,29 @@ def test_reading_event_counts_leaves_the_schedulers_counting_list_alone() -> Non
     assert counts == [2, 1]
     counts[0] += 1
     assert tracker.get_event_counts() == {("a", "out"): 4, ("b", "out"): 1}
-    tracker.know_routes({}, (("a", "out"),))  # a new run keeps the old counts
+    tracker.know_routes({("a", "out"): ()})  # a new run keeps the old counts
     assert tracker.get_event_counts() == {("a", "out"): 4, ("b", "out"): 1}
+
+
+class RestoresItsFigures(Hop):
+    """Write its own figures back into the tracker while the job runs."""
+
+    def hop(self, n: int) -> None:
+        tracker = current_delivery().job.tracker
+        tracker.restore_routine_figures("hop_0", tracker.routine_figures("hop_0"))
+        super().hop(n)
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
+def test_restoring_figures_mid_run_keeps_the_counting_list_working(
+    strategy: str,
+) -> None:
+    # restore_routine_figures moves the positional counts into the others;
+    # the scheduler must go on counting in the same list afterwards.
+    with chain(RestoresItsFigures(), RestoresItsFigures(), Hop()) as flow:
+        job = flow.execute("hop_0", {"n": 0}, execution_strategy=strategy)
+
+    assert job.status is JobStatus.COMPLETED
+    assert job.tracker.get_event_counts() == {
+        (f"hop_{i}", "output"): 1 for i in range(3)
+    }
