@@ -94,7 +94,7 @@ def recover_jobs(
         job = store.load(record.job_id)
         if job.status not in (JobStatus.RUNNING, JobStatus.PENDING):
             # Another process finished it since list_jobs: give the lease back.
-            store.save(job, owner=journal.owner, lease_until=None)
+            journal.end(job)
             continue
         _restore_stats(flow, job)
         resumed.append(flow._runtime(journal=journal).run(job))

@@ -94,22 +94,34 @@ class Journal:
 
     def create(self, job: JobState) -> bool:
         """Save a new job owned by this journal; False if its id is taken."""
-        return self.store.create(job, owner=self.owner, lease_until=self.lease_until())
+        # Live before the store names this owner, so that no thread of this
+        # process takes the job for a dead owner's while it is being started.
+        _ACTIVE_OWNERS.add(self.owner)
+        created = self.store.create(
+            job, owner=self.owner, lease_until=self.lease_until()
+        )
+        if not created:
+            _ACTIVE_OWNERS.discard(self.owner)
+        return created
 
     def acquire(self, job_id: str, *, replacing: str | None = None) -> bool:
         """Take the job's lease if it is free, expired, or held by ``replacing``."""
-        return self.store.acquire(
+        _ACTIVE_OWNERS.add(self.owner)
+        acquired = self.store.acquire(
             job_id,
             owner=self.owner,
             lease_until=self.lease_until(),
             now=time.time(),
             replacing=replacing,
         )
+        if not acquired:
+            _ACTIVE_OWNERS.discard(self.owner)
+        return acquired
 
     def begin(self, job: JobState) -> None:
         """Save the job as running under this owner and start the heartbeat."""
-        self.store.save(job, owner=self.owner, lease_until=self.lease_until())
         _ACTIVE_OWNERS.add(self.owner)
+        self.store.save(job, owner=self.owner, lease_until=self.lease_until())
         self._stop.clear()
         self._heartbeat = threading.Thread(
             target=self._beat, args=(job.job_id,), name="flowforge-lease", daemon=True
@@ -123,22 +135,28 @@ class Journal:
         )
 
     def end(self, job: JobState, *, write: bool = True) -> None:
-        """Stop the heartbeat; save the job's final state and release its lease."""
+        """Stop the heartbeat; save the job's final state and release its lease.
+
+        The owner counts as live until the lease is released, so no other
+        thread of this process takes the job over while its end is written.
+        """
         self._stop.set()
-        _ACTIVE_OWNERS.discard(self.owner)
         if self._heartbeat is not None:
             self._heartbeat.join()
             self._heartbeat = None
-        if self._lost:
-            return
-        if write:
-            try:
-                self.store.save(job, owner=self.owner, lease_until=None)
+        try:
+            if self._lost:
                 return
-            except StoreError:
-                self._let_lease_lapse(job)
-                raise
-        self._let_lease_lapse(job)
+            if write:
+                try:
+                    self.store.save(job, owner=self.owner, lease_until=None)
+                    return
+                except StoreError:
+                    self._let_lease_lapse(job)
+                    raise
+            self._let_lease_lapse(job)
+        finally:
+            _ACTIVE_OWNERS.discard(self.owner)
 
     def _let_lease_lapse(self, job: JobState) -> None:
         """After a store failure, free the job (best effort) for a resume."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -488,6 +489,93 @@ def test_resume_by_id_of_a_job_leased_to_a_live_owner_is_refused(
 
     assert real_store.get("job").owner == owner
     assert handler_runs(flow) == dict.fromkeys(CHAIN, 0)
+
+
+class Intruder(StoreWrapper):
+    """Delegate to ``inner``; at one moment of a run, let another thread resume it.
+
+    ``moment`` is ``"created"`` (the store names the new owner, its run has
+    not begun), ``"acquired"`` (a resume has taken the lease, its run has not
+    begun) or ``"ending"`` (the run's final save is about to be written).
+    ``outcome`` holds what the other thread's ``flow.resume`` raised.
+    """
+
+    def __init__(self, inner: Store, flow: Flow, moment: str) -> None:
+        super().__init__(inner)
+        self.flow, self.moment = flow, moment
+        self.outcome: list[BaseException | None] = []
+
+    def intrude(self, moment: str) -> None:
+        if moment != self.moment or self.outcome:
+            return
+
+        def resume() -> None:
+            try:
+                self.flow.resume("job", store=self.inner)
+            except BaseException as error:  # noqa: B036 - reported to the test
+                self.outcome.append(error)
+            else:
+                self.outcome.append(None)
+
+        thread = threading.Thread(target=resume)
+        thread.start()
+        thread.join(WAIT)
+
+    def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
+        created = super().create(job_state, owner=owner, lease_until=lease_until)
+        self.intrude("created")
+        return created
+
+    def acquire(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None = None,
+    ) -> bool:
+        acquired = super().acquire(
+            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
+        )
+        self.intrude("acquired")
+        return acquired
+
+    def save(
+        self,
+        job_state: JobState,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> None:
+        if lease_until is None and job_state.status is JobStatus.COMPLETED:
+            self.intrude("ending")
+        super().save(job_state, owner=owner, lease_until=lease_until)
+
+
+@pytest.mark.parametrize("moment", ["created", "acquired", "ending"])
+def test_a_job_is_never_taken_from_a_live_run_of_this_process(
+    real_store: SqliteStore, moment: str
+) -> None:
+    # Another thread of the same process (a Dask worker's, a web server's)
+    # resumes the job by id while this run starts or ends. The run is live,
+    # so the resume is refused, and every handler runs once.
+    flow = chain_flow()
+    intruder = Intruder(real_store, flow, moment)
+    if moment == "acquired":
+        interrupt(real_store, fail_on="checkpoint", fail_at=2)
+        job = flow.resume("job", store=intruder)
+    else:
+        job = flow.execute("a", ENTRY_PARAMS, job_id="job", store=intruder)
+
+    assert len(intruder.outcome) == 1
+    refusal = intruder.outcome[0]
+    assert isinstance(refusal, JobStateError)
+    assert re.search(r"'job' is (pending|running): it is leased to", str(refusal))
+    assert job.status is JobStatus.COMPLETED
+    assert real_store.get("job").status is JobStatus.COMPLETED
+    runs = {"a": 0, "b": 1, "c": 1, "d": 1, "e": 1} if moment == "acquired" else None
+    assert handler_runs(flow) == (runs or dict.fromkeys(CHAIN, 1))
 
 
 def test_recover_resumes_a_dead_owners_job_and_skips_a_live_owners(
