@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Final, final
 from flowforge.exceptions import StoreError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from flowforge.job_state import JobState
     from flowforge.store.base import Change, Store
 
@@ -94,34 +96,46 @@ class Journal:
 
     def create(self, job: JobState) -> bool:
         """Save a new job owned by this journal; False if its id is taken."""
-        # Live before the store names this owner, so that no thread of this
-        # process takes the job for a dead owner's while it is being started.
-        _ACTIVE_OWNERS.add(self.owner)
-        created = self.store.create(
-            job, owner=self.owner, lease_until=self.lease_until()
+        return self._claim(
+            lambda: self.store.create(
+                job, owner=self.owner, lease_until=self.lease_until()
+            )
         )
-        if not created:
-            _ACTIVE_OWNERS.discard(self.owner)
-        return created
 
     def acquire(self, job_id: str, *, replacing: str | None = None) -> bool:
         """Take the job's lease if it is free, expired, or held by ``replacing``."""
-        _ACTIVE_OWNERS.add(self.owner)
-        acquired = self.store.acquire(
-            job_id,
-            owner=self.owner,
-            lease_until=self.lease_until(),
-            now=time.time(),
-            replacing=replacing,
+        return self._claim(
+            lambda: self.store.acquire(
+                job_id,
+                owner=self.owner,
+                lease_until=self.lease_until(),
+                now=time.time(),
+                replacing=replacing,
+            )
         )
-        if not acquired:
-            _ACTIVE_OWNERS.discard(self.owner)
-        return acquired
+
+    def _claim(self, take: Callable[[], bool]) -> bool:
+        # This owner counts as live before the store names it, so that no
+        # other thread of this process takes the job for a dead owner's
+        # between the claim and the run; until end(), or at once if the claim
+        # failed.
+        _ACTIVE_OWNERS.add(self.owner)
+        taken = False
+        try:
+            taken = take()
+        finally:
+            if not taken:
+                _ACTIVE_OWNERS.discard(self.owner)
+        return taken
 
     def begin(self, job: JobState) -> None:
         """Save the job as running under this owner and start the heartbeat."""
         _ACTIVE_OWNERS.add(self.owner)
-        self.store.save(job, owner=self.owner, lease_until=self.lease_until())
+        try:
+            self.store.save(job, owner=self.owner, lease_until=self.lease_until())
+        except BaseException:
+            _ACTIVE_OWNERS.discard(self.owner)  # its run never began: resumable
+            raise
         self._stop.clear()
         self._heartbeat = threading.Thread(
             target=self._beat, args=(job.job_id,), name="flowforge-lease", daemon=True

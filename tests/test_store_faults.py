@@ -292,6 +292,23 @@ def test_job_whose_first_save_failed_is_recovered_from_its_dead_owner(
     assert handler_runs(flow) == dict.fromkeys(CHAIN, 1)
 
 
+def test_same_process_can_resume_a_job_whose_first_save_failed(
+    real_store: SqliteStore, uninterrupted: JobState
+) -> None:
+    # The run never began, so its owner is not live, although its lease has
+    # not expired: this process may take the job over at once.
+    flow, _ = interrupt(real_store, fail_on="save", fail_at=1)
+    record = real_store.get("job")
+    assert record.owner is not None and record.lease_until is not None
+    assert record.lease_until > time.time()
+
+    resumed = flow.resume("job", store=real_store)
+
+    assert resumed.status is JobStatus.COMPLETED
+    assert outcomes(resumed) == outcomes(uninterrupted)
+    assert handler_runs(flow) == dict.fromkeys(CHAIN, 1)
+
+
 # -- a locked database -------------------------------------------------------------
 
 
