@@ -133,7 +133,8 @@ class ExecutionTracker:
         """Create a tracker with no figures."""
         self._times: dict[str, list[float]] = {}
         self._totals: dict[str, _Figures] = {}
-        self._events: dict[EventKey, int] = {}
+        self._events: dict[str, dict[str, int]] = {}
+        """Counts folded from past runs and restores: routine id, event, count."""
         self._targets: dict[EventKey, Targets] = {}
         self._routes: Mapping[EventKey, Targets] = {}
         self._live: list[int] = []
@@ -216,11 +217,12 @@ class ExecutionTracker:
             self._live_keys = tuple(self._routes)
         return self._live_keys
 
-    def _add_live(self, counts: dict[EventKey, int]) -> None:
+    def _add_live(self, counts: dict[str, dict[str, int]]) -> None:
         for index, count in enumerate(self._live):
             if count:
-                key = self._keys()[index]
-                counts[key] = counts.get(key, 0) + count
+                rid, event = self._keys()[index]
+                events = counts.setdefault(rid, {})
+                events[event] = events.get(event, 0) + count
 
     def _positions_of(self, routine_id: str) -> list[int]:
         if self._positions is None:
@@ -231,13 +233,20 @@ class ExecutionTracker:
 
     def _counts(self) -> dict[EventKey, int]:
         """Return every event's count, sorted by key; changes nothing."""
-        counts = dict(self._events)
+        counts = {rid: dict(events) for rid, events in self._events.items()}
         self._add_live(counts)
-        return dict(sorted(counts.items()))
+        return dict(
+            sorted(
+                ((rid, event), n)
+                for rid, events in counts.items()
+                for event, n in events.items()
+            )
+        )
 
     def record_emission(self, key: EventKey, targets: Targets) -> None:
         """Count one emission of event ``key`` (``(routine_id, event)``)."""
-        self._events[key] = self._events.get(key, 0) + 1
+        events = self._events.setdefault(key[0], {})
+        events[key[1]] = events.get(key[1], 0) + 1
         self._targets.setdefault(key, targets)
 
     def _targets_of(self, key: EventKey) -> Targets:
@@ -293,7 +302,8 @@ class ExecutionTracker:
             successes=successes,
             failures=failures,
             retries=retries,
-            events_emitted=sum(self._events.values()) + sum(self._live),
+            events_emitted=sum(sum(e.values()) for e in self._events.values())
+            + sum(self._live),
             wall_time=self.wall_time,
             throughput=deliveries / self.wall_time if self.wall_time > 0 else 0.0,
         )
@@ -322,7 +332,7 @@ class ExecutionTracker:
             if routine_id in self._times
             else None
         )
-        counts = {e: n for (rid, e), n in self._events.items() if rid == routine_id}
+        counts = dict(self._events.get(routine_id, {}))
         for index in self._positions_of(routine_id):
             if self._live[index]:
                 event = self._keys()[index][1]
@@ -350,9 +360,10 @@ class ExecutionTracker:
                 figures.total_time = float(total)
                 figures.min_time = math.inf if low is None else float(low)
                 figures.max_time = float(high)
+            counts = self._events.setdefault(routine_id, {})
             for event, count, targets in events:
+                counts[str(event)] = int(count)
                 key = (routine_id, str(event))
-                self._events[key] = int(count)
                 self._targets[key] = tuple((str(t), str(s)) for t, s in targets)
         except (KeyError, TypeError, ValueError) as error:
             raise SerializationError(
@@ -392,7 +403,7 @@ class ExecutionTracker:
                 tracker._times[str(rid)] = times
             for rid, event, count, targets in read(data, "events", list, where):
                 key = (str(rid), str(event))
-                tracker._events[key] = int(count)
+                tracker._events.setdefault(key[0], {})[key[1]] = int(count)
                 tracker._targets[key] = tuple((str(t), str(s)) for t, s in targets)
         except (TypeError, ValueError) as error:
             raise SerializationError(f"{where}: malformed data: {error}") from error

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from flowforge import ErrorHandler, Flow, Routine, UnknownPortError
+from flowforge import ErrorHandler, ExecutionTracker, Flow, Routine, UnknownPortError
 from flowforge.testing import FakeClock
 
 
@@ -145,3 +145,29 @@ def test_empty_job_has_zero_throughput() -> None:
     assert job.tracker is not None
     assert job.tracker.get_flow_performance().throughput == 0.0
     assert "ExecutionTracker(routines=1" in repr(job.tracker)
+
+
+def test_routine_figures_list_only_that_routines_events_from_every_run() -> None:
+    # A store saves one routine's figures per checkpoint: they hold that
+    # routine's events only, counted in earlier runs, restored, and live.
+    tracker = ExecutionTracker()
+    tracker.record_emission(("a", "out"), (("b", "in"),))
+    tracker.record_emission(("b", "out"), ())
+    tracker.restore_routine_figures(
+        "a", {"figures": None, "events": [["err", 2, [["c", "in"]]]]}
+    )
+    tracker.know_routes({("b", "out"): (), ("a", "out"): (("b", "in"),)})
+    tracker.counts_by_position()[1] += 3
+
+    assert tracker.routine_figures("a")["events"] == [
+        ["err", 2, [["c", "in"]]],
+        ["out", 4, [["b", "in"]]],
+    ]
+    assert tracker.routine_figures("b")["events"] == [["out", 1, []]]
+    assert tracker.routine_figures("c") == {"figures": None, "events": []}
+    assert tracker.get_event_counts() == {
+        ("a", "err"): 2,
+        ("a", "out"): 4,
+        ("b", "out"): 1,
+    }
+    assert tracker.get_flow_performance().events_emitted == 7
