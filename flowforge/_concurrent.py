@@ -24,6 +24,7 @@ from flowforge.record import Delivery
 if TYPE_CHECKING:
     from flowforge._plan import Plan
     from flowforge.runtime import Ready, Runtime
+    from flowforge.store.base import Change
     from flowforge.types import Payload
 
 __all__ = ["ConcurrentLoop"]
@@ -55,6 +56,7 @@ class ConcurrentLoop:
         self.failed: Delivery | None = None
         self.held: list[Delivery] = []
         self.fatal: BaseException | None = None
+        self.write_failed = False
         self.results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
 
     def run(self, job: JobState, plan: Plan) -> None:
@@ -117,7 +119,7 @@ class ConcurrentLoop:
             ready = runtime.prepare(job, plan, delivery)
             if ready is None:
                 self._collect(job, delivery)
-                runtime.checkpoint(job, plan, delivery, change)
+                self._checkpoint(job, plan, delivery, change)
                 self._wake(routine_id)
                 continue
             self.busy.add(routine_id)
@@ -143,8 +145,30 @@ class ConcurrentLoop:
         )
         self.busy.discard(delivery.routine_id)
         self._collect(job, delivery)
-        runtime.checkpoint(job, plan, delivery, change)
+        self._checkpoint(job, plan, delivery, change)
         self._wake(delivery.routine_id)
+
+    def _checkpoint(
+        self, job: JobState, plan: Plan, delivery: Delivery, change: Change | None
+    ) -> None:
+        """Commit a finished delivery, with every unfinished one as ``job.pending``.
+
+        The queues hold the job's pending deliveries while it runs, so they
+        are laid out on ``job.pending`` for the store, then taken off again.
+        A failed write ends the writing: the coordinator stops dispatching,
+        waits for the handlers still running, then raises it.
+        """
+        if change is None or self.write_failed:
+            return
+        self._materialize(job)
+        try:
+            self.runtime.checkpoint(job, plan, delivery, change)
+        except BaseException as error:  # noqa: B036  raised once the pool drains
+            self.write_failed = True
+            if self.fatal is None:
+                self.fatal = error
+        finally:
+            job.pending.clear()
 
     def _collect(self, job: JobState, finished: Delivery) -> None:
         """Move what the last delivery pushed on ``job.pending`` into the queues."""

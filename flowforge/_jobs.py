@@ -8,22 +8,32 @@ behind by a dead process can be recovered.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from flowforge._journal import DEFAULT_LEASE_SECONDS, Journal, is_dead_owner
 from flowforge._fingerprint import describe_changes
-from flowforge.exceptions import InvalidFlowError, JobNotFoundError, JobStateError
+from flowforge.exceptions import (
+    FlowForgeWarning,
+    InvalidFlowError,
+    JobNotFoundError,
+    JobStateError,
+    SerializationError,
+    StoreError,
+)
 from flowforge.job_state import JobState, JobStatus
 from flowforge.runtime import Runtime, drop_pending
 
 if TYPE_CHECKING:
     from flowforge.flow import Flow
-    from flowforge.store.base import Store
+    from flowforge.store.base import JobRecord, Store
 
 __all__ = ["cancel_paused", "recover_jobs", "resume_job", "start_job"]
 
 RESUMABLE = (JobStatus.PAUSED, JobStatus.FAILED)
+ACTIVE = (JobStatus.RUNNING, JobStatus.PENDING)
 
 
 def start_job(
@@ -63,18 +73,11 @@ def resume_job(
             raise TypeError("resume(job_id) needs store=...: where else is the job?")
         job = _claim(journal, job, flow, force)
     else:
-        if job.status not in RESUMABLE:
-            raise JobStateError(
-                "only a paused or failed job can be resumed",
-                job_id=job.job_id,
-                status=job.status.value,
-            )
+        _check_resumable(job.status, job.job_id, "paused or failed")
         _check_flow(flow, job, force)
         if journal is not None and not _take(journal, job):
             raise _busy(journal.store, job.job_id)
-    _restore_stats(flow, job)
-    _fresh_attempts(job)
-    return flow._runtime(journal=journal).run(job)
+    return _run_claimed(flow, journal, job, fresh_attempts=True)
 
 
 def recover_jobs(
@@ -87,58 +90,150 @@ def recover_jobs(
     records += store.list_jobs(flow_id=flow.flow_id, status=JobStatus.PENDING)
     for record in records:
         journal = Journal(store, lease_seconds=lease_seconds)
-        _check_flow(flow, store.load(record.job_id), force=False)
-        dead = record.owner if is_dead_owner(record.owner) else None
-        if not journal.acquire(record.job_id, replacing=dead):
+        try:
+            job = _recoverable(journal, flow, record)
+        except JobNotFoundError:  # deleted since list_jobs: nothing to recover
             continue
-        job = store.load(record.job_id)
-        if job.status not in (JobStatus.RUNNING, JobStatus.PENDING):
-            # Another process finished it since list_jobs: give the lease back.
-            journal.end(job)
+        except (StoreError, SerializationError, InvalidFlowError) as error:
+            warnings.warn(
+                f"job {record.job_id!r} was not recovered and stays in the store "
+                f"as it is: {error}",
+                FlowForgeWarning,
+                stacklevel=3,
+            )
             continue
-        _restore_stats(flow, job)
-        resumed.append(flow._runtime(journal=journal).run(job))
+        if job is not None:
+            resumed.append(_run_claimed(flow, journal, job, fresh_attempts=False))
     return resumed
 
 
 def cancel_paused(flow: Flow, job: JobState, store: Store | None) -> None:
-    """Cancel a paused job at once, dropping its pending deliveries."""
-    job.status = JobStatus.CANCELLED
-    job.finished_at = Runtime(flow).clock.now()
-    drop_pending(job, job.finished_at.timestamp())
-    if store is not None:
-        store.save(job)
+    """Cancel a paused job at once, dropping its pending deliveries.
+
+    With a store, the job is leased first, as for a resume: a job another
+    process runs, or one the store holds in a different state, is refused.
+    """
+    journal = None if store is None else Journal(store)
+    if journal is not None and not _take(journal, job):
+        raise _busy(journal.store, job.job_id)
+    with _abandoning(journal, job.job_id):
+        job.status = JobStatus.CANCELLED
+        job.finished_at = Runtime(flow).clock.now()
+        drop_pending(job, job.finished_at.timestamp())
+    if journal is not None:
+        journal.end(job)
+
+
+def _run_claimed(
+    flow: Flow, journal: Journal | None, job: JobState, *, fresh_attempts: bool
+) -> JobState:
+    """Run a job whose lease ``journal`` holds; if it never starts, free the lease."""
+    with _abandoning(journal, job.job_id):
+        _restore_stats(flow, job)
+        if fresh_attempts:
+            _fresh_attempts(job)
+        return flow._runtime(journal=journal).run(job)
+
+
+@contextmanager
+def _abandoning(journal: Journal | None, job_id: str) -> Iterator[None]:
+    """Free ``journal``'s claim on the job if the block raises before its run began.
+
+    Without this, a failure between taking the lease and starting the run
+    (a load that fails, say) would leave the job leased to this live process
+    until the lease expired, and every resume refused meanwhile.
+    """
+    try:
+        yield
+    except BaseException:
+        if journal is not None:
+            journal.abandon(job_id)  # a no-op once the run began: it releases
+        raise
+
+
+def _recoverable(journal: Journal, flow: Flow, record: JobRecord) -> JobState | None:
+    """Lease an abandoned job of ``record`` and load it; ``None`` if not abandoned."""
+    store = journal.store
+    _check_flow(flow, store.load(record.job_id), force=False)
+    dead = record.owner if is_dead_owner(record.owner) else None
+    if not journal.acquire(record.job_id, replacing=dead):
+        return None
+    with _abandoning(journal, record.job_id):
+        job = store.load(record.job_id)
+    if job.status not in ACTIVE:
+        # Another process finished it since list_jobs: give the lease back.
+        journal.end(job)
+        return None
+    return job
 
 
 def _take(journal: Journal, job: JobState) -> bool:
-    """Lease a job held in memory: save it if new to the store, else acquire it."""
+    """Lease a job held in memory: save it if new to the store, else acquire it.
+
+    Raises:
+        JobStateError: If the store holds another state of the job than
+            ``job`` (another run moved it on since): running or saving
+            ``job`` would undo that run's work.
+    """
     try:
-        return journal.acquire(job.job_id)
+        taken = journal.acquire(job.job_id)
     except JobNotFoundError:
         return journal.create(job)
+    if taken:
+        with _abandoning(journal, job.job_id):
+            stored = journal.store.load(job.job_id)
+        current = (stored.status, stored.next_seq, stored.history_total)
+        if current != (job.status, job.next_seq, job.history_total):
+            journal.end(stored)  # gives the lease back, the stored job unchanged
+            raise _moved_on(stored, job)
+    return taken
+
+
+def _moved_on(stored: JobState, job: JobState) -> JobStateError:
+    return JobStateError(
+        f"the store holds another state of it ({stored.status.value}, "
+        f"{stored.delivery_count} deliveries) than the one given "
+        f"({job.status.value}, {job.delivery_count} deliveries); another run "
+        "changed it since. Resume it by id, flow.resume(job_id, store=...), or "
+        "load it with store.load(job_id)",
+        job_id=job.job_id,
+        status=stored.status.value,
+    )
 
 
 def _claim(journal: Journal, job_id: str, flow: Flow, force: bool) -> JobState:
     """Lease a stored job for resuming, after checking it fits ``flow``."""
     store = journal.store
     record = store.get(job_id)
-    if record.status in (JobStatus.RUNNING, JobStatus.PENDING) + RESUMABLE:
+    if record.status in ACTIVE + RESUMABLE:
         _check_flow(flow, store.load(job_id), force)
-    if record.status in (JobStatus.RUNNING, JobStatus.PENDING):
+    if record.status in ACTIVE:
         # PENDING: its owner died after saving it and before starting it.
         dead = record.owner if is_dead_owner(record.owner) else None
         if not journal.acquire(job_id, replacing=dead):
             raise _busy(store, job_id)
-    elif record.status in RESUMABLE:
+    else:
+        _check_resumable(record.status, job_id)
         if not journal.acquire(job_id):
             raise _busy(store, job_id)
-    else:
+    with _abandoning(journal, job_id):
+        job = store.load(job_id)
+    if job.status not in ACTIVE + RESUMABLE:
+        # A cancel or another resume ended it since get(): give the lease back.
+        journal.end(job)
+        _check_resumable(job.status, job_id)
+    return job
+
+
+def _check_resumable(
+    status: JobStatus, job_id: str, kinds: str = "paused, failed or interrupted"
+) -> None:
+    if status not in RESUMABLE:
         raise JobStateError(
-            "only a paused, failed or interrupted job can be resumed",
+            f"only a {kinds} job can be resumed",
             job_id=job_id,
-            status=record.status.value,
+            status=status.value,
         )
-    return store.load(job_id)
 
 
 def _existing(store: Store, job_id: str) -> JobState:

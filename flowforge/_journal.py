@@ -75,7 +75,15 @@ class Journal:
     thread of its own.
     """
 
-    __slots__ = ("store", "owner", "lease_seconds", "_stop", "_heartbeat", "_lost")
+    __slots__ = (
+        "store",
+        "owner",
+        "lease_seconds",
+        "_stop",
+        "_heartbeat",
+        "_lost",
+        "_began",
+    )
 
     def __init__(
         self, store: Store, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
@@ -89,6 +97,7 @@ class Journal:
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self._lost = False
+        self._began = False
 
     def lease_until(self) -> float:
         """Return when a lease taken now ends, in seconds since the epoch."""
@@ -136,6 +145,7 @@ class Journal:
         except BaseException:
             _ACTIVE_OWNERS.discard(self.owner)  # its run never began: resumable
             raise
+        self._began = True
         self._stop.clear()
         self._heartbeat = threading.Thread(
             target=self._beat, args=(job.job_id,), name="flowforge-lease", daemon=True
@@ -165,17 +175,31 @@ class Journal:
                 try:
                     self.store.save(job, owner=self.owner, lease_until=None)
                     return
-                except StoreError:
-                    self._let_lease_lapse(job)
+                except BaseException:  # the job as of its last checkpoint stays
+                    self._let_lease_lapse(job.job_id)
                     raise
-            self._let_lease_lapse(job)
+            self._let_lease_lapse(job.job_id)
         finally:
             _ACTIVE_OWNERS.discard(self.owner)
 
-    def _let_lease_lapse(self, job: JobState) -> None:
+    def abandon(self, job_id: str) -> None:
+        """Give up a claim whose run never began, so the job can be resumed at once.
+
+        Called when loading or preparing the job failed after the lease was
+        taken; after :meth:`begin`, :meth:`end` releases the lease instead and
+        this does nothing.
+        """
+        if self._began:
+            return
+        try:
+            self._let_lease_lapse(job_id)
+        finally:
+            _ACTIVE_OWNERS.discard(self.owner)
+
+    def _let_lease_lapse(self, job_id: str) -> None:
         """After a store failure, free the job (best effort) for a resume."""
         try:
-            self.store.acquire(job.job_id, owner=self.owner, lease_until=0.0, now=0.0)
+            self.store.acquire(job_id, owner=self.owner, lease_until=0.0, now=0.0)
         except StoreError:  # still failing: the lease expires on its own
             return
 

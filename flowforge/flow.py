@@ -373,11 +373,13 @@ class Flow:
 
         Its pending deliveries are dropped and recorded in its history with
         the outcome ``"cancelled"``. A paused job is cancelled at once (and,
-        with ``store``, saved there).
+        with ``store``, saved there, under the job's lease like a resume).
 
         Raises:
             JobStateError: If the job has already completed, failed or been
-                cancelled.
+                cancelled; with ``store``, also if a live process runs the job
+                or the store holds another state of it (the job is then left
+                unchanged).
         """
         job = self._control_target(job_state, "cancel")
         if job.status is JobStatus.PAUSED:
@@ -408,7 +410,8 @@ class Flow:
 
         Raises:
             JobStateError: If the job is completed, cancelled, or owned by a
-                live process.
+                live process; or, for a job state with ``store``, if the store
+                holds another state of that job (another run moved it on).
             InvalidFlowError: If the flow's routines, slots, events or
                 connections differ from the job's and ``force`` is false.
             JobNotFoundError: If the store holds no such job.
@@ -422,6 +425,11 @@ class Flow:
         its owner was a process on this machine that no longer exists. A job
         whose owner still runs is left alone, so several processes may call
         ``recover`` at once: each job is resumed by exactly one of them.
+
+        A job that cannot be read (its stored data is corrupted) or that
+        started on another definition of this flow is left in the store as
+        it is, with a :class:`~flowforge.FlowForgeWarning` naming it and why;
+        the other jobs are still recovered.
 
         Returns:
             The recovered jobs' final states.

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
@@ -18,10 +19,18 @@ from typing import Final
 import _store_worker
 import pytest
 
-from flowforge import Flow, JobState, JobStateError, JobStatus, Routine, StoreError
+from flowforge import (
+    Flow,
+    FlowForgeWarning,
+    JobState,
+    JobStateError,
+    JobStatus,
+    Routine,
+    StoreError,
+)
 from flowforge._jobs import start_job
 from flowforge.store import Change, MemoryStore, SqliteStore, Store
-from flowforge.testing import Recorder, StoreWrapper
+from flowforge.testing import Recorder, Relay, StoreWrapper
 
 CHAIN: Final = ("a", "b", "c", "d", "e")
 ENTRY_PARAMS: Final = {"item": (1, "one")}
@@ -634,3 +643,340 @@ def test_recover_finishes_a_job_whose_process_was_killed(tmp_path: Path) -> None
     assert (first.received, last.received) == ([], [_store_worker.ENTRY_PARAMS])
     assert store.load("killed-job") == recovered[0]
     store.close()
+
+
+def test_recover_leaves_a_job_it_cannot_read_and_recovers_the_others(
+    real_store: SqliteStore, tmp_path: Path
+) -> None:
+    leave_running(real_store, "bad-job", owner_id(dead_pid()))
+    leave_running(real_store, "good-job", owner_id(dead_pid()))
+    db = sqlite3.connect(tmp_path / "jobs.db")
+    with db:
+        db.execute("UPDATE jobs SET header = 'garbage' WHERE job_id = 'bad-job'")
+    db.close()
+    flow = chain_flow()
+
+    with pytest.warns(FlowForgeWarning) as caught:
+        recovered = flow.recover(real_store)
+
+    assert [(job.job_id, job.status) for job in recovered] == [
+        ("good-job", JobStatus.COMPLETED)
+    ]
+    [warning] = caught
+    assert re.match(
+        r"job 'bad-job' was not recovered and stays in the store as it is: "
+        r"stored job data is corrupted",
+        str(warning.message),
+    )
+    assert real_store.get("bad-job").status is JobStatus.RUNNING
+
+
+# -- a claim that fails before the run begins ---------------------------------------
+
+
+class FailingLoad(StoreWrapper):
+    """A store whose ``fail_at``-th ``load`` raises StoreError (then loads work)."""
+
+    def __init__(self, inner: Store, fail_at: int) -> None:
+        super().__init__(inner)
+        self.loads = 0
+        self.fail_at = fail_at
+
+    def load(self, job_id: str) -> JobState:
+        self.loads += 1
+        if self.loads == self.fail_at:
+            raise StoreError(DISK_FULL)
+        return super().load(job_id)
+
+
+@pytest.mark.parametrize("how", ["resume", "recover"])
+def test_a_load_failing_after_the_lease_was_taken_leaves_the_job_resumable_at_once(
+    real_store: SqliteStore, uninterrupted: JobState, how: str
+) -> None:
+    # resume and recover load the job to check its flow, take its lease, then
+    # load it again: the second load fails. The claim is given up at once.
+    flow, _ = interrupt(real_store)
+    failing = FailingLoad(real_store, fail_at=2)
+    if how == "resume":
+        with pytest.raises(StoreError, match="disk full"):
+            flow.resume("job", store=failing)
+    else:
+        with pytest.warns(FlowForgeWarning, match="disk full"):
+            assert flow.recover(failing) == []
+
+    resumed = flow.resume("job", store=real_store)
+
+    assert failing.loads == 2
+    assert resumed.status is JobStatus.COMPLETED
+    assert outcomes(resumed) == outcomes(uninterrupted)
+
+
+# -- resuming or cancelling a state that is not the store's -------------------------
+
+
+class Pauser(Recorder):
+    """A recorder that pauses its job on its first delivery (and records it)."""
+
+    def record(self, **data: object) -> None:
+        if not self.get_config("paused"):
+            self.set_config(paused=True)
+            flow = self.get_config("flow")
+            assert isinstance(flow, Flow)
+            flow.pause(reason="waiting")
+        super().record(**data)
+
+
+def pausing_chain() -> Flow:
+    """The chain, its routine ``c`` pausing the job the first time it runs."""
+    flow = Flow("fault_chain")
+    for routine_id in CHAIN:
+        flow.add_routine(Pauser() if routine_id == "c" else Recorder(), routine_id)
+    for source, target in zip(CHAIN, CHAIN[1:]):
+        flow.connect(source, "output", target, "input")
+    flow.routines["c"].set_config(flow=flow)
+    return flow
+
+
+@pytest.fixture
+def moved_on(real_store: SqliteStore) -> tuple[Flow, JobState]:
+    """The chain paused at ``c``, a copy of that state, and the job run to its end."""
+    flow = pausing_chain()
+    paused = flow.execute("a", ENTRY_PARAMS, job_id="job", store=real_store)
+    assert paused.status is JobStatus.PAUSED
+    stale = JobState.deserialize(paused.serialize())
+    assert flow.resume(paused, store=real_store).status is JobStatus.COMPLETED
+    return flow, stale
+
+
+def test_resuming_a_stale_state_is_refused_and_runs_nothing(
+    real_store: SqliteStore, moved_on: tuple[Flow, JobState]
+) -> None:
+    flow, stale = moved_on
+
+    with pytest.raises(JobStateError, match="the store holds another state") as caught:
+        flow.resume(stale, store=real_store)
+
+    assert "(completed, 5 deliveries) than the one given (paused, 3" in str(
+        caught.value
+    )
+    assert handler_runs(flow) == dict.fromkeys(CHAIN, 1)
+    stored = real_store.load("job")
+    assert (stored.status, stored.delivery_count) == (JobStatus.COMPLETED, 5)
+    assert real_store.get("job").owner is None
+
+
+def test_cancelling_a_stale_paused_state_is_refused_and_keeps_the_stored_job(
+    real_store: SqliteStore, moved_on: tuple[Flow, JobState]
+) -> None:
+    flow, stale = moved_on
+
+    with pytest.raises(JobStateError, match="the store holds another state"):
+        flow.cancel(stale, store=real_store)
+
+    assert stale.status is JobStatus.PAUSED
+    record = real_store.get("job")
+    assert (record.status, record.owner) == (JobStatus.COMPLETED, None)
+
+
+def test_cancelling_a_paused_job_with_its_store_saves_it_cancelled_and_free(
+    real_store: SqliteStore,
+) -> None:
+    flow = pausing_chain()
+    paused = flow.execute("a", ENTRY_PARAMS, job_id="job", store=real_store)
+
+    flow.cancel(paused, store=real_store)
+
+    record = real_store.get("job")
+    assert (record.status, record.owner, record.lease_until) == (
+        JobStatus.CANCELLED,
+        None,
+        None,
+    )
+    assert real_store.load("job") == paused
+    assert [d.outcome for d in paused.get_execution_history("d")] == ["cancelled"]
+
+
+def test_cancelling_a_paused_job_another_process_resumed_is_refused(
+    real_store: SqliteStore,
+) -> None:
+    flow = pausing_chain()
+    paused = flow.execute("a", ENTRY_PARAMS, job_id="job", store=real_store)
+    live = owner_id(os.getppid(), "resumed-it")
+    assert real_store.acquire(
+        "job", owner=live, lease_until=time.time() + 600, now=time.time()
+    )
+
+    with pytest.raises(JobStateError, match="it is leased to"):
+        flow.cancel(paused, store=real_store)
+
+    assert paused.status is JobStatus.PAUSED
+    assert real_store.get("job").owner == live
+
+
+class CancelFirst(StoreWrapper):
+    """A store where another thread cancels the paused job just before an acquire."""
+
+    def __init__(self, inner: Store) -> None:
+        super().__init__(inner)
+        self.cancelled = False
+
+    def acquire(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None = None,
+    ) -> bool:
+        if not self.cancelled:
+            self.cancelled = True
+            canceller = threading.Thread(
+                target=pausing_chain().cancel,
+                args=(self.inner.load(job_id),),
+                kwargs={"store": self.inner},
+            )
+            canceller.start()
+            canceller.join(WAIT)
+        return super().acquire(
+            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
+        )
+
+
+def test_a_resume_that_loses_the_race_to_a_cancel_runs_nothing(
+    real_store: SqliteStore,
+) -> None:
+    flow = pausing_chain()
+    flow.execute("a", ENTRY_PARAMS, job_id="job", store=real_store)
+    racing = CancelFirst(real_store)
+
+    with pytest.raises(JobStateError, match="'job' is cancelled: only a paused"):
+        flow.resume("job", store=racing)
+
+    assert racing.cancelled
+    assert handler_runs(flow) == {"a": 1, "b": 1, "c": 1, "d": 0, "e": 0}
+    record = real_store.get("job")
+    assert (record.status, record.owner) == (JobStatus.CANCELLED, None)
+
+
+# -- the concurrent strategy ---------------------------------------------------------
+
+WORKERS: Final = ("w0", "w1", "w2", "w3")
+
+
+def fan_flow() -> Flow:
+    """``src`` to four workers that tag what they pass on, all into ``sink``."""
+    flow = Flow("fault_fan", execution_strategy="concurrent", max_workers=2)
+    flow.add_routine(Recorder(), "src")
+    flow.add_routine(Recorder(), "sink")
+    for worker in WORKERS:
+        relay = Relay()
+        relay.set_config(transform=lambda data, by=worker: {**data, "by": by})
+        flow.add_routine(relay, worker)
+        flow.connect("src", "output", worker, "input")
+        flow.connect(worker, "output", "sink", "input")
+    return flow
+
+
+def completed_runs(job: JobState) -> Counter[str]:
+    return Counter(
+        r.routine_id for r in job.get_execution_history() if r.outcome == "completed"
+    )
+
+
+@pytest.mark.parametrize("fail_at", range(1, 10))
+def test_concurrent_job_whose_checkpoint_failed_resumes_with_nothing_lost(
+    real_store: SqliteStore, fail_at: int
+) -> None:
+    # Each checkpoint must hold every delivery not yet finished: those queued,
+    # waiting for a retry or running on the pool, not only the newest ones.
+    flow = fan_flow()
+    faulty = FaultyStore(real_store, fail_on="checkpoint", fail_at=fail_at)
+    with pytest.raises(StoreError, match="disk full"):
+        flow.execute("src", {"item": 1}, job_id="job", store=faulty)
+    hand_over_to(real_store, "job", owner_id(dead_pid()))
+
+    resumed = flow.resume("job", store=real_store)
+
+    assert resumed.status is JobStatus.COMPLETED
+    assert resumed.delivery_count == 9
+    assert completed_runs(resumed) == {"src": 1, **dict.fromkeys(WORKERS, 1), "sink": 4}
+    sink = recorder(flow, "sink")
+    assert {data["by"] for data in sink.received} == set(WORKERS)
+    assert real_store.load("job") == resumed
+
+
+def test_every_concurrent_checkpoint_holds_the_unfinished_deliveries(
+    real_store: SqliteStore,
+) -> None:
+    flow = fan_flow()
+    watched = FaultyStore(real_store, fail_on="none", fail_at=0)
+
+    job = flow.execute("src", {"item": 1}, job_id="job", store=watched)
+
+    assert job.status is JobStatus.COMPLETED
+    assert len(watched.good) == 1 + 9 + 1  # the first save, checkpoints, the end
+    for saved in watched.good:
+        done = {r.seq for r in saved.get_execution_history()}
+        waiting = [d.seq for d in saved.pending]
+        assert sorted(done.union(waiting)) == list(range(saved.next_seq)), saved
+        assert len(done) + len(waiting) == saved.next_seq, saved
+
+
+class Gate(Routine):
+    """Passes its input on once ``opened`` is set, and marks ``finished`` after."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = threading.Event()
+        self.finished = threading.Event()
+        self.define_slot("input", self.pass_on)
+        self.define_event("output")
+
+    def pass_on(self, **data: object) -> None:
+        self.opened.wait(WAIT)
+        time.sleep(0.2)
+        self.finished.set()
+        self.emit("output", **data)
+
+
+class FailOpening(FaultyStore):
+    """Fails the second checkpoint, opening ``gate`` as it does."""
+
+    def __init__(self, inner: Store, gate: Gate) -> None:
+        super().__init__(inner, fail_on="checkpoint", fail_at=2)
+        self.gate = gate
+
+    def _maybe_fail(self, method: str) -> None:
+        try:
+            super()._maybe_fail(method)
+        except StoreError:
+            self.gate.opened.set()
+            raise
+
+
+def test_concurrent_job_whose_checkpoint_failed_raises_once_its_handlers_ended(
+    real_store: SqliteStore,
+) -> None:
+    # "fast" finishes first and its checkpoint fails while "slow" still runs
+    # on the pool. execute raises only once "slow" has returned, so that a
+    # resume that follows never runs a handler beside the failed run's.
+    flow = Flow("fault_gate", execution_strategy="concurrent", max_workers=4)
+    flow.add_routine(Recorder(), "src")
+    flow.add_routine(Recorder(), "fast")
+    slow = Gate()
+    flow.add_routine(slow, "slow")
+    flow.add_routine(Recorder(), "sink")
+    for worker in ("fast", "slow"):
+        flow.connect("src", "output", worker, "input")
+        flow.connect(worker, "output", "sink", "input")
+    failing = FailOpening(real_store, slow)
+
+    with pytest.raises(StoreError, match="disk full"):
+        flow.execute("src", {"item": 1}, job_id="job", store=failing)
+    assert slow.finished.is_set()
+
+    resumed = flow.resume("job", store=real_store)
+
+    assert resumed.status is JobStatus.COMPLETED
+    assert completed_runs(resumed) == {"src": 1, "fast": 1, "slow": 1, "sink": 2}
