@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Final
+
+TEMPORARY_NAME_EXTRA: Final = len(".") + len(".12345678.tmp")
+"""How many bytes longer than the file's name its temporary file's name is."""
 
 
 def write_atomically(path: Path, data: bytes) -> None:

@@ -1,4 +1,4 @@
-"""Validation of the names users give to routines, slots and events."""
+"""Validation of the names and ids users give: routines, slots, events, flows, jobs."""
 
 from __future__ import annotations
 
@@ -25,3 +25,29 @@ def check_name(name: object, what: str) -> str:
             "'load_rows' (letters, digits and underscores, not starting with a digit)"
         )
     return name
+
+
+def check_id(value: object, what: str) -> str:
+    """Return ``value`` if it can identify a flow or job in any store, else raise.
+
+    Ids are free text, but they are stored as UTF-8 (file names, SQL text), so
+    they must be non-empty strings that UTF-8 can encode, without NUL.
+
+    Raises:
+        DefinitionError: If ``value`` is not such a string.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise DefinitionError(f"{what} must be a non-empty str, got {value!r}")
+    try:
+        value.encode()
+    except UnicodeEncodeError as error:
+        raise DefinitionError(
+            f"{what} {value!r} cannot be stored: {error.reason} at position "
+            f"{error.start}; use valid Unicode text"
+        ) from error
+    if "\x00" in value:
+        raise DefinitionError(
+            f"{what} {value!r} cannot be stored: it holds a NUL character "
+            f"at position {value.index(chr(0))}"
+        )
+    return value

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final, Self, final
 from flowforge._context import CURRENT
 from flowforge._diagram import to_dot, to_mermaid
 from flowforge._jobs import cancel_paused, recover_jobs, resume_job, start_job
-from flowforge._names import check_name
+from flowforge._names import check_id, check_name
 from flowforge.connection import Connection
 from flowforge.error_handler import ErrorHandler
 from flowforge.exceptions import (
@@ -93,7 +93,9 @@ class Flow:
         executor: Executor | None = None,
     ) -> None:
         """Create an empty flow."""
-        self.flow_id = uuid.uuid4().hex if flow_id is None else _check_flow_id(flow_id)
+        self.flow_id = (
+            uuid.uuid4().hex if flow_id is None else check_id(flow_id, "flow_id")
+        )
         self.error_handler: ErrorHandler | None = None
         self.set_error_handler(error_handler)
         self.max_deliveries = _positive(max_deliveries, "max_deliveries")
@@ -323,7 +325,8 @@ class Flow:
 
         Raises:
             UnknownPortError: If the entry routine or slot does not exist.
-            DefinitionError: If the entry slot is ambiguous.
+            DefinitionError: If the entry slot is ambiguous, or ``job_id``
+                is not a non-empty str that UTF-8 can encode (without NUL).
             JobStateError: If the store holds ``job_id`` and the job has not
                 ended.
             StoreError: If the store fails; the job stays in the store as of
@@ -582,12 +585,6 @@ class Flow:
 
 def _check_id(value: str) -> str:
     return check_name(value, "routine id")
-
-
-def _check_flow_id(value: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise DefinitionError(f"flow_id must be a non-empty str, got {value!r}")
-    return value
 
 
 def _check_strategy(strategy: str) -> str:

@@ -24,6 +24,7 @@ from flowforge._clock import SystemClock
 from flowforge._concurrent import ConcurrentLoop
 from flowforge._context import CURRENT, DeliveryContext
 from flowforge._direct import DONE, RUNNING, SKIPPED, route_emissions, run_loop
+from flowforge._names import check_id
 from flowforge._plan import Plan, Target, is_source
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.exceptions import DefinitionError, ExecutionError, StoreError
@@ -117,13 +118,18 @@ class Runtime:
         Raises:
             UnknownPortError: If the entry routine or slot does not exist.
             DefinitionError: If the entry routine has several slots and no
-                ``entry_slot`` says which one receives the params.
+                ``entry_slot`` says which one receives the params, or
+                ``job_id`` is not a non-empty str that UTF-8 can encode.
         """
         params = _entry_params(entry_params)
         routine = self.flow.get_routine(entry_routine_id)
         slot_name = _entry_slot(routine, entry_routine_id, entry_slot)
         job = JobState(
-            job_id=job_id or os.urandom(16).hex(),  # 32 random hex digits
+            job_id=(
+                os.urandom(16).hex()  # 32 random hex digits
+                if job_id is None
+                else check_id(job_id, "job_id")
+            ),
             flow_id=self.flow.flow_id,
             entry_routine_id=entry_routine_id,
             entry_params=params,

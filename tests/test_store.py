@@ -22,6 +22,7 @@ from flowforge.store._change_log import FOLD_EVERY
 from flowforge.store.sqlite import SCHEMA_VERSION
 
 from flowforge import (
+    DefinitionError,
     ErrorHandler,
     ErrorStrategy,
     ExecutionTracker,
@@ -1384,10 +1385,71 @@ def test_json_directory_job_file_with_a_bad_job_state_is_reported_by_name(
         store.load("job")
 
 
+@pytest.mark.parametrize("length", [237, 238, 250, 300])
 def test_json_directory_job_id_too_long_for_a_file_name_raises_store_error(
+    tmp_path: Path, length: int
+) -> None:
+    # The file is "<id>.json" and its temporary file ".<id>.json.XXXXXXXX.tmp":
+    # 237 + 5 + 14 bytes is one more than a file name holds.
+    store = JsonDirectoryStore(tmp_path)
+
+    with pytest.raises(StoreError, match=f"too long .*{length + 5} bytes.*at most 241"):
+        store.create(plain_job("x" * length), owner="A", lease_until=NOW)
+
+    assert [path.name for path in tmp_path.iterdir()] == [".lock"]
+
+
+def test_json_directory_job_id_of_the_longest_length_round_trips(
     tmp_path: Path,
 ) -> None:
     store = JsonDirectoryStore(tmp_path)
+    job = plain_job("x" * 236)
 
-    with pytest.raises(StoreError, match="too long"):
-        store.create(plain_job("x" * 300), owner="A", lease_until=NOW)
+    assert store.create(job, owner="A", lease_until=NOW)
+    store.save(job)
+
+    assert store.load(job.job_id) == job
+
+
+@pytest.mark.parametrize("backend", ["json_directory", "sqlite"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.get("lone-\udc80"),
+        lambda s: s.load("lone-\udc80"),
+        lambda s: s.save(plain_job("lone-\udc80")),
+    ],
+    ids=["get", "load", "save"],
+)
+def test_job_id_that_utf8_cannot_encode_raises_store_error(
+    tmp_path: Path, backend: str, call: Callable[[Store], object]
+) -> None:
+    store = open_store(backend, tmp_path)
+    try:
+        with pytest.raises(StoreError, match="surrogates not allowed"):
+            call(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("job_id", "message"),
+    [
+        ("", "job_id must be a non-empty str, got ''"),
+        ("  ", "job_id must be a non-empty str, got '  '"),
+        (7, "job_id must be a non-empty str, got 7"),
+        ("lone-\udc80", "surrogates not allowed at position 5; use valid Unicode"),
+        ("nul\x00", "it holds a NUL character at position 3"),
+    ],
+    ids=["empty", "blank", "int", "lone-surrogate", "nul"],
+)
+def test_execute_refuses_a_job_id_no_store_can_hold(
+    job_id: object, message: str
+) -> None:
+    flow = Flow()
+    flow.add_routine(Recorder(), "sink")
+
+    with pytest.raises(DefinitionError, match=re.escape(message)):
+        flow.execute("sink", {"n": 1}, job_id=job_id)  # type: ignore[arg-type]
+
+    assert flow.routines["sink"].received == []  # type: ignore[attr-defined]

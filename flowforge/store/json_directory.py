@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
 
-from flowforge._atomic import write_atomically
+from flowforge._atomic import TEMPORARY_NAME_EXTRA, write_atomically
 from flowforge.exceptions import JobNotFoundError, SerializationError, StoreError
 from flowforge.job_state import JobState, JobStatus
 from flowforge.store._select import prune_one_by_one, select_listed, to_status
@@ -44,7 +44,9 @@ class JsonDirectoryStore:
     Args:
         folder: Created if missing. Job ids become file names, with any
             character other than letters, digits, ``-``, ``_`` and ``.``
-            percent-encoded.
+            percent-encoded. An id whose encoded name, with ``.json``, is
+            longer than 241 bytes raises :class:`~flowforge.StoreError`
+            (file names hold 255 bytes, and the temporary file's is longer).
 
     Thread safety: safe to share between threads and between processes on
     one machine (POSIX file locks).
@@ -174,12 +176,19 @@ class JsonDirectoryStore:
     # -- files -----------------------------------------------------------------
 
     def _path(self, job_id: str) -> Path:
-        name = urllib.parse.quote(job_id, safe="") + SUFFIX
-        if len(name.encode()) > MAX_NAME_BYTES:
+        try:
+            name = urllib.parse.quote(job_id, safe="") + SUFFIX
+        except UnicodeEncodeError as error:
+            raise StoreError(
+                f"job id {job_id!r} cannot be a file name: {error}"
+            ) from error
+        # The file is written through a temporary file with a longer name.
+        limit = MAX_NAME_BYTES - TEMPORARY_NAME_EXTRA
+        if len(name) > limit:
             raise StoreError(
                 f"job id {job_id[:40]!r}... is too long for a file name "
-                f"({len(name.encode())} bytes encoded, at most {MAX_NAME_BYTES}); "
-                "use shorter ids, or SqliteStore"
+                f"({len(name)} bytes encoded, at most {limit}); use shorter "
+                "ids, or SqliteStore"
             )
         return self.folder / name
 

@@ -328,7 +328,7 @@ class SqliteStore:
     def _guard(self, action: str, work: Callable[[], T]) -> T:
         try:
             return work()
-        except sqlite3.Error as error:
+        except (sqlite3.Error, UnicodeEncodeError) as error:  # text UTF-8 refuses
             raise StoreError(
                 f"cannot {action} SQLite store {str(self.path)!r}: {error}"
             ) from error
