@@ -23,7 +23,9 @@ from flowforge.exceptions import (
     SerializationError,
     StoreError,
 )
+from flowforge.execution_tracker import FAILED
 from flowforge.job_state import JobState, JobStatus
+from flowforge.record import RoutineStatus
 from flowforge.runtime import Runtime, drop_pending
 
 if TYPE_CHECKING:
@@ -278,9 +280,23 @@ def _check_flow(flow: Flow, job: JobState, force: bool) -> None:
 
 
 def _fresh_attempts(job: JobState) -> None:
-    """Give a failed job's failed delivery (on top of its stack) fresh retries."""
-    if job.status is JobStatus.FAILED and job.pending:
-        job.pending[-1].attempt = 0
+    """Give a failed job's failed delivery (on top of its stack) fresh retries.
+
+    If its handler's failure stopped the job (not the delivery limit), the
+    failure was not for good after all: the tracker counts it as retried, and
+    the routine is running again unless another of its deliveries failed.
+    """
+    if job.status is not JobStatus.FAILED or not job.pending:
+        return
+    delivery = job.pending[-1]
+    delivery.attempt = 0
+    last = job.history_raw[-1] if job.history_raw else None
+    if last is None or last[0] != delivery.seq or last[3] != FAILED:
+        return
+    routine_id = delivery.routine_id
+    state = job.routine_states.get(routine_id)
+    if job.tracker.reopen_failure(routine_id) == 0 and state is not None:
+        state.status = RoutineStatus.RUNNING
 
 
 def _restore_stats(flow: Flow, job: JobState) -> None:

@@ -133,6 +133,8 @@ class ErrorHandler:
         return delay
 
     def _backoff(self, attempt: int) -> float:
+        if not self.retry_delay:
+            return 0.0  # zero times any backoff, however large
         try:
             delay = self.retry_delay * self.retry_backoff**attempt
         except OverflowError:  # a huge backoff: only the cap can bound it

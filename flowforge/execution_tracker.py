@@ -162,6 +162,21 @@ class ExecutionTracker:
             if len(times) >= FOLD_AT:
                 self.fold(routine_id)
 
+    def reopen_failure(self, routine_id: str) -> int:
+        """Count one failure of ``routine_id`` as a retried run instead.
+
+        A failure that stopped the job leaves its delivery pending, and
+        resuming the job runs it again: that failure was not for good.
+
+        Returns:
+            The routine's failures left.
+        """
+        figures = self._figures(routine_id)
+        if figures.failures:
+            figures.failures -= 1
+            figures.retries += 1
+        return figures.failures
+
     def times_by_routine(self) -> dict[str, list[float]]:
         """Return the live map of routine id to its handler times, for the scheduler.
 

@@ -94,13 +94,23 @@ class Slot:
         return _call_merge(strategy, buffer, data, self.name)  # type: ignore[arg-type]
 
     def unmerge(self, buffer: Payload, data: Mapping[str, object]) -> None:
-        """Undo an in-place ``"append"`` merge of ``data`` into ``buffer``."""
+        """Undo an in-place ``"append"`` merge of ``data`` into ``buffer``.
+
+        Each appended value is taken out again: the last item that is that
+        very object, so the undo is right even if the handler reordered its
+        lists. Whatever else the handler changed in its lists stays changed,
+        and a value it already removed is not looked for.
+        """
         if self.merge_strategy != "append":
             return
-        for key in data:
-            values = buffer[key]
-            assert isinstance(values, list)  # noqa: S101  merge() put a list here
-            values.pop()
+        for key, value in data.items():
+            values = buffer.get(key)
+            if not isinstance(values, list):
+                continue  # the handler replaced or deleted it
+            for index in range(len(values) - 1, -1, -1):
+                if values[index] is value:
+                    del values[index]
+                    break
             if not values:
                 del buffer[key]
 

@@ -123,6 +123,26 @@ def test_retry_delays_are_capped() -> None:
     assert clock.sleeps == [1.0, 2.0, 3.0, 3.0]
 
 
+@pytest.mark.parametrize("cap", [None, 5.0], ids=["uncapped", "capped"])
+def test_a_zero_retry_delay_stays_zero_however_large_the_backoff_grows(
+    cap: float | None,
+) -> None:
+    # 10.0 ** 309 overflows a float; zero times it is still zero.
+    handler = ErrorHandler(
+        "retry",
+        max_retries=400,
+        retry_delay=0.0,
+        retry_backoff=10.0,
+        max_retry_delay=cap,
+    )
+    flow, clock = flaky_flow(handler, failures=400)
+
+    job = flow.execute("flaky")
+
+    assert job.status is JobStatus.COMPLETED
+    assert clock.sleeps == [0.0] * 400
+
+
 def test_retry_jitter_stays_within_its_bounds() -> None:
     handler = ErrorHandler("retry", max_retries=50, retry_delay=1.0, retry_backoff=1.0)
     jittered = ErrorHandler(

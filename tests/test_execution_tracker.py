@@ -171,3 +171,86 @@ def test_routine_figures_list_only_that_routines_events_from_every_run() -> None
         ("b", "out"): 1,
     }
     assert tracker.get_flow_performance().events_emitted == 7
+
+
+# -- a failed job, resumed ----------------------------------------------------------
+
+
+def stopping_flow(
+    fail_on: tuple[int, ...], *, continue_on: tuple[int, ...] = ()
+) -> Flow:
+    """source -> worker -> sink; the worker's failures on ``fail_on`` stop the job.
+
+    ``continue_on`` names inputs on which a second worker, with CONTINUE,
+    fails for good: the job goes on without them.
+    """
+    clock = FakeClock()
+    flow = Flow(clock=clock)
+    flow.add_routine(Source(), "source")
+    worker = Timed()
+    worker.set_config(clock=clock, durations=[0.0] * 100, fail_on=fail_on)
+    flow.add_routine(worker, "worker")
+    sink = Timed()
+    sink.set_config(clock=clock, durations=[0.0] * 100, fail_on=continue_on)
+    sink.set_error_handler(ErrorHandler("continue"))
+    flow.add_routine(sink, "sink")
+    flow.connect("source", "out", "worker", "input")
+    flow.connect("worker", "out", "sink", "input")
+    return flow
+
+
+def test_a_resumed_failed_job_counts_the_delivery_that_stopped_it_as_retried() -> None:
+    flow = stopping_flow(fail_on=(2,))
+    failed = flow.execute("source", {"count": 5})
+    assert failed.status.value == "failed"
+    flow.routines["worker"].set_config(fail_on=())
+
+    job = flow.resume(failed)
+
+    clean = stopping_flow(fail_on=()).execute("source", {"count": 5})
+    worker = job.tracker.get_routine_performance("worker")
+    assert (worker.deliveries, worker.runs, worker.failures, worker.retries) == (
+        5,
+        6,
+        0,
+        1,
+    )
+    assert worker.success_rate == 1.0
+    totals, expected = job.tracker.get_flow_performance(), clean.tracker
+    assert (totals.deliveries, totals.successes, totals.failures) == (
+        expected.get_flow_performance().deliveries,
+        expected.get_flow_performance().successes,
+        0,
+    )
+    assert totals.deliveries == job.delivery_count
+    assert job.routine_states["worker"].status.value == "completed"
+    assert [e.seq for e in job.errors] == [3]  # what happened stays on record
+
+
+def test_a_resumed_failed_job_keeps_a_routines_failures_for_good() -> None:
+    # sink fails for good on 1 (CONTINUE); then the worker's failure on 3 stops.
+    flow = stopping_flow(fail_on=(3,), continue_on=(1,))
+    failed = flow.execute("source", {"count": 5})
+    flow.routines["worker"].set_config(fail_on=())
+
+    job = flow.resume(failed)
+
+    sink = job.tracker.get_routine_performance("sink")
+    assert (sink.failures, sink.retries, sink.successes) == (1, 0, 4)
+    assert job.routine_states["sink"].status.value == "failed"
+    worker = job.tracker.get_routine_performance("worker")
+    assert (worker.failures, worker.retries, worker.successes) == (0, 1, 5)
+
+
+def test_a_job_failed_by_the_delivery_limit_keeps_its_failures_when_resumed() -> None:
+    # The limit stops the job before the delivery runs: no failure to take back.
+    flow = stopping_flow(fail_on=(), continue_on=(0,))
+    flow.max_deliveries = 4
+    failed = flow.execute("source", {"count": 5})
+    assert "limit of 4 deliveries" in failed.errors[-1].message
+    flow.max_deliveries = 100
+
+    job = flow.resume(failed)
+
+    sink = job.tracker.get_routine_performance("sink")
+    assert (job.status.value, sink.failures, sink.retries) == ("completed", 1, 0)

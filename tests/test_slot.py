@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from flowforge import DefinitionError, Flow, JobStatus, Routine, Slot
+from flowforge import DefinitionError, ErrorHandler, Flow, JobStatus, Routine, Slot
 from flowforge.testing import Recorder
 
 # -- handlers of every shape the binding rules cover -----------------------------
@@ -428,3 +428,73 @@ def test_several_positional_only_parameters_are_refused_at_define_slot() -> None
 def test_slot_refuses_a_plain_function_with_several_positional_only_params() -> None:
     with pytest.raises(DefinitionError, match="slot 'input'.*positional-only"):
         Slot("input", takes_a_and_b_positional_only)
+
+
+# -- undoing a failed attempt's append ----------------------------------------------
+
+
+class Emitter(Routine):
+    """Emits each of ``values`` as ``v``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_event("out", ["v"])
+
+    def __call__(self, values: list[int]) -> None:
+        for value in values:
+            self.emit("out", v=value)
+
+
+class Batch(Routine):
+    """An append slot whose first attempt on three values changes them, then raises."""
+
+    def __init__(self, change: Callable[[list[int]], None]) -> None:
+        super().__init__()
+        self.change = change
+        self.seen: list[list[int]] = []
+        self.define_slot("input", self.handle, merge_strategy="append")
+
+    def handle(self, v: list[int]) -> None:
+        self.seen.append(list(v))
+        if len(v) == 3 and not self.get_config("failed"):
+            self.set_config(failed=True)
+            self.change(v)
+            raise ConnectionError("flaky")
+
+
+def run_batch(change: Callable[[list[int]], None]) -> tuple[Flow, Batch]:
+    flow = Flow()
+    flow.add_routine(Emitter(), "source")
+    batch = Batch(change)
+    batch.set_error_handler(ErrorHandler("retry", max_retries=1, retry_delay=0))
+    flow.add_routine(batch, "batch")
+    flow.connect("source", "out", "batch", "input")
+    return flow, batch
+
+
+def test_retry_after_the_handler_reordered_its_list_sees_each_value_once() -> None:
+    flow, batch = run_batch(lambda values: values.sort())
+
+    job = flow.execute("source", {"values": [3, 1, 2]})
+
+    assert job.status is JobStatus.COMPLETED
+    assert batch.seen == [[3], [3, 1], [3, 1, 2], [1, 3, 2]]
+    assert job.slot_buffers[("batch", "input")] == {"v": [1, 3, 2]}
+
+
+def test_retry_after_the_handler_emptied_its_list_runs_on_what_is_left() -> None:
+    flow, batch = run_batch(lambda values: values.clear())
+
+    job = flow.execute("source", {"values": [3, 1, 2]})
+
+    assert job.status is JobStatus.COMPLETED
+    assert batch.seen[-1] == [2]
+
+
+def test_retry_after_the_handler_took_out_its_own_value_does_not_take_another() -> None:
+    flow, batch = run_batch(lambda values: values.remove(2))
+
+    job = flow.execute("source", {"values": [3, 1, 2]})
+
+    assert job.status is JobStatus.COMPLETED
+    assert batch.seen[-1] == [3, 1, 2]
