@@ -103,7 +103,11 @@ class ConcurrentLoop:
         runtime = self.runtime
         limit = runtime.flow.max_deliveries
         while self.ready and len(self.in_flight) < self.max_workers:
-            if job._stop_request is not None or job.status is not JOB_RUNNING:
+            if (
+                job._stop_request is not None
+                or job.status is not JOB_RUNNING
+                or self.fatal is not None  # a checkpoint just failed
+            ):
                 return
             routine_id = self.ready.popleft()
             delivery = self.queues[routine_id].popleft()

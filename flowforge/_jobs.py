@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flowforge._journal import DEFAULT_LEASE_SECONDS, Journal, is_dead_owner
@@ -75,9 +76,10 @@ def resume_job(
             raise TypeError("resume(job_id) needs store=...: where else is the job?")
         job = _claim(journal, job, flow, force)
     else:
-        _check_resumable(job.status, job.job_id, "paused or failed")
+        given = _version(job)  # before another thread can move the job on
+        _check_resumable(given[0], job.job_id, "paused or failed")
         _check_flow(flow, job, force)
-        if journal is not None and not _take(journal, job):
+        if journal is not None and not _take(journal, job, given):
             raise _busy(journal.store, job.job_id)
     return _run_claimed(flow, journal, job, fresh_attempts=True)
 
@@ -113,17 +115,32 @@ def cancel_paused(flow: Flow, job: JobState, store: Store | None) -> None:
     """Cancel a paused job at once, dropping its pending deliveries.
 
     With a store, the job is leased first, as for a resume: a job another
-    process runs, or one the store holds in a different state, is refused.
+    process runs, or one the store holds in another state, is refused. The
+    store is written first, so if it fails, ``job`` is left as it was.
     """
-    journal = None if store is None else Journal(store)
-    if journal is not None and not _take(journal, job):
-        raise _busy(journal.store, job.job_id)
-    with _abandoning(journal, job.job_id):
-        job.status = JobStatus.CANCELLED
-        job.finished_at = Runtime(flow).clock.now()
-        drop_pending(job, job.finished_at.timestamp())
-    if journal is not None:
-        journal.end(job)
+    finished_at = Runtime(flow).clock.now()
+    if store is not None:
+        given = _version(job)
+        if given[0] is not JobStatus.PAUSED:  # another thread resumed it
+            raise JobStateError(
+                "only a paused job can be cancelled at once",
+                job_id=job.job_id,
+                status=given[0].value,
+            )
+        journal = Journal(store)
+        if not _take(journal, job, given):
+            raise _busy(store, job.job_id)
+        with _abandoning(journal, job.job_id):
+            cancelled = JobState.deserialize(job.serialize())
+            _cancel(cancelled, finished_at)
+        journal.end(cancelled)
+    _cancel(job, finished_at)
+
+
+def _cancel(job: JobState, finished_at: datetime) -> None:
+    job.status = JobStatus.CANCELLED
+    job.finished_at = finished_at
+    drop_pending(job, finished_at.timestamp())
 
 
 def _run_claimed(
@@ -169,13 +186,13 @@ def _recoverable(journal: Journal, flow: Flow, record: JobRecord) -> JobState | 
     return job
 
 
-def _take(journal: Journal, job: JobState) -> bool:
+def _take(journal: Journal, job: JobState, given: Version) -> bool:
     """Lease a job held in memory: save it if new to the store, else acquire it.
 
     Raises:
-        JobStateError: If the store holds another state of the job than
-            ``job`` (another run moved it on since): running or saving
-            ``job`` would undo that run's work.
+        JobStateError: If the store holds another version of the job than
+            ``given``, the one the caller checked (another run moved it on
+            since): running or saving ``job`` would undo that run's work.
     """
     try:
         taken = journal.acquire(job.job_id)
@@ -184,21 +201,29 @@ def _take(journal: Journal, job: JobState) -> bool:
     if taken:
         with _abandoning(journal, job.job_id):
             stored = journal.store.load(job.job_id)
-        current = (stored.status, stored.next_seq, stored.history_total)
-        if current != (job.status, job.next_seq, job.history_total):
+        if _version(stored) != given:
             journal.end(stored)  # gives the lease back, the stored job unchanged
-            raise _moved_on(stored, job)
+            raise _moved_on(stored, given, job.job_id)
     return taken
 
 
-def _moved_on(stored: JobState, job: JobState) -> JobStateError:
+Version = tuple[JobStatus, int, int, int]
+"""A job's status, next sequence number, history total and delivery count:
+equal in two states of one job only if neither ran a delivery the other did not."""
+
+
+def _version(job: JobState) -> Version:
+    return (job.status, job.next_seq, job.history_total, job.delivery_count)
+
+
+def _moved_on(stored: JobState, given: Version, job_id: str) -> JobStateError:
     return JobStateError(
         f"the store holds another state of it ({stored.status.value}, "
         f"{stored.delivery_count} deliveries) than the one given "
-        f"({job.status.value}, {job.delivery_count} deliveries); another run "
-        "changed it since. Resume it by id, flow.resume(job_id, store=...), or "
-        "load it with store.load(job_id)",
-        job_id=job.job_id,
+        f"({given[0].value}, {given[3]} deliveries); another run changed it "
+        "since. Resume it by id, flow.resume(job_id, store=...), or load it "
+        "with store.load(job_id)",
+        job_id=job_id,
         status=stored.status.value,
     )
 
@@ -290,8 +315,11 @@ def _fresh_attempts(job: JobState) -> None:
         return
     delivery = job.pending[-1]
     delivery.attempt = 0
-    last = job.history_raw[-1] if job.history_raw else None
-    if last is None or last[0] != delivery.seq or last[3] != FAILED:
+    # Its last record (on the concurrent strategy, others may follow it).
+    outcome = next(
+        (r[3] for r in reversed(job.history_raw) if r[0] == delivery.seq), None
+    )
+    if outcome != FAILED:
         return
     routine_id = delivery.routine_id
     state = job.routine_states.get(routine_id)

@@ -106,35 +106,40 @@ class Journal:
     def create(self, job: JobState) -> bool:
         """Save a new job owned by this journal; False if its id is taken."""
         return self._claim(
+            job.job_id,
             lambda: self.store.create(
                 job, owner=self.owner, lease_until=self.lease_until()
-            )
+            ),
         )
 
     def acquire(self, job_id: str, *, replacing: str | None = None) -> bool:
         """Take the job's lease if it is free, expired, or held by ``replacing``."""
         return self._claim(
+            job_id,
             lambda: self.store.acquire(
                 job_id,
                 owner=self.owner,
                 lease_until=self.lease_until(),
                 now=time.time(),
                 replacing=replacing,
-            )
+            ),
         )
 
-    def _claim(self, take: Callable[[], bool]) -> bool:
+    def _claim(self, job_id: str, take: Callable[[], bool]) -> bool:
         # This owner counts as live before the store names it, so that no
         # other thread of this process takes the job for a dead owner's
         # between the claim and the run; until end(), or at once if the claim
         # failed.
         _ACTIVE_OWNERS.add(self.owner)
-        taken = False
         try:
             taken = take()
-        finally:
-            if not taken:
-                _ACTIVE_OWNERS.discard(self.owner)
+        except BaseException:
+            # The write may have landed before the failure (a connection lost
+            # after its commit): free the lease it may hold.
+            self.abandon(job_id)
+            raise
+        if not taken:
+            _ACTIVE_OWNERS.discard(self.owner)
         return taken
 
     def begin(self, job: JobState) -> None:

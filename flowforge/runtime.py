@@ -27,7 +27,12 @@ from flowforge._direct import DONE, RUNNING, SKIPPED, route_emissions, run_loop
 from flowforge._names import check_id
 from flowforge._plan import Plan, Target, is_source
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
-from flowforge.exceptions import DefinitionError, ExecutionError, StoreError
+from flowforge.exceptions import (
+    DefinitionError,
+    ExecutionError,
+    SerializationError,
+    StoreError,
+)
 from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import (
@@ -148,7 +153,7 @@ class Runtime:
         """Run ``job``'s pending deliveries until it ends or pauses; return it."""
         plan = self.flow.plan()
         clock = self.clock
-        job.status = JobStatus.RUNNING
+        status, job.status = job.status, JobStatus.RUNNING
         now = clock.now()
         job.started_at = job.started_at or now
         job._wall_offset = now.timestamp() - self.monotonic()
@@ -157,7 +162,11 @@ class Runtime:
         began = self.monotonic()
         journal = self.journal
         if journal is not None:
-            journal.begin(job)
+            try:
+                journal.begin(job)
+            except BaseException:
+                job.status = status  # not started: resumable as it was
+                raise
         self.flow.register_running(job)
         token = CURRENT.set(context)
         try:
@@ -188,9 +197,11 @@ class Runtime:
         CURRENT.reset(token)
         self.flow.unregister_running(job)
         job.tracker.add_wall_time(self.monotonic() - began)
-        _snapshot_stats(job, plan)
-        if self.journal is not None:
-            self.journal.end(job, write=write)
+        try:
+            _snapshot_stats(job, plan)
+        finally:  # the lease is released even if a routine's stats cannot be
+            if self.journal is not None:
+                self.journal.end(job, write=write)
 
     def _settle(self, job: JobState) -> None:
         job._stop_request = None  # honoured, or moot once the job failed
@@ -554,7 +565,14 @@ def _snapshot(routine: Routine, state: RoutineState) -> None:
     # A deep copy: a list kept in stats must not change the snapshot later.
     # Stats of plain counters and names (the usual) need only the copy.
     if not all(type(value) in _IMMUTABLE for value in stats.values()):
-        stats = copy.deepcopy(stats)
+        try:
+            stats = copy.deepcopy(stats)
+        except Exception as error:  # noqa: BLE001  any value can refuse a copy
+            raise SerializationError(
+                f"routine {state.routine_id!r}: its stats cannot be copied into "
+                f"the job's snapshot ({type(error).__name__}: {error}); keep "
+                "plain values such as numbers, strings, lists and dicts in stats"
+            ) from error
     state.stats = stats
 
 

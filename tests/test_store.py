@@ -28,6 +28,7 @@ from flowforge import (
     ExecutionTracker,
     Flow,
     FlowForgeError,
+    FlowForgeWarning,
     JobNotFoundError,
     JobState,
     JobStateError,
@@ -1330,7 +1331,6 @@ def test_sqlite_store_reopened_on_the_same_file_sees_its_jobs(
 FILE_OPERATIONS: Final[dict[str, Callable[[JsonDirectoryStore, str], object]]] = {
     "load": lambda s, job_id: s.load(job_id),
     "get": lambda s, job_id: s.get(job_id),
-    "list_jobs": lambda s, job_id: s.list_jobs(),
 }
 
 
@@ -1353,6 +1353,29 @@ def test_json_directory_truncated_job_file_is_reported_by_name(
 
     with pytest.raises(StoreError, match=re.escape(repr(str(path))) + " is corrupted"):
         operation(store, "job one")
+
+
+def test_json_directory_list_jobs_warns_of_each_unreadable_file_and_lists_the_rest(
+    tmp_path: Path,
+) -> None:
+    store = JsonDirectoryStore(tmp_path)
+    store.save(paused_job("good"))
+    store.save(paused_job("job one"))
+    damaged = job_file(tmp_path, "job one")
+    damaged.write_text(damaged.read_text(encoding="utf-8")[:50], encoding="utf-8")
+    foreign = tmp_path / "notes.json"
+    foreign.write_text('{"hello": "world"}', encoding="utf-8")
+
+    with pytest.warns(FlowForgeWarning) as caught:
+        listed = store.list_jobs()
+
+    assert [record.job_id for record in listed] == ["good"]
+    first, second = (str(warning.message) for warning in caught)
+    assert re.fullmatch(
+        re.escape(f"job file {str(damaged)!r} is corrupted: ") + ".*; it is not listed",
+        first,
+    )
+    assert second == f"{str(foreign)!r} is not a FlowForge job file; it is not listed"
 
 
 @pytest.mark.parametrize(

@@ -26,10 +26,11 @@ from flowforge import (
     JobStateError,
     JobStatus,
     Routine,
+    SerializationError,
     StoreError,
 )
 from flowforge._jobs import start_job
-from flowforge.store import Change, MemoryStore, SqliteStore, Store
+from flowforge.store import Change, JsonDirectoryStore, MemoryStore, SqliteStore, Store
 from flowforge.testing import Recorder, Relay, StoreWrapper
 
 CHAIN: Final = ("a", "b", "c", "d", "e")
@@ -980,3 +981,298 @@ def test_concurrent_job_whose_checkpoint_failed_raises_once_its_handlers_ended(
 
     assert resumed.status is JobStatus.COMPLETED
     assert completed_runs(resumed) == {"src": 1, "fast": 1, "slow": 1, "sink": 2}
+
+
+class Joiner(Routine):
+    """A join slot over two connections; only one ever sends in these tests."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("both", self.on_both, join=True)
+
+    def on_both(self, **data: object) -> None:
+        raise AssertionError("the join never completes here")
+
+
+class StartWatch(Recorder):
+    """Counts the runs that started after ``failed`` (its config) was set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late_starts = 0
+
+    def record(self, **data: object) -> None:
+        failed = self.get_config("failed")
+        assert isinstance(failed, threading.Event)
+        self.late_starts += failed.is_set()
+        super().record(**data)
+
+
+class FailSecondCheckpoint(StoreWrapper):
+    def __init__(self, inner: Store, failed: threading.Event) -> None:
+        super().__init__(inner)
+        self.calls = 0
+        self.failed = failed
+
+    def checkpoint(
+        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
+    ) -> None:
+        self.calls += 1
+        if self.calls == 2:
+            self.failed.set()
+            raise StoreError(DISK_FULL)
+        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+
+
+def test_no_handler_starts_after_a_checkpoint_failed_on_a_buffered_arrival(
+    real_store: SqliteStore,
+) -> None:
+    # Checkpoint 2 is the join's arrival, which runs no handler; the two
+    # workers, ready in the same dispatch round, must not start after it.
+    failed = threading.Event()
+    flow = Flow("fault_join", execution_strategy="concurrent", max_workers=4)
+    flow.add_routine(Recorder(), "src")
+    flow.add_routine(Recorder(), "other")
+    flow.add_routine(Joiner(), "join")
+    flow.connect("src", "output", "join", "both")
+    flow.connect("other", "output", "join", "both")
+    workers = [StartWatch(), StartWatch()]
+    for index, worker in enumerate(workers):
+        worker.set_config(failed=failed)
+        flow.add_routine(worker, f"w{index}")
+        flow.connect("src", "output", f"w{index}", "input")
+
+    with pytest.raises(StoreError, match="disk full"):
+        flow.execute(
+            "src",
+            {"x": 1},
+            job_id="job",
+            store=FailSecondCheckpoint(real_store, failed),
+        )
+    late_starts = [worker.late_starts for worker in workers]
+    resumed = flow.resume("job", store=real_store)
+
+    assert late_starts == [0, 0]
+    assert [len(worker.seen) for worker in workers] == [1, 1]
+    assert resumed.status is JobStatus.COMPLETED
+
+
+class FailedCheckpointOpens(StoreWrapper):
+    """Sets ``gate`` once it has checkpointed the job as failed."""
+
+    def __init__(self, inner: Store, gate: threading.Event) -> None:
+        super().__init__(inner)
+        self.gate = gate
+
+    def checkpoint(
+        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
+    ) -> None:
+        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+        if job_state.status is JobStatus.FAILED:
+            self.gate.set()
+
+
+class Waiter(Recorder):
+    def record(self, **data: object) -> None:
+        gate = self.get_config("gate")
+        assert isinstance(gate, threading.Event) and gate.wait(WAIT)
+        super().record(**data)
+
+
+def test_a_concurrent_failed_job_resumed_counts_the_stopping_failure_as_retried(
+    real_store: SqliteStore,
+) -> None:
+    # "slow" finishes after "fast"'s failure stopped the job, so the failure
+    # is not the job's last history record.
+    gate = threading.Event()
+    flow = Flow("fault_stop", execution_strategy="concurrent", max_workers=4)
+    flow.add_routine(Recorder(), "src")
+    flow.add_routine(Waiter(), "slow")
+    flow.add_routine(Recorder(), "fast")
+    flow.connect("src", "output", "slow", "input")
+    flow.connect("src", "output", "fast", "input")
+    flow.routines["fast"].set_config(fail_times=1)
+    flow.routines["slow"].set_config(gate=gate)
+    failed = flow.execute(
+        "src", {"x": 1}, job_id="job", store=FailedCheckpointOpens(real_store, gate)
+    )
+    assert failed.status is JobStatus.FAILED
+    assert [r.routine_id for r in failed.get_execution_history()][-1] == "slow"
+
+    resumed = flow.resume(failed, store=real_store)
+
+    fast = resumed.tracker.get_routine_performance("fast")
+    assert (resumed.status, fast.failures, fast.retries) == (JobStatus.COMPLETED, 0, 1)
+    assert resumed.routine_states["fast"].status.value == "completed"
+
+
+# -- a write that fails, or lands and then reports a failure -----------------------
+
+
+class FailSaves(StoreWrapper):
+    def save(
+        self,
+        job_state: JobState,
+        *,
+        owner: str | None = None,
+        lease_until: float | None = None,
+    ) -> None:
+        raise StoreError(DISK_FULL)
+
+
+def test_a_cancel_whose_write_failed_leaves_the_job_as_it_was(
+    real_store: SqliteStore,
+) -> None:
+    flow = pausing_chain()
+    paused = flow.execute("a", ENTRY_PARAMS, job_id="job", store=real_store)
+
+    with pytest.raises(StoreError, match="disk full"):
+        flow.cancel(paused, store=FailSaves(real_store))
+
+    assert (paused.status, len(paused.pending)) == (JobStatus.PAUSED, 1)
+    assert real_store.get("job").status is JobStatus.PAUSED
+    flow.cancel(paused, store=real_store)
+    assert real_store.get("job").status is JobStatus.CANCELLED
+
+
+def test_a_resume_whose_first_write_failed_can_be_retried_with_the_same_state(
+    real_store: SqliteStore,
+) -> None:
+    flow = pausing_chain()
+    paused = flow.execute("a", ENTRY_PARAMS, job_id="job", store=real_store)
+
+    with pytest.raises(StoreError, match="disk full"):
+        flow.resume(paused, store=FailSaves(real_store))
+
+    assert paused.status is JobStatus.PAUSED
+    assert flow.resume(paused, store=real_store).status is JobStatus.COMPLETED
+    assert handler_runs(flow) == dict.fromkeys(CHAIN, 1)
+
+
+class AcquireThenFail(StoreWrapper):
+    """Takes the lease, then reports a failure (a connection lost after COMMIT)."""
+
+    def acquire(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None = None,
+    ) -> bool:
+        super().acquire(
+            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
+        )
+        raise StoreError("connection lost after commit (simulated)")
+
+
+@pytest.mark.parametrize("by", ["id", "state"])
+def test_a_resume_after_an_acquire_that_landed_and_failed_is_not_refused(
+    real_store: SqliteStore, by: str
+) -> None:
+    flow = pausing_chain()
+    paused = flow.execute("a", ENTRY_PARAMS, job_id="job", store=real_store)
+    target: JobState | str = "job" if by == "id" else paused
+
+    with pytest.raises(StoreError, match="connection lost"):
+        flow.resume(target, store=AcquireThenFail(real_store))
+
+    assert flow.resume(target, store=real_store).status is JobStatus.COMPLETED
+
+
+class ResumeFirst(StoreWrapper):
+    """Before its first acquire, another thread resumes ``paused`` to its end."""
+
+    def __init__(self, inner: Store, flow: Flow, paused: JobState) -> None:
+        super().__init__(inner)
+        self.flow = flow
+        self.paused = paused
+        self.results: list[JobState] = []
+
+    def acquire(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        lease_until: float,
+        now: float,
+        replacing: str | None = None,
+    ) -> bool:
+        if not self.results:
+            resumer = threading.Thread(
+                target=lambda: self.results.append(
+                    self.flow.resume(self.paused, store=self.inner)
+                )
+            )
+            resumer.start()
+            resumer.join(WAIT)
+        return super().acquire(
+            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
+        )
+
+
+def test_a_cancel_that_loses_the_race_to_a_resume_of_the_same_state_is_refused(
+    real_store: SqliteStore,
+) -> None:
+    flow = pausing_chain()
+    paused = flow.execute("a", ENTRY_PARAMS, job_id="job", store=real_store)
+    racing = ResumeFirst(real_store, flow, paused)
+
+    with pytest.raises(JobStateError, match="the store holds another state"):
+        flow.cancel(paused, store=racing)
+
+    assert [job.status for job in racing.results] == [JobStatus.COMPLETED]
+    assert paused.status is JobStatus.COMPLETED
+    record = real_store.get("job")
+    assert (record.status, record.owner) == (JobStatus.COMPLETED, None)
+
+
+class KeepsALock(Recorder):
+    """Puts a lock, which cannot be copied, in its stats on its first delivery."""
+
+    def record(self, **data: object) -> None:
+        if not self.get_config("done"):
+            self.set_config(done=True)
+            self.set_stat("lock", threading.Lock())
+        super().record(**data)
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
+def test_stats_that_cannot_be_copied_stop_the_run_and_free_the_lease(
+    real_store: SqliteStore, strategy: str
+) -> None:
+    flow = Flow("fault_stats", execution_strategy=strategy)
+    flow.add_routine(Recorder(), "a")
+    flow.add_routine(KeepsALock(), "b")
+    flow.connect("a", "output", "b", "input")
+
+    with pytest.raises(SerializationError, match="routine 'b': its stats cannot be"):
+        flow.execute("a", {"x": 1}, job_id="job", store=real_store)
+
+    leases = [t for t in threading.enumerate() if t.name == "flowforge-lease"]
+    assert leases == []
+    flow.routines["b"].reset_stats()
+    assert flow.resume("job", store=real_store).status is JobStatus.COMPLETED
+
+
+def test_recover_from_a_json_directory_with_a_damaged_file_recovers_the_rest(
+    tmp_path: Path,
+) -> None:
+    store = JsonDirectoryStore(tmp_path)
+    leave_running(store, "bad-job", owner_id(dead_pid()))
+    leave_running(store, "good-job", owner_id(dead_pid()))
+    bad = tmp_path / "bad-job.json"
+    bad.write_text(bad.read_text()[:100])
+    (tmp_path / "notes.json").write_text('{"not": "a job"}')
+
+    with pytest.warns(FlowForgeWarning) as caught:
+        recovered = chain_flow().recover(store)
+
+    assert [(job.job_id, job.status) for job in recovered] == [
+        ("good-job", JobStatus.COMPLETED)
+    ]
+    messages = {str(warning.message) for warning in caught}  # once per listing
+    assert len(messages) == 2
+    assert any("bad-job.json' is corrupted" in m for m in messages)
+    assert any("notes.json' is not a FlowForge job file; it is" in m for m in messages)

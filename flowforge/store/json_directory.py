@@ -14,6 +14,7 @@ import json
 import os
 import threading
 import urllib.parse
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
 
 from flowforge._atomic import TEMPORARY_NAME_EXTRA, write_atomically
-from flowforge.exceptions import JobNotFoundError, SerializationError, StoreError
+from flowforge.exceptions import (
+    FlowForgeWarning,
+    JobNotFoundError,
+    SerializationError,
+    StoreError,
+)
 from flowforge.job_state import JobState, JobStatus
 from flowforge.store._select import prune_one_by_one, select_listed, to_status
 from flowforge.store.base import Change, JobRecord
@@ -148,8 +154,22 @@ class JsonDirectoryStore:
     def list_jobs(
         self, *, flow_id: str | None = None, status: JobStatus | str | None = None
     ) -> list[JobRecord]:
-        """Return the saved jobs, oldest update first, optionally filtered."""
-        records = [self.get(job_id) for job_id in self._job_ids()]
+        """Return the saved jobs, oldest update first, optionally filtered.
+
+        A file that cannot be read as a job (damaged, or not FlowForge's) is
+        left out with a :class:`~flowforge.FlowForgeWarning` naming it, so
+        that one bad file does not hide every other job.
+        """
+        records = []
+        for job_id in self._job_ids():
+            try:
+                records.append(self.get(job_id))
+            except JobNotFoundError:  # deleted since the folder was listed
+                continue
+            except StoreError as error:
+                warnings.warn(
+                    f"{error}; it is not listed", FlowForgeWarning, stacklevel=2
+                )
         return select_listed(records, flow_id=flow_id, status=status)
 
     def delete(self, job_id: str) -> None:
