@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from flowforge import (
@@ -55,6 +57,19 @@ def test_flows_without_an_id_get_distinct_ids() -> None:
 def test_flow_rejects_an_empty_id() -> None:
     with pytest.raises(DefinitionError, match="flow_id must be a non-empty str"):
         Flow(flow_id=" ")
+
+
+@pytest.mark.parametrize(
+    ("flow_id", "message"),
+    [
+        ("a\x00b", "flow_id 'a\\x00b' cannot be stored: it holds a NUL character"),
+        ("\ud800", "flow_id '\\ud800' cannot be stored: surrogates not allowed"),
+    ],
+    ids=["nul", "lone-surrogate"],
+)
+def test_flow_rejects_an_id_no_store_can_hold(flow_id: str, message: str) -> None:
+    with pytest.raises(DefinitionError, match=re.escape(message)):
+        Flow(flow_id=flow_id)
 
 
 @pytest.mark.parametrize(

@@ -148,6 +148,10 @@ HASHABLES = st.one_of(
     st.tuples(st.integers(), st.text(max_size=3)),
 )
 DICT_KEYS = st.text(max_size=6) | st.just("__ff__")
+# Any text a store can hold: not blank, and no NUL (which SQL text refuses).
+FLOW_IDS = st.text(
+    st.characters(exclude_characters="\x00"), min_size=1, max_size=8
+).filter(str.strip)
 
 
 def scalars(*, nan: bool) -> st.SearchStrategy[object]:
@@ -342,7 +346,7 @@ def flow_specs(draw: st.DrawFn, *, nan: bool = True) -> FlowSpec:
         for source, event, params, target, slot in edges
     )
     return FlowSpec(
-        flow_id=draw(st.text(min_size=1, max_size=8).filter(str.strip)),
+        flow_id=draw(FLOW_IDS),
         routines=tuple(routines),
         connections=connections,
         error_handler=draw(st.none() | ERROR_HANDLERS),
