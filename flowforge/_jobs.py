@@ -9,7 +9,7 @@ behind by a dead process can be recovered.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -24,9 +24,8 @@ from flowforge.exceptions import (
     SerializationError,
     StoreError,
 )
-from flowforge.execution_tracker import FAILED
 from flowforge.job_state import JobState, JobStatus
-from flowforge.record import RoutineStatus
+from flowforge.record import Delivery, ErrorRecord, RoutineState, RoutineStatus
 from flowforge.runtime import Runtime, drop_pending
 
 if TYPE_CHECKING:
@@ -149,9 +148,13 @@ def _run_claimed(
     """Run a job whose lease ``journal`` holds; if it never starts, free the lease."""
     with _abandoning(journal, job.job_id):
         _restore_stats(flow, job)
-        if fresh_attempts:
-            _fresh_attempts(job)
-        return flow._runtime(journal=journal).run(job)
+        undo = _fresh_attempts(job) if fresh_attempts else _nothing
+        try:
+            return flow._runtime(journal=journal).run(job)
+        except BaseException:
+            if journal is not None and not journal.began:
+                undo()  # its first save failed: the job is as it was
+            raise
 
 
 @contextmanager
@@ -304,27 +307,61 @@ def _check_flow(flow: Flow, job: JobState, force: bool) -> None:
         )
 
 
-def _fresh_attempts(job: JobState) -> None:
-    """Give a failed job's failed delivery (on top of its stack) fresh retries.
+def _fresh_attempts(job: JobState) -> Callable[[], None]:
+    """Give the deliveries that stopped a failed job fresh retries; return an undo.
 
-    If its handler's failure stopped the job (not the delivery limit), the
-    failure was not for good after all: the tracker counts it as retried, and
-    the routine is running again unless another of its deliveries failed.
+    A delivery whose handler's failure stopped the job (several can, on the
+    concurrent strategy) runs again now, so that failure was not for good:
+    the tracker counts it as retried, and its routine is running again unless
+    another of its deliveries failed for good. A delivery the delivery limit
+    stopped never ran, so it has no failure to take back.
     """
-    if job.status is not JobStatus.FAILED or not job.pending:
-        return
-    delivery = job.pending[-1]
-    delivery.attempt = 0
-    # Its last record (on the concurrent strategy, others may follow it).
-    outcome = next(
-        (r[3] for r in reversed(job.history_raw) if r[0] == delivery.seq), None
-    )
-    if outcome != FAILED:
-        return
-    routine_id = delivery.routine_id
+    if job.status is not JobStatus.FAILED:
+        return _nothing
+    stopped = {e.seq for e in job.errors if not _is_limit_error(job, e)}
+    attempts: list[tuple[Delivery, int]] = []
+    reopened: list[tuple[str, RoutineState | None, RoutineStatus | None]] = []
+    for index, delivery in enumerate(job.pending):
+        if delivery.seq in stopped or index == len(job.pending) - 1:
+            attempts.append((delivery, delivery.attempt))
+            delivery.attempt = 0
+        if delivery.seq in stopped:
+            reopened += _reopen(job, delivery.routine_id)
+
+    def undo() -> None:
+        for delivery, attempt in attempts:
+            delivery.attempt = attempt
+        for routine_id, state, status in reversed(reopened):
+            job.tracker.reopen_failure(routine_id, undo=True)
+            if state is not None and status is not None:
+                state.status = status
+
+    return undo
+
+
+def _reopen(
+    job: JobState, routine_id: str
+) -> list[tuple[str, RoutineState | None, RoutineStatus | None]]:
+    """Count a failure of ``routine_id`` as retried; return what was changed."""
     state = job.routine_states.get(routine_id)
-    if job.tracker.reopen_failure(routine_id) == 0 and state is not None:
+    status = None if state is None else state.status
+    left = job.tracker.reopen_failure(routine_id)
+    if left < 0:
+        return []
+    if left == 0 and state is not None:
         state.status = RoutineStatus.RUNNING
+    return [(routine_id, state, status)]
+
+
+def _nothing() -> None:
+    return
+
+
+def _is_limit_error(job: JobState, error: ErrorRecord) -> bool:
+    """Say whether ``error`` is the delivery limit's, which no handler raised."""
+    return error.error_type == "ExecutionError" and error.message.startswith(
+        f"job {job.job_id!r} reached the flow's limit of "
+    )
 
 
 def _restore_stats(flow: Flow, job: JobState) -> None:

@@ -99,6 +99,11 @@ class Journal:
         self._lost = False
         self._began = False
 
+    @property
+    def began(self) -> bool:
+        """Whether :meth:`begin` saved the job: from then on :meth:`end` releases it."""
+        return self._began
+
     def lease_until(self) -> float:
         """Return when a lease taken now ends, in seconds since the epoch."""
         return time.time() + self.lease_seconds

@@ -162,17 +162,23 @@ class ExecutionTracker:
             if len(times) >= FOLD_AT:
                 self.fold(routine_id)
 
-    def reopen_failure(self, routine_id: str) -> int:
+    def reopen_failure(self, routine_id: str, *, undo: bool = False) -> int:
         """Count one failure of ``routine_id`` as a retried run instead.
 
         A failure that stopped the job leaves its delivery pending, and
         resuming the job runs it again: that failure was not for good.
+        ``undo=True`` takes back a reopening whose resume never began.
 
         Returns:
-            The routine's failures left.
+            The routine's failures left, or -1 if it had none to reopen.
         """
         figures = self._figures(routine_id)
-        if figures.failures:
+        if undo:
+            figures.failures += 1
+            figures.retries -= 1
+        elif not figures.failures:
+            return -1
+        else:
             figures.failures -= 1
             figures.retries += 1
         return figures.failures

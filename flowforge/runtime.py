@@ -15,6 +15,7 @@ import os
 import random
 import time
 import traceback
+import warnings
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from contextvars import Token
@@ -30,7 +31,7 @@ from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.exceptions import (
     DefinitionError,
     ExecutionError,
-    SerializationError,
+    FlowForgeWarning,
     StoreError,
 )
 from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED
@@ -568,11 +569,15 @@ def _snapshot(routine: Routine, state: RoutineState) -> None:
         try:
             stats = copy.deepcopy(stats)
         except Exception as error:  # noqa: BLE001  any value can refuse a copy
-            raise SerializationError(
+            warnings.warn(
                 f"routine {state.routine_id!r}: its stats cannot be copied into "
-                f"the job's snapshot ({type(error).__name__}: {error}); keep "
-                "plain values such as numbers, strings, lists and dicts in stats"
-            ) from error
+                f"the job's snapshot ({type(error).__name__}: {error}), which keeps "
+                "its previous value; keep plain values such as numbers, strings, "
+                "lists and dicts in stats",
+                FlowForgeWarning,
+                stacklevel=2,
+            )
+            return
     state.stats = stats
 
 

@@ -98,8 +98,10 @@ class Slot:
 
         Each appended value is taken out again: the last item that is that
         very object, so the undo is right even if the handler reordered its
-        lists. Whatever else the handler changed in its lists stays changed,
-        and a value it already removed is not looked for.
+        lists. Whatever else the handler changed in its lists stays changed.
+        If the handler removed its own value, an earlier one that is the same
+        object (a small int, ``None``) is taken out instead: identity cannot
+        tell them apart (the errors guide says so).
         """
         if self.merge_strategy != "append":
             return

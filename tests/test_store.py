@@ -1355,6 +1355,24 @@ def test_json_directory_truncated_job_file_is_reported_by_name(
         operation(store, "job one")
 
 
+@pytest.mark.parametrize("updated_at", ["1e300", "NaN", "-1e20"])
+def test_json_directory_file_with_an_impossible_update_time_is_not_listed(
+    tmp_path: Path, updated_at: str
+) -> None:
+    store = JsonDirectoryStore(tmp_path)
+    store.save(paused_job("job"))
+    path = job_file(tmp_path, "job")
+    text = re.sub(
+        r'"updated_at":[^,}]+', f'"updated_at":{updated_at}', path.read_text()
+    )
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(StoreError, match="has bad metadata: updated_at"):
+        store.get("job")
+    with pytest.warns(FlowForgeWarning, match="has bad metadata"):
+        assert store.list_jobs() == []
+
+
 def test_json_directory_list_jobs_warns_of_each_unreadable_file_and_lists_the_rest(
     tmp_path: Path,
 ) -> None:

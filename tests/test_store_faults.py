@@ -26,7 +26,6 @@ from flowforge import (
     JobStateError,
     JobStatus,
     Routine,
-    SerializationError,
     StoreError,
 )
 from flowforge._jobs import start_job
@@ -1239,7 +1238,7 @@ class KeepsALock(Recorder):
 
 
 @pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
-def test_stats_that_cannot_be_copied_stop_the_run_and_free_the_lease(
+def test_stats_that_cannot_be_copied_are_not_snapshotted_and_the_job_runs_on(
     real_store: SqliteStore, strategy: str
 ) -> None:
     flow = Flow("fault_stats", execution_strategy=strategy)
@@ -1247,13 +1246,34 @@ def test_stats_that_cannot_be_copied_stop_the_run_and_free_the_lease(
     flow.add_routine(KeepsALock(), "b")
     flow.connect("a", "output", "b", "input")
 
-    with pytest.raises(SerializationError, match="routine 'b': its stats cannot be"):
+    with pytest.warns(FlowForgeWarning, match="routine 'b': its stats cannot be"):
+        job = flow.execute("a", {"x": 1}, job_id="job", store=real_store)
+
+    assert job.status is JobStatus.COMPLETED
+    assert job.get_routine_state("b").stats == {}  # the last snapshot it could take
+    assert real_store.load("job") == job
+    record = real_store.get("job")
+    assert (record.status, record.owner) == (JobStatus.COMPLETED, None)
+    assert [t for t in threading.enumerate() if t.name == "flowforge-lease"] == []
+
+
+class LockThenInterrupt(Recorder):
+    def record(self, **data: object) -> None:
+        self.set_stat("lock", threading.Lock())
+        raise KeyboardInterrupt
+
+
+def test_an_interrupt_leaves_execute_as_it_is_even_with_stats_that_cannot_be_copied(
+    real_store: SqliteStore,
+) -> None:
+    flow = Flow("fault_stats")
+    flow.add_routine(LockThenInterrupt(), "a")
+
+    with pytest.warns(FlowForgeWarning), pytest.raises(KeyboardInterrupt):
         flow.execute("a", {"x": 1}, job_id="job", store=real_store)
 
-    leases = [t for t in threading.enumerate() if t.name == "flowforge-lease"]
-    assert leases == []
-    flow.routines["b"].reset_stats()
-    assert flow.resume("job", store=real_store).status is JobStatus.COMPLETED
+    flow.routines["a"].reset_stats()
+    assert real_store.get("job").status is JobStatus.RUNNING
 
 
 def test_recover_from_a_json_directory_with_a_damaged_file_recovers_the_rest(
@@ -1276,3 +1296,68 @@ def test_recover_from_a_json_directory_with_a_damaged_file_recovers_the_rest(
     assert len(messages) == 2
     assert any("bad-job.json' is corrupted" in m for m in messages)
     assert any("notes.json' is not a FlowForge job file; it is" in m for m in messages)
+
+
+class BarrierFail(Routine):
+    """Fails, once both of its kind are running, while ``broken`` is set."""
+
+    def __init__(self, barrier: threading.Barrier, broken: threading.Event) -> None:
+        super().__init__()
+        self.barrier = barrier
+        self.broken = broken
+        self.define_slot("input", self.handle)
+
+    def handle(self, **data: object) -> None:
+        if self.broken.is_set():
+            self.barrier.wait(WAIT)
+            raise ValueError("broken")
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "sqlite"])
+def test_every_concurrent_failure_that_stopped_the_job_is_counted_retried_on_resume(
+    real_store: SqliteStore, durable: bool
+) -> None:
+    broken, barrier = threading.Event(), threading.Barrier(2)
+    broken.set()
+    flow = Flow("fault_two", execution_strategy="concurrent", max_workers=2)
+    flow.add_routine(Recorder(), "src")
+    for routine_id in ("a", "b"):
+        flow.add_routine(BarrierFail(barrier, broken), routine_id)
+        flow.connect("src", "output", routine_id, "input")
+    store = real_store if durable else None
+    failed = flow.execute("src", {"x": 1}, job_id="job", store=store)
+    assert (failed.status, len(failed.pending), len(failed.errors)) == (
+        JobStatus.FAILED,
+        2,
+        2,
+    )
+    broken.clear()
+
+    job = flow.resume("job" if durable else failed, store=store)
+
+    assert job.status is JobStatus.COMPLETED
+    for routine_id in ("a", "b"):
+        figures = job.tracker.get_routine_performance(routine_id)
+        assert (figures.successes, figures.failures, figures.retries) == (1, 0, 1)
+        assert job.routine_states[routine_id].status.value == "completed"
+
+
+def test_a_failed_job_whose_resume_could_not_start_is_left_as_it_was(
+    real_store: SqliteStore,
+) -> None:
+    flow = chain_flow()
+    recorder(flow, "c").set_config(fail_times=1)
+    failed = flow.execute("a", ENTRY_PARAMS, job_id="job", store=real_store)
+    before = failed.serialize()
+
+    with pytest.raises(StoreError, match="disk full"):
+        flow.resume(failed, store=FailSaves(real_store))
+
+    assert failed.serialize() == before
+    job = flow.resume(failed, store=real_store)
+    figures = job.tracker.get_routine_performance("c")
+    assert (job.status, figures.failures, figures.retries) == (
+        JobStatus.COMPLETED,
+        0,
+        1,
+    )

@@ -295,11 +295,17 @@ def _record(job_id: str, document: Mapping[str, object], path: Path) -> JobRecor
         and (owner is None or isinstance(owner, str))
     ):
         raise StoreError(f"job file {str(path)!r} has bad metadata")
+    try:
+        updated_at = datetime.fromtimestamp(float(updated), UTC)
+    except (OverflowError, ValueError, OSError) as error:
+        raise StoreError(
+            f"job file {str(path)!r} has bad metadata: updated_at {updated!r}"
+        ) from error
     return JobRecord(
         job_id=job_id,
         flow_id=flow_id,
         status=to_status(status) or JobStatus.PENDING,
         owner=owner,
         lease_until=None if until is None else float(until),
-        updated_at=datetime.fromtimestamp(float(updated), UTC),
+        updated_at=updated_at,
     )
