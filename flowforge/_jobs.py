@@ -25,8 +25,8 @@ from flowforge.exceptions import (
     StoreError,
 )
 from flowforge.job_state import JobState, JobStatus
-from flowforge.record import Delivery, ErrorRecord, RoutineState, RoutineStatus
-from flowforge.runtime import Runtime, drop_pending
+from flowforge.record import Delivery, RoutineState, RoutineStatus
+from flowforge.runtime import Runtime, drop_pending, stopped_by_limit
 
 if TYPE_CHECKING:
     from flowforge.flow import Flow
@@ -318,7 +318,7 @@ def _fresh_attempts(job: JobState) -> Callable[[], None]:
     """
     if job.status is not JobStatus.FAILED:
         return _nothing
-    stopped = {e.seq for e in job.errors if not _is_limit_error(job, e)}
+    stopped = {e.seq for e in job.errors if not stopped_by_limit(job, e)}
     attempts: list[tuple[Delivery, int]] = []
     reopened: list[tuple[str, RoutineState | None, RoutineStatus | None]] = []
     for index, delivery in enumerate(job.pending):
@@ -355,13 +355,6 @@ def _reopen(
 
 def _nothing() -> None:
     return
-
-
-def _is_limit_error(job: JobState, error: ErrorRecord) -> bool:
-    """Say whether ``error`` is the delivery limit's, which no handler raised."""
-    return error.error_type == "ExecutionError" and error.message.startswith(
-        f"job {job.job_id!r} reached the flow's limit of "
-    )
 
 
 def _restore_stats(flow: Flow, job: JobState) -> None:

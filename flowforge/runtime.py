@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from flowforge.flow import Flow
     from flowforge.types import Clock
 
-__all__ = ["Ready", "Runtime", "drop_pending", "rollback"]
+__all__ = ["Ready", "Runtime", "drop_pending", "rollback", "stopped_by_limit"]
 
 STOP_HANDLER: Final = ErrorHandler(ErrorStrategy.STOP)
 BUFFERED: Final = "buffered"
@@ -454,9 +454,8 @@ class Runtime:
         """Fail ``job``: it needs more deliveries than the flow allows."""
         limit = self.flow.max_deliveries
         error = ExecutionError(
-            f"job {job.job_id!r} reached the flow's limit of {limit} deliveries; a "
-            "cycle may never end. Add a stop condition, or raise "
-            "Flow(max_deliveries=...)"
+            f"{_limit_reached(job)}{limit} deliveries; a cycle may never end. Add "
+            "a stop condition, or raise Flow(max_deliveries=...)"
         )
         routine_id = delivery.routine_id
         state = job.routine_states.get(routine_id)
@@ -506,6 +505,17 @@ def rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:
         job.slot_buffers[target.key] = old
     if target.join_sources and delivery.connection >= 0:
         job.join_arrivals[target.key].discard(delivery.connection)
+
+
+def stopped_by_limit(job: JobState, error: ErrorRecord) -> bool:
+    """Say whether ``error`` is the delivery limit's, which no handler raised."""
+    return error.error_type == "ExecutionError" and error.message.startswith(
+        _limit_reached(job)
+    )
+
+
+def _limit_reached(job: JobState) -> str:
+    return f"job {job.job_id!r} reached the flow's limit of "
 
 
 def _add_error(job: JobState, state: RoutineState, record: ErrorRecord) -> None:
