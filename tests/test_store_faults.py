@@ -813,12 +813,16 @@ def test_cancelling_a_paused_job_another_process_resumed_is_refused(
     assert real_store.get("job").owner == live
 
 
-class CancelFirst(StoreWrapper):
-    """A store where another thread cancels the paused job just before an acquire."""
+class RaceFirst(StoreWrapper):
+    """Before its first acquire, runs ``action`` in another thread to its end.
 
-    def __init__(self, inner: Store) -> None:
+    ``results`` holds what ``action`` returned: the move that wins the race.
+    """
+
+    def __init__(self, inner: Store, action: Callable[[], object]) -> None:
         super().__init__(inner)
-        self.cancelled = False
+        self.action = action
+        self.results: list[object] = []
 
     def acquire(
         self,
@@ -829,15 +833,10 @@ class CancelFirst(StoreWrapper):
         now: float,
         replacing: str | None = None,
     ) -> bool:
-        if not self.cancelled:
-            self.cancelled = True
-            canceller = threading.Thread(
-                target=pausing_chain().cancel,
-                args=(self.inner.load(job_id),),
-                kwargs={"store": self.inner},
-            )
-            canceller.start()
-            canceller.join(WAIT)
+        if not self.results:
+            racer = threading.Thread(target=lambda: self.results.append(self.action()))
+            racer.start()
+            racer.join(WAIT)
         return super().acquire(
             job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
         )
@@ -848,12 +847,15 @@ def test_a_resume_that_loses_the_race_to_a_cancel_runs_nothing(
 ) -> None:
     flow = pausing_chain()
     flow.execute("a", ENTRY_PARAMS, job_id="job", store=real_store)
-    racing = CancelFirst(real_store)
+    racing = RaceFirst(
+        real_store,
+        lambda: pausing_chain().cancel(real_store.load("job"), store=real_store),
+    )
 
     with pytest.raises(JobStateError, match="'job' is cancelled: only a paused"):
         flow.resume("job", store=racing)
 
-    assert racing.cancelled
+    assert racing.results == [None]  # the cancel ran, and returned
     assert handler_runs(flow) == {"a": 1, "b": 1, "c": 1, "d": 0, "e": 0}
     record = real_store.get("job")
     assert (record.status, record.owner) == (JobStatus.CANCELLED, None)
@@ -940,18 +942,18 @@ class Gate(Routine):
         self.emit("output", **data)
 
 
-class FailOpening(FaultyStore):
-    """Fails the second checkpoint, opening ``gate`` as it does."""
+class FailSecondCheckpoint(FaultyStore):
+    """Fails the second checkpoint, setting ``failed`` as it does."""
 
-    def __init__(self, inner: Store, gate: Gate) -> None:
+    def __init__(self, inner: Store, failed: threading.Event) -> None:
         super().__init__(inner, fail_on="checkpoint", fail_at=2)
-        self.gate = gate
+        self.failed = failed
 
     def _maybe_fail(self, method: str) -> None:
         try:
             super()._maybe_fail(method)
         except StoreError:
-            self.gate.opened.set()
+            self.failed.set()
             raise
 
 
@@ -970,7 +972,7 @@ def test_concurrent_job_whose_checkpoint_failed_raises_once_its_handlers_ended(
     for worker in ("fast", "slow"):
         flow.connect("src", "output", worker, "input")
         flow.connect(worker, "output", "sink", "input")
-    failing = FailOpening(real_store, slow)
+    failing = FailSecondCheckpoint(real_store, slow.opened)
 
     with pytest.raises(StoreError, match="disk full"):
         flow.execute("src", {"item": 1}, job_id="job", store=failing)
@@ -1005,22 +1007,6 @@ class StartWatch(Recorder):
         assert isinstance(failed, threading.Event)
         self.late_starts += failed.is_set()
         super().record(**data)
-
-
-class FailSecondCheckpoint(StoreWrapper):
-    def __init__(self, inner: Store, failed: threading.Event) -> None:
-        super().__init__(inner)
-        self.calls = 0
-        self.failed = failed
-
-    def checkpoint(
-        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
-    ) -> None:
-        self.calls += 1
-        if self.calls == 2:
-            self.failed.set()
-            raise StoreError(DISK_FULL)
-        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
 
 
 def test_no_handler_starts_after_a_checkpoint_failed_on_a_buffered_arrival(
@@ -1180,48 +1166,18 @@ def test_a_resume_after_an_acquire_that_landed_and_failed_is_not_refused(
     assert flow.resume(target, store=real_store).status is JobStatus.COMPLETED
 
 
-class ResumeFirst(StoreWrapper):
-    """Before its first acquire, another thread resumes ``paused`` to its end."""
-
-    def __init__(self, inner: Store, flow: Flow, paused: JobState) -> None:
-        super().__init__(inner)
-        self.flow = flow
-        self.paused = paused
-        self.results: list[JobState] = []
-
-    def acquire(
-        self,
-        job_id: str,
-        *,
-        owner: str,
-        lease_until: float,
-        now: float,
-        replacing: str | None = None,
-    ) -> bool:
-        if not self.results:
-            resumer = threading.Thread(
-                target=lambda: self.results.append(
-                    self.flow.resume(self.paused, store=self.inner)
-                )
-            )
-            resumer.start()
-            resumer.join(WAIT)
-        return super().acquire(
-            job_id, owner=owner, lease_until=lease_until, now=now, replacing=replacing
-        )
-
-
 def test_a_cancel_that_loses_the_race_to_a_resume_of_the_same_state_is_refused(
     real_store: SqliteStore,
 ) -> None:
     flow = pausing_chain()
     paused = flow.execute("a", ENTRY_PARAMS, job_id="job", store=real_store)
-    racing = ResumeFirst(real_store, flow, paused)
+    racing = RaceFirst(real_store, lambda: flow.resume(paused, store=real_store))
 
     with pytest.raises(JobStateError, match="the store holds another state"):
         flow.cancel(paused, store=racing)
 
-    assert [job.status for job in racing.results] == [JobStatus.COMPLETED]
+    [resumed] = racing.results
+    assert isinstance(resumed, JobState) and resumed.status is JobStatus.COMPLETED
     assert paused.status is JobStatus.COMPLETED
     record = real_store.get("job")
     assert (record.status, record.owner) == (JobStatus.COMPLETED, None)
