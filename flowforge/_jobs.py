@@ -105,8 +105,17 @@ def recover_jobs(
                 stacklevel=3,
             )
             continue
-        if job is not None:
+        if job is None:
+            continue
+        try:
             resumed.append(_run_claimed(flow, journal, job, fresh_attempts=False))
+        except (StoreError, SerializationError) as error:  # its lease is let go
+            warnings.warn(
+                f"job {record.job_id!r} stopped: saving it failed ({error}); it "
+                "stays in the store as of its last checkpoint, for a later recover",
+                FlowForgeWarning,
+                stacklevel=3,
+            )
     return resumed
 
 

@@ -432,7 +432,8 @@ class Flow:
         A job that cannot be read (its stored data is corrupted) or that
         started on another definition of this flow is left in the store as
         it is, with a :class:`~flowforge.FlowForgeWarning` naming it and why;
-        the other jobs are still recovered.
+        the other jobs are still recovered. So is a job whose run the store
+        fails: it stays as of its last checkpoint, for a later ``recover``.
 
         Returns:
             The recovered jobs' final states.

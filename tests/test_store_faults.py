@@ -26,6 +26,7 @@ from flowforge import (
     JobStateError,
     JobStatus,
     Routine,
+    SerializationError,
     StoreError,
 )
 from flowforge._jobs import start_job
@@ -669,6 +670,44 @@ def test_recover_leaves_a_job_it_cannot_read_and_recovers_the_others(
         str(warning.message),
     )
     assert real_store.get("bad-job").status is JobStatus.RUNNING
+
+
+class FailsToEncode(FaultyStore):
+    """A :class:`FaultyStore` whose chosen write finds a value it cannot save."""
+
+    def _maybe_fail(self, method: str) -> None:
+        try:
+            super()._maybe_fail(method)
+        except StoreError as error:
+            raise SerializationError(str(error)) from None
+
+
+@pytest.mark.parametrize("faulty", [FaultyStore, FailsToEncode])
+def test_recover_keeps_recovering_when_saving_fails_during_one_jobs_run(
+    real_store: SqliteStore, faulty: type[FaultyStore]
+) -> None:
+    leave_running(real_store, "job-1", owner_id(dead_pid()))
+    leave_running(real_store, "job-2", owner_id(dead_pid()))
+    flow = chain_flow()
+    failing = faulty(real_store, fail_on="checkpoint", fail_at=1)
+
+    with pytest.warns(FlowForgeWarning) as caught:
+        recovered = flow.recover(failing)
+
+    [finished] = recovered
+    [stopped] = {"job-1", "job-2"} - {finished.job_id}
+    assert finished.status is JobStatus.COMPLETED
+    assert real_store.get(finished.job_id).status is JobStatus.COMPLETED
+    [warning] = caught
+    assert str(warning.message) == (
+        f"job {stopped!r} stopped: saving it failed ({DISK_FULL}); it stays in "
+        "the store as of its last checkpoint, for a later recover"
+    )
+    assert real_store.get(stopped).status is JobStatus.RUNNING
+    # The lease was let go: the next recover finishes the job at once.
+    assert [(j.job_id, j.status) for j in flow.recover(real_store)] == [
+        (stopped, JobStatus.COMPLETED)
+    ]
 
 
 # -- a claim that fails before the run begins ---------------------------------------
