@@ -21,15 +21,16 @@ from flowforge.execution_tracker import COMPLETED, FOLD_AT
 from flowforge.job_state import JobStatus
 from flowforge.record import (
     Delivery,
-    RoutineState,
     RoutineStatus,
     new_delivery,
+    new_routine_state,
 )
 
 if TYPE_CHECKING:
     from flowforge._context import DeliveryContext
     from flowforge._plan import Plan, Target
     from flowforge.job_state import JobState
+    from flowforge.record import RoutineState
     from flowforge.runtime import Runtime
     from flowforge.types import Payload
 
@@ -70,7 +71,7 @@ def run_loop(
             general(job, plan, context, delivery)
             continue
         if state is None:
-            state = states[rid] = RoutineState(rid)
+            state = states[rid] = new_routine_state(rid)
         old, data, parameter = buffers.get(target.key), delivery.data, target.parameter
         # A handler given one value, never the dict, needs no copy.
         buffer = {**old, **data} if old else data if parameter in data else dict(data)
@@ -143,10 +144,10 @@ def _finisher(job: JobState, plan: Plan) -> Finished:
         event, data = emissions[0]
         route = routes[rid][event]
         counts[route.index] += 1
-        if len(route.edges) != 1:
+        edge = route.single
+        if edge is None:
             route_emissions(job, plan, rid, emissions, counted=True)
             return
-        edge = route.edges[0]
         delivery.data = data if edge.apply is None else edge.apply(data)
         delivery.seq = job.next_seq
         job.next_seq += 1

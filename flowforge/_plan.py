@@ -67,6 +67,8 @@ class Route:
     targets: tuple[tuple[str, str], ...]
     index: int
     """Position of ``key`` in ``Plan.event_targets``."""
+    single: Edge | None
+    """The only edge, if there is exactly one: the scheduler's common case."""
 
 
 @final
@@ -153,4 +155,5 @@ def _route(rid: str, event: str, edges: list[Edge], index: int) -> Route:
         for order, e in enumerate(edges)
     )
     targets = tuple((e.target.routine_id, e.target.slot.name) for e in edges)
-    return Route((rid, event), ordered, targets, index)
+    single = ordered[0] if len(ordered) == 1 else None
+    return Route((rid, event), ordered, targets, index, single)

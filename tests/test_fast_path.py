@@ -23,7 +23,13 @@ from flowforge import (
     current_delivery,
 )
 from flowforge.execution_tracker import FOLD_AT, SAMPLE_LIMIT
-from flowforge.record import Delivery, new_delivery
+from flowforge.record import (
+    Delivery,
+    RoutineState,
+    RoutineStatus,
+    new_delivery,
+    new_routine_state,
+)
 from flowforge.testing import FakeClock
 
 
@@ -353,6 +359,36 @@ def test_the_scheduler_builds_deliveries_equal_to_their_constructor() -> None:
     assert delivery == Delivery(3, "r", "input", {"a": 1}, 7)
     # Every field is set, so a field added to Delivery fails here.
     assert all(hasattr(delivery, field.name) for field in fields(delivery))
+
+
+def test_the_scheduler_builds_routine_states_equal_to_their_constructor() -> None:
+    state = new_routine_state("r")
+
+    assert state == RoutineState("r")
+    assert (state.status, state.deliveries, state.errors, state.stats) == (
+        RoutineStatus.RUNNING,
+        0,
+        [],
+        {},
+    )
+    # Every slot is set, so a slot added to RoutineState fails here.
+    assert all(hasattr(state, name) for name in RoutineState.__slots__)
+
+
+def test_a_route_names_its_single_edge_only_when_it_has_exactly_one() -> None:
+    flow = Flow()
+    for routine_id in ("one", "two", "a", "b"):
+        flow.add_routine(Hop(), routine_id)
+    flow.connect("one", "output", "a", "input")
+    flow.connect("two", "output", "a", "input")
+    flow.connect("two", "output", "b", "input")
+
+    routes = flow.plan().routes
+
+    assert routes["one"]["output"].single is routes["one"]["output"].edges[0]
+    assert len(routes["two"]["output"].edges) == 2
+    assert routes["two"]["output"].single is None
+    assert routes["a"]["output"].single is None  # connected nowhere
 
 
 def test_a_pickled_tracker_keeps_its_figures_but_not_the_flow_routes() -> None:
