@@ -291,6 +291,11 @@ class Flow:
 
     def plan(self) -> Plan:
         """Return the flow's routing table, rebuilt after each change."""
+        # Every job reads it: once built, no lock. A change sets it to None,
+        # and only building it needs the lock (so that it is built once).
+        plan = self._plan
+        if plan is not None:
+            return plan
         with self._lock:
             if self._plan is None:
                 self._plan = compile_plan(self)

@@ -35,7 +35,7 @@ from flowforge.exceptions import (
     StoreError,
 )
 from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED
-from flowforge.job_state import JobState, JobStatus
+from flowforge.job_state import JobState, JobStatus, new_job_state
 from flowforge.record import (
     Delivery,
     ErrorRecord,
@@ -127,22 +127,23 @@ class Runtime:
                 ``entry_slot`` says which one receives the params, or
                 ``job_id`` is not a non-empty str that UTF-8 can encode.
         """
+        flow = self.flow
         params = _entry_params(entry_params)
-        routine = self.flow.get_routine(entry_routine_id)
+        routine = flow.get_routine(entry_routine_id)
         slot_name = _entry_slot(routine, entry_routine_id, entry_slot)
-        job = JobState(
+        job = new_job_state(
             job_id=(
                 os.urandom(16).hex()  # 32 random hex digits
                 if job_id is None
                 else check_id(job_id, "job_id")
             ),
-            flow_id=self.flow.flow_id,
+            flow_id=flow.flow_id,
             entry_routine_id=entry_routine_id,
             entry_params=params,
             entry_slot=slot_name,
             created_at=self.clock.now(),
-            history_limit=self.flow.history_limit,
-            flow_shape=self.flow.plan().shape,
+            history_limit=flow.history_limit,
+            flow_shape=flow.plan().shape,
         )
         job.pending.append(
             new_delivery(0, entry_routine_id, slot_name, dict(params), -1)
@@ -602,6 +603,11 @@ def _snapshot_stats(job: JobState, plan: Plan) -> None:
 def _entry_params(params: Mapping[str, object] | None) -> Payload:
     if params is None:
         return {}
+    if type(params) is dict:
+        try:  # the usual case: the copy checks that every key is a str
+            return dict(**params)
+        except TypeError:
+            pass  # a key is no str: the same error as for any mapping, below
     if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
         raise TypeError(f"entry_params must be a mapping with str keys, got {params!r}")
     return dict(params)

@@ -1,0 +1,204 @@
+"""Starting a job takes shortcuts that keep every observable behaviour.
+
+Each test guards one shortcut of job creation: the plan read without a lock
+once built, the entry params copied and checked in one step, and the job
+state built field by field. They assert behaviour, never speed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import UTC, datetime
+
+import pytest
+
+from flowforge import (
+    ExecutionTracker,
+    Flow,
+    JobState,
+    JobStatus,
+    Routine,
+    current_delivery,
+)
+from flowforge.job_state import new_job_state
+
+
+class Hop(Routine):
+    """Record each delivery's key, attempt and ``n``, then pass ``n + 1`` on."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        super().__init__()
+        self.fail_first = fail_first
+        self.seen: list[tuple[tuple[str, str, int], int, int]] = []
+        self.define_slot("input", self.hop)
+        self.define_event("output")
+
+    def hop(self, n: int) -> None:
+        context = current_delivery()
+        self.seen.append((context.delivery_key, context.attempt, n))
+        if self.fail_first:
+            self.fail_first -= 1
+            raise ConnectionError("flaky")
+        self.emit("output", n=n + 1)
+
+
+def chain(length: int) -> Flow:
+    flow = Flow(flow_id="chain")
+    for index in range(length):
+        flow.add_routine(Hop(), f"hop_{index}")
+        if index:
+            flow.connect(f"hop_{index - 1}", "output", f"hop_{index}", "input")
+    return flow
+
+
+def hop(flow: Flow, routine_id: str) -> Hop:
+    routine = flow.routines[routine_id]
+    assert isinstance(routine, Hop)
+    return routine
+
+
+def seen(flow: Flow) -> list[list[tuple[tuple[str, str, int], int, int]]]:
+    return [hop(flow, routine_id).seen for routine_id in flow.routines]
+
+
+# -- the plan ---------------------------------------------------------------------
+
+
+def test_a_job_after_a_change_of_the_flow_runs_on_the_new_wiring() -> None:
+    flow = chain(2)
+    first = flow.execute("hop_0", {"n": 0})
+    plan = flow.plan()
+    flow.add_routine(Hop(), "hop_2")
+    flow.connect("hop_1", "output", "hop_2", "input")
+
+    second = flow.execute("hop_0", {"n": 0})
+
+    assert flow.plan() is not plan
+    assert sorted(first.routine_states) == ["hop_0", "hop_1"]
+    assert sorted(second.routine_states) == ["hop_0", "hop_1", "hop_2"]
+    assert second.flow_shape != first.flow_shape
+
+
+def test_threads_asking_for_a_new_plan_at_once_get_the_same_one() -> None:
+    flow = chain(50)
+    barrier = threading.Barrier(8)
+    plans = []
+
+    def ask() -> None:
+        barrier.wait(timeout=10)
+        plans.append(flow.plan())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert len(plans) == 8
+    assert all(plan is plans[0] for plan in plans)
+
+
+# -- entry params -----------------------------------------------------------------
+
+
+class StrKey(str):
+    """A str subclass: a key like any other str."""
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{1: "a"}, {"a": 1, None: 2}, {"a": 1, b"b": 2}],
+    ids=["int_key", "none_key_after_a_str", "bytes_key"],
+)
+def test_a_dict_with_a_non_str_key_is_refused_as_before(params: object) -> None:
+    flow = chain(1)
+
+    with pytest.raises(TypeError) as raised:
+        flow.execute("hop_0", params)  # type: ignore[arg-type]  # wrong on purpose
+
+    assert str(raised.value) == (
+        f"entry_params must be a mapping with str keys, got {params!r}"
+    )
+    assert raised.value.__context__ is None
+    assert raised.value.__cause__ is None
+
+
+def test_entry_params_of_a_dict_are_a_copy_in_the_same_order() -> None:
+    flow = chain(1)
+    params: dict[str, object] = {"n": 1, StrKey("z"): 2, "self": 3, "a": 4}
+
+    job = flow.execute("hop_0", params)
+
+    assert job.entry_params == params
+    assert list(job.entry_params) == ["n", "z", "self", "a"]
+    assert type(job.entry_params) is dict
+    assert job.entry_params is not params
+
+
+class Params(dict[str, object]):
+    """A dict subclass: checked like any mapping."""
+
+
+def test_entry_params_of_a_dict_subclass_or_a_mapping_are_a_plain_dict() -> None:
+    flow = chain(1)
+
+    jobs = [
+        flow.execute("hop_0", Params(n=1)),
+        flow.execute("hop_0", {"n": 1}.items().mapping),
+    ]
+
+    assert [(type(job.entry_params), job.entry_params) for job in jobs] == [
+        (dict, {"n": 1}),
+        (dict, {"n": 1}),
+    ]
+
+
+# -- the job state ----------------------------------------------------------------
+
+
+def test_a_new_job_state_equals_one_from_the_constructor_in_every_field() -> None:
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def build(make: Callable[..., JobState]) -> JobState:
+        return make(
+            job_id="j",
+            flow_id="f",
+            entry_routine_id="r",
+            entry_params={"a": 1},
+            entry_slot="input",
+            created_at=created,
+            history_limit=7,
+            flow_shape={"routines": {}},
+        )
+
+    fast = build(new_job_state)
+    slow = build(JobState)
+
+    assert fast == slow
+    # Every field, compared or not, is set as the constructor sets it, so a
+    # field added to JobState fails here until new_job_state sets it too.
+    for field in fields(JobState):
+        assert getattr(fast, field.name) == getattr(slow, field.name), field.name
+    assert fast.history_raw.maxlen == 7
+    assert fast.tracker is not slow.tracker
+    assert fast.status is JobStatus.PENDING
+
+
+def test_two_new_jobs_share_no_container() -> None:
+    flow = chain(1)
+
+    one, two = (flow._runtime().new_job("hop_0", {"n": 0}) for _ in range(2))
+
+    for field in fields(JobState):
+        value = getattr(one, field.name)
+        if isinstance(
+            value, (dict, list, set, ExecutionTracker)
+        ) and field.name not in (
+            "flow_shape",  # the plan's description of the flow: read only
+        ):
+            assert value is not getattr(two, field.name), field.name
+    assert one.history_raw is not two.history_raw
+    assert one.job_id != two.job_id
+    assert all(len(job.job_id) == 32 and int(job.job_id, 16) >= 0 for job in (one, two))
