@@ -214,7 +214,8 @@ class ExecutionTracker:
         where it goes; :meth:`counts_by_position` then holds a 0 for each of
         its keys, in its order. The last run's counts are kept.
         """
-        self._add_positional_counts()
+        if self._live:  # a new tracker (most jobs) has nothing to move
+            self._add_positional_counts()
         self._routes, self._live_keys, self._positions = routes, None, None
         self._live = [0] * len(routes)
 

@@ -1,8 +1,9 @@
 """Starting a job takes shortcuts that keep every observable behaviour.
 
-Each test guards one shortcut of job creation: the plan read without a lock
-once built, the entry params copied and checked in one step, and the job
-state built field by field. They assert behaviour, never speed.
+Each test guards one shortcut of job creation and of a run's set-up: the
+plan read without a lock once built, the entry params copied and checked in
+one step, the job state built field by field, and a new tracker's empty
+counts. They assert behaviour, never speed.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,6 +24,7 @@ from flowforge import (
     current_delivery,
 )
 from flowforge.job_state import new_job_state
+from flowforge.testing import FakeClock
 
 
 class Hop(Routine):
@@ -202,3 +204,47 @@ def test_two_new_jobs_share_no_container() -> None:
     assert one.history_raw is not two.history_raw
     assert one.job_id != two.job_id
     assert all(len(job.job_id) == 32 and int(job.job_id, 16) >= 0 for job in (one, two))
+
+
+@pytest.mark.parametrize(
+    ("pause", "cancel", "finished"),
+    [(False, False, True), (True, False, False), (False, True, True)],
+    ids=["completed", "paused", "cancelled"],
+)
+def test_job_timestamps_keep_their_meaning(
+    pause: bool, cancel: bool, finished: bool
+) -> None:
+    clock = FakeClock()
+    start = clock.now()
+
+    class Slow(Hop):
+        def hop(self, n: int) -> None:
+            clock.advance(5)
+            if pause:
+                flow.pause(reason="wait")
+            if cancel:
+                flow.cancel()
+            super().hop(n)
+
+    flow = Flow(clock=clock)
+    flow.add_routine(Slow(), "slow")
+    flow.add_routine(Hop(), "next")
+    flow.connect("slow", "output", "next", "input")
+    runtime = flow._runtime()
+    job = runtime.new_job("slow", {"n": 0})
+    clock.advance(1)
+
+    runtime.run(job)
+
+    assert job.created_at == start
+    assert job.started_at == start + timedelta(seconds=1)
+    assert job.finished_at == (start + timedelta(seconds=6) if finished else None)
+
+
+def test_a_new_tracker_starts_counting_at_zero_for_each_route() -> None:
+    tracker = ExecutionTracker()
+
+    tracker.know_routes({("a", "out"): (("b", "in"),), ("b", "out"): ()})
+
+    assert tracker.counts_by_position() == [0, 0]
+    assert tracker.get_event_counts() == {}
