@@ -10,6 +10,7 @@ import re
 import threading
 import uuid
 import weakref
+from dataclasses import replace
 from concurrent.futures import Executor, ThreadPoolExecutor
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -47,6 +48,8 @@ __all__ = ["Flow"]
 DEFAULT_MAX_DELIVERIES: Final = 10_000_000
 DEFAULT_HISTORY_LIMIT: Final = 1000
 DEFAULT_MAX_WORKERS: Final = 8
+ENTRY_PLANS: Final = 16
+"""How many entries' plans a flow keeps (each copies the plan's ``direct``)."""
 SEQUENTIAL: Final = "sequential"
 CONCURRENT: Final = "concurrent"
 
@@ -107,6 +110,7 @@ class Flow:
         self._id_counters: dict[str, int] = {}
         self._edges: set[tuple[str, str, str, str]] = set()
         self._plan: Plan | None = None
+        self._entry_plans: tuple[Plan | None, dict[tuple[str, str], Plan]] = (None, {})
         self._lock = threading.Lock()
         self._running: dict[str, JobState] = {}
         self._executor = executor
@@ -300,6 +304,28 @@ class Flow:
             if self._plan is None:
                 self._plan = compile_plan(self)
             return self._plan
+
+    def _entry_plan(self, plan: Plan, routine_id: str, slot: str) -> Plan:
+        """Return ``plan`` with the target of ``(routine_id, slot)`` at ``direct[-1]``.
+
+        The sequential loop takes a delivery along the fast path when
+        ``direct[connection]`` is its target; the entry's delivery, from no
+        connection, reads index -1. For a job whose only delivery from no
+        connection goes to that slot, this plan sends it the fast way too.
+        Returns ``plan`` itself when the slot's target is no direct one.
+        """
+        known, plans = self._entry_plans
+        if known is not plan:  # the flow changed: forget the old plan's entries
+            plans = {}
+            self._entry_plans = (plan, plans)
+        found = plans.get((routine_id, slot))
+        if found is None:
+            target = plan.targets.get((routine_id, slot))
+            if target is None or not target.direct or len(plans) >= ENTRY_PLANS:
+                return plan
+            found = replace(plan, direct=(*plan.direct[:-1], target))
+            plans[(routine_id, slot)] = found
+        return found
 
     def execute(
         self,

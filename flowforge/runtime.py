@@ -179,7 +179,7 @@ class Runtime:
         token = CURRENT.set(context)
         try:
             if self.executor is None:
-                run_loop(self, job, plan, context)
+                run_loop(self, job, self._loop_plan(job, plan), context)
             else:
                 ConcurrentLoop(self, self.executor, self.max_workers).run(job, plan)
         except StoreError:
@@ -191,6 +191,22 @@ class Runtime:
         self._settle(job)
         self._finish(job, plan, began, token, write=True)
         return job
+
+    def _loop_plan(self, job: JobState, plan: Plan) -> Plan:
+        """Return the plan the sequential loop reads for ``job``.
+
+        A job about to run only its entry delivery (a new job, say) gets the
+        flow's plan for that entry, so that the entry takes the loop's fast
+        path: every other delivery of the run comes from a connection, so the
+        entry is the only one that reads the plan's ``direct[-1]``.
+        """
+        pending = job.pending
+        if len(pending) != 1 or self.journal is not None:
+            return plan
+        entry = pending[0]
+        if entry.connection >= 0 or entry.slot is None:
+            return plan
+        return self.flow._entry_plan(plan, entry.routine_id, entry.slot)
 
     def _finish(
         self,

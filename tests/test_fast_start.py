@@ -2,8 +2,9 @@
 
 Each test guards one shortcut of job creation and of a run's set-up: the
 plan read without a lock once built, the entry params copied and checked in
-one step, the job state built field by field, and a new tracker's empty
-counts. They assert behaviour, never speed.
+one step, the job state built field by field, a new tracker's empty counts,
+and the entry delivery taking the sequential loop's inlined path. They
+assert behaviour, never speed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from flowforge import (
+    ErrorHandler,
     ExecutionTracker,
     Flow,
     JobState,
@@ -23,7 +25,9 @@ from flowforge import (
     Routine,
     current_delivery,
 )
+from flowforge.flow import ENTRY_PLANS
 from flowforge.job_state import new_job_state
+from flowforge.store import MemoryStore
 from flowforge.testing import FakeClock
 
 
@@ -248,3 +252,120 @@ def test_a_new_tracker_starts_counting_at_zero_for_each_route() -> None:
 
     assert tracker.counts_by_position() == [0, 0]
     assert tracker.get_event_counts() == {}
+
+
+# -- the entry delivery -----------------------------------------------------------
+
+
+def test_the_entry_delivery_is_handled_like_any_other() -> None:
+    flow = chain(3)
+
+    job = flow.execute("hop_0", {"n": 0}, job_id="j")
+
+    assert seen(flow) == [[(("j", f"hop_{i}", i), 0, i)] for i in range(3)]
+    assert [
+        (r.seq, r.routine_id, r.slot, r.outcome, r.attempt)
+        for r in job.get_execution_history()
+    ] == [(i, f"hop_{i}", "input", "completed", 0) for i in range(3)]
+    assert (job.delivery_count, job.next_seq, job.pending) == (3, 3, [])
+    assert job.tracker.get_routine_performance("hop_0").successes == 1
+    assert job.tracker.get_event_counts() == {
+        (f"hop_{i}", "output"): 1 for i in range(3)
+    }
+    assert all(s.deliveries == 1 for s in job.routine_states.values())
+    assert job.entry_params == {"n": 0}
+
+
+def test_a_failed_entry_stops_the_job_and_resumes_from_its_delivery() -> None:
+    flow = chain(2)
+    hop(flow, "hop_0").fail_first = 1
+
+    failed = flow.execute("hop_0", {"n": 0}, job_id="j")
+    stopped = (
+        failed.status,
+        [(d.seq, d.routine_id, d.data, d.connection) for d in failed.pending],
+        dict(failed.slot_buffers),
+        failed.delivery_count,
+    )
+    resumed = flow.resume(failed)
+
+    assert stopped == (JobStatus.FAILED, [(0, "hop_0", {"n": 0}, -1)], {}, 0)
+    assert resumed.status is JobStatus.COMPLETED
+    assert seen(flow) == [
+        [(("j", "hop_0", 0), 0, 0), (("j", "hop_0", 0), 0, 0)],
+        [(("j", "hop_1", 1), 0, 1)],
+    ]
+    assert [r.outcome for r in resumed.get_execution_history()] == [
+        "failed",
+        "completed",
+        "completed",
+    ]
+
+
+def test_a_retried_entry_keeps_its_key_and_counts_its_attempts() -> None:
+    flow = chain(2)
+    flaky = hop(flow, "hop_0")
+    flaky.fail_first = 2
+    flaky.set_error_handler(ErrorHandler("retry", max_retries=3, retry_delay=0.0))
+
+    job = flow.execute("hop_0", {"n": 0}, job_id="j")
+
+    assert job.status is JobStatus.COMPLETED
+    assert seen(flow) == [
+        [(("j", "hop_0", 0), attempt, 0) for attempt in range(3)],
+        [(("j", "hop_1", 1), 0, 1)],
+    ]
+    assert job.tracker.get_routine_performance("hop_0").retries == 2
+
+
+def test_a_paused_entry_resumes_from_where_it_stopped() -> None:
+    flow = chain(2)
+    hop(flow, "hop_0").fail_first = 1
+    hop(flow, "hop_0").set_error_handler(
+        ErrorHandler("retry", max_retries=1, retry_delay=0.0)
+    )
+    runtime = flow._runtime()
+    job = runtime.new_job("hop_0", {"n": 0}, job_id="j")
+    flow.pause(job, reason="before")
+
+    paused = runtime.run(job)
+    stopped = (paused.status, [(d.seq, d.connection) for d in paused.pending])
+    resumed = flow.resume(paused)
+
+    assert stopped == (JobStatus.PAUSED, [(0, -1)])
+    assert resumed.status is JobStatus.COMPLETED
+    assert seen(flow)[0] == [(("j", "hop_0", 0), a, 0) for a in range(2)]
+    assert seen(flow)[1] == [(("j", "hop_1", 1), 0, 1)]
+
+
+def test_every_routine_of_a_flow_can_be_its_entry_beyond_the_kept_plans() -> None:
+    flow = chain(ENTRY_PLANS + 4)
+
+    jobs = [flow.execute(f"hop_{i}", {"n": i}) for i in range(ENTRY_PLANS + 4)]
+
+    assert all(job.status is JobStatus.COMPLETED for job in jobs)
+    assert [job.delivery_count for job in jobs] == [
+        ENTRY_PLANS + 4 - i for i in range(ENTRY_PLANS + 4)
+    ]
+    assert flow.plan().direct[-1] is None
+
+
+def test_an_entry_changed_since_the_last_job_goes_to_its_new_target() -> None:
+    flow = chain(2)
+    flow.execute("hop_1", {"n": 0})
+    flow.add_routine(Hop(), "hop_2")
+    flow.connect("hop_1", "output", "hop_2", "input")
+
+    job = flow.execute("hop_1", {"n": 0})
+
+    assert sorted(job.routine_states) == ["hop_1", "hop_2"]
+
+
+def test_a_durable_entry_is_checkpointed_as_before() -> None:
+    flow = chain(2)
+    store = MemoryStore()
+
+    job = flow.execute("hop_0", {"n": 0}, job_id="j", store=store)
+
+    assert job.status is JobStatus.COMPLETED
+    assert store.load("j") == job
