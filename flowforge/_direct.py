@@ -19,18 +19,12 @@ from typing import TYPE_CHECKING, Final
 
 from flowforge.execution_tracker import COMPLETED, FOLD_AT
 from flowforge.job_state import JobStatus
-from flowforge.record import (
-    Delivery,
-    RoutineStatus,
-    new_delivery,
-    new_routine_state,
-)
+from flowforge.record import Delivery, RoutineState, RoutineStatus, new_delivery
 
 if TYPE_CHECKING:
     from flowforge._context import DeliveryContext
     from flowforge._plan import Plan, Target
     from flowforge.job_state import JobState
-    from flowforge.record import RoutineState
     from flowforge.runtime import Runtime
     from flowforge.types import Payload
 
@@ -46,6 +40,7 @@ RUNNING: Final = RoutineStatus.RUNNING
 DONE: Final = RoutineStatus.COMPLETED
 SKIPPED: Final = RoutineStatus.SKIPPED
 JOB_RUNNING: Final = JobStatus.RUNNING
+_new: Final = object.__new__
 
 
 def run_loop(
@@ -70,8 +65,10 @@ def run_loop(
         if target is None or (state is not None and state.status is SKIPPED):
             general(job, plan, context, delivery)
             continue
-        if state is None:
-            state = states[rid] = new_routine_state(rid)
+        if state is None:  # RoutineState(rid), without its slow generic call
+            state = states[rid] = _new(RoutineState)
+            state.routine_id, state.status, state.deliveries = rid, RUNNING, 0
+            state._errors = state._stats = None
         old, data, parameter = buffers.get(target.key), delivery.data, target.parameter
         # A handler given one value, never the dict, needs no copy.
         buffer = {**old, **data} if old else data if parameter in data else dict(data)

@@ -27,7 +27,6 @@ __all__ = [
     "error_to_data",
     "history_from_data",
     "new_delivery",
-    "new_routine_state",
     "payload_from_data",
     "routine_state_from_data",
     "routine_state_to_data",
@@ -198,18 +197,6 @@ class RoutineState:
 # ways make equal objects.
 
 _new = object.__new__
-_RUNNING = RoutineStatus.RUNNING
-
-
-def new_routine_state(routine_id: str) -> RoutineState:
-    """Return ``RoutineState(routine_id)``, built faster."""
-    state: RoutineState = _new(RoutineState)
-    state.routine_id = routine_id
-    state.status = _RUNNING
-    state.deliveries = 0
-    state._errors = None
-    state._stats = None
-    return state
 
 
 def new_delivery(

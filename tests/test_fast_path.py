@@ -28,7 +28,6 @@ from flowforge.record import (
     RoutineState,
     RoutineStatus,
     new_delivery,
-    new_routine_state,
 )
 from flowforge.testing import FakeClock
 
@@ -361,18 +360,19 @@ def test_the_scheduler_builds_deliveries_equal_to_their_constructor() -> None:
     assert all(hasattr(delivery, field.name) for field in fields(delivery))
 
 
-def test_the_scheduler_builds_routine_states_equal_to_their_constructor() -> None:
-    state = new_routine_state("r")
+def test_the_inlined_path_builds_routine_states_equal_to_their_constructor() -> None:
+    flow = Flow()
+    flow.add_routine(Hop(), "first")
+    flow.add_routine(Hop(), "second")
+    flow.connect("first", "output", "second", "input")
 
-    assert state == RoutineState("r")
-    assert (state.status, state.deliveries, state.errors, state.stats) == (
-        RoutineStatus.RUNNING,
-        0,
-        [],
-        {},
-    )
+    job = flow.execute("first", {"n": 1})
+
+    state = job.get_routine_state("second")  # made on the inlined path
+    assert state == RoutineState("second", RoutineStatus.COMPLETED, 1)
     # Every slot is set, so a slot added to RoutineState fails here.
     assert all(hasattr(state, name) for name in RoutineState.__slots__)
+    assert (state.errors, state.stats) == ([], {})
 
 
 def test_a_route_names_its_single_edge_only_when_it_has_exactly_one() -> None:
