@@ -1,4 +1,4 @@
-"""Starting, resuming, cancelling and recovering jobs: the rules around the Runtime.
+"""Starting, resuming, pausing, cancelling and recovering jobs: rules around Runtime.
 
 A job without a store runs in this process only. With a store it is
 *durable*: it is saved before it starts, checkpointed after every delivery,
@@ -14,9 +14,12 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from flowforge._journal import DEFAULT_LEASE_SECONDS, Journal, is_dead_owner
+from flowforge._context import CURRENT
 from flowforge._fingerprint import describe_changes
+from flowforge._journal import DEFAULT_LEASE_SECONDS, Journal, is_dead_owner
+from flowforge._stats import restore_stats
 from flowforge.exceptions import (
+    ExecutionError,
     FlowForgeWarning,
     InvalidFlowError,
     JobNotFoundError,
@@ -32,7 +35,13 @@ if TYPE_CHECKING:
     from flowforge.flow import Flow
     from flowforge.store.base import JobRecord, Store
 
-__all__ = ["cancel_paused", "recover_jobs", "resume_job", "start_job"]
+__all__ = [
+    "cancel_paused",
+    "control_target",
+    "recover_jobs",
+    "resume_job",
+    "start_job",
+]
 
 RESUMABLE = (JobStatus.PAUSED, JobStatus.FAILED)
 ACTIVE = (JobStatus.RUNNING, JobStatus.PENDING)
@@ -145,6 +154,48 @@ def cancel_paused(flow: Flow, job: JobState, store: Store | None) -> None:
     _cancel(job, finished_at)
 
 
+def control_target(
+    flow: Flow, job_state: JobState | str | None, action: str
+) -> JobState:
+    """Return the job that ``flow.pause`` or ``flow.cancel`` (``action``) acts on.
+
+    ``None`` means the job of the handler that calls; an id, one of the
+    flow's jobs running in this process.
+
+    Raises:
+        ExecutionError: If ``job_state`` is ``None`` outside a handler.
+        JobStateError: If no such job runs, or the job's status forbids it.
+    """
+    if job_state is None:
+        context = CURRENT.get()
+        if context is None:
+            raise ExecutionError(
+                f"{action}() without a job works only inside a handler; "
+                "pass the JobState or the id of a running job"
+            )
+        job_state = context.job
+    elif isinstance(job_state, str):
+        found = flow._running_job(job_state)
+        if found is None:
+            raise JobStateError(
+                f"cannot {action} it: no job with this id is running in flow "
+                f"{flow.flow_id!r}",
+                job_id=job_state,
+                status="not running",
+            )
+        job_state = found
+    allowed: tuple[JobStatus, ...] = ACTIVE
+    if action == "cancel":
+        allowed += (JobStatus.PAUSED,)
+    if job_state.status not in allowed:
+        raise JobStateError(
+            f"cannot {action} it",
+            job_id=job_state.job_id,
+            status=job_state.status.value,
+        )
+    return job_state
+
+
 def _cancel(job: JobState, finished_at: datetime) -> None:
     job.status = JobStatus.CANCELLED
     job.finished_at = finished_at
@@ -156,7 +207,7 @@ def _run_claimed(
 ) -> JobState:
     """Run a job whose lease ``journal`` holds; if it never starts, free the lease."""
     with _abandoning(journal, job.job_id):
-        _restore_stats(flow, job)
+        restore_stats(flow, job)
         undo = _fresh_attempts(job) if fresh_attempts else _nothing
         try:
             return flow._runtime(journal=journal).run(job)
@@ -364,17 +415,3 @@ def _reopen(
 
 def _nothing() -> None:
     return
-
-
-def _restore_stats(flow: Flow, job: JobState) -> None:
-    """Bring back each routine's stats snapshot into a job loaded from data."""
-    if job._stats_restored:
-        return
-    routines = flow.routines
-    for routine_id, state in job.routine_states.items():
-        routine = routines.get(routine_id)
-        if routine is not None:
-            routine.reset_stats()
-            for key, value in state.stats.items():
-                routine.set_stat(key, value)
-    job._stats_restored = True

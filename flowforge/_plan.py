@@ -9,8 +9,8 @@ the flow and calls no user code.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Final, final
 
 from flowforge._fingerprint import flow_shape
 from flowforge.routine import Routine
@@ -21,7 +21,18 @@ if TYPE_CHECKING:
     from flowforge.slot import Slot
     from flowforge.types import Payload
 
-__all__ = ["Edge", "Plan", "Route", "Target", "compile_plan", "is_source"]
+__all__ = [
+    "EntryPlans",
+    "Edge",
+    "Plan",
+    "Route",
+    "Target",
+    "compile_plan",
+    "is_source",
+]
+
+ENTRY_PLANS: Final = 16
+"""How many entries' plans a flow keeps (each copies the plan's ``direct``)."""
 
 
 @final
@@ -91,6 +102,44 @@ class Plan:
     def target(self, routine_id: str, slot: str) -> Target:
         """Return the target for a delivery that came from no connection."""
         return self.targets[(routine_id, slot)]
+
+
+@final
+class EntryPlans:
+    """A flow's plans for its entries, for the current plan only.
+
+    The sequential loop takes a delivery on its inlined path when
+    ``direct[connection]`` is its target; the entry's delivery, from no
+    connection, reads index -1, which is ``None`` in the flow's plan. The
+    plan for an entry has that slot's target there instead. Threads may
+    share one: a lost insertion only means building a plan again.
+    """
+
+    __slots__ = ("_plan", "_plans")
+
+    def __init__(self) -> None:
+        """Keep no plans yet."""
+        self._plan: Plan | None = None
+        self._plans: dict[tuple[str, str], Plan] = {}
+
+    def get(self, plan: Plan, routine_id: str, slot: str) -> Plan:
+        """Return ``plan`` with the target of ``(routine_id, slot)`` at ``direct[-1]``.
+
+        Returns ``plan`` itself when that target is no direct one, or when
+        ``ENTRY_PLANS`` entries are kept already.
+        """
+        plans = self._plans
+        if self._plan is not plan:  # the flow changed: forget the old entries
+            plans = self._plans = {}
+            self._plan = plan
+        found = plans.get((routine_id, slot))
+        if found is None:
+            target = plan.targets.get((routine_id, slot))
+            if target is None or not target.direct or len(plans) >= ENTRY_PLANS:
+                return plan
+            found = replace(plan, direct=(*plan.direct[:-1], target))
+            plans[(routine_id, slot)] = found
+        return found
 
 
 def compile_plan(flow: Flow) -> Plan:

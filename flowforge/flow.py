@@ -10,30 +10,32 @@ import re
 import threading
 import uuid
 import weakref
-from dataclasses import replace
 from concurrent.futures import Executor, ThreadPoolExecutor
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Self, final
 
-from flowforge._context import CURRENT
 from flowforge._diagram import to_dot, to_mermaid
-from flowforge._jobs import cancel_paused, recover_jobs, resume_job, start_job
+from flowforge._jobs import (
+    cancel_paused,
+    control_target,
+    recover_jobs,
+    resume_job,
+    start_job,
+)
 from flowforge._names import check_id, check_name
 from flowforge.connection import Connection
 from flowforge.error_handler import ErrorHandler
 from flowforge.exceptions import (
     DefinitionError,
     DuplicateNameError,
-    ExecutionError,
-    JobStateError,
     SerializationError,
     UnknownPortError,
     UnknownRoutineTypeError,
 )
 from flowforge.job_state import JobState, JobStatus
 from flowforge.routine import Routine
-from flowforge._plan import Plan, compile_plan
+from flowforge._plan import EntryPlans, Plan, compile_plan
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 
 from flowforge.runtime import Runtime
@@ -48,8 +50,6 @@ __all__ = ["Flow"]
 DEFAULT_MAX_DELIVERIES: Final = 10_000_000
 DEFAULT_HISTORY_LIMIT: Final = 1000
 DEFAULT_MAX_WORKERS: Final = 8
-ENTRY_PLANS: Final = 16
-"""How many entries' plans a flow keeps (each copies the plan's ``direct``)."""
 SEQUENTIAL: Final = "sequential"
 CONCURRENT: Final = "concurrent"
 
@@ -110,7 +110,7 @@ class Flow:
         self._id_counters: dict[str, int] = {}
         self._edges: set[tuple[str, str, str, str]] = set()
         self._plan: Plan | None = None
-        self._entry_plans: tuple[Plan | None, dict[tuple[str, str], Plan]] = (None, {})
+        self._entry_plans = EntryPlans()
         self._lock = threading.Lock()
         self._running: dict[str, JobState] = {}
         self._executor = executor
@@ -305,28 +305,6 @@ class Flow:
                 self._plan = compile_plan(self)
             return self._plan
 
-    def _entry_plan(self, plan: Plan, routine_id: str, slot: str) -> Plan:
-        """Return ``plan`` with the target of ``(routine_id, slot)`` at ``direct[-1]``.
-
-        The sequential loop takes a delivery along the fast path when
-        ``direct[connection]`` is its target; the entry's delivery, from no
-        connection, reads index -1. For a job whose only delivery from no
-        connection goes to that slot, this plan sends it the fast way too.
-        Returns ``plan`` itself when the slot's target is no direct one.
-        """
-        known, plans = self._entry_plans
-        if known is not plan:  # the flow changed: forget the old plan's entries
-            plans = {}
-            self._entry_plans = (plan, plans)
-        found = plans.get((routine_id, slot))
-        if found is None:
-            target = plan.targets.get((routine_id, slot))
-            if target is None or not target.direct or len(plans) >= ENTRY_PLANS:
-                return plan
-            found = replace(plan, direct=(*plan.direct[:-1], target))
-            plans[(routine_id, slot)] = found
-        return found
-
     def execute(
         self,
         entry_routine_id: str,
@@ -393,7 +371,7 @@ class Flow:
         Raises:
             JobStateError: If the job is not running.
         """
-        job = self._control_target(job_state, "pause")
+        job = control_target(self, job_state, "pause")
         job._stop_request = (JobStatus.PAUSED, reason, checkpoint)
 
     def cancel(
@@ -415,7 +393,7 @@ class Flow:
                 or the store holds another state of it (the job is then left
                 unchanged).
         """
-        job = self._control_target(job_state, "cancel")
+        job = control_target(self, job_state, "cancel")
         if job.status is JobStatus.PAUSED:
             cancel_paused(self, job, store)
             return
@@ -564,38 +542,10 @@ class Flow:
             if self._running.get(job.job_id) is job:
                 del self._running[job.job_id]
 
-    def _control_target(
-        self, job_state: JobState | str | None, action: str
-    ) -> JobState:
-        if job_state is None:
-            context = CURRENT.get()
-            if context is None:
-                raise ExecutionError(
-                    f"{action}() without a job works only inside a handler; "
-                    "pass the JobState or the id of a running job"
-                )
-            job_state = context.job
-        elif isinstance(job_state, str):
-            with self._lock:
-                found = self._running.get(job_state)
-            if found is None:
-                raise JobStateError(
-                    f"cannot {action} it: no job with this id is running in flow "
-                    f"{self.flow_id!r}",
-                    job_id=job_state,
-                    status="not running",
-                )
-            job_state = found
-        allowed: tuple[JobStatus, ...] = (JobStatus.RUNNING, JobStatus.PENDING)
-        if action == "cancel":
-            allowed += (JobStatus.PAUSED,)
-        if job_state.status not in allowed:
-            raise JobStateError(
-                f"cannot {action} it",
-                job_id=job_state.job_id,
-                status=job_state.status.value,
-            )
-        return job_state
+    def _running_job(self, job_id: str) -> JobState | None:
+        """Return this flow's job with ``job_id`` if it runs in this process."""
+        with self._lock:
+            return self._running.get(job_id)
 
     def _free_id(self, class_name: str) -> str:
         base = re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()

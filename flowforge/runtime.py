@@ -10,12 +10,10 @@ journal, each finished delivery is checkpointed before the next one starts.
 
 from __future__ import annotations
 
-import copy
 import os
 import random
 import time
 import traceback
-import warnings
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from contextvars import Token
@@ -25,15 +23,12 @@ from flowforge._clock import SystemClock
 from flowforge._concurrent import ConcurrentLoop
 from flowforge._context import CURRENT, DeliveryContext
 from flowforge._direct import DONE, RUNNING, SKIPPED, route_emissions, run_loop
+from flowforge._entry import check_entry_params, choose_entry_slot
 from flowforge._names import check_id
-from flowforge._plan import Plan, Target, is_source
+from flowforge._plan import Plan, Target
+from flowforge._stats import snapshot_routine, snapshot_stats
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
-from flowforge.exceptions import (
-    DefinitionError,
-    ExecutionError,
-    FlowForgeWarning,
-    StoreError,
-)
+from flowforge.exceptions import ExecutionError, StoreError
 from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED
 from flowforge.job_state import JobState, JobStatus, new_job_state
 from flowforge.record import (
@@ -46,7 +41,6 @@ from flowforge.record import (
 )
 from flowforge.routine import Routine
 from flowforge.store.base import Change
-
 from flowforge.types import Payload
 
 if TYPE_CHECKING:
@@ -134,9 +128,9 @@ class Runtime:
                 ``job_id`` is not a non-empty str that UTF-8 can encode.
         """
         flow = self.flow
-        params = _entry_params(entry_params)
+        params = check_entry_params(entry_params)
         routine = flow.get_routine(entry_routine_id)
-        slot_name = _entry_slot(routine, entry_routine_id, entry_slot)
+        slot_name = choose_entry_slot(routine, entry_routine_id, entry_slot)
         job = new_job_state(
             job_id=(
                 os.urandom(16).hex()  # 32 random hex digits
@@ -206,7 +200,7 @@ class Runtime:
         entry = pending[0]
         if entry.connection >= 0 or entry.slot is None:
             return plan
-        return self.flow._entry_plan(plan, entry.routine_id, entry.slot)
+        return self.flow._entry_plans.get(plan, entry.routine_id, entry.slot)
 
     def _finish(
         self,
@@ -222,7 +216,7 @@ class Runtime:
         self.flow.unregister_running(job)
         job.tracker.add_wall_time(self.monotonic() - began)
         try:
-            _snapshot_stats(job, plan)
+            snapshot_stats(job, plan)
         finally:  # the lease is released even if a routine's stats cannot be
             if self.journal is not None:
                 self.journal.end(job, write=write)
@@ -461,7 +455,7 @@ class Runtime:
         """Commit a finished delivery to the job's store (durable jobs only)."""
         if self.journal is None or change is None:
             return
-        _snapshot_routine(job, plan, delivery.routine_id)
+        snapshot_routine(job, plan, delivery.routine_id)
         self.journal.commit(job, change)
 
     def honour_stop_request(self, job: JobState) -> None:
@@ -581,77 +575,3 @@ def drop_pending(job: JobState, now: float) -> None:
         )
         job.history_total += 1
     job.pending.clear()
-
-
-_IMMUTABLE: Final = frozenset({int, float, str, bool, bytes, type(None)})
-
-
-def _snapshot_routine(job: JobState, plan: Plan, routine_id: str) -> None:
-    state = job.routine_states.get(routine_id)
-    if state is not None:
-        _snapshot(plan.routines[routine_id], state)
-
-
-def _snapshot(routine: Routine, state: RoutineState) -> None:
-    # Most routines never record stats: skip the locked copy for them.
-    if not (routine._stats or state._stats):
-        return
-    stats = routine.stats()
-    # A deep copy: a list kept in stats must not change the snapshot later.
-    # Stats of plain counters and names (the usual) need only the copy.
-    if not all(type(value) in _IMMUTABLE for value in stats.values()):
-        try:
-            stats = copy.deepcopy(stats)
-        except Exception as error:  # noqa: BLE001  any value can refuse a copy
-            warnings.warn(
-                f"routine {state.routine_id!r}: its stats cannot be copied into "
-                f"the job's snapshot ({type(error).__name__}: {error}), which keeps "
-                "its previous value; keep plain values such as numbers, strings, "
-                "lists and dicts in stats",
-                FlowForgeWarning,
-                stacklevel=2,
-            )
-            return
-    state.stats = stats
-
-
-def _snapshot_stats(job: JobState, plan: Plan) -> None:
-    routines = plan.routines
-    for routine_id, state in job.routine_states.items():
-        routine = routines[routine_id]
-        if routine._stats or state._stats:  # as _snapshot checks, one call fewer
-            _snapshot(routine, state)
-
-
-def _entry_params(params: Mapping[str, object] | None) -> Payload:
-    if params is None:
-        return {}
-    if type(params) is dict:
-        try:  # the usual case: the copy checks that every key is a str
-            return dict(**params)
-        except TypeError:
-            pass  # a key is no str: the same error as for any mapping, below
-    if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
-        raise TypeError(f"entry_params must be a mapping with str keys, got {params!r}")
-    return dict(params)
-
-
-def _entry_slot(
-    routine: Routine, routine_id: str, entry_slot: str | None
-) -> str | None:
-    if entry_slot is not None:
-        return routine.get_slot(entry_slot).name
-    if is_source(routine):
-        return None
-    slots = list(routine.slots)
-    if len(slots) == 1:
-        return slots[0]
-    if not slots:
-        raise DefinitionError(
-            f"entry routine {routine_id!r} has no slots and does not override "
-            "__call__; give it a slot or make it a source routine"
-        )
-    raise DefinitionError(
-        f"entry routine {routine_id!r} has several slots {slots}; "
-        "choose one with execute(..., entry_slot=...)"
-    )

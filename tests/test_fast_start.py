@@ -25,7 +25,7 @@ from flowforge import (
     Routine,
     current_delivery,
 )
-from flowforge.flow import ENTRY_PLANS
+from flowforge._plan import ENTRY_PLANS
 from flowforge.job_state import new_job_state
 from flowforge.store import MemoryStore
 from flowforge.testing import FakeClock

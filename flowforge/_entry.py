@@ -1,0 +1,66 @@
+"""Where a new job starts: its entry params checked, its entry slot chosen.
+
+A source routine (one that overrides ``__call__``) is called with the params
+as keyword arguments; any other routine receives them on the slot that
+``execute(..., entry_slot=...)`` names, or on its only slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from flowforge._plan import is_source
+from flowforge.exceptions import DefinitionError
+
+if TYPE_CHECKING:
+    from flowforge.routine import Routine
+    from flowforge.types import Payload
+
+__all__ = ["check_entry_params", "choose_entry_slot"]
+
+
+def check_entry_params(params: Mapping[str, object] | None) -> Payload:
+    """Return a copy of a job's entry params, checked.
+
+    Raises:
+        TypeError: If ``params`` is not a mapping with str keys.
+    """
+    if params is None:
+        return {}
+    if type(params) is dict:
+        try:  # the usual case: the copy checks that every key is a str
+            return dict(**params)
+        except TypeError:
+            pass  # a key is no str: the same error as for any mapping, below
+    if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
+        raise TypeError(f"entry_params must be a mapping with str keys, got {params!r}")
+    return dict(params)
+
+
+def choose_entry_slot(
+    routine: Routine, routine_id: str, entry_slot: str | None
+) -> str | None:
+    """Return the slot that receives a new job's params; ``None`` for a source.
+
+    Raises:
+        UnknownPortError: If ``entry_slot`` names no slot of the routine.
+        DefinitionError: If the routine has no slot and is no source, or has
+            several slots and ``entry_slot`` does not say which one.
+    """
+    if entry_slot is not None:
+        return routine.get_slot(entry_slot).name
+    if is_source(routine):
+        return None
+    slots = list(routine.slots)
+    if len(slots) == 1:
+        return slots[0]
+    if not slots:
+        raise DefinitionError(
+            f"entry routine {routine_id!r} has no slots and does not override "
+            "__call__; give it a slot or make it a source routine"
+        )
+    raise DefinitionError(
+        f"entry routine {routine_id!r} has several slots {slots}; "
+        "choose one with execute(..., entry_slot=...)"
+    )

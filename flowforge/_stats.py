@@ -1,0 +1,77 @@
+"""Routine stats in a job: snapshots taken when a run stops, restored on resume.
+
+A job keeps, per routine, a copy of the stats the routine's code recorded,
+so that a saved job carries them and a resumed one starts from them.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import TYPE_CHECKING, Final
+
+from flowforge.exceptions import FlowForgeWarning
+
+if TYPE_CHECKING:
+    from flowforge._plan import Plan
+    from flowforge.flow import Flow
+    from flowforge.job_state import JobState
+    from flowforge.record import RoutineState
+    from flowforge.routine import Routine
+
+__all__ = ["restore_stats", "snapshot_routine", "snapshot_stats"]
+
+_IMMUTABLE: Final = frozenset({int, float, str, bool, bytes, type(None)})
+
+
+def snapshot_routine(job: JobState, plan: Plan, routine_id: str) -> None:
+    """Copy one routine's stats into its state in ``job``, if it ran."""
+    state = job.routine_states.get(routine_id)
+    if state is not None:
+        _snapshot_one(plan.routines[routine_id], state)
+
+
+def _snapshot_one(routine: Routine, state: RoutineState) -> None:
+    # Most routines never record stats: skip the locked copy for them.
+    if not (routine._stats or state._stats):
+        return
+    stats = routine.stats()
+    # A deep copy: a list kept in stats must not change the snapshot later.
+    # Stats of plain counters and names (the usual) need only the copy.
+    if not all(type(value) in _IMMUTABLE for value in stats.values()):
+        try:
+            stats = copy.deepcopy(stats)
+        except Exception as error:  # noqa: BLE001  any value can refuse a copy
+            warnings.warn(
+                f"routine {state.routine_id!r}: its stats cannot be copied into "
+                f"the job's snapshot ({type(error).__name__}: {error}), which keeps "
+                "its previous value; keep plain values such as numbers, strings, "
+                "lists and dicts in stats",
+                FlowForgeWarning,
+                stacklevel=2,
+            )
+            return
+    state.stats = stats
+
+
+def snapshot_stats(job: JobState, plan: Plan) -> None:
+    """Copy the stats of every routine that ran in ``job`` into its state."""
+    routines = plan.routines
+    for routine_id, state in job.routine_states.items():
+        routine = routines[routine_id]
+        if routine._stats or state._stats:  # as _snapshot checks, one call fewer
+            _snapshot_one(routine, state)
+
+
+def restore_stats(flow: Flow, job: JobState) -> None:
+    """Bring back each routine's stats snapshot into a job loaded from data."""
+    if job._stats_restored:
+        return
+    routines = flow.routines
+    for routine_id, state in job.routine_states.items():
+        routine = routines.get(routine_id)
+        if routine is not None:
+            routine.reset_stats()
+            for key, value in state.stats.items():
+                routine.set_stat(key, value)
+    job._stats_restored = True
