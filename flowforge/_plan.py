@@ -112,15 +112,17 @@ class EntryPlans:
     ``direct[connection]`` is its target; the entry's delivery, from no
     connection, reads index -1, which is ``None`` in the flow's plan. The
     plan for an entry has that slot's target there instead. Threads may
-    share one: a lost insertion only means building a plan again.
+    share one: each plan's entries are kept with it, so a thread holding an
+    older plan (its job started before the flow changed) never mixes them.
     """
 
-    __slots__ = ("_plan", "_plans")
+    __slots__ = ("_kept",)
 
     def __init__(self) -> None:
         """Keep no plans yet."""
-        self._plan: Plan | None = None
-        self._plans: dict[tuple[str, str], Plan] = {}
+        # One attribute, so that a thread sees the plan and its entries that
+        # go together, whatever another thread stores meanwhile.
+        self._kept: tuple[Plan | None, dict[tuple[str, str], Plan]] = (None, {})
 
     def get(self, plan: Plan, routine_id: str, slot: str) -> Plan:
         """Return ``plan`` with the target of ``(routine_id, slot)`` at ``direct[-1]``.
@@ -128,10 +130,10 @@ class EntryPlans:
         Returns ``plan`` itself when that target is no direct one, or when
         ``ENTRY_PLANS`` entries are kept already.
         """
-        plans = self._plans
-        if self._plan is not plan:  # the flow changed: forget the old entries
-            plans = self._plans = {}
-            self._plan = plan
+        kept_for, plans = self._kept
+        if kept_for is not plan:  # the flow changed: forget the old entries
+            plans = {}
+            self._kept = (plan, plans)
         found = plans.get((routine_id, slot))
         if found is None:
             target = plan.targets.get((routine_id, slot))

@@ -9,10 +9,14 @@ assert behaviour, never speed.
 
 from __future__ import annotations
 
+import inspect
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import TYPE_CHECKING, Final
 
 import pytest
 
@@ -25,10 +29,15 @@ from flowforge import (
     Routine,
     current_delivery,
 )
-from flowforge._plan import ENTRY_PLANS
+from flowforge._plan import ENTRY_PLANS, EntryPlans, Plan
 from flowforge.job_state import new_job_state
 from flowforge.store import MemoryStore
 from flowforge.testing import FakeClock
+
+if TYPE_CHECKING:
+    from _typeshed import TraceFunction
+
+WAIT: Final = 10.0
 
 
 class Hop(Routine):
@@ -359,6 +368,66 @@ def test_an_entry_changed_since_the_last_job_goes_to_its_new_target() -> None:
     job = flow.execute("hop_1", {"n": 0})
 
     assert sorted(job.routine_states) == ["hop_1", "hop_2"]
+
+
+def _lines_of(function: Callable[..., object]) -> list[int]:
+    """Return the line numbers of ``function``'s body, past its docstring."""
+    source, first = inspect.getsourcelines(function)
+    body = [first + i for i, line in enumerate(source) if line.strip()]
+    end_of_docstring = next(
+        first + i for i, line in enumerate(source) if line.strip().endswith('"""')
+    )
+    return [line for line in body if line > end_of_docstring]
+
+
+@pytest.mark.parametrize("line", _lines_of(EntryPlans.get))
+def test_an_entry_plan_is_never_built_from_a_plan_older_than_the_flows(
+    line: int,
+) -> None:
+    # A job that read the flow's plan before the flow changed asks for its
+    # entry plan while a job on the new plan asks too, held at ``line``.
+    flow = chain(1)
+    flow.execute("hop_0", {"n": 0})
+    old = flow.plan()
+    flow.add_routine(Hop(), "hop_1")
+    flow.connect("hop_0", "output", "hop_1", "input")
+    new = flow.plan()
+    held, go = threading.Event(), threading.Event()
+    got: list[object] = []
+
+    def hold_at_line(frame: FrameType, event: str, _: object) -> TraceFunction | None:
+        if frame.f_code is not EntryPlans.get.__code__:
+            return None
+
+        def local(frame: FrameType, event: str, _: object) -> TraceFunction:
+            if event == "line" and frame.f_lineno == line and not held.is_set():
+                held.set()
+                go.wait(WAIT)
+            return local
+
+        return local
+
+    def new_job() -> None:
+        sys.settrace(hold_at_line)
+        try:
+            got.append(flow._entry_plans.get(new, "hop_0", "input"))
+        finally:
+            sys.settrace(None)
+            held.set()  # also when ``line`` did not run
+
+    thread = threading.Thread(target=new_job)
+    thread.start()
+    held.wait(WAIT)
+    from_old = flow._entry_plans.get(old, "hop_0", "input")
+    go.set()
+    thread.join(WAIT)
+
+    [from_new] = got
+    assert isinstance(from_new, Plan) and from_new.edges is new.edges
+    assert from_old.edges is old.edges
+    assert flow._entry_plans.get(new, "hop_0", "input").edges is new.edges
+    job = flow.execute("hop_0", {"n": 0})
+    assert sorted(job.routine_states) == ["hop_0", "hop_1"]
 
 
 def test_a_durable_entry_is_checkpointed_as_before() -> None:
