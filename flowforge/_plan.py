@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from flowforge.types import Payload
 
 __all__ = [
-    "EntryPlans",
     "Edge",
+    "EntryPlans",
     "Plan",
     "Route",
     "Target",

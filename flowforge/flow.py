@@ -441,8 +441,9 @@ class Flow:
         A job that cannot be read (its stored data is corrupted) or that
         started on another definition of this flow is left in the store as
         it is, with a :class:`~flowforge.FlowForgeWarning` naming it and why;
-        the other jobs are still recovered. So is a job whose run the store
-        fails: it stays as of its last checkpoint, for a later ``recover``.
+        the other jobs are still recovered. So is a job that cannot be saved
+        while it runs (a ``StoreError`` or ``SerializationError``): it stays
+        as of its last checkpoint, with a warning, for a later ``recover``.
 
         Returns:
             The recovered jobs' final states.

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Final, final
 from flowforge._clock import SystemClock
 from flowforge._concurrent import ConcurrentLoop
 from flowforge._context import CURRENT, DeliveryContext
-from flowforge._direct import DONE, RUNNING, SKIPPED, route_emissions, run_loop
+from flowforge._direct import (
+    DONE,
+    JOB_RUNNING,
+    RUNNING,
+    SKIPPED,
+    route_emissions,
+    run_loop,
+)
 from flowforge._entry import check_entry_params, choose_entry_slot
 from flowforge._names import check_id
 from flowforge._plan import Plan, Target
@@ -53,7 +60,6 @@ __all__ = ["Ready", "Runtime", "drop_pending", "rollback", "stopped_by_limit"]
 STOP_HANDLER: Final = ErrorHandler(ErrorStrategy.STOP)
 # Enum members read once: an Enum class attribute is slow to read on CPython
 # 3.11, and each job reads these a few times.
-JOB_RUNNING: Final = JobStatus.RUNNING
 JOB_PAUSED: Final = JobStatus.PAUSED
 JOB_COMPLETED: Final = JobStatus.COMPLETED
 JOB_CANCELLED: Final = JobStatus.CANCELLED
