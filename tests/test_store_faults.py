@@ -115,6 +115,16 @@ def chain_flow() -> Flow:
     return flow
 
 
+def concurrent_fan_out(flow_id: str, workers: dict[str, Routine]) -> Flow:
+    """A concurrent flow whose ``src`` sends to each of ``workers``, in order."""
+    flow = Flow(flow_id, execution_strategy="concurrent", max_workers=4)
+    flow.add_routine(Recorder(), "src")
+    for worker_id, worker in workers.items():
+        flow.add_routine(worker, worker_id)
+        flow.connect("src", "output", worker_id, "input")
+    return flow
+
+
 def recorder(flow: Flow, routine_id: str) -> Recorder:
     routine: Routine = flow.routines[routine_id]
     assert isinstance(routine, Recorder)
@@ -1002,14 +1012,10 @@ def test_concurrent_job_whose_checkpoint_failed_raises_once_its_handlers_ended(
     # "fast" finishes first and its checkpoint fails while "slow" still runs
     # on the pool. execute raises only once "slow" has returned, so that a
     # resume that follows never runs a handler beside the failed run's.
-    flow = Flow("fault_gate", execution_strategy="concurrent", max_workers=4)
-    flow.add_routine(Recorder(), "src")
-    flow.add_routine(Recorder(), "fast")
     slow = Gate()
-    flow.add_routine(slow, "slow")
+    flow = concurrent_fan_out("fault_gate", {"fast": Recorder(), "slow": slow})
     flow.add_routine(Recorder(), "sink")
     for worker in ("fast", "slow"):
-        flow.connect("src", "output", worker, "input")
         flow.connect(worker, "output", "sink", "input")
     failing = FailSecondCheckpoint(real_store, slow.opened)
 
@@ -1053,6 +1059,8 @@ def test_no_handler_starts_after_a_checkpoint_failed_on_a_buffered_arrival(
 ) -> None:
     # Checkpoint 2 is the join's arrival, which runs no handler; the two
     # workers, ready in the same dispatch round, must not start after it.
+    # (Wired by hand, not with concurrent_fan_out: the join's connection
+    # must come first for its arrival to be checkpoint 2.)
     failed = threading.Event()
     flow = Flow("fault_join", execution_strategy="concurrent", max_workers=4)
     flow.add_routine(Recorder(), "src")
@@ -1109,12 +1117,7 @@ def test_a_concurrent_failed_job_resumed_counts_the_stopping_failure_as_retried(
     # "slow" finishes after "fast"'s failure stopped the job, so the failure
     # is not the job's last history record.
     gate = threading.Event()
-    flow = Flow("fault_stop", execution_strategy="concurrent", max_workers=4)
-    flow.add_routine(Recorder(), "src")
-    flow.add_routine(Waiter(), "slow")
-    flow.add_routine(Recorder(), "fast")
-    flow.connect("src", "output", "slow", "input")
-    flow.connect("src", "output", "fast", "input")
+    flow = concurrent_fan_out("fault_stop", {"slow": Waiter(), "fast": Recorder()})
     flow.routines["fast"].set_config(fail_times=1)
     flow.routines["slow"].set_config(gate=gate)
     failed = flow.execute(
