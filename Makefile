@@ -36,6 +36,7 @@ test: dev-install
 lint: dev-install
 	$(PY) -m black --check $(SRC)
 	$(PY) -m flake8 $(SRC)
+	$(VENV)/bin/lint-imports --no-cache
 
 format: dev-install
 	$(PY) -m black $(SRC)

@@ -262,6 +262,6 @@ def _run_handler(
     except BaseException as fatal:  # noqa: B036  the coordinator re-raises it
         error = fatal
     finally:
-        context.routine = None
+        context._routine = None
         CURRENT.reset(token)
         report((delivery, ready, emissions, error, started, duration))
