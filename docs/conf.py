@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# The local extension that draws example flows lives beside this file.
+# The local extensions (diagrams of the example flows, private names kept out
+# of the API reference) live beside this file.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
 
 project = "FlowForge"
@@ -18,16 +19,18 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.doctest",
     "sphinx.ext.viewcode",
-    "sphinx.ext.graphviz",
+    "flowforge_api",
     "flowforge_diagram",
 ]
 # No intersphinx: the docs build without network access, so references to the
 # standard library are plain text and listed in nitpick_ignore_regex below.
 autodoc_typehints = "description"
+# The integrations' libraries are optional extras: mocked, flowforge.dask and
+# flowforge.store.postgres import (and are documented in full) without them.
+autodoc_mock_imports = ["psycopg", "psycopg_pool", "distributed", "dask"]
 autodoc_member_order = "bysource"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
-graphviz_output_format = "svg"
 html_theme = "furo"
 html_title = "FlowForge"
 exclude_patterns = ["_build"]
@@ -44,4 +47,8 @@ nitpick_ignore_regex = [
     ("py:func", r"flowforge\.serialization\..*"),
     ("py:class", r"(psycopg_pool\.)?ConnectionPool.*"),
     ("py:class", r"(distributed\.)?(Client|Future)"),
+    # Issue 17: ExecutionTracker's docstring names its recording methods, which
+    # the API reference leaves out (see api.rst) until they become private.
+    ("py:meth", r"(record_run|times_by_routine|counts_by_position)"),
+    ("py:meth", r"(record_emission|add_wall_time)"),
 ]
