@@ -19,8 +19,9 @@ $(VENV)/.extras-installed: $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dask,postgres]"
 	touch $@
 
+# The development tools and every integration, so that all the tests run.
 $(VENV)/.dev-installed: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,all]"
 	touch $@
 
 install: $(VENV)/.installed
