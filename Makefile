@@ -16,7 +16,7 @@ $(VENV)/.installed: $(PY) pyproject.toml
 	touch $@
 
 $(VENV)/.extras-installed: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e ".[dask,postgres]"
+	$(PY) -m pip install --quiet -e ".[all]"
 	touch $@
 
 # The development tools and every integration, so that all the tests run.
