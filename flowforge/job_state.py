@@ -93,7 +93,7 @@ class JobState:
     routine_states: dict[str, RoutineState] = field(default_factory=dict)
     """What each routine that ran did in this job, by routine id."""
     pending: list[Delivery] = field(default_factory=list)
-    """Deliveries still to run, a stack: the last one runs next."""
+    """Deliveries still to run, as a stack whose last item runs next."""
     slot_buffers: dict[tuple[str, str], Payload] = field(default_factory=dict)
     """Each slot's merged data, by ``(routine_id, slot)``."""
     join_arrivals: dict[tuple[str, str], set[int]] = field(default_factory=dict)
