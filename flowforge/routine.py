@@ -91,6 +91,7 @@ class Routine:
         merge_strategy: MergeStrategy = "override",
         *,
         join: bool = False,
+        timeout: float | None = None,
     ) -> Slot:
         """Declare an input slot; see :class:`~flowforge.Slot` for the options.
 
@@ -99,7 +100,7 @@ class Routine:
         """
         if name in self._slots:
             raise DuplicateNameError(f"{self!r} already has a slot named {name!r}")
-        slot = Slot(name, handler, merge_strategy, join=join)
+        slot = Slot(name, handler, merge_strategy, join=join, timeout=timeout)
         self._slots[name] = slot
         return slot
 

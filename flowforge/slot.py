@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Final, final
 
@@ -38,6 +39,13 @@ class Slot:
             key), ``"append"`` (each key collects a list of every value), or a
             callable ``merge(old, new) -> buffer`` that must not mutate ``old``.
         join: Wait for every connected event before calling the handler.
+        timeout: Seconds an ``async def`` handler may run; past them it is
+            cancelled and the delivery fails with :class:`TimeoutError`,
+            handled by the routine's error strategy. ``None``: no limit.
+
+    A handler may be a plain function or an ``async def`` coroutine function,
+    which the engine awaits. A generator or async generator function is
+    refused: its body would never run.
 
     Thread safety: immutable after construction.
     """
@@ -47,6 +55,8 @@ class Slot:
         "handler",
         "merge_strategy",
         "is_join",
+        "is_async",
+        "timeout",
         "_invoke",
         "_parameter",
     )
@@ -58,6 +68,7 @@ class Slot:
         merge_strategy: MergeStrategy = "override",
         *,
         join: bool = False,
+        timeout: float | None = None,
     ) -> None:
         """Validate the slot's definition and analyse its handler once."""
         self.name = check_name(name, "slot")
@@ -71,6 +82,8 @@ class Slot:
         self.handler = handler
         self.merge_strategy = merge_strategy
         self.is_join = join
+        self.is_async = handler is not None and awaits(handler, f"slot {name!r}")
+        self.timeout = _check_timeout(timeout, name, self.is_async)
         self._invoke, self._parameter = _bind(handler, name)
 
     def merge(self, buffer: Payload | None, data: Mapping[str, object]) -> Payload:
@@ -141,6 +154,7 @@ class Slot:
                 strategy if isinstance(strategy, str) else _callable_ref(strategy)
             ),
             "join": self.is_join,
+            **({} if self.timeout is None else {"timeout": self.timeout}),
         }
 
     @classmethod
@@ -169,8 +183,12 @@ class Slot:
             # A restored method's return type is unknown until it runs;
             # _call_merge checks that it returns a dict.
             strategy = merge  # type: ignore[assignment]
+        timeout = data.get("timeout")
+        if timeout is not None and not isinstance(timeout, (int, float)):
+            raise SerializationError(f"{where}: field 'timeout' must be a number")
+        join = read(data, "join", bool, where)
         try:
-            return cls(name, handler, strategy, join=read(data, "join", bool, where))
+            return cls(name, handler, strategy, join=join, timeout=timeout)
         except (DefinitionError, TypeError) as error:
             raise SerializationError(f"{where}: {error}") from error
 
@@ -178,11 +196,18 @@ class Slot:
         """Compare name, handler, merge strategy and join flag."""
         if not isinstance(other, Slot):
             return NotImplemented
-        return (self.name, self.handler, self.merge_strategy, self.is_join) == (
+        return (
+            self.name,
+            self.handler,
+            self.merge_strategy,
+            self.is_join,
+            self.timeout,
+        ) == (
             other.name,
             other.handler,
             other.merge_strategy,
             other.is_join,
+            other.timeout,
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable handlers: not hashable
@@ -194,6 +219,49 @@ class Slot:
             f"Slot({self.name!r}, handler={handler}, "
             f"merge_strategy={self.merge_strategy!r}, join={self.is_join})"
         )
+
+
+def awaits(function: Callable[..., object], where: str) -> bool:
+    """Return whether calling ``function`` gives a coroutine the engine must await.
+
+    Raises:
+        DefinitionError: If ``function`` is a generator or async generator
+            function, whose body a call would never run.
+    """
+    target = function
+    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+        if isinstance(target, functools.partial):
+            target = target.func
+        elif not inspect.isroutine(target):
+            target = type(target).__call__  # a callable object
+    if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+        raise DefinitionError(
+            f"{where}: {getattr(function, '__qualname__', function)!r} is a "
+            "generator function, so calling it would not run its body; return "
+            "or emit() the values instead of yielding them"
+        )
+    return inspect.iscoroutinefunction(target)
+
+
+def _check_timeout(timeout: object, name: str, is_async: bool) -> float | None:
+    if timeout is None:
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout < math.inf
+    ):
+        raise DefinitionError(
+            f"slot {name!r}: timeout must be a positive number of seconds or "
+            f"None, got {timeout!r}"
+        )
+    if not is_async:
+        raise DefinitionError(
+            f"slot {name!r}: a timeout needs an async def handler; a plain "
+            "function cannot be interrupted while it runs, so the limit could "
+            "not be enforced (make the handler async, or drop timeout)"
+        )
+    return float(timeout)
 
 
 def _callable_ref(function: Callable[..., object]) -> dict[str, str]:
