@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -1424,6 +1426,105 @@ def test_json_directory_job_file_with_a_bad_job_state_is_reported_by_name(
 
     with pytest.raises(SerializationError, match=re.escape(repr(str(path)))):
         store.load("job")
+
+
+def test_json_directory_refuses_a_dangling_lock_link_and_writes_nothing_outside(
+    tmp_path: Path,
+) -> None:
+    folder, outside = tmp_path / "jobs", tmp_path / "outside.txt"
+    store = JsonDirectoryStore(folder)
+    (folder / ".lock").symlink_to(outside)
+
+    with pytest.raises(StoreError, match=r"\.lock'.*symbolic link"):
+        store.save(plain_job("job"))
+
+    assert not outside.exists()
+    assert not job_file(folder, "job").exists()
+
+
+def in_thread(call: Callable[[], object]) -> tuple[object, list[str]]:
+    """Run ``call`` in a thread; return its result (or error) and its warnings.
+
+    The test fails, instead of hanging, if ``call`` does not return in time.
+    """
+    outcome: list[tuple[object, list[str]]] = []
+
+    def run() -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result: object = call()
+            except Exception as error:  # handed to the test to check
+                result = error
+        outcome.append((result, [str(w.message) for w in caught]))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(WAIT)
+    assert outcome, f"the call did not return within {WAIT} s"
+    return outcome[0]
+
+
+@pytest.fixture
+def store_with_a_fifo(tmp_path: Path) -> Iterator[tuple[JsonDirectoryStore, Path]]:
+    """A JSON directory store holding job "good" and a FIFO named "stuck.json"."""
+    store = JsonDirectoryStore(tmp_path)
+    store.save(plain_job("good"))
+    fifo = tmp_path / "stuck.json"
+    os.mkfifo(fifo)
+    yield store, fifo
+    try:  # let a reader that the store left waiting (before the fix) go
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+def test_json_directory_list_jobs_skips_a_fifo_with_a_warning_instead_of_hanging(
+    store_with_a_fifo: tuple[JsonDirectoryStore, Path],
+) -> None:
+    store, fifo = store_with_a_fifo
+
+    listed, messages = in_thread(store.list_jobs)
+
+    assert isinstance(listed, list)
+    assert [record.job_id for record in listed] == ["good"]
+    (message,) = messages
+    assert re.fullmatch(
+        re.escape(f"cannot read job file {str(fifo)!r}: it is not a regular file")
+        + r" \(mode p[-rwx]{9}\); it is not listed",
+        message,
+    )
+
+
+def test_json_directory_load_of_a_fifo_raises_store_error_instead_of_hanging(
+    store_with_a_fifo: tuple[JsonDirectoryStore, Path],
+) -> None:
+    store, fifo = store_with_a_fifo
+
+    error, _ = in_thread(lambda: store.load("stuck"))
+
+    assert isinstance(error, StoreError)
+    assert str(error).startswith(
+        f"cannot read job file {str(fifo)!r}: it is not a regular file"
+    )
+
+
+@pytest.mark.parametrize(
+    "operation", FILE_OPERATIONS.values(), ids=FILE_OPERATIONS.keys()
+)
+def test_json_directory_never_reads_a_job_file_through_a_symbolic_link(
+    tmp_path: Path, operation: Callable[[JsonDirectoryStore, str], object]
+) -> None:
+    elsewhere = JsonDirectoryStore(tmp_path / "elsewhere")
+    elsewhere.save(plain_job("job"))
+    store = JsonDirectoryStore(tmp_path / "jobs")
+    link = job_file(store.folder, "job")
+    link.symlink_to(job_file(elsewhere.folder, "job"))
+
+    with pytest.raises(StoreError, match=re.escape(repr(str(link))) + ".*symbolic"):
+        operation(store, "job")
+    with pytest.warns(FlowForgeWarning, match="symbolic link.*it is not listed"):
+        assert store.list_jobs() == []
 
 
 @pytest.mark.parametrize("length", [237, 238, 250, 300])

@@ -4,7 +4,9 @@ Readable and easy to back up or inspect by hand. Every write replaces the
 job's whole file (temporary file, fsync, rename), so a checkpoint costs as much
 as the job's live state; prefer :class:`~flowforge.store.SqliteStore` for long
 jobs. Writes take an advisory lock on the folder (``fcntl.flock``), so several
-processes may share it on one machine.
+processes may share it on one machine. The store opens only regular files in
+its folder: never through a symbolic link, and never a FIFO or a device, which
+could block it or lead it outside the folder.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import threading
 import urllib.parse
 import warnings
@@ -39,6 +42,8 @@ __all__ = ["JsonDirectoryStore"]
 
 FILE_KIND: Final = "flowforge.stored_job"
 SUFFIX: Final = ".json"
+OPEN_FLAGS: Final = os.O_NOFOLLOW | os.O_NONBLOCK
+"""Refuse symbolic links; never wait opening a FIFO (see ``_open_regular``)."""
 MAX_NAME_BYTES: Final = 255
 """The longest file name most file systems accept."""
 
@@ -73,7 +78,7 @@ class JsonDirectoryStore:
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
         with self._locked():
-            if self._path(job_state.job_id).exists():
+            if os.path.lexists(self._path(job_state.job_id)):
                 return False
             self._write(job_state, owner, lease_until)
             return True
@@ -156,9 +161,10 @@ class JsonDirectoryStore:
     ) -> list[JobRecord]:
         """Return the saved jobs, oldest update first, optionally filtered.
 
-        A file that cannot be read as a job (damaged, or not FlowForge's) is
-        left out with a :class:`~flowforge.FlowForgeWarning` naming it, so
-        that one bad file does not hide every other job.
+        A file that cannot be read as a job (damaged, not FlowForge's, or not
+        a regular file: a symbolic link, a FIFO) is left out with a
+        :class:`~flowforge.FlowForgeWarning` naming it, so that one bad file
+        does not hide every other job.
         """
         records = []
         for job_id in self._job_ids():
@@ -219,11 +225,13 @@ class JsonDirectoryStore:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         with self._thread_lock:
+            path = self._lock_path
             try:
-                descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+                descriptor = _open_regular(path, os.O_RDWR | os.O_CREAT)
             except OSError as error:
                 raise StoreError(
-                    f"cannot lock store folder {str(self.folder)!r}: {error}"
+                    f"cannot lock store folder {str(self.folder)!r} with "
+                    f"{str(path)!r}: {error}"
                 ) from error
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -259,7 +267,9 @@ class JsonDirectoryStore:
     def _read(self, job_id: str) -> dict[str, object]:
         path = self._path(job_id)
         try:
-            text = path.read_text(encoding="utf-8")
+            descriptor = _open_regular(path, os.O_RDONLY)
+            with os.fdopen(descriptor, "rb") as handle:
+                text = handle.read().decode("utf-8")
         except FileNotFoundError:
             raise JobNotFoundError(job_id=job_id) from None
         except (OSError, UnicodeDecodeError) as error:
@@ -281,6 +291,34 @@ class JsonDirectoryStore:
                 f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "
                 "process took it over, so this one must stop running it"
             )
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """Open ``path`` if it is a regular file, not a link, FIFO, device or folder.
+
+    ``O_NOFOLLOW`` refuses a symbolic link (a dangling one would otherwise
+    make ``O_CREAT`` create its target, outside the folder) and
+    ``O_NONBLOCK`` keeps the open of a FIFO from waiting for a writer; the
+    ``fstat`` then refuses whatever is not a regular file.
+
+    Raises:
+        OSError: If the file cannot be opened or is not a regular file.
+    """
+    try:
+        descriptor = os.open(path, flags | OPEN_FLAGS, 0o644)
+    except OSError as error:
+        if os.path.islink(path):
+            raise OSError("it is a symbolic link; remove it") from error
+        raise
+    try:
+        mode = os.fstat(descriptor).st_mode
+    except BaseException:
+        os.close(descriptor)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise OSError(f"it is not a regular file (mode {stat.filemode(mode)})")
+    return descriptor
 
 
 def _record(job_id: str, document: Mapping[str, object], path: Path) -> JobRecord:
