@@ -6,7 +6,11 @@ from collections.abc import Iterable, Mapping
 from typing import final
 
 from flowforge._names import check_name
-from flowforge.exceptions import DefinitionError, SerializationError
+from flowforge.exceptions import (
+    ArgumentTypeError,
+    DefinitionError,
+    SerializationError,
+)
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 
 __all__ = ["Event"]
@@ -29,7 +33,7 @@ class Event:
         """Validate the event's name and its declared keys."""
         self.name = check_name(name, "event")
         if isinstance(output_params, str):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"event {name!r}: output_params must be a list of names, not a str"
             )
         self.output_params: tuple[str, ...] | None = (

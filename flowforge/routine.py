@@ -11,6 +11,7 @@ from flowforge._context import CURRENT
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.event import Event
 from flowforge.exceptions import (
+    ArgumentTypeError,
     DuplicateNameError,
     ExecutionError,
     SerializationError,
@@ -185,12 +186,12 @@ class Routine:
         """Add ``amount`` to statistic ``key`` (0 when unset); return the new value.
 
         Raises:
-            TypeError: If the current value is not a number.
+            ArgumentTypeError: If the current value is not a number.
         """
         with self._lock:
             current = self._stats.get(key, 0)
             if isinstance(current, bool) or not isinstance(current, (int, float)):
-                raise TypeError(f"stat {key!r} holds {current!r}, not a number")
+                raise ArgumentTypeError(f"stat {key!r} holds {current!r}, not a number")
             value = current + amount
             self._stats[key] = value
             return value
@@ -219,7 +220,9 @@ class Routine:
     def set_error_handler(self, handler: ErrorHandler | None) -> None:
         """Use ``handler`` for this routine's failures; ``None`` defers to the flow."""
         if handler is not None and not isinstance(handler, ErrorHandler):
-            raise TypeError(f"expected an ErrorHandler or None, got {handler!r}")
+            raise ArgumentTypeError(
+                f"handler: expected an ErrorHandler or None, got {handler!r}"
+            )
         self._error_handler = handler
 
     def get_error_handler(self) -> ErrorHandler | None:

@@ -14,7 +14,11 @@ from types import FunctionType
 from typing import Final, final
 
 from flowforge._names import check_name
-from flowforge.exceptions import DefinitionError, SerializationError
+from flowforge.exceptions import (
+    ArgumentTypeError,
+    DefinitionError,
+    SerializationError,
+)
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 from flowforge.types import Handler, MergeFunction, MergeStrategy, Payload
 
@@ -68,7 +72,9 @@ class Slot:
                 "'override', 'append' or a callable merge(old, new) -> dict"
             )
         if handler is not None and not callable(handler):
-            raise TypeError(f"slot {name!r}: handler must be callable or None")
+            raise ArgumentTypeError(
+                f"slot {name!r}: handler must be callable or None, got {handler!r}"
+            )
         self.handler = handler
         self.merge_strategy = merge_strategy
         self.is_join = join
