@@ -8,7 +8,9 @@ also a TypeError) whose message names the argument. The engine's methods
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +19,16 @@ from flowforge import (
     ArgumentTypeError,
     Event,
     FlowForgeError,
+    JobState,
     Routine,
     Slot,
+)
+from flowforge.store import (
+    Change,
+    JsonDirectoryStore,
+    MemoryStore,
+    SqliteStore,
+    Store,
 )
 
 
@@ -87,3 +97,193 @@ def test_bad_argument_to_the_model_raises_a_flowforge_error_naming_it(
     assert not isinstance(caught.value, TypeError) or isinstance(
         caught.value, ArgumentTypeError
     )
+
+
+# -- stores ------------------------------------------------------------------------
+
+BACKENDS = ["memory", "json_directory", "sqlite"]
+
+
+def open_store(backend: str, folder: Path) -> Store:
+    if backend == "memory":
+        return MemoryStore()
+    if backend == "json_directory":
+        return JsonDirectoryStore(folder / "jobs")
+    return SqliteStore(folder / "jobs.db")
+
+
+@pytest.fixture(params=BACKENDS, ids=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(request.param, tmp_path)
+    yield opened
+    opened.close()
+
+
+def a_job() -> JobState:
+    return JobState(
+        job_id="job",
+        flow_id="flow",
+        entry_routine_id="start",
+        entry_params={},
+        entry_slot=None,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+NO_CHANGE = Change(
+    pending_from=0, routine_id=None, buffer_key=None, history_from=0, errors_from=0
+)
+
+STORE_CASES: list[tuple[str, Callable[[Store], object], str]] = [
+    ("load-int", lambda s: s.load(wrong(123)), "job_id must be a str, got int 123"),
+    ("load-None", lambda s: s.load(wrong(None)), "job_id must be a str, got NoneType"),
+    ("load-list", lambda s: s.load(wrong(["a"])), "job_id must be a str, got list"),
+    ("get-list", lambda s: s.get(wrong(["a"])), "job_id must be a str, got list"),
+    ("delete-dict", lambda s: s.delete(wrong({})), "job_id must be a str, got dict"),
+    (
+        "acquire-list",
+        lambda s: s.acquire(wrong(["a"]), owner="A", lease_until=2e9, now=1e9),
+        "job_id must be a str, got list",
+    ),
+    (
+        "renew-list",
+        lambda s: s.renew(wrong(["a"]), owner="A", lease_until=2e9),
+        "job_id must be a str, got list",
+    ),
+    ("save-str", lambda s: s.save(wrong("job")), "job_state must be a JobState"),
+    (
+        "create-dict",
+        lambda s: s.create(wrong({}), owner="A", lease_until=2e9),
+        "job_state must be a JobState, got dict",
+    ),
+    (
+        "checkpoint-None",
+        lambda s: s.checkpoint(wrong(None), NO_CHANGE, owner="A", lease_until=2e9),
+        "job_state must be a JobState, got NoneType",
+    ),
+    (
+        "list_jobs-flow_id-int",
+        lambda s: s.list_jobs(flow_id=wrong(5)),
+        "flow_id must be a str or None, got int",
+    ),
+    (
+        "list_jobs-status-list",
+        lambda s: s.list_jobs(status=wrong(["done"])),
+        "unknown job status ['done']",
+    ),
+    (
+        "prune-older_than-int",
+        lambda s: s.prune(older_than=wrong(5)),
+        "older_than must be a datetime.timedelta or None, got int 5",
+    ),
+    (
+        "prune-keep-str",
+        lambda s: s.prune(keep=wrong("3")),
+        "keep must be an int or None, got str '3'",
+    ),
+    (
+        "prune-keep-bool",
+        lambda s: s.prune(keep=wrong(True)),
+        "keep must be an int or None, got bool",
+    ),
+    (
+        "prune-keep-negative",
+        lambda s: s.prune(keep=-1),
+        "keep must be zero or more",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [(call, message) for _, call, message in STORE_CASES],
+    ids=[name for name, _, _ in STORE_CASES],
+)
+def test_bad_argument_to_a_store_raises_a_flowforge_error_naming_it(
+    store: Store, call: Callable[[Store], object], message: str
+) -> None:
+    store.save(a_job())
+
+    with pytest.raises(FlowForgeError, match=re.escape(message)) as caught:
+        call(store)
+
+    assert not isinstance(caught.value, TypeError) or isinstance(
+        caught.value, ArgumentTypeError
+    )
+    assert store.load("job") == a_job()
+
+
+OPEN_CASES: list[tuple[str, Callable[[Path], object], str]] = [
+    (
+        "SqliteStore-timeout-str",
+        lambda p: SqliteStore(p / "a.db", timeout=wrong("x")),
+        "timeout must be a number of seconds, got str 'x'",
+    ),
+    (
+        "SqliteStore-timeout-nan",
+        lambda p: SqliteStore(p / "a.db", timeout=float("nan")),
+        "timeout must be from 0 to 2e+06 seconds, got nan",
+    ),
+    (
+        "SqliteStore-timeout-negative",
+        lambda p: SqliteStore(p / "a.db", timeout=-1),
+        "timeout must be from 0 to 2e+06 seconds, got -1",
+    ),
+    (
+        "SqliteStore-timeout-huge",
+        lambda p: SqliteStore(p / "a.db", timeout=1e12),
+        "timeout must be from 0 to 2e+06 seconds, got 1000000000000.0",
+    ),
+    (
+        "SqliteStore-synchronous-int",
+        lambda p: SqliteStore(p / "a.db", synchronous=wrong(1)),
+        "synchronous must be a str, got int",
+    ),
+    (
+        "SqliteStore-synchronous-unknown",
+        lambda p: SqliteStore(p / "a.db", synchronous="sometimes"),
+        "unknown synchronous setting 'sometimes'",
+    ),
+    (
+        "SqliteStore-path-int",
+        lambda p: SqliteStore(wrong(5)),
+        "path must be a str or a path, got int",
+    ),
+    (
+        "JsonDirectoryStore-folder-None",
+        lambda p: JsonDirectoryStore(wrong(None)),
+        "folder must be a str or a path, got NoneType",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [(call, message) for _, call, message in OPEN_CASES],
+    ids=[name for name, _, _ in OPEN_CASES],
+)
+def test_bad_argument_opening_a_store_raises_a_flowforge_error_naming_it(
+    tmp_path: Path, call: Callable[[Path], object], message: str
+) -> None:
+    with pytest.raises(FlowForgeError, match=re.escape(message)):
+        call(tmp_path)
+
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"database": 5}, "database must be a connection string or a ConnectionPool"),
+        ({"database": "", "schema": 5}, "schema must be a str, got int 5"),
+        ({"database": "", "schema": "a b"}, "schema must be a plain identifier"),
+    ],
+    ids=["database-int", "schema-int", "schema-not-identifier"],
+)
+def test_bad_argument_opening_a_postgres_store_raises_a_flowforge_error_naming_it(
+    arguments: dict[str, object], message: str
+) -> None:
+    postgres = pytest.importorskip("flowforge.store.postgres")
+
+    with pytest.raises(FlowForgeError, match=re.escape(message)):
+        postgres.PostgresStore(**arguments)

@@ -1267,20 +1267,46 @@ def test_sqlite_load_of_corrupted_data_says_what_is_wrong(
     assert isinstance(caught.value, (SerializationError, StoreError))
 
 
-@pytest.mark.parametrize(
-    "operation",
-    [lambda s: s.get("rich-job"), lambda s: s.list_jobs()],
-    ids=["get", "list_jobs"],
-)
 def test_sqlite_record_with_a_corrupted_status_raises_store_error(
     sqlite_with_job: tuple[SqliteStore, Path, str],
-    operation: Callable[[SqliteStore], object],
 ) -> None:
     store, path, _ = sqlite_with_job
     corrupt(path, "UPDATE jobs SET status = 'bogus'")
 
     with pytest.raises(StoreError, match="bogus"):
-        operation(store)
+        store.get("rich-job")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        ("status", "bogus", "an unknown status 'bogus'"),
+        ("updated_at", "yesterday", "bad metadata (updated_at 'yesterday')"),
+        ("updated_at", 1e300, "bad metadata (updated_at 1e+300)"),
+        ("lease_until", "soon", "bad metadata (lease_until 'soon')"),
+        ("owner", b"A", "bad metadata (owner b'A')"),
+        ("flow_id", b"f", "bad metadata (flow_id b'f')"),
+    ],
+    ids=["status", "updated_at-text", "updated_at-huge", "lease", "owner", "flow"],
+)
+def test_sqlite_list_jobs_leaves_out_a_row_it_cannot_read_with_a_warning(
+    sqlite_with_job: tuple[SqliteStore, Path, str],
+    column: str,
+    value: object,
+    shown: str,
+) -> None:
+    store, path, job_id = sqlite_with_job
+    store.save(plain_job("good"))
+    corrupt(path, f"UPDATE jobs SET {column} = ? WHERE job_id = ?", value, job_id)
+
+    with pytest.warns(FlowForgeWarning) as caught:
+        listed = store.list_jobs()
+
+    assert [record.job_id for record in listed] == ["good"]
+    (warning,) = caught
+    assert str(warning.message).startswith(f"stored job {job_id!r} has {shown}")
+    with pytest.raises(StoreError, match=re.escape(shown)):
+        store.get(job_id)
 
 
 def test_sqlite_store_on_a_file_that_is_not_a_database_names_the_path(

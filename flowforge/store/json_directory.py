@@ -32,6 +32,13 @@ from flowforge.exceptions import (
     StoreError,
 )
 from flowforge.job_state import JobState, JobStatus
+from flowforge.store._checks import (
+    check_flow_id,
+    check_job_id,
+    check_job_state,
+    check_path,
+    check_prune,
+)
 from flowforge.store._select import prune_one_by_one, select_listed, to_status
 from flowforge.store.base import Change, JobRecord
 
@@ -65,7 +72,7 @@ class JsonDirectoryStore:
 
     def __init__(self, folder: str | Path) -> None:
         """Use (and create if needed) ``folder``."""
-        self.folder = Path(folder)
+        self.folder = check_path(folder, "folder")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -77,6 +84,7 @@ class JsonDirectoryStore:
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
+        check_job_state(job_state)
         with self._locked():
             if os.path.lexists(self._path(job_state.job_id)):
                 return False
@@ -91,6 +99,7 @@ class JsonDirectoryStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
+        check_job_state(job_state)
         with self._locked():
             if owner is not None and self._path(job_state.job_id).exists():
                 self._check_owner(job_state.job_id, owner, unleased_ok=True)
@@ -100,6 +109,7 @@ class JsonDirectoryStore:
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         """Rewrite the job's file, renewing ``owner``'s lease."""
+        check_job_state(job_state)
         with self._locked():
             self._check_owner(job_state.job_id, owner)
             self._write(job_state, owner, lease_until)
@@ -166,6 +176,7 @@ class JsonDirectoryStore:
         :class:`~flowforge.FlowForgeWarning` naming it, so that one bad file
         does not hide every other job.
         """
+        check_flow_id(flow_id)
         records = []
         for job_id in self._job_ids():
             try:
@@ -190,6 +201,7 @@ class JsonDirectoryStore:
         self, *, older_than: timedelta | None = None, keep: int | None = None
     ) -> list[str]:
         """Delete finished jobs by age and count; return the deleted ids."""
+        check_prune(older_than, keep)
         return prune_one_by_one(self, older_than=older_than, keep=keep)
 
     def close(self) -> None:
@@ -203,7 +215,7 @@ class JsonDirectoryStore:
 
     def _path(self, job_id: str) -> Path:
         try:
-            name = urllib.parse.quote(job_id, safe="") + SUFFIX
+            name = urllib.parse.quote(check_job_id(job_id), safe="") + SUFFIX
         except UnicodeEncodeError as error:
             raise StoreError(
                 f"job id {job_id!r} cannot be a file name: {error}"
