@@ -17,6 +17,7 @@ import pytest
 
 from flowforge import (
     ArgumentTypeError,
+    ErrorHandler,
     Event,
     FlowForgeError,
     JobState,
@@ -74,6 +75,66 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "Routine.set_error_handler-str",
         lambda: Plain().set_error_handler(wrong("stop")),
         "handler: expected an ErrorHandler or None",
+    ),
+    (
+        "ErrorHandler-strategy-unknown",
+        lambda: ErrorHandler("bogus"),
+        "unknown error strategy 'bogus'",
+    ),
+    (
+        "ErrorHandler-max_retries-str",
+        lambda: ErrorHandler(max_retries=wrong("3")),
+        "max_retries must be a non-negative int, got '3'",
+    ),
+    (
+        "ErrorHandler-retry_delay-str",
+        lambda: ErrorHandler(retry_delay=wrong("1")),
+        "retry_delay must be a finite, non-negative number, got '1'",
+    ),
+    (
+        "ErrorHandler-retry_delay-huge",
+        lambda: ErrorHandler(retry_delay=1e12),
+        "retry_delay must be at most 604800 seconds",
+    ),
+    (
+        "ErrorHandler-retry_backoff-below-1",
+        lambda: ErrorHandler(retry_backoff=0.5),
+        "retry_backoff must be at least 1",
+    ),
+    (
+        "ErrorHandler-retry_jitter-above-1",
+        lambda: ErrorHandler(retry_jitter=2),
+        "retry_jitter must be in [0, 1]",
+    ),
+    (
+        "ErrorHandler-retryable_exceptions-int",
+        lambda: ErrorHandler(retryable_exceptions=wrong(5)),
+        "retryable_exceptions must be an exception class or an iterable",
+    ),
+    (
+        "ErrorHandler-is_critical-str",
+        lambda: ErrorHandler(is_critical=wrong("yes")),
+        "is_critical must be a bool",
+    ),
+    (
+        "ErrorHandler.retry_delay_for-attempt-str",
+        lambda: ErrorHandler("retry").retry_delay_for(wrong("1")),
+        "attempt must be an int, got '1'",
+    ),
+    (
+        "ErrorHandler.should_retry-attempt-None",
+        lambda: ErrorHandler("retry").should_retry(ValueError(), wrong(None)),
+        "attempt must be an int, got None",
+    ),
+    (
+        "Routine.set_as_optional-strategy-unknown",
+        lambda: Plain().set_as_optional("later"),
+        "unknown error strategy 'later'",
+    ),
+    (
+        "Routine.set_as_critical-max_retries-negative",
+        lambda: Plain().set_as_critical(max_retries=-1),
+        "max_retries must be a non-negative int",
     ),
     (
         "Routine.increment_stat-text-stat",
