@@ -17,6 +17,7 @@ import pytest
 
 from flowforge import (
     ArgumentTypeError,
+    Connection,
     ErrorHandler,
     Event,
     FlowForgeError,
@@ -75,6 +76,36 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "Routine.set_error_handler-str",
         lambda: Plain().set_error_handler(wrong("stop")),
         "handler: expected an ErrorHandler or None",
+    ),
+    (
+        "Connection-param_mapping-str",
+        lambda: Connection("a", "output", "b", "input", wrong("xy")),
+        "param_mapping must be a mapping {event_key: slot_key}, got str 'xy'",
+    ),
+    (
+        "Connection-param_mapping-key-int",
+        lambda: Connection("a", "output", "b", "input", wrong({1: "x"})),
+        "param_mapping key name must be a str, got int",
+    ),
+    (
+        "Connection-source_id-int",
+        lambda: Connection(wrong(1), "output", "b", "input"),
+        "source_id must be a str, got int 1",
+    ),
+    (
+        "Connection-target_id-None",
+        lambda: Connection("a", "output", wrong(None), "input"),
+        "target_id must be a str, got NoneType None",
+    ),
+    (
+        "Connection-event-list",
+        lambda: Connection("a", wrong(["output"]), "b", "input"),
+        "event name must be a str, got list",
+    ),
+    (
+        "Connection-slot-name",
+        lambda: Connection("a", "output", "b", "in put"),
+        "slot name 'in put' is not valid",
     ),
     (
         "ErrorHandler-strategy-unknown",
