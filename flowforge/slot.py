@@ -42,7 +42,8 @@ class Slot:
         merge_strategy: ``"override"`` (later values replace earlier ones key by
             key), ``"append"`` (each key collects a list of every value), or a
             callable ``merge(old, new) -> buffer`` that must not mutate ``old``.
-        join: Wait for every connected event before calling the handler.
+        join: Wait for every connected event before calling the handler; a
+            bool.
 
     Thread safety: immutable after construction.
     """
@@ -70,6 +71,11 @@ class Slot:
             raise DefinitionError(
                 f"slot {name!r}: unknown merge_strategy {merge_strategy!r}; use "
                 "'override', 'append' or a callable merge(old, new) -> dict"
+            )
+        if not isinstance(join, bool):
+            raise ArgumentTypeError(
+                f"slot {name!r}: join must be a bool, got {type(join).__name__} "
+                f"{join!r}"
             )
         if handler is not None and not callable(handler):
             raise ArgumentTypeError(

@@ -61,7 +61,36 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
     ("Slot-name-int", lambda: Slot(wrong(5)), "slot name must be a str, got int"),
     ("Slot-handler-int", lambda: Slot("input", wrong(5)), "handler must be callable"),
     ("Event-name-None", lambda: Event(wrong(None)), "event name must be a str"),
-    ("Event-output_params-str", lambda: Event("out", "ab"), "output_params"),
+    (
+        "Event-output_params-str",
+        lambda: Event("out", "ab"),
+        "event 'out': output_params must be a list of names, not a str",
+    ),
+    (
+        "Event-output_params-int",
+        lambda: Event("out", wrong(5)),
+        "event 'out': output_params must be a list of names, not a int",
+    ),
+    (
+        "Event-output_params-item-int",
+        lambda: Event("out", wrong([1])),
+        "output parameter name must be a str, got int",
+    ),
+    (
+        "Slot-join-str",
+        lambda: Slot("input", join=wrong("yes")),
+        "slot 'input': join must be a bool, got str 'yes'",
+    ),
+    (
+        "Slot-merge_strategy-unknown",
+        lambda: Slot("input", merge_strategy=wrong("sum")),
+        "slot 'input': unknown merge_strategy 'sum'",
+    ),
+    (
+        "Routine.define_slot-join-int",
+        lambda: Plain().define_slot("other", join=wrong(1)),
+        "slot 'other': join must be a bool, got int 1",
+    ),
     (
         "Routine.define_slot-name-int",
         lambda: Plain().define_slot(wrong(5)),
