@@ -197,6 +197,56 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "max_retries must be a non-negative int",
     ),
     (
+        "Routine.define_slot-name-list",
+        lambda: Plain().define_slot(wrong(["input"])),
+        "slot name must be a str, got list",
+    ),
+    (
+        "Routine.get_slot-name-list",
+        lambda: Plain().get_slot(wrong(["input"])),
+        "has no slot ['input']",
+    ),
+    (
+        "Routine.get_event-name-int",
+        lambda: Plain().get_event(wrong(5)),
+        "has no event 5",
+    ),
+    (
+        "Routine.set_stat-key-list",
+        lambda: Plain().set_stat(wrong(["n"]), 1),
+        "stat key must be a str, got list",
+    ),
+    (
+        "Routine.get_stat-key-dict",
+        lambda: Plain().get_stat(wrong({})),
+        "stat key must be a str, got dict",
+    ),
+    (
+        "Routine.increment_stat-amount-str",
+        lambda: Plain().increment_stat("n", wrong("1")),
+        "amount must be a number, got '1'",
+    ),
+    (
+        "Routine.increment_stat-key-list",
+        lambda: Plain().increment_stat(wrong([])),
+        "stat key must be a str, got list",
+    ),
+    (
+        "Routine.get_config-key-list",
+        lambda: Plain().get_config(wrong([])),
+        "config key must be a str, got list",
+    ),
+    (
+        "Routine.emit-outside-handler",
+        lambda: Plain().emit("output", value=1),
+        "emit('output') called outside one of its handlers",
+    ),
+    (
+        "Routine.deserialize-not-a-dict",
+        lambda: Routine.deserialize(wrong([1])),
+        "routine",
+    ),
+    (
         "Routine.increment_stat-text-stat",
         lambda: plain_with_text_stat().increment_stat("count"),
         "stat 'count' holds 'many', not a number",
