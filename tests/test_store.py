@@ -1237,6 +1237,9 @@ def sqlite_with_job(tmp_path: Path) -> Iterator[tuple[SqliteStore, Path, str]]:
         ("history", "row", "{not json", "corrupted"),
         ("pending", "row", "{}", "pending"),
         ("jobs", "status", "bogus", "bogus"),
+        ("jobs", "header", b"\x80", "corrupted: 'utf-8' codec can't decode"),
+        ("pending", "row", b"\xff[]", "corrupted: 'utf-8' codec can't decode"),
+        ("history", "row", "[" * 100_000, "corrupted: maximum recursion depth"),
     ],
     ids=[
         "header-not-json",
@@ -1249,13 +1252,16 @@ def sqlite_with_job(tmp_path: Path) -> Iterator[tuple[SqliteStore, Path, str]]:
         "history-not-json",
         "pending-wrong-shape",
         "unknown-status",
+        "header-not-utf8",
+        "pending-not-utf8",
+        "history-nested-too-deep",
     ],
 )
 def test_sqlite_load_of_corrupted_data_says_what_is_wrong(
     sqlite_with_job: tuple[SqliteStore, Path, str],
     table: str,
     column: str,
-    value: str,
+    value: str | bytes,
     message: str,
 ) -> None:
     store, path, job_id = sqlite_with_job
@@ -1265,6 +1271,16 @@ def test_sqlite_load_of_corrupted_data_says_what_is_wrong(
         store.load(job_id)
 
     assert isinstance(caught.value, (SerializationError, StoreError))
+
+
+def test_sqlite_load_of_a_history_row_numbered_with_text_says_so(
+    sqlite_with_job: tuple[SqliteStore, Path, str],
+) -> None:
+    store, path, job_id = sqlite_with_job
+    corrupt(path, "UPDATE history SET n = 'row ' || n")
+
+    with pytest.raises(SerializationError, match="history row number is not an int"):
+        store.load(job_id)
 
 
 def test_sqlite_record_with_a_corrupted_status_raises_store_error(
@@ -1551,6 +1567,20 @@ def test_json_directory_never_reads_a_job_file_through_a_symbolic_link(
         operation(store, "job")
     with pytest.warns(FlowForgeWarning, match="symbolic link.*it is not listed"):
         assert store.list_jobs() == []
+
+
+@pytest.mark.parametrize(
+    "operation", FILE_OPERATIONS.values(), ids=FILE_OPERATIONS.keys()
+)
+def test_json_directory_file_nested_too_deep_is_reported_by_name(
+    tmp_path: Path, operation: Callable[[JsonDirectoryStore, str], object]
+) -> None:
+    store = JsonDirectoryStore(tmp_path)
+    path = job_file(tmp_path, "deep")
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+
+    with pytest.raises(StoreError, match=re.escape(repr(str(path))) + " is corrupted"):
+        operation(store, "deep")
 
 
 @pytest.mark.parametrize("length", [237, 238, 250, 300])

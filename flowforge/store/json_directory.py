@@ -288,7 +288,7 @@ class JsonDirectoryStore:
             raise StoreError(f"cannot read job file {str(path)!r}: {error}") from error
         try:
             document = json.loads(text)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, RecursionError) as error:  # too deep to parse
             raise StoreError(f"job file {str(path)!r} is corrupted: {error}") from error
         if not isinstance(document, dict) or document.get("kind") != FILE_KIND:
             raise StoreError(f"{str(path)!r} is not a FlowForge job file")

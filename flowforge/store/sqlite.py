@@ -22,7 +22,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
-from flowforge.exceptions import ArgumentTypeError, JobNotFoundError, StoreError
+from flowforge.exceptions import (
+    ArgumentTypeError,
+    JobNotFoundError,
+    SerializationError,
+    StoreError,
+)
 from flowforge.job_state import JobStatus
 from flowforge.store._change_log import apply, fold, log_change
 from flowforge.store._checks import (
@@ -570,6 +575,11 @@ def _load(db: sqlite3.Connection, job_id: str) -> JobState:
     history: dict[int, str] = dict(
         select("SELECT n, row FROM history WHERE job_id = ?")
     )
+    if not all(isinstance(n, int) for n in history):
+        raise SerializationError(
+            f"stored job {job_id!r} is corrupted: a history row number is not an "
+            f"integer ({sorted(map(repr, history))})"
+        )
     documents = read_changes(db, job_id, folded)
     if documents:
         apply(fold(documents, f"change log of job {job_id!r}"), rows, history)
