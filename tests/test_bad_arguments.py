@@ -1,8 +1,8 @@
 """Bad arguments to the public methods of the model and the stores.
 
 Each one raises a FlowForgeError (a wrong type: an ArgumentTypeError, which is
-also a TypeError) whose message names the argument. The engine's methods
-(``Flow.execute``, ``pause``, ``resume``...) have their own tests.
+also a TypeError) whose message names the argument. ``Flow`` and the engine
+(``execute``, ``pause``, ``resume``, ``recover``...) are not covered here.
 """
 
 from __future__ import annotations
@@ -245,6 +245,26 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "Routine.deserialize-not-a-dict",
         lambda: Routine.deserialize(wrong([1])),
         "routine",
+    ),
+    (
+        "Slot.deserialize-int",
+        lambda: Slot.deserialize(5),
+        "slot data must be a dict, got int",
+    ),
+    (
+        "Event.deserialize-str",
+        lambda: Event.deserialize("output"),
+        "event data must be a dict, got str",
+    ),
+    (
+        "Connection.deserialize-None",
+        lambda: Connection.deserialize(None),
+        "connection data must be a dict, got NoneType",
+    ),
+    (
+        "ErrorHandler.deserialize-list",
+        lambda: ErrorHandler.deserialize([]),
+        "error handler data must be a dict, got list",
     ),
     (
         "Routine.increment_stat-text-stat",
