@@ -6,7 +6,7 @@ import keyword
 import re
 from collections.abc import Container
 
-from flowforge.exceptions import DefinitionError
+from flowforge.exceptions import ArgumentTypeError, DefinitionError
 
 
 def check_name(name: object, what: str) -> str:
@@ -16,11 +16,11 @@ def check_name(name: object, what: str) -> str:
     be Python identifiers (Unicode letters are fine) and not keywords.
 
     Raises:
-        TypeError: If ``name`` is not a string.
+        ArgumentTypeError: If ``name`` is not a string.
         DefinitionError: If ``name`` is not an identifier or is a keyword.
     """
     if not isinstance(name, str):
-        raise TypeError(f"{what} name must be a str, got {type(name).__name__}")
+        raise ArgumentTypeError(f"{what} name must be a str, got {type(name).__name__}")
     if not name.isidentifier() or keyword.iskeyword(name):
         raise DefinitionError(
             f"{what} name {name!r} is not valid: use a Python identifier such as "

@@ -11,10 +11,15 @@ import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
+from types import FunctionType
 from typing import Final, final
 
 from flowforge._names import check_name
-from flowforge.exceptions import DefinitionError, SerializationError
+from flowforge.exceptions import (
+    ArgumentTypeError,
+    DefinitionError,
+    SerializationError,
+)
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 from flowforge.types import Handler, MergeFunction, MergeStrategy, Payload
 
@@ -38,7 +43,8 @@ class Slot:
         merge_strategy: ``"override"`` (later values replace earlier ones key by
             key), ``"append"`` (each key collects a list of every value), or a
             callable ``merge(old, new) -> buffer`` that must not mutate ``old``.
-        join: Wait for every connected event before calling the handler.
+        join: Wait for every connected event before calling the handler; a
+            bool.
         timeout: Seconds an ``async def`` handler may run; past them it is
             cancelled and the delivery fails with :class:`TimeoutError`,
             handled by the routine's error strategy. ``None``: no limit.
@@ -77,8 +83,15 @@ class Slot:
                 f"slot {name!r}: unknown merge_strategy {merge_strategy!r}; use "
                 "'override', 'append' or a callable merge(old, new) -> dict"
             )
+        if not isinstance(join, bool):
+            raise ArgumentTypeError(
+                f"slot {name!r}: join must be a bool, got {type(join).__name__} "
+                f"{join!r}"
+            )
         if handler is not None and not callable(handler):
-            raise TypeError(f"slot {name!r}: handler must be callable or None")
+            raise ArgumentTypeError(
+                f"slot {name!r}: handler must be callable or None, got {handler!r}"
+            )
         self.handler = handler
         self.merge_strategy = merge_strategy
         self.is_join = join
@@ -275,12 +288,7 @@ def _restore_callable(ref: object, owner: object, where: str) -> Handler | None:
     if ref is None:
         return None
     if isinstance(ref, dict) and isinstance(ref.get("method"), str):
-        method: object = getattr(owner, ref["method"], None)
-        if callable(method):
-            return method
-        raise SerializationError(
-            f"{where}: the routine has no method {ref['method']!r} to restore"
-        )
+        return _restore_method(owner, ref["method"], where)
     if isinstance(ref, dict) and isinstance(ref.get("function"), str):
         raise SerializationError(
             f"{where}: {ref['function']!r} is not a method of the routine, so it "
@@ -288,6 +296,47 @@ def _restore_callable(ref: object, owner: object, where: str) -> Handler | None:
             "__init__ or use a method as the handler"
         )
     raise SerializationError(f"{where}: expected {{'method': name}}, got {ref!r}")
+
+
+def _restore_method(owner: object, name: str, where: str) -> Handler:
+    """Return ``owner``'s method ``name``, if data may name it.
+
+    Data may name only a public method that the routine's own classes define:
+    those before :class:`~flowforge.Routine` (the first class of
+    ``flowforge.routine``) in ``type(owner).__mro__``, or before ``object``
+    for an owner that is not a routine. Anything else (``set_config``,
+    ``__init__``, a private helper, an attribute) could let crafted data call
+    into the routine's machinery with job data.
+
+    Raises:
+        SerializationError: If ``name`` is private, inherited from the
+            framework, not a method, or missing.
+    """
+    cls = type(owner)
+    refusal = f"{where}: cannot restore method {name!r} of {cls.__qualname__}"
+    if name.startswith("_"):
+        raise SerializationError(f"{refusal}: data may name only public methods")
+    mro = cls.__mro__
+    stop = next(
+        (i for i, base in enumerate(mro) if base.__module__ == "flowforge.routine"),
+        len(mro) - 1,
+    )
+    definer = next((base for base in mro[:stop] if name in vars(base)), None)
+    if definer is None:
+        if hasattr(cls, name):
+            raise SerializationError(
+                f"{refusal}: it is inherited from {mro[stop].__qualname__}, and data "
+                "may name only methods that the routine's own class defines"
+            )
+        raise SerializationError(f"{refusal}: the routine has no such method")
+    attribute = vars(definer)[name]
+    if not isinstance(attribute, (FunctionType, classmethod)):
+        raise SerializationError(
+            f"{refusal}: {definer.__qualname__}.{name} is a "
+            f"{type(attribute).__name__}, not a method"
+        )
+    method: Handler = attribute.__get__(owner, cls)
+    return method
 
 
 def _call_merge(
