@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import keyword
 import re
+import reprlib
 from collections.abc import Container
+from typing import TypeVar
 
 from flowforge.exceptions import ArgumentTypeError, DefinitionError
+
+T = TypeVar("T")
 
 
 def check_name(name: object, what: str) -> str:
@@ -55,14 +59,17 @@ def check_id(value: object, what: str) -> str:
     return value
 
 
-def check_positive(value: object, name: str) -> int:
-    """Return ``value`` if it is a positive int (not a bool), else raise.
+def check_positive(value: object, name: str, most: int = 2**62) -> int:
+    """Return ``value`` if it is an int from 1 to ``most`` (not a bool), else raise.
 
     Raises:
         DefinitionError: Naming the setting ``name`` and the value given.
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DefinitionError(f"{name} must be a positive int, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= most:
+        shown = reprlib.repr(value)
+        raise DefinitionError(
+            f"{name} must be a positive int of at most {most:,}, got {shown}"
+        )
     return value
 
 
@@ -80,3 +87,22 @@ def free_id(class_name: str, taken: Container[str], counters: dict[str, int]) ->
         candidate = f"{base}_{number}"
     counters[base] = number
     return candidate
+
+
+def check_type(value: T, kinds: type | tuple[type, ...], name: str, what: str) -> T:
+    """Return ``value`` if it is one of ``kinds``, else raise.
+
+    Args:
+        value: The argument.
+        kinds: The types it may have.
+        name: The argument's name, for the message.
+        what: What it must be, in words (``"a JobState or a job id"``).
+
+    Raises:
+        ArgumentTypeError: Naming the argument, what it must be and what it is.
+    """
+    if not isinstance(value, kinds):
+        raise ArgumentTypeError(
+            f"{name} must be {what}, got {type(value).__name__} {reprlib.repr(value)}"
+        )
+    return value

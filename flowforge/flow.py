@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Final, Self, final
 
 from flowforge._diagram import to_dot, to_mermaid
 from flowforge._flow_data import flow_to_data, read_flow_data
-from flowforge._names import check_id, check_name, check_positive, free_id
+from flowforge._names import (
+    check_id,
+    check_name,
+    check_positive,
+    check_type,
+    free_id,
+)
 from flowforge.connection import Connection
 from flowforge.engine.clock import SystemClock, check_clock
 from flowforge.engine.jobs import (
@@ -35,12 +41,13 @@ from flowforge.engine.run import check_strategy
 from flowforge.engine.setup import SEQUENTIAL, FlowSetup, JobRegistry, WorkerPool
 from flowforge.error_handler import ErrorHandler
 from flowforge.exceptions import (
+    ArgumentTypeError,
     DefinitionError,
     DuplicateNameError,
     SerializationError,
     UnknownPortError,
 )
-from flowforge.job_state import JobState, JobStatus
+from flowforge.job_state import MAX_HISTORY_LIMIT, JobState, JobStatus
 from flowforge.routine import Routine
 
 if TYPE_CHECKING:
@@ -52,6 +59,7 @@ __all__ = ["Flow"]
 DEFAULT_MAX_DELIVERIES: Final = 10_000_000
 DEFAULT_HISTORY_LIMIT: Final = 1000
 DEFAULT_MAX_WORKERS: Final = 8
+MAX_WORKERS: Final = 1_000_000
 
 
 @final
@@ -107,7 +115,7 @@ class Flow:
         self._plans = PlanCache(self._routines, self._connections)
         self._jobs = JobRegistry()
         self._setup: FlowSetup | None = None
-        self._workers = WorkerPool(executor, check_positive(max_workers, "max_workers"))
+        self._workers = WorkerPool(executor, DEFAULT_MAX_WORKERS)
         self.error_handler = error_handler
         self.max_deliveries = max_deliveries
         self.history_limit = history_limit
@@ -123,7 +131,9 @@ class Flow:
     @error_handler.setter
     def error_handler(self, handler: ErrorHandler | None) -> None:
         if handler is not None and not isinstance(handler, ErrorHandler):
-            raise TypeError(f"expected an ErrorHandler or None, got {handler!r}")
+            raise ArgumentTypeError(
+                f"error_handler: expected an ErrorHandler or None, got {handler!r}"
+            )
         self._error_handler, self._setup = handler, None
 
     @property
@@ -143,7 +153,7 @@ class Flow:
 
     @history_limit.setter
     def history_limit(self, value: int) -> None:
-        self._history_limit = check_positive(value, "history_limit")
+        self._history_limit = check_positive(value, "history_limit", MAX_HISTORY_LIMIT)
         self._setup = None
 
     @property
@@ -171,7 +181,7 @@ class Flow:
 
     @max_workers.setter
     def max_workers(self, value: int) -> None:
-        self._max_workers = check_positive(value, "max_workers")
+        self._max_workers = check_positive(value, "max_workers", MAX_WORKERS)
         self._workers.resize(self._max_workers)
         self._setup = None
 
@@ -197,7 +207,7 @@ class Flow:
                 ``__init__`` did not call ``super().__init__()``.
         """
         if not isinstance(routine, Routine):
-            raise TypeError(f"add_routine expects a Routine, got {routine!r}")
+            raise ArgumentTypeError(f"add_routine expects a Routine, got {routine!r}")
         if not hasattr(routine, "_slots"):
             raise DefinitionError(
                 f"{type(routine).__qualname__}.__init__ must call super().__init__()"
@@ -212,11 +222,12 @@ class Flow:
             routine_id = free_id(
                 type(routine).__name__, self._routines, self._id_counters
             )
-        elif routine_id in self._routines:
+        elif check_name(routine_id, "routine id") in self._routines:
             raise DuplicateNameError(
                 f"flow already has a routine with id {routine_id!r}"
             )
-        self._routines[check_name(routine_id, "routine id")] = routine
+        self._routines[routine_id] = routine
+        routine._watch_ports(self._plans.invalidate)
         self._ids_by_object[id(routine)] = routine_id
         self._plans.invalidate()
         return routine_id
@@ -228,7 +239,7 @@ class Flow:
             UnknownPortError: If the flow has no such routine.
         """
         try:
-            return self._routines[routine_id]
+            return self._routines[check_type(routine_id, str, "routine_id", "a str")]
         except KeyError:
             raise UnknownPortError(
                 f"flow {self.flow_id!r} has no routine {routine_id!r}; "

@@ -44,6 +44,8 @@ from flowforge.types import Payload
 __all__ = ["JobState", "JobStatus", "new_job_state"]
 
 DEFAULT_HISTORY_LIMIT: Final = 1000
+MAX_HISTORY_LIMIT: Final = 100_000_000
+"""The largest history a job may keep: more is a mistake, not a setting."""
 FILE_KIND: Final = "flowforge.job_state"
 
 
@@ -358,6 +360,12 @@ def _job_from_dict(data: object) -> JobState:
 
 
 def _build_job(data: Mapping[str, object], where: str) -> JobState:
+    history_limit = read(data, "history_limit", int, where)
+    if not 1 <= history_limit <= MAX_HISTORY_LIMIT:  # before a deque of that size
+        raise SerializationError(
+            f"{where}: field 'history_limit' must be from 1 to "
+            f"{MAX_HISTORY_LIMIT:,}, got {history_limit}"
+        )
     job = JobState(
         job_id=read(data, "job_id", str, where),
         flow_id=read(data, "flow_id", str, where),
@@ -372,7 +380,7 @@ def _build_job(data: Mapping[str, object], where: str) -> JobState:
         finished_at=_optional_time(data, "finished_at", where),
         delivery_count=read(data, "delivery_count", int, where),
         next_seq=read(data, "next_seq", int, where),
-        history_limit=read(data, "history_limit", int, where),
+        history_limit=history_limit,
         history_total=read(data, "history_total", int, where),
         flow_shape=read(data, "flow_shape", dict, where),
         tracker=ExecutionTracker.deserialize(data.get("tracker")),
@@ -415,11 +423,6 @@ def _check_counts(job: JobState, where: str) -> None:
     for name, value in counts.items():
         if value < 0:
             raise SerializationError(f"{where}: field {name!r} is negative ({value})")
-    if job.history_limit < 1:
-        raise SerializationError(
-            f"{where}: field 'history_limit' must be at least 1, "
-            f"got {job.history_limit}"
-        )
 
 
 def _slot_key(routine_id: object, slot: object, where: str) -> tuple[str, str]:

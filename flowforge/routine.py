@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from flowforge._codec import decode, encode
@@ -67,6 +68,7 @@ class Routine:
         self._error_handler: ErrorHandler | None = None
         self._lock = threading.Lock()
         self._handler_lock = threading.Lock()
+        self._port_watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
 
     # Any: a source routine declares whatever parameters its entry params need,
     # and only an ``*args: Any, **params: Any`` base accepts every override.
@@ -97,6 +99,9 @@ class Routine:
     ) -> Slot:
         """Declare an input slot; see :class:`~flowforge.Slot` for the options.
 
+        A flow that holds the routine already sees the new slot in its next
+        job (a job that runs does not).
+
         Raises:
             DuplicateNameError: If the routine already has a slot ``name``.
             DefinitionError: If ``__init__`` did not call ``super().__init__()``
@@ -106,12 +111,16 @@ class Routine:
         if name in self.slots:
             raise DuplicateNameError(f"{self!r} already has a slot named {name!r}")
         self._slots[name] = slot
+        self._ports_changed()
         return slot
 
     def define_event(
         self, name: str, output_params: Iterable[str] | None = None
     ) -> Event:
         """Declare an output event, optionally fixing the keys it may carry.
+
+        A flow that holds the routine already sees the new event in its next
+        job; in a job that runs, its emissions go nowhere.
 
         Raises:
             DuplicateNameError: If the routine already has an event ``name``.
@@ -122,7 +131,21 @@ class Routine:
         if name in self.events:
             raise DuplicateNameError(f"{self!r} already has an event named {name!r}")
         self._events[name] = event
+        self._ports_changed()
         return event
+
+    def _watch_ports(self, changed: Callable[[], None]) -> None:
+        """Call ``changed`` (a bound method, held weakly) when a port is defined.
+
+        A flow that holds the routine uses it to rebuild its plan.
+        """
+        self._port_watchers.append(weakref.WeakMethod(changed))
+
+    def _ports_changed(self) -> None:
+        for watcher in vars(self).get("_port_watchers", ()):
+            changed = watcher()
+            if changed is not None:
+                changed()
 
     def get_slot(self, name: str) -> Slot:
         """Return the slot ``name``.

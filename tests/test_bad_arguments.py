@@ -2,7 +2,7 @@
 
 Each one raises a FlowForgeError (a wrong type: an ArgumentTypeError, which is
 also a TypeError) whose message names the argument. ``Flow`` and the engine
-(``execute``, ``pause``, ``resume``, ``recover``...) are not covered here.
+(``execute``, ``pause``, ``resume``, ``recover``...) have their own table.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from flowforge import (
     Connection,
     ErrorHandler,
     Event,
+    Flow,
     FlowForgeError,
     JobState,
     Routine,
@@ -280,6 +281,102 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
     ids=[name for name, _, _ in MODEL_CASES],
 )
 def test_bad_argument_to_the_model_raises_a_flowforge_error_naming_it(
+    call: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(FlowForgeError, match=re.escape(message)) as caught:
+        call()
+
+    assert not isinstance(caught.value, TypeError) or isinstance(
+        caught.value, ArgumentTypeError
+    )
+
+
+# -- flows and the jobs they run ---------------------------------------------------
+
+
+def wired() -> Flow:
+    flow = Flow("bad")
+    flow.add_routine(Plain(), "plain")
+    return flow
+
+
+FLOW_CASES: list[tuple[str, Callable[[], object], str]] = [
+    ("pause-int", lambda: wired().pause(wrong(123)), "job_state must be"),
+    ("cancel-int", lambda: wired().cancel(wrong(123)), "job_state must be"),
+    ("resume-none", lambda: wired().resume(wrong(None)), "job_state must be"),
+    ("recover-none", lambda: wired().recover(wrong(None)), "store must be a Store"),
+    (
+        "execute-store-str",
+        lambda: wired().execute("plain", {"value": 1}, store=wrong("jobs.db")),
+        "store must be a Store",
+    ),
+    (
+        "resume-store-str",
+        lambda: wired().resume("job", store=wrong("jobs.db")),
+        "store must be a Store",
+    ),
+    (
+        "execute-params-int",
+        lambda: wired().execute("plain", wrong(5)),
+        "entry_params must be a mapping",
+    ),
+    (
+        "connect-id-list",
+        lambda: wired().connect(wrong(["plain"]), "output", "plain", "input"),
+        "routine_id must be a str",
+    ),
+    ("get_routine-dict", lambda: wired().get_routine(wrong({})), "routine_id must"),
+    ("add_routine-int", lambda: wired().add_routine(wrong(5)), "expects a Routine"),
+    (
+        "add_routine-id-list",
+        lambda: wired().add_routine(Plain(), wrong(["x"])),
+        "routine id name must be a str",
+    ),
+    (
+        "set_error_handler-str",
+        lambda: wired().set_error_handler(wrong("stop")),
+        "error_handler: expected an ErrorHandler",
+    ),
+    ("clock-int", lambda: Flow(clock=wrong(5)), "clock must have monotonic()"),
+    (
+        "history_limit-huge",
+        lambda: Flow(history_limit=10**30),
+        "history_limit must be a positive int of at most",
+    ),
+    (
+        "max_workers-huge",
+        lambda: Flow(max_workers=10**9),
+        "max_workers must be a positive int of at most",
+    ),
+    (
+        "strategy-unknown",
+        lambda: Flow(execution_strategy="fast"),
+        "unknown execution strategy 'fast'",
+    ),
+    (
+        "deserialize-routine-int",
+        lambda: Flow.deserialize({**wired().serialize(), "routines": [5]}),
+        "flow routines[0] must be a dict",
+    ),
+    (
+        "job_state-history_limit-huge",
+        lambda: JobState.deserialize(
+            {
+                **wired().execute("plain", {"value": 1}).serialize(),
+                "history_limit": 10**30,
+            }
+        ),
+        "field 'history_limit' must be from 1 to",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [(call, message) for _, call, message in FLOW_CASES],
+    ids=[name for name, _, _ in FLOW_CASES],
+)
+def test_bad_argument_to_a_flow_raises_a_flowforge_error_naming_it(
     call: Callable[[], object], message: str
 ) -> None:
     with pytest.raises(FlowForgeError, match=re.escape(message)) as caught:

@@ -408,3 +408,50 @@ def test_a_changed_setting_reaches_the_next_job() -> None:
 
     assert job.status is JobStatus.FAILED
     assert job.delivery_count == 5
+
+
+class Late(Routine):
+    """Emits on an event that a test defines after the routine joined a flow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.handle)
+        self.define_event("output")
+        self.define_later = False
+
+    def handle(self, n: int) -> None:
+        if self.define_later:
+            self.define_event("late")
+        if "late" in self.events:
+            self.emit("late", n=n)
+        self.emit("output", n=n)
+
+
+def test_an_event_defined_after_the_plan_was_built_reaches_the_next_job() -> None:
+    flow = Flow()
+    late = Late()
+    flow.add_routine(late, "late")
+    flow.add_routine(Recorder(), "sink")
+    flow.execute("late", {"n": 0})  # builds the plan
+    late.define_event("late")
+    flow.connect("late", "late", "sink", "input")
+
+    job = flow.execute("late", {"n": 1})
+
+    assert job.status is JobStatus.COMPLETED
+    assert flow.routines["sink"].received == [{"n": 1}]  # type: ignore[attr-defined]
+
+
+def test_an_event_defined_while_a_job_runs_goes_nowhere_in_that_job() -> None:
+    flow = Flow()
+    late = Late()
+    flow.add_routine(late, "late")
+    flow.add_routine(Recorder(), "sink")
+    flow.connect("late", "output", "sink", "input")
+    late.define_later = True
+
+    job = flow.execute("late", {"n": 1})
+
+    assert job.status is JobStatus.COMPLETED
+    assert flow.routines["sink"].received == [{"n": 1}]  # type: ignore[attr-defined]
+    assert job.get_routine_state("late").status.value == "completed"

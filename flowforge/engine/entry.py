@@ -7,11 +7,12 @@ as keyword arguments; any other routine receives them on the slot that
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from flowforge.engine.plan import is_source
-from flowforge.exceptions import DefinitionError, UnknownPortError
+from flowforge.exceptions import ArgumentTypeError, DefinitionError, UnknownPortError
 
 if TYPE_CHECKING:
     from flowforge.engine.plan import Plan
@@ -50,7 +51,9 @@ def check_entry_params(params: Mapping[str, object] | None) -> Payload:
         except TypeError:
             pass  # a key is no str: the same error as for any mapping, below
     if not isinstance(params, Mapping) or not all(isinstance(k, str) for k in params):
-        raise TypeError(f"entry_params must be a mapping with str keys, got {params!r}")
+        raise ArgumentTypeError(
+            f"entry_params must be a mapping with str keys, got {reprlib.repr(params)}"
+        )
     return dict(params)
 
 

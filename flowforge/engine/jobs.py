@@ -8,6 +8,7 @@ behind by a dead process can be recovered.
 
 from __future__ import annotations
 
+import reprlib
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -16,10 +17,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, final
 
 from flowforge._context import CURRENT
+from flowforge._names import check_type
 from flowforge.engine.fingerprint import describe_changes
+from flowforge.engine.fit import describe, misfits
 from flowforge.engine.journal import DEFAULT_LEASE_SECONDS, Journal, is_dead_owner
 from flowforge.engine.stats import restore_stats
 from flowforge.exceptions import (
+    ArgumentTypeError,
     ExecutionError,
     FlowForgeWarning,
     InvalidFlowError,
@@ -30,17 +34,19 @@ from flowforge.exceptions import (
 )
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import Delivery, RoutineState, RoutineStatus
+from flowforge.store.base import Store
 from flowforge.engine.run import new_runtime, run_job, run_job_async
 from flowforge.engine.runtime import drop_pending, stopped_by_limit
 
 if TYPE_CHECKING:
     from flowforge.engine.runtime import Runtime
     from flowforge.engine.setup import FlowSetup
-    from flowforge.store.base import JobRecord, Store
+    from flowforge.store.base import JobRecord
 
 __all__ = [
     "Start",
     "cancel_paused",
+    "check_store",
     "control_target",
     "recover_jobs",
     "request_cancel",
@@ -109,10 +115,7 @@ def _start(
     start: Start,
 ) -> JobState | tuple[Runtime, JobState]:
     """Create a job; return it with its runtime, or the stored job if it exists."""
-    store = start.store
-    journal = (
-        None if store is None else Journal(store, lease_seconds=start.lease_seconds)
-    )
+    journal = _journal(start.store, start.lease_seconds)
     runtime = new_runtime(
         setup, journal=journal, strategy=start.strategy, on_loop=start.on_loop
     )
@@ -155,10 +158,13 @@ def _resumed(
     lease_seconds: float,
 ) -> tuple[Journal | None, JobState]:
     """Check that a job may be resumed and lease it; return its journal and it."""
-    journal = None if store is None else Journal(store, lease_seconds=lease_seconds)
+    check_type(job, (JobState, str), "job_state", "a JobState or a job id")
+    journal = _journal(store, lease_seconds)
     if isinstance(job, str):
         if journal is None:
-            raise TypeError("resume(job_id) needs store=...: where else is the job?")
+            raise ArgumentTypeError(
+                "resume(job_id) needs store=...: where else is the job?"
+            )
         return journal, _claim(journal, job, setup, force)
     given = _version(job)  # before another thread can move the job on
     _check_resumable(given[0], job.job_id, "paused or failed")
@@ -172,6 +178,7 @@ def recover_jobs(
     setup: FlowSetup, store: Store, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
 ) -> list[JobState]:
     """Resume every job of the flow left running by a dead or expired owner."""
+    check_store(store)
     resumed: list[JobState] = []
     records = store.list_jobs(flow_id=setup.flow_id, status=JobStatus.RUNNING)
     # A pending job was saved by a process that died before starting it.
@@ -213,6 +220,7 @@ def cancel_paused(setup: FlowSetup, job: JobState, store: Store | None) -> None:
     """
     finished_at = setup.clock.now()
     if store is not None:
+        check_store(store)
         given = _version(job)
         if given[0] is not JobStatus.PAUSED:  # another thread resumed it
             raise JobStateError(
@@ -260,6 +268,8 @@ def control_target(
                 status="not running",
             )
         job_state = found
+    else:
+        check_type(job_state, JobState, "job_state", "a JobState, a job id or None")
     allowed: tuple[JobStatus, ...] = ACTIVE
     if action == "cancel":
         allowed += (JobStatus.PAUSED,)
@@ -270,6 +280,27 @@ def control_target(
             status=job_state.status.value,
         )
     return job_state
+
+
+def check_store(store: object) -> Store:
+    """Return ``store`` if it implements the :class:`Store` protocol.
+
+    Raises:
+        ArgumentTypeError: If it does not (a path, say).
+    """
+    if not isinstance(store, Store):
+        raise ArgumentTypeError(
+            f"store must be a Store (such as SqliteStore(path) or MemoryStore()), "
+            f"got {type(store).__name__} {reprlib.repr(store)}"
+        )
+    return store
+
+
+def _journal(store: Store | None, lease_seconds: float) -> Journal | None:
+    """Return a journal on ``store`` (checked), or ``None`` for a job without one."""
+    if store is None:
+        return None
+    return Journal(check_store(store), lease_seconds=lease_seconds)
 
 
 def request_cancel(job: JobState, reason: str) -> None:
@@ -342,6 +373,7 @@ def _recoverable(
         return None
     with _abandoning(journal, record.job_id):
         job = store.load(record.job_id)
+        _check_flow(setup, job, force=False)  # it may have changed since
     if job.status not in ACTIVE:
         # Another process finished it since list_jobs: give the lease back.
         journal.end(job)
@@ -408,6 +440,8 @@ def _claim(journal: Journal, job_id: str, setup: FlowSetup, force: bool) -> JobS
             raise _busy(store, job_id)
     with _abandoning(journal, job_id):
         job = store.load(job_id)
+        if job.status in ACTIVE + RESUMABLE:
+            _check_flow(setup, job, force)  # it may have changed since
     if job.status not in ACTIVE + RESUMABLE:
         # A cancel or another resume ended it since get(): give the lease back.
         journal.end(job)
@@ -457,13 +491,26 @@ def _busy(store: Store, job_id: str) -> JobStateError:
 
 
 def _check_flow(setup: FlowSetup, job: JobState, force: bool) -> None:
-    shape = setup.plan().shape
-    if job.flow_shape and job.flow_shape != shape and not force:
-        changes = describe_changes(job.flow_shape, shape)
+    """Refuse a job that started on another definition, or whose data does not fit.
+
+    ``force`` runs a job on a changed definition; data that names routines,
+    slots or connections the flow lacks is refused even then (it is damaged,
+    or the definition changed too much), before the job is claimed.
+    """
+    plan = setup.plan()
+    if job.flow_shape and job.flow_shape != plan.shape and not force:
+        changes = describe_changes(job.flow_shape, plan.shape)
         raise InvalidFlowError(
             f"job {job.job_id!r} started on a different definition of flow "
             f"{setup.flow_id!r}: {'; '.join(changes)}. Resume on the original "
             "flow, or pass force=True"
+        )
+    problems = misfits(plan, job)
+    if problems:
+        raise InvalidFlowError(
+            f"job {job.job_id!r} does not fit flow {setup.flow_id!r}: "
+            f"{describe(problems)}. Its data is damaged or the flow changed too "
+            "much; it is left as it is"
         )
 
 

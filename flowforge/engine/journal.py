@@ -207,9 +207,14 @@ class Journal:
             _ACTIVE_OWNERS.discard(self.owner)
 
     def _let_lease_lapse(self, job_id: str) -> None:
-        """After a store failure, free the job (best effort) for a resume."""
+        """After a store failure, free the job (best effort) for a resume.
+
+        Only a lease this owner still holds is let go: a renewal to an expired
+        time. A job another process took over (and maybe finished) since this
+        one stalled is not this owner's to touch, so nothing is written then.
+        """
         try:
-            self.store.acquire(job_id, owner=self.owner, lease_until=0.0, now=0.0)
+            self.store.renew(job_id, owner=self.owner, lease_until=0.0)
         except StoreError:  # still failing: the lease expires on its own
             return
 

@@ -165,7 +165,14 @@ class PlanCache:
     :meth:`invalidate` while it is wired, before jobs run.
     """
 
-    __slots__ = ("_routines", "_connections", "_plan", "_lock", "entries")
+    __slots__ = (
+        "_routines",
+        "_connections",
+        "_plan",
+        "_lock",
+        "entries",
+        "__weakref__",
+    )
 
     def __init__(
         self, routines: Mapping[str, Routine], connections: Sequence[Connection]

@@ -45,7 +45,9 @@ def route_emissions(
     seq = job.next_seq
     created: list[Delivery] = []
     for event, data in emissions:
-        route = routes[event]
+        route = routes.get(event)
+        if route is None:  # defined after this job's plan was made: no edges
+            continue
         if not counted:
             counts[route.index] += 1
         for edge in route.edges:

@@ -14,7 +14,7 @@ import os
 import random
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Final, final
 
@@ -485,10 +485,27 @@ def _error_record(
         seq=delivery.seq,
         attempt=delivery.attempt,
         error_type=type(error).__qualname__,
-        message=str(error),
-        traceback="".join(traceback.format_exception(error)),
+        message=_text(str, error),
+        traceback=_text(lambda e: "".join(traceback.format_exception(e)), error),
         at=clock.now(),
     )
+
+
+def _text(render: Callable[[BaseException], str], error: BaseException) -> str:
+    """Return ``render(error)``, or a note saying it failed: user code is not trusted.
+
+    An exception's ``__str__`` (or what formatting its traceback calls) may
+    raise or return something else than a str; the failed delivery must be
+    recorded and kept all the same.
+    """
+    try:
+        text = render(error)
+    except Exception as failure:  # noqa: BLE001  user code on the failure path
+        name = type(error).__qualname__
+        return f"<{name}: rendering it raised {type(failure).__qualname__}>"
+    if not isinstance(text, str):
+        return f"<{type(error).__qualname__}: rendering it gave no str>"
+    return str.__str__(text)  # a plain str, whatever a subclass overrides
 
 
 def drop_pending(job: JobState, now: float) -> None:

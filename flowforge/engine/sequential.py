@@ -140,7 +140,10 @@ def finisher(job: JobState, plan: Plan) -> Finished:
                 route_emissions(job, plan, rid, emissions)
             return
         event, data = emissions[0]
-        route = routes[rid][event]
+        try:
+            route = routes[rid][event]
+        except KeyError:  # defined after this job's plan was made: no edges
+            return
         counts[route.index] += 1
         edge = route.single
         if edge is None:

@@ -1,0 +1,78 @@
+"""Whether a job's data fits a flow's plan, checked before the job is touched.
+
+A job read from a store or a file names routines, slots and connections by
+name and index. Data that parses can still name a routine the flow lacks or a
+connection past its end; running it would fail half-way, after the job was
+claimed and changed. :func:`misfits` lists every such problem up front, so
+that the job is refused (and left as it is) instead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from flowforge.engine.plan import is_source
+
+if TYPE_CHECKING:
+    from flowforge.engine.plan import Plan
+    from flowforge.job_state import JobState
+    from flowforge.record import Delivery
+
+__all__ = ["MAX_ATTEMPT", "describe", "misfits"]
+
+MAX_ATTEMPT: Final = 1_000_000
+"""The highest retry attempt a stored delivery may have; more is damage."""
+SHOWN: Final = 5
+"""How many problems a message lists before it only counts the rest."""
+
+
+def misfits(plan: Plan, job: JobState) -> list[str]:
+    """Return one sentence per part of ``job`` that does not fit ``plan``."""
+    problems = [
+        f"pending delivery {d.seq}: {problem}"
+        for d in job.pending
+        if (problem := _delivery_misfit(plan, d)) is not None
+    ]
+    problems += [
+        f"routine state of unknown routine {rid!r}"
+        for rid in job.routine_states
+        if rid not in plan.routines
+    ]
+    problems += [
+        f"slot buffer of unknown slot {rid!r}.{slot!r}"
+        for rid, slot in job.slot_buffers
+        if (rid, slot) not in plan.targets
+    ]
+    for (rid, slot), seen in job.join_arrivals.items():
+        target = plan.targets.get((rid, slot))
+        if target is None or not seen <= target.join_sources:
+            problems.append(f"join arrivals of {rid!r}.{slot!r} fit no join there")
+    return problems
+
+
+def describe(problems: list[str]) -> str:
+    """Return the problems as one sentence, the first few in full."""
+    shown = "; ".join(problems[:SHOWN])
+    more = len(problems) - SHOWN
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _delivery_misfit(plan: Plan, delivery: Delivery) -> str | None:
+    routine = plan.routines.get(delivery.routine_id)
+    if routine is None:
+        return f"unknown routine {delivery.routine_id!r}"
+    if not 0 <= delivery.attempt <= MAX_ATTEMPT:
+        return f"attempt {delivery.attempt} is out of range (0 to {MAX_ATTEMPT:,})"
+    if delivery.slot is None:
+        return None if is_source(routine) else "a call of a routine that is no source"
+    if delivery.slot not in routine.slots:
+        return f"unknown slot {delivery.routine_id!r}.{delivery.slot!r}"
+    index = delivery.connection
+    if index == -1:
+        return None
+    if not 0 <= index < len(plan.edges):
+        return f"connection {index} does not exist ({len(plan.edges)} connections)"
+    edge = plan.edges[index]
+    if (edge.target_id, edge.slot_name) != (delivery.routine_id, delivery.slot):
+        return f"connection {index} leads to {edge.target_id!r}.{edge.slot_name!r}"
+    return None
