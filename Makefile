@@ -48,9 +48,9 @@ typecheck: dev-install
 docs: dev-install
 	$(PY) -m sphinx -W -n --keep-going -b html docs docs/_build/html
 
-# The seven workloads of the benchmark suite (core library only); the
-# integrations have their own targets, which install their extras.
-BENCH := dispatch shapes memory durable concurrency
+# The core benchmark scripts (core library only); the integrations have
+# their own targets, which install their extras.
+BENCH := dispatch shapes memory durable concurrency async
 
 bench: install
 	for name in $(BENCH); do $(PY) benchmarks/bench_$$name.py || exit 1; done

@@ -25,6 +25,11 @@ ERROR_2 = "['worker: ValueError: bad 2']"
 Line = str | re.Pattern[str]
 
 EXPECTED: dict[str, list[Line]] = {
+    "async_example.py": [
+        "downloads: completed, 8 pages, 208 bytes",
+        # Eight 0.1 s waits overlap: well under their 0.8 s sum even when busy.
+        re.compile(r"8 waits of 0\.1 s overlapped: the job took 0\.[1-3]\d s"),
+    ],
     "basic_example.py": ["completed", "{'processed_count': 3}"],
     "data_processing.py": [
         "status: completed",
