@@ -62,7 +62,12 @@ def build_flow(
     check.controller = flow
     if retries:
         check.set_error_handler(
-            ErrorHandler(ErrorStrategy.RETRY, max_retries=retries, retry_delay=0)
+            ErrorHandler(
+                ErrorStrategy.RETRY,
+                max_retries=retries,
+                retry_delay=0,
+                is_critical=True,
+            )
         )
     flow.add_routine(check, "check")
     flow.add_routine(Total(), "total")
