@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +53,18 @@ def fill(store: SqliteStore) -> None:
     entry = {"values": [10, 20, 30, 40, "<b>bad</b>"], "bad": ["<b>bad</b>"]}
     flow.execute("numbers", entry, job_id="nightly-import", store=store)
     _cli_flows.run_job(store, XSS_ID, [XSS_VALUE], bad=[XSS_VALUE])
+    spread_over_days(store)
+
+
+def spread_over_days(store: SqliteStore) -> None:
+    """Date the imports a day apart, over the last 24 days, for the chart."""
+    now = time.time()
+    with sqlite3.connect(store.path) as db:
+        for n in range(24):
+            db.execute(
+                "UPDATE jobs SET updated_at = ? WHERE job_id = ?",
+                (now - (24 - n) * 86400 + n * 997, f"import-2026-12-{n + 1:02d}"),
+            )
 
 
 @pytest.fixture(scope="module")
