@@ -11,7 +11,6 @@ from flowforge.exceptions import ExecutionError
 if TYPE_CHECKING:
     from flowforge.job_state import JobState
     from flowforge.record import Delivery
-    from flowforge.routine import Routine
     from flowforge.types import Payload
 
 __all__ = ["DeliveryContext", "current_delivery"]
@@ -33,7 +32,9 @@ class DeliveryContext:
     """
 
     job: JobState
-    routine: Routine | None = None
+    # The routine whose handler runs; ``object`` because routines sit above
+    # this module (emit() only compares it with ``self``).
+    routine: object = None
     delivery: Delivery | None = None
     emissions: list[tuple[str, Payload]] = field(default_factory=list)
 

@@ -11,11 +11,11 @@ same flow always gives the same text.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from flowforge.connection import Connection
-    from flowforge.flow import Flow
     from flowforge.routine import Routine
     from flowforge.slot import Slot
 
@@ -39,8 +39,10 @@ _MERMAID_ESCAPES: Final = str.maketrans(
 _DOT_ESCAPES: Final = str.maketrans({'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": ""})
 
 
-def to_mermaid(flow: Flow) -> str:
-    """Return a Mermaid flowchart of ``flow``'s routines and connections.
+def to_mermaid(
+    flow_id: str, routines: Mapping[str, Routine], connections: Sequence[Connection]
+) -> str:
+    """Return a Mermaid flowchart of a flow's routines and connections.
 
     Nodes are named ``r0``, ``r1``, ... in the order routines were added, so
     no routine id can clash with Mermaid's syntax (``end``, ``graph``, Unicode
@@ -48,7 +50,9 @@ def to_mermaid(flow: Flow) -> str:
     becomes the diagram's title. Edges into join slots are thick (``==>``).
 
     Args:
-        flow: The flow to draw; it is only read.
+        flow_id: The flow's id, the diagram's title.
+        routines: The flow's routines by id; they are only read.
+        connections: The flow's connections.
 
     Returns:
         The diagram's source text, ending with a newline.
@@ -59,23 +63,23 @@ def to_mermaid(flow: Flow) -> str:
         >>> flow = Flow("demo")
         >>> flow.add_routine(Recorder(), "end")
         'end'
-        >>> print(to_mermaid(flow), end="")
+        >>> print(to_mermaid("demo", flow.routines, flow.connections), end="")
         ---
         title: "demo"
         ---
         flowchart LR
             r0["end: Recorder<br/>slots: input<br/>events: output"]
     """
-    names = {routine_id: f"r{i}" for i, routine_id in enumerate(flow.routines)}
-    lines = ["---", f"title: {json.dumps(flow.flow_id, ensure_ascii=False)}", "---"]
+    names = {routine_id: f"r{i}" for i, routine_id in enumerate(routines)}
+    lines = ["---", f"title: {json.dumps(flow_id, ensure_ascii=False)}", "---"]
     lines.append("flowchart LR")
-    for routine_id, routine in flow.routines.items():
+    for routine_id, routine in routines.items():
         label = "<br/>".join(
             _mermaid_text(line) for line in _node_lines(routine_id, routine)
         )
         lines.append(f'    {names[routine_id]}["{label}"]')
-    for connection in flow.connections:
-        slot = flow.routines[connection.target_id].slots[connection.slot]
+    for connection in connections:
+        slot = routines[connection.target_id].slots[connection.slot]
         arrow = "==>" if slot.is_join else "-->"
         label = _mermaid_text(_edge_label(connection, slot))
         source, target = names[connection.source_id], names[connection.target_id]
@@ -83,8 +87,10 @@ def to_mermaid(flow: Flow) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_dot(flow: Flow) -> str:
-    r"""Return a Graphviz DOT digraph of ``flow``'s routines and connections.
+def to_dot(
+    flow_id: str, routines: Mapping[str, Routine], connections: Sequence[Connection]
+) -> str:
+    r"""Return a Graphviz DOT digraph of a flow's routines and connections.
 
     Every id and label is a quoted, escaped DOT string, so routine ids that
     are DOT keywords (``node``, ``edge``, ``graph``) or Unicode stay valid.
@@ -92,7 +98,9 @@ def to_dot(flow: Flow) -> str:
     bold.
 
     Args:
-        flow: The flow to draw; it is only read.
+        flow_id: The flow's id, the graph's name and title.
+        routines: The flow's routines by id; they are only read.
+        connections: The flow's connections.
 
     Returns:
         The diagram's source text, ending with a newline; render it with,
@@ -104,7 +112,7 @@ def to_dot(flow: Flow) -> str:
         >>> flow = Flow("demo")
         >>> flow.add_routine(Recorder(), "node")
         'node'
-        >>> print(to_dot(flow), end="")
+        >>> print(to_dot("demo", flow.routines, flow.connections), end="")
         digraph "demo" {
             label="demo";
             labelloc="t";
@@ -113,14 +121,14 @@ def to_dot(flow: Flow) -> str:
             "node" [label="node: Recorder\nslots: input\nevents: output"];
         }
     """
-    title = _dot_text(flow.flow_id)
+    title = _dot_text(flow_id)
     lines = [f'digraph "{title}" {{', f'    label="{title}";']
     lines += ['    labelloc="t";', '    rankdir="LR";', '    node [shape="box"];']
-    for routine_id, routine in flow.routines.items():
+    for routine_id, routine in routines.items():
         label = "\\n".join(_dot_text(line) for line in _node_lines(routine_id, routine))
         lines.append(f'    "{_dot_text(routine_id)}" [label="{label}"];')
-    for connection in flow.connections:
-        slot = flow.routines[connection.target_id].slots[connection.slot]
+    for connection in connections:
+        slot = routines[connection.target_id].slots[connection.slot]
         style = ', style="bold"' if slot.is_join else ""
         source = _dot_text(connection.source_id)
         target = _dot_text(connection.target_id)

@@ -26,8 +26,8 @@ except ImportError as error:  # pragma: no cover - tested in a subprocess
         'pip install "flowforge[dask]"'
     ) from error
 
-from flowforge._jobs import resume_job, start_job
-from flowforge._journal import DEFAULT_LEASE_SECONDS
+from flowforge.engine.jobs import resume_job, start_job
+from flowforge.engine.journal import DEFAULT_LEASE_SECONDS
 from flowforge.exceptions import (
     DefinitionError,
     JobNotFoundError,
@@ -390,6 +390,8 @@ def _rebuild(request: _Request) -> Flow:
 def _run_durable(flow: Flow, request: _Request, job: _Job, store: Store) -> JobState:
     """Start the job, resume it after a dead owner, or wait for a live owner."""
     lease = request.lease_seconds
+    # The engine, not Flow.execute, because the job's lease is the runner's.
+    setup = flow._engine_setup()
     while True:
         try:
             status: JobStatus | None = store.get(job.job_id).status
@@ -398,7 +400,7 @@ def _run_durable(flow: Flow, request: _Request, job: _Job, store: Store) -> JobS
         try:
             if status is None:
                 return start_job(
-                    flow,
+                    setup,
                     request.entry_routine_id,
                     job.entry_params,
                     entry_slot=request.entry_slot,
@@ -408,7 +410,7 @@ def _run_durable(flow: Flow, request: _Request, job: _Job, store: Store) -> JobS
                 )
             if status in OWNED:
                 return resume_job(
-                    flow, job.job_id, store=store, force=False, lease_seconds=lease
+                    setup, job.job_id, store=store, force=False, lease_seconds=lease
                 )
             return store.load(job.job_id)
         except JobStateError as error:

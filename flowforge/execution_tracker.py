@@ -104,14 +104,18 @@ class _Figures:
 class ExecutionTracker:
     """Counts and times what one job runs.
 
-    The scheduler reports each handler run with :meth:`record_run` (or, for
-    a completed run, by appending its time to the list in
-    :meth:`times_by_routine`), each emission by counting it in the list
-    :meth:`counts_by_position` returns (:meth:`record_emission` counts one
-    by key), and the job's wall time with :meth:`add_wall_time`; users read
-    the figures. Appending a time is all a run costs: totals are added up
-    (folded) when read, or once a routine has ``FOLD_AT`` unfolded times.
-    Event counts are listed sorted by routine id, then event name.
+    Each job's :class:`~flowforge.JobState` holds one (``job.tracker``). The
+    engine records every handler run, every emission and the job's wall time
+    through the tracker's private methods; you read the figures with the
+    public ones. Event counts are listed sorted by routine id, then event
+    name.
+
+    Internally, the engine reports a handler run with ``_record_run`` (or,
+    for a completed run, by appending its time to the list
+    ``_times_by_routine`` returns), and an emission by counting it in the
+    list ``_counts_by_position`` returns. Appending a time is all a run
+    costs: totals are added up (folded) when read, or once a routine has
+    ``FOLD_AT`` unfolded times.
 
     Thread safety: written by the job's scheduler only; read it once the job
     has ended or paused.
@@ -142,7 +146,7 @@ class ExecutionTracker:
         self._positions: dict[str, list[int]] | None = None
         self.wall_time = 0.0
 
-    def record_run(self, routine_id: str, outcome: str, seconds: float) -> None:
+    def _record_run(self, routine_id: str, outcome: str, seconds: float) -> None:
         """Count one handler run of ``routine_id`` and its ``outcome``.
 
         Args:
@@ -160,9 +164,9 @@ class ExecutionTracker:
         else:
             times.append(seconds)
             if len(times) >= FOLD_AT:
-                self.fold(routine_id)
+                self._fold(routine_id)
 
-    def reopen_failure(self, routine_id: str, *, undo: bool = False) -> int:
+    def _reopen_failure(self, routine_id: str, *, undo: bool = False) -> int:
         """Count one failure of ``routine_id`` as a retried run instead.
 
         A failure that stopped the job leaves its delivery pending, and
@@ -183,17 +187,17 @@ class ExecutionTracker:
             figures.retries += 1
         return figures.failures
 
-    def times_by_routine(self) -> dict[str, list[float]]:
+    def _times_by_routine(self) -> dict[str, list[float]]:
         """Return the live map of routine id to its handler times, for the scheduler.
 
         Adding a routine's list (``[seconds]``) or appending ``seconds`` to
         it counts one completed run, like ``record_run(routine_id,
-        "completed", seconds)``; whoever appends calls :meth:`fold` once the
+        "completed", seconds)``; whoever appends calls ``_fold`` once the
         list holds ``FOLD_AT`` times.
         """
         return self._times
 
-    def fold(self, routine_id: str) -> None:
+    def _fold(self, routine_id: str) -> None:
         """Add the handler times of ``routine_id`` not yet counted to its totals."""
         self._figures(routine_id).fold(self._times.setdefault(routine_id, []))
 
@@ -204,14 +208,14 @@ class ExecutionTracker:
         return figures
 
     def _summary(self, routine_id: str) -> _Figures:
-        self.fold(routine_id)
+        self._fold(routine_id)
         return self._totals[routine_id]
 
-    def know_routes(self, routes: Mapping[EventKey, Targets]) -> None:
+    def _know_routes(self, routes: Mapping[EventKey, Targets]) -> None:
         """Start a run: say where each event goes and how it is counted.
 
         ``routes`` maps each ``(routine_id, event)`` of the running flow to
-        where it goes; :meth:`counts_by_position` then holds a 0 for each of
+        where it goes; ``_counts_by_position`` then holds a 0 for each of
         its keys, in its order. The last run's counts are kept.
         """
         if self._live:  # a new tracker (most jobs) has nothing to move
@@ -219,11 +223,11 @@ class ExecutionTracker:
         self._routes, self._live_keys, self._positions = routes, None, None
         self._live = [0] * len(routes)
 
-    def counts_by_position(self) -> list[int]:
+    def _counts_by_position(self) -> list[int]:
         """Return the list the scheduler counts this run's emissions in.
 
         Adding 1 at position ``i`` counts one emission of the ``i``-th key
-        :meth:`know_routes` was given (a list index is cheaper than a dict key
+        ``_know_routes`` was given (a list index is cheaper than a dict key
         of two strings). The list stays the same object for the whole run.
         """
         return self._live
@@ -265,7 +269,7 @@ class ExecutionTracker:
             )
         )
 
-    def record_emission(self, key: EventKey, targets: Targets) -> None:
+    def _record_emission(self, key: EventKey, targets: Targets) -> None:
         """Count one emission of event ``key`` (``(routine_id, event)``)."""
         events = self._events.setdefault(key[0], {})
         events[key[1]] = events.get(key[1], 0) + 1
@@ -277,7 +281,7 @@ class ExecutionTracker:
             targets = self._routes.get(key, ())
         return targets
 
-    def add_wall_time(self, seconds: float) -> None:
+    def _add_wall_time(self, seconds: float) -> None:
         """Add the wall time of one run of the job (a resumed job runs again)."""
         self.wall_time += seconds
 
@@ -343,7 +347,7 @@ class ExecutionTracker:
         """The routines whose handlers ran, in first-run order."""
         return list(self._times)
 
-    def routine_figures(self, routine_id: str) -> dict[str, object]:
+    def _routine_figures(self, routine_id: str) -> dict[str, object]:
         """Return one routine's counts and times and its events' counts, as data.
 
         Leaves out the time samples, so that a store can save these figures
@@ -365,8 +369,8 @@ class ExecutionTracker:
         ]
         return {"figures": row, "events": events}
 
-    def restore_routine_figures(self, routine_id: str, data: object) -> None:
-        """Take back counts saved by :meth:`routine_figures`; keep the samples.
+    def _restore_routine_figures(self, routine_id: str, data: object) -> None:
+        """Take back counts saved by ``_routine_figures``; keep the samples.
 
         Raises:
             SerializationError: If the data is malformed.

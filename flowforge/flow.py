@@ -1,47 +1,46 @@
 """Flow: routines and the connections between them; the entry point to run jobs.
 
-A flow is a reusable definition. It validates every name as it is wired and
-hands jobs to :class:`~flowforge.runtime.Runtime`, which alone calls user code.
+A flow is a reusable definition. It validates every name as it is wired,
+compiles the wiring into a plan, and hands each job to the engine
+(:mod:`flowforge.engine`) with a setup: the plan, the flow's settings and its
+registry of running jobs. The engine alone calls user code.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 import uuid
-import weakref
-from concurrent.futures import Executor, ThreadPoolExecutor
 from collections.abc import Mapping
+from concurrent.futures import Executor
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Self, final
 
 from flowforge._diagram import to_dot, to_mermaid
-from flowforge._jobs import (
+from flowforge._flow_data import flow_to_data, read_flow_data
+from flowforge._names import check_id, check_name
+from flowforge.connection import Connection
+from flowforge.engine.clock import SystemClock
+from flowforge.engine.jobs import (
     cancel_paused,
     control_target,
     recover_jobs,
     resume_job,
     start_job,
 )
-from flowforge._names import check_id, check_name
-from flowforge.connection import Connection
+from flowforge.engine.plan import PlanCache
+from flowforge.engine.run import check_strategy
+from flowforge.engine.setup import SEQUENTIAL, FlowSetup, JobRegistry, WorkerPool
 from flowforge.error_handler import ErrorHandler
 from flowforge.exceptions import (
     DefinitionError,
     DuplicateNameError,
     SerializationError,
     UnknownPortError,
-    UnknownRoutineTypeError,
 )
 from flowforge.job_state import JobState, JobStatus
 from flowforge.routine import Routine
-from flowforge._plan import EntryPlans, Plan, compile_plan
-from flowforge.serialization import FORMAT_VERSION, check_version, read
-
-from flowforge.runtime import Runtime
 
 if TYPE_CHECKING:
-    from flowforge._journal import Journal
     from flowforge.store.base import Store
     from flowforge.types import Clock
 
@@ -50,8 +49,6 @@ __all__ = ["Flow"]
 DEFAULT_MAX_DELIVERIES: Final = 10_000_000
 DEFAULT_HISTORY_LIMIT: Final = 1000
 DEFAULT_MAX_WORKERS: Final = 8
-SEQUENTIAL: Final = "sequential"
-CONCURRENT: Final = "concurrent"
 
 
 @final
@@ -99,27 +96,81 @@ class Flow:
         self.flow_id = (
             uuid.uuid4().hex if flow_id is None else check_id(flow_id, "flow_id")
         )
-        self.error_handler: ErrorHandler | None = None
-        self.set_error_handler(error_handler)
-        self.max_deliveries = _positive(max_deliveries, "max_deliveries")
-        self.history_limit = _positive(history_limit, "history_limit")
-        self.clock = clock
         self._routines: dict[str, Routine] = {}
         self._connections: list[Connection] = []
         self._ids_by_object: dict[int, str] = {}
         self._id_counters: dict[str, int] = {}
         self._edges: set[tuple[str, str, str, str]] = set()
-        self._plan: Plan | None = None
-        self._entry_plans = EntryPlans()
-        self._lock = threading.Lock()
-        self._running: dict[str, JobState] = {}
-        self._executor = executor
-        self._pool: ThreadPoolExecutor | None = None
-        self.execution_strategy = SEQUENTIAL
-        self.max_workers = DEFAULT_MAX_WORKERS
-        self.set_execution_strategy(
-            execution_strategy, max_workers=_positive(max_workers, "max_workers")
-        )
+        self._plans = PlanCache(self._routines, self._connections)
+        self._jobs = JobRegistry()
+        self._setup: FlowSetup | None = None
+        self._workers = WorkerPool(executor, _positive(max_workers, "max_workers"))
+        self.error_handler = error_handler
+        self.max_deliveries = max_deliveries
+        self.history_limit = history_limit
+        self.clock = clock
+        self.execution_strategy = execution_strategy
+        self.max_workers = max_workers
+
+    @property
+    def error_handler(self) -> ErrorHandler | None:
+        """Used for routines without their own; ``None`` means STOP."""
+        return self._error_handler
+
+    @error_handler.setter
+    def error_handler(self, handler: ErrorHandler | None) -> None:
+        if handler is not None and not isinstance(handler, ErrorHandler):
+            raise TypeError(f"expected an ErrorHandler or None, got {handler!r}")
+        self._error_handler, self._setup = handler, None
+
+    @property
+    def max_deliveries(self) -> int:
+        """How many deliveries a job may make before it fails, a positive int."""
+        return self._max_deliveries
+
+    @max_deliveries.setter
+    def max_deliveries(self, value: int) -> None:
+        self._max_deliveries = _positive(value, "max_deliveries")
+        self._setup = None
+
+    @property
+    def history_limit(self) -> int:
+        """How many handled deliveries each job's history keeps, a positive int."""
+        return self._history_limit
+
+    @history_limit.setter
+    def history_limit(self, value: int) -> None:
+        self._history_limit = _positive(value, "history_limit")
+        self._setup = None
+
+    @property
+    def clock(self) -> Clock | None:
+        """The time seam given to the flow; ``None`` means the system clock."""
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock | None) -> None:
+        self._clock, self._setup = _check_clock(clock), None
+
+    @property
+    def execution_strategy(self) -> str:
+        """How jobs run by default: ``"sequential"`` or ``"concurrent"``."""
+        return self._strategy
+
+    @execution_strategy.setter
+    def execution_strategy(self, strategy: str) -> None:
+        self._strategy, self._setup = check_strategy(strategy), None
+
+    @property
+    def max_workers(self) -> int:
+        """How many handlers of one concurrent job may run at once."""
+        return self._max_workers
+
+    @max_workers.setter
+    def max_workers(self, value: int) -> None:
+        self._max_workers = _positive(value, "max_workers")
+        self._workers.resize(self._max_workers)
+        self._setup = None
 
     @property
     def routines(self) -> Mapping[str, Routine]:
@@ -161,7 +212,7 @@ class Flow:
             )
         self._routines[_check_id(routine_id)] = routine
         self._ids_by_object[id(routine)] = routine_id
-        self._plan = None
+        self._plans.invalidate()
         return routine_id
 
     def get_routine(self, routine_id: str) -> Routine:
@@ -225,13 +276,11 @@ class Flow:
             )
         self._edges.add(edge)
         self._connections.append(connection)
-        self._plan = None
+        self._plans.invalidate()
         return connection
 
     def set_error_handler(self, handler: ErrorHandler | None) -> None:
         """Use ``handler`` for routines without their own; ``None`` means STOP."""
-        if handler is not None and not isinstance(handler, ErrorHandler):
-            raise TypeError(f"expected an ErrorHandler or None, got {handler!r}")
         self.error_handler = handler
 
     def set_execution_strategy(
@@ -248,20 +297,13 @@ class Flow:
             DefinitionError: If the strategy is unknown or ``max_workers`` is
                 not a positive int.
         """
-        self.execution_strategy = _check_strategy(strategy)
+        self.execution_strategy = strategy
         if max_workers is not None:
-            max_workers = _positive(max_workers, "max_workers")
-            with self._lock:
-                if self._pool is not None and max_workers != self.max_workers:
-                    self._pool = None
             self.max_workers = max_workers
 
     def close(self) -> None:
         """Release the flow's own thread pool; later concurrent jobs make a new one."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._workers.close()
 
     def __enter__(self) -> Self:
         """Return the flow; leaving the block calls :meth:`close`."""
@@ -271,39 +313,24 @@ class Flow:
         """Release the flow's own thread pool."""
         self.close()
 
-    def _runtime(
-        self, *, journal: Journal | None = None, strategy: str | None = None
-    ) -> Runtime:
-        """Return a runtime for one job run with the chosen strategy."""
-        strategy = (
-            self.execution_strategy if strategy is None else _check_strategy(strategy)
-        )
-        if strategy == SEQUENTIAL:
-            return Runtime(self, journal=journal)
-        executor = self._executor
-        if executor is None:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(
-                        self.max_workers, thread_name_prefix="flowforge"
-                    )
-                    weakref.finalize(self, self._pool.shutdown, wait=False)
-                executor = self._pool
-        return Runtime(
-            self, journal=journal, executor=executor, max_workers=self.max_workers
-        )
-
-    def plan(self) -> Plan:
-        """Return the flow's routing table, rebuilt after each change."""
-        # Every job reads it: once built, no lock. A change sets it to None,
-        # and only building it needs the lock (so that it is built once).
-        plan = self._plan
-        if plan is not None:
-            return plan
-        with self._lock:
-            if self._plan is None:
-                self._plan = compile_plan(self)
-            return self._plan
+    def _engine_setup(self) -> FlowSetup:
+        """Return what the engine needs to run this flow's jobs."""
+        setup = self._setup
+        if setup is None:
+            setup = self._setup = FlowSetup(
+                flow_id=self.flow_id,
+                plan=self._plans.get,
+                entry_plans=self._plans.entries,
+                jobs=self._jobs,
+                max_deliveries=self._max_deliveries,
+                history_limit=self._history_limit,
+                error_handler=self._error_handler,
+                clock=self._clock or SystemClock(),
+                strategy=self._strategy,
+                max_workers=self._max_workers,
+                executor=self._workers.get,
+            )
+        return setup
 
     def execute(
         self,
@@ -342,7 +369,7 @@ class Flow:
                 its last checkpoint, ready for :meth:`resume`.
         """
         return start_job(
-            self,
+            self._engine_setup(),
             entry_routine_id,
             entry_params,
             entry_slot=entry_slot,
@@ -371,7 +398,7 @@ class Flow:
         Raises:
             JobStateError: If the job is not running.
         """
-        job = control_target(self, job_state, "pause")
+        job = control_target(self._engine_setup(), job_state, "pause")
         job._stop_request = (JobStatus.PAUSED, reason, checkpoint)
 
     def cancel(
@@ -393,9 +420,10 @@ class Flow:
                 or the store holds another state of it (the job is then left
                 unchanged).
         """
-        job = control_target(self, job_state, "cancel")
+        setup = self._engine_setup()
+        job = control_target(setup, job_state, "cancel")
         if job.status is JobStatus.PAUSED:
-            cancel_paused(self, job, store)
+            cancel_paused(setup, job, store)
             return
         job._stop_request = (JobStatus.CANCELLED, reason, None)
 
@@ -428,7 +456,7 @@ class Flow:
                 connections differ from the job's and ``force`` is false.
             JobNotFoundError: If the store holds no such job.
         """
-        return resume_job(self, job_state, store=store, force=force)
+        return resume_job(self._engine_setup(), job_state, store=store, force=force)
 
     def recover(self, store: Store) -> list[JobState]:
         """Resume every job of this flow that a dead process left running.
@@ -448,31 +476,27 @@ class Flow:
         Returns:
             The recovered jobs' final states.
         """
-        return recover_jobs(self, store)
+        return recover_jobs(self._engine_setup(), store)
 
     def serialize(self) -> dict[str, object]:
         """Return the flow's definition and its routines' config and stats as data.
+
+        The data keeps the flow's settings (error handler, delivery and
+        history limits, execution strategy and ``max_workers``); a clock or an
+        executor is code, so a rebuilt flow uses the defaults.
 
         Raises:
             SerializationError: If a routine holds a value that cannot be
                 saved; the message names the routine and the field.
         """
-        routines = []
-        for routine_id, routine in self._routines.items():
-            try:
-                routines.append({"id": routine_id, "routine": routine.serialize()})
-            except SerializationError as error:
-                raise SerializationError(f"routine {routine_id!r}: {error}") from error
-        handler = self.error_handler
-        return {
-            "version": FORMAT_VERSION,
-            "flow_id": self.flow_id,
-            "max_deliveries": self.max_deliveries,
-            "history_limit": self.history_limit,
-            "error_handler": None if handler is None else handler.serialize(),
-            "routines": routines,
-            "connections": [c.serialize() for c in self._connections],
+        options = {
+            "max_deliveries": self._max_deliveries,
+            "history_limit": self._history_limit,
+            "execution_strategy": self._strategy,
+            "max_workers": self._max_workers,
+            "error_handler": self._error_handler,
         }
+        return flow_to_data(self.flow_id, options, self._routines, self._connections)
 
     @classmethod
     def deserialize(
@@ -488,65 +512,31 @@ class Flow:
             UnknownRoutineTypeError: If a routine class is not registered.
             SerializationError: If the data is malformed.
         """
-        where = "flow"
-        data = check_version(data, where)
-        handler = data.get("error_handler")
-        flow = cls(
-            read(data, "flow_id", str, where),
-            error_handler=(
-                None if handler is None else ErrorHandler.deserialize(handler, registry)
-            ),
-            max_deliveries=read(data, "max_deliveries", int, where),
-            history_limit=read(data, "history_limit", int, where),
-        )
-        for item in read(data, "routines", list, where):
-            routine_id = read(item, "id", str, f"{where} routine")
-            try:
-                routine = Routine.deserialize(item.get("routine"), registry)
-            except UnknownRoutineTypeError as error:
-                raise UnknownRoutineTypeError(
-                    type_name=error.type_name, routine_id=routine_id
-                ) from None
-            except SerializationError as error:
-                raise SerializationError(f"routine {routine_id!r}: {error}") from error
-            flow.add_routine(routine, routine_id)
-        for item in read(data, "connections", list, where):
-            connection = Connection.deserialize(item)
-            try:
-                flow.connect(
-                    connection.source_id,
-                    connection.event,
-                    connection.target_id,
-                    connection.slot,
-                    connection.param_mapping,
-                )
-            except DefinitionError as error:
-                raise SerializationError(f"{where} connection: {error}") from error
+        parts = read_flow_data(data, registry)
+        try:
+            flow = cls(
+                parts.flow_id,
+                error_handler=parts.error_handler,
+                max_deliveries=parts.max_deliveries,
+                history_limit=parts.history_limit,
+                execution_strategy=parts.execution_strategy,
+                max_workers=parts.max_workers,
+            )
+            for routine_id, routine in parts.routines:
+                flow.add_routine(routine, routine_id)
+            for c in parts.connections:
+                flow.connect(c.source_id, c.event, c.target_id, c.slot, c.param_mapping)
+        except DefinitionError as error:
+            raise SerializationError(f"flow: {error}") from error
         return flow
 
     def to_mermaid(self) -> str:
         """Return a Mermaid flowchart of the routines, ports and connections."""
-        return to_mermaid(self)
+        return to_mermaid(self.flow_id, self._routines, self._connections)
 
     def to_dot(self) -> str:
         """Return a Graphviz DOT digraph of the routines, ports and connections."""
-        return to_dot(self)
-
-    def register_running(self, job: JobState) -> None:
-        """Note that ``job`` runs, so :meth:`pause` and :meth:`cancel` find its id."""
-        with self._lock:
-            self._running[job.job_id] = job
-
-    def unregister_running(self, job: JobState) -> None:
-        """Forget a job that has stopped running."""
-        with self._lock:
-            if self._running.get(job.job_id) is job:
-                del self._running[job.job_id]
-
-    def _running_job(self, job_id: str) -> JobState | None:
-        """Return this flow's job with ``job_id`` if it runs in this process."""
-        with self._lock:
-            return self._running.get(job_id)
+        return to_dot(self.flow_id, self._routines, self._connections)
 
     def _free_id(self, class_name: str) -> str:
         base = re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
@@ -570,13 +560,15 @@ def _check_id(value: str) -> str:
     return check_name(value, "routine id")
 
 
-def _check_strategy(strategy: str) -> str:
-    if strategy not in (SEQUENTIAL, CONCURRENT):
+def _check_clock(clock: Clock | None) -> Clock | None:
+    if clock is not None and not all(
+        callable(getattr(clock, name, None)) for name in ("monotonic", "now", "sleep")
+    ):
         raise DefinitionError(
-            f"unknown execution strategy {strategy!r}; use 'sequential' or "
-            "'concurrent'"
+            f"clock must have monotonic(), now() and sleep() methods (see "
+            f"flowforge.testing.FakeClock), or be None; got {clock!r}"
         )
-    return strategy
+    return clock
 
 
 def _positive(value: int, name: str) -> int:

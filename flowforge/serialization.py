@@ -55,11 +55,24 @@ def check_version(data: object, kind: str) -> Mapping[str, object]:
         raise SerializationError(
             f"{kind} data must be a dict, got {type(data).__name__}"
         )
-    version = data.get("version")
+    if "version" not in data:
+        keys = ", ".join(repr(key) for key in list(data)[:8]) or "none"
+        raise SerializationError(
+            f"{kind} data has no 'version' key (its keys: {keys}); FlowForge reads "
+            f"the dicts that serialize() returns, which start with 'version': "
+            f"{FORMAT_VERSION}"
+        )
+    version = data["version"]
     if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and not isinstance(version, bool)
+        fix = (
+            "Upgrade FlowForge to read newer data"
+            if newer and version > FORMAT_VERSION
+            else "it was not written by serialize() of this FlowForge"
+        )
         raise SerializationError(
             f"{kind} data has version {version!r}; this FlowForge reads version "
-            f"{FORMAT_VERSION}. Upgrade FlowForge to read newer data"
+            f"{FORMAT_VERSION}. {fix}"
         )
     return data
 

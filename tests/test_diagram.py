@@ -17,9 +17,17 @@ from types import ModuleType
 import pytest
 
 from flowforge import Flow, Routine
-from flowforge._diagram import to_dot, to_mermaid
 from flowforge.testing import Recorder, Relay
 from flowforge.types import Payload
+
+
+def to_mermaid(flow: Flow) -> str:
+    return flow.to_mermaid()
+
+
+def to_dot(flow: Flow) -> str:
+    return flow.to_dot()
+
 
 ROOT = Path(__file__).resolve().parent.parent
 ODD_IDS = ["end", "graph", "subgraph", "node", "edge", "données", "style", "o", "x"]
@@ -443,15 +451,15 @@ def test_diagram_of_the_same_flow_is_the_same_text(
 
 BUILD_AND_DRAW = """
 from flowforge import Flow
-from flowforge._diagram import to_dot, to_mermaid
 from flowforge.testing import Recorder
+
 flow = Flow(flow_id="seeded")
 for routine_id in ["zeta", "alpha", "données", "end", "mid"]:
     flow.add_routine(Recorder(), routine_id)
 flow.connect("zeta", "output", "alpha", "input", {"a": "b", "c": "d", "e": "f"})
 flow.connect("zeta", "output", "données", "input")
 flow.connect("end", "output", "end", "input")
-print(to_mermaid(flow) + to_dot(flow))
+print(flow.to_mermaid() + flow.to_dot())
 """
 
 

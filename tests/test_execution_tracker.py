@@ -151,20 +151,20 @@ def test_routine_figures_list_only_that_routines_events_from_every_run() -> None
     # A store saves one routine's figures per checkpoint: they hold that
     # routine's events only, counted in earlier runs, restored, and live.
     tracker = ExecutionTracker()
-    tracker.record_emission(("a", "out"), (("b", "in"),))
-    tracker.record_emission(("b", "out"), ())
-    tracker.restore_routine_figures(
+    tracker._record_emission(("a", "out"), (("b", "in"),))
+    tracker._record_emission(("b", "out"), ())
+    tracker._restore_routine_figures(
         "a", {"figures": None, "events": [["err", 2, [["c", "in"]]]]}
     )
-    tracker.know_routes({("b", "out"): (), ("a", "out"): (("b", "in"),)})
-    tracker.counts_by_position()[1] += 3
+    tracker._know_routes({("b", "out"): (), ("a", "out"): (("b", "in"),)})
+    tracker._counts_by_position()[1] += 3
 
-    assert tracker.routine_figures("a")["events"] == [
+    assert tracker._routine_figures("a")["events"] == [
         ["err", 2, [["c", "in"]]],
         ["out", 4, [["b", "in"]]],
     ]
-    assert tracker.routine_figures("b")["events"] == [["out", 1, []]]
-    assert tracker.routine_figures("c") == {"figures": None, "events": []}
+    assert tracker._routine_figures("b")["events"] == [["out", 1, []]]
+    assert tracker._routine_figures("c") == {"figures": None, "events": []}
     assert tracker.get_event_counts() == {
         ("a", "err"): 2,
         ("a", "out"): 4,

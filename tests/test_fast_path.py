@@ -88,7 +88,7 @@ def test_an_entry_delivery_reaches_its_own_routine_whatever_the_last_edge() -> N
         [(("j", "hop_2", 1), 0)],
     ]
     assert job.status is JobStatus.COMPLETED
-    assert flow.plan().direct[-1] is None
+    assert flow._plans.get().direct[-1] is None
     assert sorted(job.routine_states) == ["hop_1", "hop_2"]
 
 
@@ -346,7 +346,7 @@ def test_a_skipped_routine_still_drops_deliveries_on_the_inlined_path() -> None:
 def test_a_routine_keeps_a_bounded_number_of_run_times() -> None:
     job, _ = looped(3 * FOLD_AT + 1)
 
-    kept = job.tracker.times_by_routine()["loop"]
+    kept = job.tracker._times_by_routine()["loop"]
 
     assert SAMPLE_LIMIT <= len(kept) < FOLD_AT
     assert job.tracker.get_routine_performance("loop").runs == 3 * FOLD_AT + 1
@@ -383,7 +383,7 @@ def test_a_route_names_its_single_edge_only_when_it_has_exactly_one() -> None:
     flow.connect("two", "output", "a", "input")
     flow.connect("two", "output", "b", "input")
 
-    routes = flow.plan().routes
+    routes = flow._plans.get().routes
 
     assert routes["one"]["output"].single is routes["one"]["output"].edges[0]
     assert len(routes["two"]["output"].edges) == 2
@@ -518,15 +518,15 @@ def test_reading_event_counts_leaves_the_schedulers_counting_list_alone() -> Non
     # The scheduler keeps adding to the list know_routes gave it while a
     # job runs, possibly as another thread reads: a read must only look.
     tracker = ExecutionTracker()
-    tracker.record_emission(("a", "out"), (("b", "in"),))
-    tracker.know_routes({("a", "out"): (("b", "in"),), ("b", "out"): ()})
-    counts = tracker.counts_by_position()
+    tracker._record_emission(("a", "out"), (("b", "in"),))
+    tracker._know_routes({("a", "out"): (("b", "in"),), ("b", "out"): ()})
+    counts = tracker._counts_by_position()
     counts[0] += 2
     counts[1] += 1
 
     assert tracker.get_event_counts() == {("a", "out"): 3, ("b", "out"): 1}
     assert tracker.get_flow_performance().events_emitted == 4
-    assert tracker.routine_figures("a")["events"] == [["out", 3, [["b", "in"]]]]
+    assert tracker._routine_figures("a")["events"] == [["out", 3, [["b", "in"]]]]
     assert tracker.serialize()["events"] == [
         ["a", "out", 3, [["b", "in"]]],
         ["b", "out", 1, []],
@@ -534,7 +534,7 @@ def test_reading_event_counts_leaves_the_schedulers_counting_list_alone() -> Non
     assert counts == [2, 1]
     counts[0] += 1
     assert tracker.get_event_counts() == {("a", "out"): 4, ("b", "out"): 1}
-    tracker.know_routes({("a", "out"): ()})  # a new run keeps the old counts
+    tracker._know_routes({("a", "out"): ()})  # a new run keeps the old counts
     assert tracker.get_event_counts() == {("a", "out"): 4, ("b", "out"): 1}
 
 
@@ -543,7 +543,7 @@ class RestoresItsFigures(Hop):
 
     def hop(self, n: int) -> None:
         tracker = current_delivery().job.tracker
-        tracker.restore_routine_figures("hop_0", tracker.routine_figures("hop_0"))
+        tracker._restore_routine_figures("hop_0", tracker._routine_figures("hop_0"))
         super().hop(n)
 
 

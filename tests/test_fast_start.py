@@ -29,7 +29,8 @@ from flowforge import (
     Routine,
     current_delivery,
 )
-from flowforge._plan import ENTRY_PLANS, EntryPlans, Plan
+from flowforge.engine.plan import ENTRY_PLANS, EntryPlans, Plan
+from flowforge.engine.run import new_runtime, run_job
 from flowforge.job_state import new_job_state
 from flowforge.store import MemoryStore
 from flowforge.testing import FakeClock
@@ -84,13 +85,13 @@ def seen(flow: Flow) -> list[list[tuple[tuple[str, str, int], int, int]]]:
 def test_a_job_after_a_change_of_the_flow_runs_on_the_new_wiring() -> None:
     flow = chain(2)
     first = flow.execute("hop_0", {"n": 0})
-    plan = flow.plan()
+    plan = flow._plans.get()
     flow.add_routine(Hop(), "hop_2")
     flow.connect("hop_1", "output", "hop_2", "input")
 
     second = flow.execute("hop_0", {"n": 0})
 
-    assert flow.plan() is not plan
+    assert flow._plans.get() is not plan
     assert sorted(first.routine_states) == ["hop_0", "hop_1"]
     assert sorted(second.routine_states) == ["hop_0", "hop_1", "hop_2"]
     assert second.flow_shape != first.flow_shape
@@ -103,7 +104,7 @@ def test_threads_asking_for_a_new_plan_at_once_get_the_same_one() -> None:
 
     def ask() -> None:
         barrier.wait(timeout=10)
-        plans.append(flow.plan())
+        plans.append(flow._plans.get())
 
     threads = [threading.Thread(target=ask) for _ in range(8)]
     for thread in threads:
@@ -204,7 +205,9 @@ def test_a_new_job_state_equals_one_from_the_constructor_in_every_field() -> Non
 def test_two_new_jobs_share_no_container() -> None:
     flow = chain(1)
 
-    one, two = (flow._runtime().new_job("hop_0", {"n": 0}) for _ in range(2))
+    one, two = (
+        new_runtime(flow._engine_setup()).new_job("hop_0", {"n": 0}) for _ in range(2)
+    )
 
     for field in fields(JobState):
         value = getattr(one, field.name)
@@ -243,11 +246,11 @@ def test_job_timestamps_keep_their_meaning(
     flow.add_routine(Slow(), "slow")
     flow.add_routine(Hop(), "next")
     flow.connect("slow", "output", "next", "input")
-    runtime = flow._runtime()
+    runtime = new_runtime(flow._engine_setup())
     job = runtime.new_job("slow", {"n": 0})
     clock.advance(1)
 
-    runtime.run(job)
+    run_job(runtime, job)
 
     assert job.created_at == start
     assert job.started_at == start + timedelta(seconds=1)
@@ -257,9 +260,9 @@ def test_job_timestamps_keep_their_meaning(
 def test_a_new_tracker_starts_counting_at_zero_for_each_route() -> None:
     tracker = ExecutionTracker()
 
-    tracker.know_routes({("a", "out"): (("b", "in"),), ("b", "out"): ()})
+    tracker._know_routes({("a", "out"): (("b", "in"),), ("b", "out"): ()})
 
-    assert tracker.counts_by_position() == [0, 0]
+    assert tracker._counts_by_position() == [0, 0]
     assert tracker.get_event_counts() == {}
 
 
@@ -333,11 +336,11 @@ def test_a_paused_entry_resumes_from_where_it_stopped() -> None:
     hop(flow, "hop_0").set_error_handler(
         ErrorHandler("retry", max_retries=1, retry_delay=0.0)
     )
-    runtime = flow._runtime()
+    runtime = new_runtime(flow._engine_setup())
     job = runtime.new_job("hop_0", {"n": 0}, job_id="j")
     flow.pause(job, reason="before")
 
-    paused = runtime.run(job)
+    paused = run_job(runtime, job)
     stopped = (paused.status, [(d.seq, d.connection) for d in paused.pending])
     resumed = flow.resume(paused)
 
@@ -356,7 +359,7 @@ def test_every_routine_of_a_flow_can_be_its_entry_beyond_the_kept_plans() -> Non
     assert [job.delivery_count for job in jobs] == [
         ENTRY_PLANS + 4 - i for i in range(ENTRY_PLANS + 4)
     ]
-    assert flow.plan().direct[-1] is None
+    assert flow._plans.get().direct[-1] is None
 
 
 def test_an_entry_changed_since_the_last_job_goes_to_its_new_target() -> None:
@@ -388,10 +391,10 @@ def test_an_entry_plan_is_never_built_from_a_plan_older_than_the_flows(
     # entry plan while a job on the new plan asks too, held at ``line``.
     flow = chain(1)
     flow.execute("hop_0", {"n": 0})
-    old = flow.plan()
+    old = flow._plans.get()
     flow.add_routine(Hop(), "hop_1")
     flow.connect("hop_0", "output", "hop_1", "input")
-    new = flow.plan()
+    new = flow._plans.get()
     held, go = threading.Event(), threading.Event()
     got: list[object] = []
 
@@ -410,7 +413,7 @@ def test_an_entry_plan_is_never_built_from_a_plan_older_than_the_flows(
     def new_job() -> None:
         sys.settrace(hold_at_line)
         try:
-            got.append(flow._entry_plans.get(new, "hop_0", "input"))
+            got.append(flow._plans.entries.get(new, "hop_0", "input"))
         finally:
             sys.settrace(None)
             held.set()  # also when ``line`` did not run
@@ -418,14 +421,14 @@ def test_an_entry_plan_is_never_built_from_a_plan_older_than_the_flows(
     thread = threading.Thread(target=new_job)
     thread.start()
     held.wait(WAIT)
-    from_old = flow._entry_plans.get(old, "hop_0", "input")
+    from_old = flow._plans.entries.get(old, "hop_0", "input")
     go.set()
     thread.join(WAIT)
 
     [from_new] = got
     assert isinstance(from_new, Plan) and from_new.edges is new.edges
     assert from_old.edges is old.edges
-    assert flow._entry_plans.get(new, "hop_0", "input").edges is new.edges
+    assert flow._plans.entries.get(new, "hop_0", "input").edges is new.edges
     job = flow.execute("hop_0", {"n": 0})
     assert sorted(job.routine_states) == ["hop_0", "hop_1"]
 

@@ -348,7 +348,7 @@ def first(document: Document, field: str) -> list[object]:
 Edit = Callable[[Document], object]
 BAD_DOCUMENTS: list[tuple[str, Edit, str]] = [
     ("future_version", lambda d: state_of(d).update(version=99), "version 99"),
-    ("missing_version", lambda d: state_of(d).pop("version"), "version None"),
+    ("missing_version", lambda d: state_of(d).pop("version"), "no 'version' key"),
     ("no_job_state", lambda d: d.pop("job_state"), "must be a dict"),
     ("missing_field", lambda d: state_of(d).pop("flow_id"), "'flow_id' is missing"),
     (

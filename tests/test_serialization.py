@@ -526,15 +526,15 @@ def test_execution_tracker_round_trips(operations: list[tuple[object, ...]]) -> 
             _, routine_id, outcome, seconds = operation
             assert isinstance(routine_id, str) and isinstance(outcome, str)
             assert isinstance(seconds, float)
-            tracker.record_run(routine_id, outcome, seconds)
+            tracker._record_run(routine_id, outcome, seconds)
         elif operation[0] == "emit":
             _, routine_id, event, targets = operation
             assert isinstance(routine_id, str) and isinstance(event, str)
             assert isinstance(targets, list)
-            tracker.record_emission((routine_id, event), tuple(targets))
+            tracker._record_emission((routine_id, event), tuple(targets))
         else:
             assert isinstance(operation[1], float)
-            tracker.add_wall_time(operation[1])
+            tracker._add_wall_time(operation[1])
 
     rebuilt = ExecutionTracker.deserialize(through_json(tracker.serialize()))
 

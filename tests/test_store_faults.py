@@ -29,7 +29,7 @@ from flowforge import (
     SerializationError,
     StoreError,
 )
-from flowforge._jobs import start_job
+from flowforge.engine.jobs import start_job
 from flowforge.store import Change, JsonDirectoryStore, MemoryStore, SqliteStore, Store
 from flowforge.testing import Recorder, Relay, StoreWrapper
 

@@ -211,14 +211,14 @@ def assemble(
     job = JobState.deserialize(data)
     for row in data["routine_states"]:
         if isinstance(row, dict) and "tracker" in row:
-            job.tracker.restore_routine_figures(str(row["routine_id"]), row["tracker"])
+            job.tracker._restore_routine_figures(str(row["routine_id"]), row["tracker"])
     return job
 
 
 def routine_data(job: JobState, routine_id: str) -> dict[str, object]:
     """Return a routine's state with its tracker figures, as JSON data."""
     row = routine_state_to_data(job.routine_states[routine_id])
-    row["tracker"] = job.tracker.routine_figures(routine_id)
+    row["tracker"] = job.tracker._routine_figures(routine_id)
     return row
 
 

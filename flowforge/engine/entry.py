@@ -10,14 +10,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from flowforge._plan import is_source
-from flowforge.exceptions import DefinitionError
+from flowforge.engine.plan import is_source
+from flowforge.exceptions import DefinitionError, UnknownPortError
 
 if TYPE_CHECKING:
+    from flowforge.engine.plan import Plan
     from flowforge.routine import Routine
     from flowforge.types import Payload
 
-__all__ = ["check_entry_params", "choose_entry_slot"]
+__all__ = ["check_entry_params", "choose_entry_slot", "entry_routine"]
+
+
+def entry_routine(plan: Plan, flow_id: str, routine_id: str) -> Routine:
+    """Return the routine a new job starts at.
+
+    Raises:
+        UnknownPortError: If the flow has no such routine.
+    """
+    try:
+        return plan.routines[routine_id]
+    except (KeyError, TypeError):  # TypeError: an unhashable id
+        raise UnknownPortError(
+            f"flow {flow_id!r} has no routine {routine_id!r}; "
+            f"routines: {sorted(plan.routines)}"
+        ) from None
 
 
 def check_entry_params(params: Mapping[str, object] | None) -> Payload:

@@ -16,26 +16,21 @@ import time
 import traceback
 from collections.abc import Mapping
 from concurrent.futures import Executor
-from contextvars import Token
 from typing import TYPE_CHECKING, Final, final
 
-from flowforge._clock import SystemClock
-from flowforge._concurrent import ConcurrentLoop
-from flowforge._context import CURRENT, DeliveryContext
-from flowforge._direct import (
-    DONE,
-    JOB_RUNNING,
-    RUNNING,
-    SKIPPED,
-    route_emissions,
-    run_loop,
+from flowforge.engine.clock import SystemClock
+from flowforge._context import DeliveryContext
+from flowforge.engine.routing import DONE, RUNNING, SKIPPED, route_emissions
+from flowforge.engine.entry import (
+    check_entry_params,
+    choose_entry_slot,
+    entry_routine,
 )
-from flowforge._entry import check_entry_params, choose_entry_slot
 from flowforge._names import check_id
-from flowforge._plan import Plan, Target
-from flowforge._stats import snapshot_routine, snapshot_stats
+from flowforge.engine.plan import Plan, Target
+from flowforge.engine.stats import snapshot_routine
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
-from flowforge.exceptions import ExecutionError, StoreError
+from flowforge.exceptions import ExecutionError
 from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED
 from flowforge.job_state import JobState, JobStatus, new_job_state
 from flowforge.record import (
@@ -51,18 +46,13 @@ from flowforge.store.base import Change
 from flowforge.types import Payload
 
 if TYPE_CHECKING:
-    from flowforge._journal import Journal
-    from flowforge.flow import Flow
+    from flowforge.engine.journal import Journal
+    from flowforge.engine.setup import FlowSetup
     from flowforge.types import Clock
 
 __all__ = ["Ready", "Runtime", "drop_pending", "rollback", "stopped_by_limit"]
 
 STOP_HANDLER: Final = ErrorHandler(ErrorStrategy.STOP)
-# Enum members read once: an Enum class attribute is slow to read on CPython
-# 3.11, and each job reads these a few times.
-JOB_PAUSED: Final = JobStatus.PAUSED
-JOB_COMPLETED: Final = JobStatus.COMPLETED
-JOB_CANCELLED: Final = JobStatus.CANCELLED
 BUFFERED: Final = "buffered"
 DROPPED: Final = "dropped"
 CANCELLED: Final = "cancelled"
@@ -77,7 +67,7 @@ class Runtime:
     """Run jobs of one flow: depth-first on the calling thread, or on a pool.
 
     Args:
-        flow: The flow whose routines the jobs run.
+        setup: What the flow hands over: its plan, settings and running jobs.
         journal: Checkpoints each delivery of a durable job into its store.
         executor: Runs handlers concurrently (the ``concurrent`` strategy);
             the calling thread still coordinates.
@@ -88,7 +78,7 @@ class Runtime:
     """
 
     __slots__ = (
-        "flow",
+        "setup",
         "clock",
         "journal",
         "executor",
@@ -99,15 +89,15 @@ class Runtime:
 
     def __init__(
         self,
-        flow: Flow,
+        setup: FlowSetup,
         *,
         journal: Journal | None = None,
         executor: Executor | None = None,
         max_workers: int = 1,
     ) -> None:
-        """Bind the runtime to ``flow``; with ``executor``, run handlers on it."""
-        self.flow = flow
-        self.clock: Clock = flow.clock or SystemClock()
+        """Bind the runtime to a flow's ``setup``; with ``executor``, run on it."""
+        self.setup = setup
+        self.clock: Clock = setup.clock
         self.journal = journal
         self.executor = executor
         self.max_workers = max_workers
@@ -133,9 +123,10 @@ class Runtime:
                 ``entry_slot`` says which one receives the params, or
                 ``job_id`` is not a non-empty str that UTF-8 can encode.
         """
-        flow = self.flow
+        setup = self.setup
+        plan = setup.plan()
         params = check_entry_params(entry_params)
-        routine = flow.get_routine(entry_routine_id)
+        routine = entry_routine(plan, setup.flow_id, entry_routine_id)
         slot_name = choose_entry_slot(routine, entry_routine_id, entry_slot)
         job = new_job_state(
             job_id=(
@@ -143,99 +134,19 @@ class Runtime:
                 if job_id is None
                 else check_id(job_id, "job_id")
             ),
-            flow_id=flow.flow_id,
+            flow_id=setup.flow_id,
             entry_routine_id=entry_routine_id,
             entry_params=params,
             entry_slot=slot_name,
             created_at=self.clock.now(),
-            history_limit=flow.history_limit,
-            flow_shape=flow.plan().shape,
+            history_limit=setup.history_limit,
+            flow_shape=plan.shape,
         )
         job.pending.append(
             new_delivery(0, entry_routine_id, slot_name, dict(params), -1)
         )
         job.next_seq = 1
         return job
-
-    def run(self, job: JobState) -> JobState:
-        """Run ``job``'s pending deliveries until it ends or pauses; return it."""
-        plan = self.flow.plan()
-        clock = self.clock
-        status, job.status = job.status, JOB_RUNNING
-        now = clock.now()
-        job.started_at = job.started_at or now
-        job._wall_offset = now.timestamp() - self.monotonic()
-        context = DeliveryContext(job)
-        job.tracker.know_routes(plan.event_targets)
-        began = self.monotonic()
-        journal = self.journal
-        if journal is not None:
-            try:
-                journal.begin(job)
-            except BaseException:
-                job.status = status  # not started: resumable as it was
-                raise
-        self.flow.register_running(job)
-        token = CURRENT.set(context)
-        try:
-            if self.executor is None:
-                run_loop(self, job, self._loop_plan(job, plan), context)
-            else:
-                ConcurrentLoop(self, self.executor, self.max_workers).run(job, plan)
-        except StoreError:
-            self._finish(job, plan, began, token, write=False)
-            raise
-        except BaseException:
-            self._finish(job, plan, began, token, write=True)
-            raise
-        self._settle(job)
-        self._finish(job, plan, began, token, write=True)
-        return job
-
-    def _loop_plan(self, job: JobState, plan: Plan) -> Plan:
-        """Return the plan the sequential loop reads for ``job``.
-
-        A job about to run only its entry delivery (a new job, say) gets the
-        flow's plan for that entry, so that the entry takes the loop's fast
-        path: every other delivery of the run comes from a connection, so the
-        entry is the only one that reads the plan's ``direct[-1]``.
-        """
-        pending = job.pending
-        if len(pending) != 1 or self.journal is not None:
-            return plan
-        entry = pending[0]
-        if entry.connection >= 0 or entry.slot is None:
-            return plan
-        return self.flow._entry_plans.get(plan, entry.routine_id, entry.slot)
-
-    def _finish(
-        self,
-        job: JobState,
-        plan: Plan,
-        began: float,
-        token: Token[DeliveryContext | None],
-        *,
-        write: bool,
-    ) -> None:
-        """Release what the run held; save the job's state unless the store failed."""
-        CURRENT.reset(token)
-        self.flow.unregister_running(job)
-        job.tracker.add_wall_time(self.monotonic() - began)
-        try:
-            snapshot_stats(job, plan)
-        finally:  # the lease is released even if a routine's stats cannot be
-            if self.journal is not None:
-                self.journal.end(job, write=write)
-
-    def _settle(self, job: JobState) -> None:
-        job._stop_request = None  # honoured, or moot once the job failed
-        status = job.status
-        if status is JOB_RUNNING and not job.pending:
-            status = job.status = JOB_COMPLETED
-        if status is not JOB_PAUSED:
-            job.finished_at = self.clock.now()
-        if status is JOB_CANCELLED:
-            drop_pending(job, self.monotonic() + job._wall_offset)
 
     def may_deliver(self, job: JobState, delivery: Delivery) -> bool:
         """Say whether ``delivery``, just taken off the stack, may run now.
@@ -257,20 +168,21 @@ class Runtime:
                 job.pending.append(delivery)
                 raise
             return True
-        if job.delivery_count >= self.flow.max_deliveries:
+        if job.delivery_count >= self.setup.max_deliveries:
             job.pending.append(delivery)
             self.fail_on_limit(job, delivery)
             return False
         return True
 
-    def _checkpointed(
+    def deliver_checkpointed(
         self, job: JobState, plan: Plan, context: DeliveryContext, delivery: Delivery
     ) -> None:
+        """Handle one delivery of a durable job on this thread, then checkpoint it."""
         change = self.change_before(job, delivery)
-        self._deliver(job, plan, context, delivery)
+        self.deliver(job, plan, context, delivery)
         self.checkpoint(job, plan, delivery, change)
 
-    def _deliver(
+    def deliver(
         self, job: JobState, plan: Plan, context: DeliveryContext, delivery: Delivery
     ) -> None:
         """Handle one delivery on this thread."""
@@ -429,7 +341,7 @@ class Runtime:
             job.status = JobStatus.FAILED
 
     def _handler_for(self, routine: Routine) -> ErrorHandler:
-        return routine._error_handler or self.flow.error_handler or STOP_HANDLER
+        return routine._error_handler or self.setup.error_handler or STOP_HANDLER
 
     def undo_merge(self, job: JobState, delivery: Delivery, ready: Ready) -> None:
         """Undo a delivery's merge after its handler was interrupted."""
@@ -437,7 +349,7 @@ class Runtime:
 
     def retry_delay(self, delivery: Delivery) -> float:
         """Return how long to wait before a retried delivery's next attempt."""
-        handler = self._handler_for(self.flow.plan().routines[delivery.routine_id])
+        handler = self._handler_for(self.setup.plan().routines[delivery.routine_id])
         if handler.retry_jitter and self._random is None:
             self._random = random.Random()
         return handler.retry_delay_for(delivery.attempt - 1, self._random)
@@ -476,7 +388,7 @@ class Runtime:
 
     def fail_on_limit(self, job: JobState, delivery: Delivery) -> None:
         """Fail ``job``: it needs more deliveries than the flow allows."""
-        limit = self.flow.max_deliveries
+        limit = self.setup.max_deliveries
         error = ExecutionError(
             f"{_limit_reached(job)}{limit} deliveries; a cycle may never end. Add "
             "a stop condition, or raise Flow(max_deliveries=...)"
@@ -514,7 +426,7 @@ class Runtime:
             job.delivery_count += 1
             state.deliveries += 1
         if outcome is COMPLETED or outcome is FAILED or outcome is RETRIED:
-            job.tracker.record_run(delivery.routine_id, outcome, duration)
+            job.tracker._record_run(delivery.routine_id, outcome, duration)
 
 
 def rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:

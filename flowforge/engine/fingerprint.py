@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from flowforge.flow import Flow
+    from flowforge.connection import Connection
+    from flowforge.routine import Routine
 
 __all__ = ["describe_changes", "fingerprint", "flow_shape"]
 
 Shape = dict[str, object]
 
 
-def flow_shape(flow: Flow) -> Shape:
-    """Return the parts of ``flow`` that a job's pending data depends on."""
+def flow_shape(
+    routines: Mapping[str, Routine], connections: Sequence[Connection]
+) -> Shape:
+    """Return the parts of a flow that a job's pending data depends on."""
     return {
         "routines": {
             routine_id: {
@@ -30,9 +33,9 @@ def flow_shape(flow: Flow) -> Shape:
                 "joins": sorted(n for n, s in routine.slots.items() if s.is_join),
                 "events": sorted(routine.events),
             }
-            for routine_id, routine in flow.routines.items()
+            for routine_id, routine in routines.items()
         },
-        "connections": [_edge(c.serialize()) for c in flow.connections],
+        "connections": [_edge(c.serialize()) for c in connections],
     }
 
 

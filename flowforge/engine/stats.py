@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Final
 from flowforge.exceptions import FlowForgeWarning
 
 if TYPE_CHECKING:
-    from flowforge._plan import Plan
-    from flowforge.flow import Flow
+    from collections.abc import Mapping
+
+    from flowforge.engine.plan import Plan
     from flowforge.job_state import JobState
     from flowforge.record import RoutineState
     from flowforge.routine import Routine
@@ -63,11 +64,10 @@ def snapshot_stats(job: JobState, plan: Plan) -> None:
             _snapshot_one(routine, state)
 
 
-def restore_stats(flow: Flow, job: JobState) -> None:
+def restore_stats(routines: Mapping[str, Routine], job: JobState) -> None:
     """Bring back each routine's stats snapshot into a job loaded from data."""
     if job._stats_restored:
         return
-    routines = flow.routines
     for routine_id, state in job.routine_states.items():
         routine = routines.get(routine_id)
         if routine is not None:

@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flowforge._context import CURRENT
-from flowforge._fingerprint import describe_changes
-from flowforge._journal import DEFAULT_LEASE_SECONDS, Journal, is_dead_owner
-from flowforge._stats import restore_stats
+from flowforge.engine.fingerprint import describe_changes
+from flowforge.engine.journal import DEFAULT_LEASE_SECONDS, Journal, is_dead_owner
+from flowforge.engine.stats import restore_stats
 from flowforge.exceptions import (
     ExecutionError,
     FlowForgeWarning,
@@ -29,10 +29,11 @@ from flowforge.exceptions import (
 )
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import Delivery, RoutineState, RoutineStatus
-from flowforge.runtime import Runtime, drop_pending, stopped_by_limit
+from flowforge.engine.run import new_runtime, run_job
+from flowforge.engine.runtime import drop_pending, stopped_by_limit
 
 if TYPE_CHECKING:
-    from flowforge.flow import Flow
+    from flowforge.engine.setup import FlowSetup
     from flowforge.store.base import JobRecord, Store
 
 __all__ = [
@@ -48,7 +49,7 @@ ACTIVE = (JobStatus.RUNNING, JobStatus.PENDING)
 
 
 def start_job(
-    flow: Flow,
+    setup: FlowSetup,
     entry_routine_id: str,
     entry_params: Mapping[str, object] | None,
     *,
@@ -60,17 +61,17 @@ def start_job(
 ) -> JobState:
     """Create a job and run it; with a store, never run a job id twice."""
     journal = None if store is None else Journal(store, lease_seconds=lease_seconds)
-    runtime = flow._runtime(journal=journal, strategy=strategy)
+    runtime = new_runtime(setup, journal=journal, strategy=strategy)
     job = runtime.new_job(
         entry_routine_id, entry_params, entry_slot=entry_slot, job_id=job_id
     )
     if journal is not None and not journal.create(job):
         return _existing(journal.store, job.job_id)
-    return runtime.run(job)
+    return run_job(runtime, job)
 
 
 def resume_job(
-    flow: Flow,
+    setup: FlowSetup,
     job: JobState | str,
     *,
     store: Store | None,
@@ -82,28 +83,28 @@ def resume_job(
     if isinstance(job, str):
         if journal is None:
             raise TypeError("resume(job_id) needs store=...: where else is the job?")
-        job = _claim(journal, job, flow, force)
+        job = _claim(journal, job, setup, force)
     else:
         given = _version(job)  # before another thread can move the job on
         _check_resumable(given[0], job.job_id, "paused or failed")
-        _check_flow(flow, job, force)
+        _check_flow(setup, job, force)
         if journal is not None and not _take(journal, job, given):
             raise _busy(journal.store, job.job_id)
-    return _run_claimed(flow, journal, job, fresh_attempts=True)
+    return _run_claimed(setup, journal, job, fresh_attempts=True)
 
 
 def recover_jobs(
-    flow: Flow, store: Store, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    setup: FlowSetup, store: Store, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
 ) -> list[JobState]:
-    """Resume every job of ``flow`` left running by a dead or expired owner."""
+    """Resume every job of the flow left running by a dead or expired owner."""
     resumed: list[JobState] = []
-    records = store.list_jobs(flow_id=flow.flow_id, status=JobStatus.RUNNING)
+    records = store.list_jobs(flow_id=setup.flow_id, status=JobStatus.RUNNING)
     # A pending job was saved by a process that died before starting it.
-    records += store.list_jobs(flow_id=flow.flow_id, status=JobStatus.PENDING)
+    records += store.list_jobs(flow_id=setup.flow_id, status=JobStatus.PENDING)
     for record in records:
         journal = Journal(store, lease_seconds=lease_seconds)
         try:
-            job = _recoverable(journal, flow, record)
+            job = _recoverable(journal, setup, record)
         except JobNotFoundError:  # deleted since list_jobs: nothing to recover
             continue
         except (StoreError, SerializationError, InvalidFlowError) as error:
@@ -117,7 +118,7 @@ def recover_jobs(
         if job is None:
             continue
         try:
-            resumed.append(_run_claimed(flow, journal, job, fresh_attempts=False))
+            resumed.append(_run_claimed(setup, journal, job, fresh_attempts=False))
         except (StoreError, SerializationError) as error:  # its lease is let go
             warnings.warn(
                 f"job {record.job_id!r} stopped: saving it failed ({error}); it "
@@ -128,14 +129,14 @@ def recover_jobs(
     return resumed
 
 
-def cancel_paused(flow: Flow, job: JobState, store: Store | None) -> None:
+def cancel_paused(setup: FlowSetup, job: JobState, store: Store | None) -> None:
     """Cancel a paused job at once, dropping its pending deliveries.
 
     With a store, the job is leased first, as for a resume: a job another
     process runs, or one the store holds in another state, is refused. The
     store is written first, so if it fails, ``job`` is left as it was.
     """
-    finished_at = Runtime(flow).clock.now()
+    finished_at = setup.clock.now()
     if store is not None:
         given = _version(job)
         if given[0] is not JobStatus.PAUSED:  # another thread resumed it
@@ -155,7 +156,7 @@ def cancel_paused(flow: Flow, job: JobState, store: Store | None) -> None:
 
 
 def control_target(
-    flow: Flow, job_state: JobState | str | None, action: str
+    setup: FlowSetup, job_state: JobState | str | None, action: str
 ) -> JobState:
     """Return the job that ``flow.pause`` or ``flow.cancel`` (``action``) acts on.
 
@@ -175,11 +176,11 @@ def control_target(
             )
         job_state = context.job
     elif isinstance(job_state, str):
-        found = flow._running_job(job_state)
+        found = setup.jobs.get(job_state)
         if found is None:
             raise JobStateError(
                 f"cannot {action} it: no job with this id is running in flow "
-                f"{flow.flow_id!r}",
+                f"{setup.flow_id!r}",
                 job_id=job_state,
                 status="not running",
             )
@@ -203,14 +204,14 @@ def _cancel(job: JobState, finished_at: datetime) -> None:
 
 
 def _run_claimed(
-    flow: Flow, journal: Journal | None, job: JobState, *, fresh_attempts: bool
+    setup: FlowSetup, journal: Journal | None, job: JobState, *, fresh_attempts: bool
 ) -> JobState:
     """Run a job whose lease ``journal`` holds; if it never starts, free the lease."""
     with _abandoning(journal, job.job_id):
-        restore_stats(flow, job)
+        restore_stats(setup.plan().routines, job)
         undo = _fresh_attempts(job) if fresh_attempts else _nothing
         try:
-            return flow._runtime(journal=journal).run(job)
+            return run_job(new_runtime(setup, journal=journal), job)
         except BaseException:
             if journal is not None and not journal.began:
                 undo()  # its first save failed: the job is as it was
@@ -233,10 +234,12 @@ def _abandoning(journal: Journal | None, job_id: str) -> Iterator[None]:
         raise
 
 
-def _recoverable(journal: Journal, flow: Flow, record: JobRecord) -> JobState | None:
+def _recoverable(
+    journal: Journal, setup: FlowSetup, record: JobRecord
+) -> JobState | None:
     """Lease an abandoned job of ``record`` and load it; ``None`` if not abandoned."""
     store = journal.store
-    _check_flow(flow, store.load(record.job_id), force=False)
+    _check_flow(setup, store.load(record.job_id), force=False)
     dead = record.owner if is_dead_owner(record.owner) else None
     if not journal.acquire(record.job_id, replacing=dead):
         return None
@@ -291,12 +294,12 @@ def _moved_on(stored: JobState, given: Version, job_id: str) -> JobStateError:
     )
 
 
-def _claim(journal: Journal, job_id: str, flow: Flow, force: bool) -> JobState:
-    """Lease a stored job for resuming, after checking it fits ``flow``."""
+def _claim(journal: Journal, job_id: str, setup: FlowSetup, force: bool) -> JobState:
+    """Lease a stored job for resuming, after checking it fits the flow."""
     store = journal.store
     record = store.get(job_id)
     if record.status in ACTIVE + RESUMABLE:
-        _check_flow(flow, store.load(job_id), force)
+        _check_flow(setup, store.load(job_id), force)
     if record.status in ACTIVE:
         # PENDING: its owner died after saving it and before starting it.
         dead = record.owner if is_dead_owner(record.owner) else None
@@ -356,13 +359,13 @@ def _busy(store: Store, job_id: str) -> JobStateError:
     )
 
 
-def _check_flow(flow: Flow, job: JobState, force: bool) -> None:
-    shape = flow.plan().shape
+def _check_flow(setup: FlowSetup, job: JobState, force: bool) -> None:
+    shape = setup.plan().shape
     if job.flow_shape and job.flow_shape != shape and not force:
         changes = describe_changes(job.flow_shape, shape)
         raise InvalidFlowError(
             f"job {job.job_id!r} started on a different definition of flow "
-            f"{flow.flow_id!r}: {'; '.join(changes)}. Resume on the original "
+            f"{setup.flow_id!r}: {'; '.join(changes)}. Resume on the original "
             "flow, or pass force=True"
         )
 
@@ -392,7 +395,7 @@ def _fresh_attempts(job: JobState) -> Callable[[], None]:
         for delivery, attempt in attempts:
             delivery.attempt = attempt
         for routine_id, state, status in reversed(reopened):
-            job.tracker.reopen_failure(routine_id, undo=True)
+            job.tracker._reopen_failure(routine_id, undo=True)
             if state is not None and status is not None:
                 state.status = status
 
@@ -405,7 +408,7 @@ def _reopen(
     """Count a failure of ``routine_id`` as retried; return what was changed."""
     state = job.routine_states.get(routine_id)
     status = None if state is None else state.status
-    left = job.tracker.reopen_failure(routine_id)
+    left = job.tracker._reopen_failure(routine_id)
     if left < 0:
         return []
     if left == 0 and state is not None:

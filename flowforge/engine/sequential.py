@@ -1,10 +1,10 @@
-"""The sequential scheduler's direct path, and turning emissions into deliveries.
+"""The sequential scheduler loop, with its inlined direct path.
 
 Most deliveries go along a connection to an override slot that is no join,
 and their handler returns. :func:`run_loop` runs those inlined, with fewer
 calls and lookups than ``Runtime.prepare`` and ``Runtime.complete``, doing
 exactly what they would; anything else, and any failure, goes through them.
-:func:`route_emissions` turns a handler's emissions into deliveries for both.
+``routing.route_emissions`` turns a handler's emissions into deliveries for both.
 
 Nothing else holds a completed direct delivery (the history keeps a tuple of
 its fields, the context is pointed at the next delivery), so when its one
@@ -17,29 +17,29 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
+from flowforge.engine.routing import (
+    DONE,
+    JOB_RUNNING,
+    RUNNING,
+    SKIPPED,
+    route_emissions,
+)
 from flowforge.execution_tracker import COMPLETED, FOLD_AT
-from flowforge.job_state import JobStatus
-from flowforge.record import Delivery, RoutineState, RoutineStatus, new_delivery
+from flowforge.record import Delivery, RoutineState
 
 if TYPE_CHECKING:
     from flowforge._context import DeliveryContext
-    from flowforge._plan import Plan, Target
+    from flowforge.engine.plan import Plan, Target
     from flowforge.job_state import JobState
-    from flowforge.runtime import Runtime
+    from flowforge.engine.runtime import Runtime
     from flowforge.types import Payload
 
     Emissions = list[tuple[str, Payload]]
     General = Callable[[JobState, Plan, DeliveryContext, Delivery], None]
     Finished = Callable[[Delivery, RoutineState, float, float, Emissions], None]
 
-__all__ = ["run_loop", "route_emissions"]
+__all__ = ["run_loop"]
 
-# Enum members read once: an attribute of an Enum class is slow to read on
-# CPython 3.11, and these are read for every delivery.
-RUNNING: Final = RoutineStatus.RUNNING
-DONE: Final = RoutineStatus.COMPLETED
-SKIPPED: Final = RoutineStatus.SKIPPED
-JOB_RUNNING: Final = JobStatus.RUNNING
 _new: Final = object.__new__
 
 
@@ -49,11 +49,11 @@ def run_loop(
     """Run a job's pending deliveries on this thread until it ends, pauses or fails.
 
     A direct delivery runs here, inlined; any other, and every delivery of a
-    job with a journal, goes through ``Runtime._deliver`` (or its
+    job with a journal, goes through ``Runtime.deliver`` (or its
     checkpointed form).
     """
     pending, states, buffers = job.pending, job.routine_states, job.slot_buffers
-    limit, monotonic = runtime.flow.max_deliveries, runtime.monotonic
+    limit, monotonic = runtime.setup.max_deliveries, runtime.monotonic
     direct, general, finished = _paths(runtime, job, plan)
     while pending and job.status is JOB_RUNNING:
         delivery = pending.pop()
@@ -100,16 +100,17 @@ def _paths(
 ) -> tuple[Sequence[Target | None], General, Finished]:
     """Return the direct target of each connection, the general path, the finisher."""
     if runtime.journal is None:
-        return plan.direct, runtime._deliver, _finisher(job, plan)
+        return plan.direct, runtime.deliver, _finisher(job, plan)
     # Every delivery of a durable job takes the checkpointed path.
-    return (None,) * len(plan.direct), runtime._checkpointed, _finisher(job, plan)
+    checkpointed = runtime.deliver_checkpointed
+    return (None,) * len(plan.direct), checkpointed, _finisher(job, plan)
 
 
 def _finisher(job: JobState, plan: Plan) -> Finished:
     """Return what records a completed direct delivery and routes its emissions."""
     history, tracker, pending = job.history_raw, job.tracker, job.pending
-    run_times, wall_offset = tracker.times_by_routine(), job._wall_offset
-    routes, counts = plan.routes, tracker.counts_by_position()
+    run_times, wall_offset = tracker._times_by_routine(), job._wall_offset
+    routes, counts = plan.routes, tracker._counts_by_position()
 
     def finished(
         delivery: Delivery,
@@ -133,7 +134,7 @@ def _finisher(job: JobState, plan: Plan) -> Finished:
         else:
             times.append(took)
             if len(times) >= FOLD_AT:
-                tracker.fold(rid)
+                tracker._fold(rid)
         if len(emissions) != 1:
             if emissions:
                 route_emissions(job, plan, rid, emissions)
@@ -153,35 +154,3 @@ def _finisher(job: JobState, plan: Plan) -> Finished:
         pending.append(delivery)
 
     return finished
-
-
-def route_emissions(
-    job: JobState,
-    plan: Plan,
-    routine_id: str,
-    emissions: Emissions,
-    *,
-    counted: bool = False,
-) -> None:
-    """Turn a handler's emissions into deliveries, first one on top of the stack.
-
-    Counts each emission in the job's tracker unless the caller has
-    (``counted``).
-    """
-    counts = job.tracker.counts_by_position()
-    routes = plan.routes[routine_id]
-    seq = job.next_seq
-    created: list[Delivery] = []
-    for event, data in emissions:
-        route = routes[event]
-        if not counted:
-            counts[route.index] += 1
-        for edge in route.edges:
-            payload = data if edge.apply is None else edge.apply(data)
-            created.append(
-                new_delivery(seq, edge.target_id, edge.slot_name, payload, edge.index)
-            )
-            seq += 1
-    job.next_seq = seq
-    created.reverse()
-    job.pending.extend(created)

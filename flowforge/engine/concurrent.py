@@ -17,13 +17,13 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, final
 
 from flowforge._context import CURRENT, DeliveryContext
-from flowforge._direct import JOB_RUNNING
+from flowforge.engine.routing import JOB_RUNNING
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import Delivery
 
 if TYPE_CHECKING:
-    from flowforge._plan import Plan
-    from flowforge.runtime import Ready, Runtime
+    from flowforge.engine.plan import Plan
+    from flowforge.engine.runtime import Ready, Runtime
     from flowforge.store.base import Change
     from flowforge.types import Payload
 
@@ -101,7 +101,7 @@ class ConcurrentLoop:
 
     def _dispatch(self, job: JobState, plan: Plan) -> None:
         runtime = self.runtime
-        limit = runtime.flow.max_deliveries
+        limit = runtime.setup.max_deliveries
         while self.ready and len(self.in_flight) < self.max_workers:
             if (
                 job._stop_request is not None

@@ -8,16 +8,16 @@ the flow and calls no user code.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, final
 
-from flowforge._fingerprint import flow_shape
+from flowforge.engine.fingerprint import flow_shape
 from flowforge.routine import Routine
 
 if TYPE_CHECKING:
     from flowforge.connection import Connection
-    from flowforge.flow import Flow
     from flowforge.slot import Slot
     from flowforge.types import Payload
 
@@ -25,6 +25,7 @@ __all__ = [
     "Edge",
     "EntryPlans",
     "Plan",
+    "PlanCache",
     "Route",
     "Target",
     "compile_plan",
@@ -144,10 +145,52 @@ class EntryPlans:
         return found
 
 
-def compile_plan(flow: Flow) -> Plan:
-    """Return the routing table of ``flow``."""
-    routines = dict(flow.routines)
-    connections = flow.connections
+@final
+class PlanCache:
+    """A flow's plan, compiled on first use after each change of its wiring.
+
+    Args:
+        routines: The flow's routines by id, a mapping the flow changes in place.
+        connections: The flow's connections, a list the flow changes in place.
+
+    Thread safety: :meth:`get` may be called from any thread; the flow calls
+    :meth:`invalidate` while it is wired, before jobs run.
+    """
+
+    __slots__ = ("_routines", "_connections", "_plan", "_lock", "entries")
+
+    def __init__(
+        self, routines: Mapping[str, Routine], connections: Sequence[Connection]
+    ) -> None:
+        """Keep the flow's live routines and connections; compile nothing yet."""
+        self._routines = routines
+        self._connections = connections
+        self._plan: Plan | None = None
+        self._lock = threading.Lock()
+        self.entries = EntryPlans()
+
+    def get(self) -> Plan:
+        """Return the current plan, compiling it if the wiring changed."""
+        # Every job reads it: once built, no lock. A change sets it to None,
+        # and only building it needs the lock (so that it is built once).
+        plan = self._plan
+        if plan is not None:
+            return plan
+        with self._lock:
+            if self._plan is None:
+                self._plan = compile_plan(self._routines, self._connections)
+            return self._plan
+
+    def invalidate(self) -> None:
+        """Forget the plan: the wiring changed."""
+        self._plan = None
+
+
+def compile_plan(
+    routines: Mapping[str, Routine], connections: Sequence[Connection]
+) -> Plan:
+    """Return the routing table of a flow's routines and connections."""
+    routines = dict(routines)
     joins: dict[tuple[str, str], set[int]] = {}
     for index, connection in enumerate(connections):
         joins.setdefault((connection.target_id, connection.slot), set()).add(index)
@@ -171,7 +214,7 @@ def compile_plan(flow: Flow) -> Plan:
         routes[rid][event] = _route(rid, event, fan_out.get((rid, event), []), index)
     event_targets = {(rid, e): routes[rid][e].targets for rid, e in route_keys}
     direct = (*(edge.target if edge.target.direct else None for edge in edges), None)
-    shape = flow_shape(flow)
+    shape = flow_shape(routines, connections)
     return Plan(routines, edges, routes, targets, shape, event_targets, direct)
 
 

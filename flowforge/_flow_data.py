@@ -1,0 +1,130 @@
+"""A flow's definition as versioned data: written from its parts, read into them.
+
+:meth:`Flow.serialize <flowforge.Flow.serialize>` and
+:meth:`Flow.deserialize <flowforge.Flow.deserialize>` use these; the flow
+then wires the parts read here through its own checked methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar, final
+
+from flowforge.connection import Connection
+from flowforge.error_handler import ErrorHandler
+from flowforge.exceptions import SerializationError, UnknownRoutineTypeError
+from flowforge.routine import Routine
+from flowforge.serialization import FORMAT_VERSION, check_version, read
+
+__all__ = ["FlowParts", "flow_to_data", "read_flow_data"]
+
+T = TypeVar("T")
+
+
+@final
+@dataclass(slots=True)
+class FlowParts:
+    """What a flow's data holds, read and checked, ready to be wired."""
+
+    flow_id: str
+    error_handler: ErrorHandler | None
+    max_deliveries: int
+    history_limit: int
+    execution_strategy: str
+    max_workers: int
+    routines: list[tuple[str, Routine]] = field(default_factory=list)
+    connections: list[Connection] = field(default_factory=list)
+
+
+def flow_to_data(
+    flow_id: str,
+    options: Mapping[str, object],
+    routines: Mapping[str, Routine],
+    connections: Sequence[Connection],
+) -> dict[str, object]:
+    """Return a flow's definition as a versioned dict of JSON types.
+
+    ``options`` holds ``error_handler`` (an ``ErrorHandler`` or ``None``) and
+    the flow's int and str settings, written as they are.
+
+    Raises:
+        SerializationError: If a routine holds a value that cannot be saved;
+            the message names the routine and the field.
+    """
+    saved = []
+    for routine_id, routine in routines.items():
+        try:
+            saved.append({"id": routine_id, "routine": routine.serialize()})
+        except SerializationError as error:
+            raise SerializationError(f"routine {routine_id!r}: {error}") from error
+    handler = options.get("error_handler")
+    settings = {key: value for key, value in options.items() if key != "error_handler"}
+    return {
+        "version": FORMAT_VERSION,
+        "flow_id": flow_id,
+        **settings,
+        "error_handler": (
+            handler.serialize() if isinstance(handler, ErrorHandler) else None
+        ),
+        "routines": saved,
+        "connections": [c.serialize() for c in connections],
+    }
+
+
+def read_flow_data(
+    data: object, registry: Mapping[str, type] | None = None
+) -> FlowParts:
+    """Read :func:`flow_to_data`'s dict into parts, checking every field.
+
+    Raises:
+        UnknownRoutineTypeError: If a routine class is not registered.
+        SerializationError: If the data is malformed.
+    """
+    where = "flow"
+    data = check_version(data, where)
+    handler = data.get("error_handler")
+    parts = FlowParts(
+        flow_id=read(data, "flow_id", str, where),
+        error_handler=(
+            None if handler is None else ErrorHandler.deserialize(handler, registry)
+        ),
+        max_deliveries=read(data, "max_deliveries", int, where),
+        history_limit=read(data, "history_limit", int, where),
+        # Data written before these two were saved runs with the defaults.
+        execution_strategy=_optional(data, "execution_strategy", str, "sequential"),
+        max_workers=_optional(data, "max_workers", int, 8),
+    )
+    for index, item in enumerate(read(data, "routines", list, where)):
+        parts.routines.append(_routine(item, f"{where} routines[{index}]", registry))
+    for index, item in enumerate(read(data, "connections", list, where)):
+        try:
+            parts.connections.append(Connection.deserialize(item))
+        except SerializationError as error:
+            raise SerializationError(
+                f"{where} connections[{index}]: {error}"
+            ) from error
+    return parts
+
+
+def _optional(data: Mapping[str, object], key: str, kind: type[T], default: T) -> T:
+    return read(data, key, kind, "flow") if key in data else default
+
+
+def _routine(
+    item: object, where: str, registry: Mapping[str, type] | None
+) -> tuple[str, Routine]:
+    if not isinstance(item, Mapping):
+        raise SerializationError(
+            f"{where} must be a dict with 'id' and 'routine', got "
+            f"{type(item).__name__}"
+        )
+    routine_id = read(item, "id", str, where)
+    try:
+        return routine_id, Routine.deserialize(item.get("routine"), registry)
+    except UnknownRoutineTypeError as error:
+        raise UnknownRoutineTypeError(
+            type_name=error.type_name, routine_id=routine_id
+        ) from None
+    except SerializationError as error:
+        raise SerializationError(f"routine {routine_id!r}: {error}") from error

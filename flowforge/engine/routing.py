@@ -1,0 +1,59 @@
+"""Turning a handler's emissions into deliveries, and the statuses the loops read.
+
+Every scheduler loop routes emissions the same way: one delivery per edge of
+each emitted event, numbered in connection order, the first one on top of the
+job's pending stack.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from flowforge.job_state import JobStatus
+from flowforge.record import Delivery, RoutineStatus, new_delivery
+
+if TYPE_CHECKING:
+    from flowforge.engine.plan import Plan
+    from flowforge.job_state import JobState
+    from flowforge.types import Payload
+
+__all__ = ["DONE", "JOB_RUNNING", "RUNNING", "SKIPPED", "route_emissions"]
+
+# Enum members read once: an attribute of an Enum class is slow to read on
+# CPython 3.11, and these are read for every delivery.
+RUNNING: Final = RoutineStatus.RUNNING
+DONE: Final = RoutineStatus.COMPLETED
+SKIPPED: Final = RoutineStatus.SKIPPED
+JOB_RUNNING: Final = JobStatus.RUNNING
+
+
+def route_emissions(
+    job: JobState,
+    plan: Plan,
+    routine_id: str,
+    emissions: list[tuple[str, Payload]],
+    *,
+    counted: bool = False,
+) -> None:
+    """Turn a handler's emissions into deliveries, first one on top of the stack.
+
+    Counts each emission in the job's tracker unless the caller has
+    (``counted``).
+    """
+    counts = job.tracker._counts_by_position()
+    routes = plan.routes[routine_id]
+    seq = job.next_seq
+    created: list[Delivery] = []
+    for event, data in emissions:
+        route = routes[event]
+        if not counted:
+            counts[route.index] += 1
+        for edge in route.edges:
+            payload = data if edge.apply is None else edge.apply(data)
+            created.append(
+                new_delivery(seq, edge.target_id, edge.slot_name, payload, edge.index)
+            )
+            seq += 1
+    job.next_seq = seq
+    created.reverse()
+    job.pending.extend(created)
