@@ -20,6 +20,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "sphinx.ext.graphviz",
     "flowforge_diagram",
+    "flowforge_cli_help",
 ]
 # No intersphinx: the docs build without network access, so references to the
 # standard library are plain text and listed in nitpick_ignore_regex below.
@@ -44,4 +45,6 @@ nitpick_ignore_regex = [
     ("py:func", r"flowforge\.serialization\..*"),
     ("py:class", r"(psycopg_pool\.)?ConnectionPool.*"),
     ("py:class", r"(distributed\.)?(Client|Future)"),
+    # The web inspector's app is Starlette's (the ui extra).
+    ("py:class", r"(starlette\.applications\.)?Starlette"),
 ]

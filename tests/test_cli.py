@@ -307,3 +307,20 @@ def test_the_console_script_runs(tmp_path: Path) -> None:
     )
 
     assert done.stdout == "flowforge, version 0.1.0\n"
+
+
+def test_the_docs_show_every_commands_own_help(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "docs" / "_ext"))
+    import flowforge_cli_help
+
+    page = (ROOT / "docs" / "cli.rst").read_text(encoding="utf-8")
+
+    assert ".. flowforge-cli-help::" in page
+    assert flowforge_cli_help.help_text("prune").startswith(
+        "Usage: flowforge prune [OPTIONS] STORE"
+    )
+    assert set(cli.commands) == {
+        "jobs", "show", "run", "resume", "cancel", "recover", "prune", "draw", "ui"
+    }  # fmt: skip
