@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
+import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -313,7 +317,7 @@ def test_the_docs_show_every_commands_own_help(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.syspath_prepend(str(ROOT / "docs" / "_ext"))
-    import flowforge_cli_help
+    flowforge_cli_help = importlib.import_module("flowforge_cli_help")
 
     page = (ROOT / "docs" / "cli.rst").read_text(encoding="utf-8")
 
@@ -324,3 +328,36 @@ def test_the_docs_show_every_commands_own_help(
     assert set(cli.commands) == {
         "jobs", "show", "run", "resume", "cancel", "recover", "prune", "draw", "ui"
     }  # fmt: skip
+
+
+def test_ui_serves_the_inspector_until_stopped(store_url: str) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flowforge.cli", "ui", store_url, "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT / "tests",
+    )
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        url = re.search(r"at (http://127\.0\.0\.1:\d+/) \(read-only\)", line)
+        assert url is not None, line
+        with urllib.request.urlopen(url[1] + "jobs/broken", timeout=30) as page:
+            html = page.read().decode()
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+
+    assert "cannot check &lt;b&gt;bad&lt;/b&gt;" in html
+
+
+def test_ui_on_a_busy_port_fails_in_one_line(invoke: Invoke, store_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+
+        result = invoke("ui", store_url, "--port", port)
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import click
 from rich.text import Text
@@ -97,7 +98,7 @@ def run(
 @click.argument("store_url", metavar="STORE")
 @click.option("--flow", "flow_paths", multiple=True, metavar="MODULE:ATTR")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True)
+@click.option("--port", default=8080, show_default=True, help="0: any free port.")
 @click.option("--allow-actions", is_flag=True, help="Allow resume, cancel, retry.")
 def ui(
     store_url: str,
@@ -126,4 +127,27 @@ def ui(
     store = open_store(store_url)
     flows = [load_flow(path) for path in flow_paths]
     app = create_app(store, flows=flows, allow_actions=allow_actions)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    listening = _listen(host, port)
+    shown = f"[{host}]" if ":" in host else host
+    mode = "actions allowed" if allow_actions else "read-only"
+    click.echo(
+        f"serving the inspector of {store!r} at http://{shown}:"
+        f"{listening.getsockname()[1]}/ ({mode}); Ctrl+C stops it",
+        err=True,
+    )
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server.run(sockets=[listening])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Return a socket listening on ``host:port`` (0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        raise CommandError(f"cannot listen on {host}:{port}: {error}") from error
+    listening.listen(128)
+    return listening

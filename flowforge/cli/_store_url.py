@@ -3,16 +3,21 @@
 ``sqlite:///jobs.db`` is relative to the working folder and
 ``sqlite:////srv/jobs.db`` absolute (SQLAlchemy's convention); ``json:///``
 names a folder the same way. A PostgreSQL URL goes to
-:class:`~flowforge.store.postgres.PostgresStore` unchanged, and needs the
-``postgres`` extra.
+:class:`~flowforge.store.postgres.PostgresStore`, and needs the ``postgres``
+extra; its ``schema`` query parameter, if any, names the store's schema
+(``postgresql://app@db/jobs?schema=nightly``; default ``flowforge``) and is
+taken out of the URL that libpq sees.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
+import click
+
+from flowforge import StoreError
 from flowforge.cli._problem import USAGE, CommandError
 from flowforge.store import JsonDirectoryStore, SqliteStore, Store
 
@@ -23,7 +28,7 @@ _POSTGRES: Final = ("postgresql", "postgres")
 
 
 def open_store(url: str, *, create: bool = False) -> Store:
-    """Return the store ``url`` names.
+    """Return the store ``url`` names, closed when the running command ends.
 
     Args:
         url: A store URL (see the module docstring).
@@ -36,6 +41,14 @@ def open_store(url: str, *, create: bool = False) -> Store:
             2), or the store cannot be opened (exit code 1).
     """
     scheme, _, rest = url.partition("://")
+    store = _open(url, scheme, rest, create)
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(store.close)
+    return store
+
+
+def _open(url: str, scheme: str, rest: str, create: bool) -> Store:
     if scheme in _POSTGRES and rest:
         return _postgres(url)
     if scheme not in ("sqlite", "json") or not rest.startswith("/"):
@@ -65,4 +78,14 @@ def _postgres(url: str) -> Store:
             f"a PostgreSQL store needs the postgres extra ({error.name} is "
             "missing): pip install 'flowforge[postgres]'"
         ) from error
-    return PostgresStore(url)
+    base, _, text = url.partition("?")
+    query = parse_qsl(text, keep_blank_values=True)
+    schemas = [value for key, value in query if key == "schema"]
+    rest = urlencode([(key, value) for key, value in query if key != "schema"])
+    try:
+        return PostgresStore(
+            f"{base}?{rest}" if rest else base,
+            schema=schemas[-1] if schemas else "flowforge",
+        )
+    except StoreError as error:  # a malformed URL or schema name
+        raise CommandError(f"bad store URL: {error}", exit_code=USAGE) from error
