@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import runpy
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from flowforge import FlowForgeError
+from flowforge.cli import main
 from flowforge.cli._app import _describe, cli
 from flowforge.store import JsonDirectoryStore, SqliteStore, Store
 
@@ -361,3 +363,25 @@ def test_ui_on_a_busy_port_fails_in_one_line(invoke: Invoke, store_url: str) -> 
 
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+
+
+def test_main_runs_the_command_and_exits_with_its_code() -> None:
+    with pytest.raises(SystemExit, match="0"):
+        main(["--version"])
+
+
+def test_main_without_the_cli_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "click", None)
+    monkeypatch.delitem(sys.modules, "flowforge.cli._app")
+
+    with pytest.raises(SystemExit, match=r"needs the cli extra \(click is missing\)"):
+        main(["--help"])
+
+
+def test_python_dash_m_runs_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["flowforge", "--version"])
+
+    with pytest.raises(SystemExit, match="0"):
+        runpy.run_module("flowforge.cli", run_name="__main__")

@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from flowforge import JobStatus
 from flowforge.store import JsonDirectoryStore, MemoryStore, SqliteStore, Store
 from flowforge.ui import create_app
+from flowforge.ui._html import seconds
 from flowforge.ui._listing import JobQuery, _generic_page, read_page
 
 XSS_ID = "<script>window.pwned=1</script>"
@@ -290,3 +291,34 @@ def test_pages_of_running_jobs_poll_for_changes(tmp_path: Path) -> None:
     assert state is not None and state[1] == polled
     assert 'data-poll="/poll?job=running"' in job
     assert "data-poll=" in http.get("/").text
+
+
+def test_job_page_offers_the_actions_its_status_allows(store: SqliteStore) -> None:
+    failed = client(store, allow_actions=True).get("/jobs/broken").text
+    paused = client(store, allow_actions=True).get("/jobs/paused").text
+
+    assert 'href="/confirm?action=retry&amp;job=broken"' in failed
+    assert "action=resume&amp;job=paused" in paused
+    assert "action=cancel&amp;job=paused" in paused
+
+
+def test_job_page_says_actions_need_the_flow(store: SqliteStore) -> None:
+    html = TestClient(create_app(store, allow_actions=True)).get("/jobs/broken").text
+
+    assert "start the inspector with <code>--flow</code> naming flow" in html
+
+
+def test_polling_a_deleted_job_answers_gone(store: SqliteStore) -> None:
+    http = client(store)
+
+    assert http.get("/poll?job=nope").text == "gone"
+    assert len(http.get("/poll?status=failed").text) == 16
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(2.5, "2.50 s"), (0.0123, "12.3 ms"), (0.0000042, "4 µs"), (None, "-")],
+    ids=["seconds", "milliseconds", "microseconds", "unknown"],
+)
+def test_durations_read_naturally(value: float | None, shown: str) -> None:
+    assert seconds(value) == shown
