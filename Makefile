@@ -16,11 +16,12 @@ $(VENV)/.installed: $(PY) pyproject.toml
 	touch $@
 
 $(VENV)/.extras-installed: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e ".[dask,postgres]"
+	$(PY) -m pip install --quiet -e ".[all]"
 	touch $@
 
+# The development tools and every integration, so that all the tests run.
 $(VENV)/.dev-installed: $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,all]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -36,6 +37,7 @@ test: dev-install
 lint: dev-install
 	$(PY) -m black --check $(SRC)
 	$(PY) -m flake8 $(SRC)
+	$(VENV)/bin/lint-imports --no-cache
 
 format: dev-install
 	$(PY) -m black $(SRC)

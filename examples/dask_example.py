@@ -9,14 +9,18 @@ were. Prints:
     8 jobs: completed
     sums of squares: [0, 1, 5, 14, 30, 55, 91, 140]
     stats here: {}
+
+It needs the optional extra ``dask``; without it, it says so in one line and
+exits with status 1.
 """
 
 from __future__ import annotations
 
-from distributed import Client, LocalCluster
+import importlib.util
 
 from flowforge import Flow, Routine
-from flowforge.dask import DaskRunner
+
+NEEDS_EXTRA = 'dask_example.py needs the "dask" extra: pip install "flowforge[dask]"'
 
 
 class Numbers(Routine):
@@ -47,6 +51,12 @@ def build_flow() -> Flow:
 
 
 def main() -> None:
+    if importlib.util.find_spec("distributed") is None:
+        raise SystemExit(NEEDS_EXTRA)  # a message and status 1, no traceback
+    from distributed import Client, LocalCluster
+
+    from flowforge.dask import DaskRunner
+
     flow = build_flow()
     params = [{"count": n} for n in range(1, 9)]
     # processes=True: each worker is a process of its own, as on a real cluster.

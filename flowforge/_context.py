@@ -25,38 +25,37 @@ class DeliveryContext:
     in turn: read what you need while your handler runs (copy
     :attr:`delivery_key` if you keep it).
 
-    Attributes:
-        job: The running job's state.
-
     Thread safety: each thread running a handler has its own.
     """
 
     job: JobState
-    # The routine whose handler runs; ``object`` because routines sit above
-    # this module (emit() only compares it with ``self``).
-    routine: object = None
-    delivery: Delivery | None = None
-    emissions: list[tuple[str, Payload]] = field(default_factory=list)
+    """The running job's state."""
+    # What the engine points the context at; not for handlers. The routine
+    # whose handler runs is an ``object`` because routines sit above this
+    # module (emit() only compares it with ``self``).
+    _routine: object = None
+    _delivery: Delivery | None = None
+    _emissions: list[tuple[str, Payload]] = field(default_factory=list)
 
     @property
     def routine_id(self) -> str:
         """The id of the routine whose handler runs."""
-        return self._delivery().routine_id
+        return self._current().routine_id
 
     @property
     def slot(self) -> str | None:
         """The slot being handled, ``None`` for a source routine's call."""
-        return self._delivery().slot
+        return self._current().slot
 
     @property
     def seq(self) -> int:
         """The delivery's sequence number in its job."""
-        return self._delivery().seq
+        return self._current().seq
 
     @property
     def attempt(self) -> int:
         """0 for the first try, then 1, 2, ... for retries."""
-        return self._delivery().attempt
+        return self._current().attempt
 
     @property
     def delivery_key(self) -> tuple[str, str, int]:
@@ -65,13 +64,13 @@ class DeliveryContext:
         Use it to make a handler's side effects idempotent, for example as
         the key of a write to another system.
         """
-        delivery = self._delivery()
+        delivery = self._current()
         return (self.job.job_id, delivery.routine_id, delivery.seq)
 
-    def _delivery(self) -> Delivery:
-        if self.delivery is None:
+    def _current(self) -> Delivery:
+        if self._delivery is None:
             raise ExecutionError("this context is not handling a delivery")
-        return self.delivery
+        return self._delivery
 
 
 CURRENT: ContextVar[DeliveryContext | None] = ContextVar(
@@ -86,7 +85,7 @@ def current_delivery() -> DeliveryContext:
         ExecutionError: If called outside a handler run by FlowForge.
     """
     context = CURRENT.get()
-    if context is None or context.routine is None:
+    if context is None or context._routine is None:
         raise ExecutionError(
             "no delivery is being handled here; current_delivery() works only "
             "inside a handler (or a source routine's __call__) run by FlowForge"

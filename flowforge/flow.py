@@ -154,7 +154,7 @@ class Flow:
 
     @property
     def execution_strategy(self) -> str:
-        """How jobs run by default: ``"sequential"`` or ``"concurrent"``."""
+        """How jobs run by default, ``"sequential"`` or ``"concurrent"``."""
         return self._strategy
 
     @execution_strategy.setter

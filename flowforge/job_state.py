@@ -63,10 +63,9 @@ class JobStatus(StrEnum):
 class JobState:
     """The record of one job: status, progress, errors and what is still pending.
 
-    ``pending`` is a stack: its last delivery runs next. ``slot_buffers`` maps
-    ``(routine_id, slot)`` to the slot's merged data, and ``join_arrivals`` the
-    same key to the connections a waiting join has heard from. The history
-    keeps the last ``history_limit`` handled deliveries. Two job states are
+    ``execute`` and ``resume`` return one; a store saves and loads them. Its
+    attributes are plain data (listed below); the history of handled
+    deliveries is read with :meth:`get_execution_history`. Two job states are
     equal when all of their data is.
 
     Thread safety: the scheduler alone writes a running job's state; read it
@@ -74,36 +73,58 @@ class JobState:
     """
 
     job_id: str
+    """The job's id, unique in its store."""
     flow_id: str
+    """The id of the flow the job runs on."""
     entry_routine_id: str
+    """The routine the job started at."""
     entry_params: Payload
+    """The job's input, as given to ``execute``."""
     entry_slot: str | None
+    """The entry routine's slot that received the params; ``None`` for a source."""
     created_at: datetime
+    """When the job was created (aware UTC)."""
     status: JobStatus = JobStatus.PENDING
+    """Where the job is in its life."""
     started_at: datetime | None = None
+    """When the job first ran, if it has."""
     finished_at: datetime | None = None
+    """When the job completed, failed or was cancelled, if it has."""
     routine_states: dict[str, RoutineState] = field(default_factory=dict)
+    """What each routine that ran did in this job, by routine id."""
     pending: list[Delivery] = field(default_factory=list)
+    """Deliveries still to run, as a stack whose last item runs next."""
     slot_buffers: dict[tuple[str, str], Payload] = field(default_factory=dict)
+    """Each slot's merged data, by ``(routine_id, slot)``."""
     join_arrivals: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    """For each waiting join, by ``(routine_id, slot)``, the indexes of the
+    connections it has heard from."""
     errors: list[ErrorRecord] = field(default_factory=list)
+    """The failures recorded in this job, oldest first."""
     pause_points: list[PausePoint] = field(default_factory=list)
+    """Where and why the job was paused, oldest first."""
     delivery_count: int = 0
+    """How many deliveries reached an outcome (retried attempts not counted)."""
     next_seq: int = 0
+    """The sequence number the job's next delivery gets."""
     history_limit: int = DEFAULT_HISTORY_LIMIT
+    """How many handled deliveries the history keeps."""
     history_total: int = 0
+    """How many handled deliveries were ever recorded, kept or not."""
     flow_shape: dict[str, object] = field(default_factory=dict, repr=False)
+    """The shape of the flow definition the job started on."""
     tracker: ExecutionTracker = field(default_factory=ExecutionTracker, repr=False)
-    history_raw: deque[RawRecord] = field(init=False, repr=False)
-    _wall_offset: float = field(default=0.0, repr=False, compare=False)
-    _stats_restored: bool = field(default=True, repr=False, compare=False)
+    """The job's counts and timings."""
+    _history: deque[RawRecord] = field(init=False, repr=False)
+    _wall_offset: float = field(default=0.0, init=False, repr=False, compare=False)
+    _stats_restored: bool = field(default=True, init=False, repr=False, compare=False)
     _stop_request: tuple[JobStatus, str, object] | None = field(
-        default=None, repr=False, compare=False
+        default=None, init=False, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
         """Create the bounded history."""
-        self.history_raw = deque(maxlen=self.history_limit)
+        self._history = deque(maxlen=self.history_limit)
 
     @property
     def error(self) -> ErrorRecord | None:
@@ -142,7 +163,7 @@ class JobState:
         """Return the retained history, oldest first, optionally for one routine."""
         return [
             _history_record(raw)
-            for raw in self.history_raw
+            for raw in self._history
             if routine_id is None or raw[1] == routine_id
         ]
 
@@ -169,12 +190,25 @@ class JobState:
 
         The data goes to a temporary file in the same folder, is flushed to
         disk, then renamed over ``path``: a crash leaves the old file or the
-        new one, never a torn one.
+        new one, never a torn one. The folder must exist: a typo in its name
+        is reported, never turned into a new folder.
+
+        Raises:
+            SerializationError: If a payload cannot be saved, or the folder
+                does not exist (the message names it).
+            OSError: If the file cannot be written (no permission, a full
+                disk); an existing file is left as it was.
         """
+        path = Path(path)
         text = json.dumps(
             {"kind": FILE_KIND, "job_state": self.serialize()}, allow_nan=False
         )
-        write_atomically(Path(path), text.encode("utf-8"))
+        if not path.parent.is_dir():
+            raise SerializationError(
+                f"cannot save job state to {str(path)!r}: the folder "
+                f"{str(path.parent)!r} does not exist; create it first"
+            )
+        write_atomically(path, text.encode("utf-8"))
 
     @classmethod
     def load(cls, path: str | Path) -> JobState:
@@ -250,7 +284,7 @@ def new_job_state(
     job.delivery_count = job.next_seq = job.history_total = 0
     job.history_limit, job.flow_shape = history_limit, flow_shape
     job.tracker = ExecutionTracker()
-    job.history_raw = deque((), history_limit)
+    job._history = deque((), history_limit)
     job._wall_offset, job._stats_restored, job._stop_request = 0.0, True, None
     return job
 
@@ -303,7 +337,7 @@ def _job_to_dict(job: JobState) -> dict[str, object]:
             [rid, slot, sorted(seen)] for (rid, slot), seen in job.join_arrivals.items()
         ],
         "errors": [error_to_data(e) for e in job.errors],
-        "history": [list(raw) for raw in job.history_raw],
+        "history": [list(raw) for raw in job._history],
     }
 
 
@@ -337,8 +371,8 @@ def _build_job(data: Mapping[str, object], where: str) -> JobState:
         history_total=read(data, "history_total", int, where),
         flow_shape=read(data, "flow_shape", dict, where),
         tracker=ExecutionTracker.deserialize(data.get("tracker")),
-        _stats_restored=False,
     )
+    job._stats_restored = False
     _check_counts(job, where)
     job.errors = [
         error_from_data(e, f"{where} errors") for e in read(data, "errors", list, where)
@@ -363,7 +397,7 @@ def _build_job(data: Mapping[str, object], where: str) -> JobState:
     for item in read(data, "pause_points", list, where):
         job.pause_points.append(_pause_point(item, f"{where} pause point"))
     for row in read(data, "history", list, where):
-        job.history_raw.append(history_from_data(row, f"{where} history"))
+        job._history.append(history_from_data(row, f"{where} history"))
     return job
 
 

@@ -69,8 +69,18 @@ class Routine:
     # Any: a source routine declares whatever parameters its entry params need,
     # and only an ``*args: Any, **params: Any`` base accepts every override.
     def __call__(self, *args: Any, **params: Any) -> None:
-        """Start a job as its entry; override it to make a source routine."""
-        raise NotImplementedError(f"{type(self).__qualname__} is not a source routine")
+        """Start a job as its entry; override it to make a source routine.
+
+        An override may call ``super().__call__(**params)``: it does nothing.
+
+        Raises:
+            NotImplementedError: If the class does not override it.
+        """
+        if type(self).__call__ is Routine.__call__:
+            raise NotImplementedError(
+                f"{type(self).__qualname__} is not a source routine: override "
+                "__call__ to make it one, or start the job on one of its slots"
+            )
 
     # -- ports -------------------------------------------------------------------
 
@@ -152,7 +162,7 @@ class Routine:
             ExecutionError: If called outside one of this routine's handlers.
         """
         context = CURRENT.get()
-        if context is None or context.routine is not self:
+        if context is None or context._routine is not self:
             raise ExecutionError(
                 f"{self!r}.emit({event_name!r}) called outside one of its handlers; "
                 "emit only from a slot handler or a source routine's __call__"
@@ -162,7 +172,7 @@ class Routine:
             self.get_event(event_name)
         elif event.output_params is not None:
             event.check(data, context.routine_id)
-        context.emissions.append((event_name, data))
+        context._emissions.append((event_name, data))
 
     # -- user statistics ---------------------------------------------------------
 

@@ -174,6 +174,15 @@ def test_draw_prints_the_flows_own_diagram(invoke: Invoke, fmt: str) -> None:
     )
 
 
+def test_draw_svg_prints_an_svg_document(invoke: Invoke) -> None:
+    result = invoke("draw", FLOW, "--format", "svg")
+
+    assert result.exit_code == 0
+    assert result.stdout.startswith('<svg xmlns="http://www.w3.org/2000/svg"')
+    assert 'data-routine-id="check"' in result.stdout
+    assert result.stdout.endswith("</svg>\n")
+
+
 @pytest.mark.parametrize(
     ("target", "code", "message"),
     [
@@ -264,7 +273,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
 
 def test_importing_flowforge_imports_no_cli_or_ui_library() -> None:
     code = (
-        "import sys, flowforge, flowforge.store, flowforge.cli\n"
+        "import sys, flowforge, flowforge.store, flowforge.cli, flowforge.ui\n"
         "print(sorted(m for m in ('click', 'rich', 'starlette', 'uvicorn')"
         " if m in sys.modules))"
     )

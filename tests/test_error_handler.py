@@ -11,6 +11,7 @@ from flowforge import (
     Flow,
     JobState,
     JobStatus,
+    SerializationError,
     Routine,
     current_delivery,
 )
@@ -347,3 +348,18 @@ def test_an_interrupted_retry_backoff_keeps_the_delivery_for_resume(
         "retried",
         "completed",
     ]
+
+
+def test_error_handler_data_without_version_says_it_has_none() -> None:
+    data = ErrorHandler(ErrorStrategy.RETRY).serialize()
+    del data["version"]
+
+    with pytest.raises(SerializationError, match="has no 'version' key"):
+        ErrorHandler.deserialize(data)
+
+
+def test_error_handler_data_of_a_newer_version_says_to_upgrade() -> None:
+    data = {**ErrorHandler().serialize(), "version": 99}
+
+    with pytest.raises(SerializationError, match="Upgrade FlowForge"):
+        ErrorHandler.deserialize(data)

@@ -9,6 +9,7 @@ drift from the code. A new example without an entry fails the suite.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
 import subprocess
@@ -132,6 +133,9 @@ def test_example_docstring_promises_its_expected_output(script: Path) -> None:
 def test_example_exits_zero_and_prints_its_expected_output(script: Path) -> None:
     expected = EXPECTED.get(script.name)
     assert expected is not None, f"add {script.name}'s output to EXPECTED"
+    module, message = NEEDS_EXTRA.get(script.name, ("flowforge", ""))
+    if importlib.util.find_spec(module) is None and not os.environ.get("CI"):
+        pytest.skip(message)  # CI installs every extra: there it must run
 
     result = run_example(script)
 
@@ -141,3 +145,66 @@ def test_example_exits_zero_and_prints_its_expected_output(script: Path) -> None
     assert len(lines) == len(expected), result.stdout
     for want, line in zip(expected, lines, strict=True):
         assert matches(want, line), f"expected {want!r}, got {line!r}"
+
+
+# The examples that need an optional extra: the module that extra provides,
+# and the one line each prints, with status 1, when it is missing.
+NEEDS_EXTRA = {
+    "dask_example.py": (
+        "distributed",
+        'dask_example.py needs the "dask" extra: pip install "flowforge[dask]"',
+    ),
+}
+OPTIONAL = {"distributed", "dask", "psycopg", "psycopg_pool", "flowforge.dask"}
+OPTIONAL |= {"flowforge.store.postgres"}
+
+
+def imported_modules(script: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def run_without(script: Path, module: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` as ``python script`` would, with ``module`` not installed."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.modules[{module!r}] = None\n"
+        f"sys.path.insert(0, {str(script.parent)!r})\n"
+        f"sys.argv = [{str(script)!r}]\n"
+        f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+    )
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=NAMES)
+def test_every_example_that_imports_an_extra_says_how_to_install_it(
+    script: Path,
+) -> None:
+    optional = sorted(imported_modules(script) & OPTIONAL)
+
+    assert not optional or script.name in NEEDS_EXTRA, optional
+
+
+@pytest.mark.parametrize("name", sorted(NEEDS_EXTRA), ids=sorted(NEEDS_EXTRA))
+def test_example_without_its_extra_prints_one_line_and_exits_1(name: str) -> None:
+    module, message = NEEDS_EXTRA[name]
+
+    result = run_without(EXAMPLES / name, module)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == message + "\n"

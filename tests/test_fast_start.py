@@ -197,7 +197,7 @@ def test_a_new_job_state_equals_one_from_the_constructor_in_every_field() -> Non
     # field added to JobState fails here until new_job_state sets it too.
     for field in fields(JobState):
         assert getattr(fast, field.name) == getattr(slow, field.name), field.name
-    assert fast.history_raw.maxlen == 7
+    assert fast._history.maxlen == 7
     assert fast.tracker is not slow.tracker
     assert fast.status is JobStatus.PENDING
 
@@ -217,7 +217,7 @@ def test_two_new_jobs_share_no_container() -> None:
             "flow_shape",  # the plan's description of the flow: read only
         ):
             assert value is not getattr(two, field.name), field.name
-    assert one.history_raw is not two.history_raw
+    assert one._history is not two._history
     assert one.job_id != two.job_id
     assert all(len(job.job_id) == 32 and int(job.job_id, 16) >= 0 for job in (one, two))
 

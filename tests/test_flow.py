@@ -353,3 +353,58 @@ def test_wiring_after_a_job_is_used_by_the_next_job(flow: Flow) -> None:
     flow.execute("source", {"n": 2})
 
     assert sink.received == [{"n": 2}]
+
+
+def test_flow_round_trip_keeps_the_execution_strategy_and_max_workers() -> None:
+    flow = Flow("pool", execution_strategy="concurrent", max_workers=3)
+    flow.add_routine(Recorder(), "sink")
+
+    rebuilt = Flow.deserialize(flow.serialize())
+
+    assert (rebuilt.execution_strategy, rebuilt.max_workers) == ("concurrent", 3)
+    assert rebuilt.serialize() == flow.serialize()
+
+
+def test_flow_data_without_strategy_keys_runs_sequentially_with_eight_workers() -> None:
+    data = Flow("old").serialize()
+    del data["execution_strategy"], data["max_workers"]
+
+    rebuilt = Flow.deserialize(data)
+
+    assert (rebuilt.execution_strategy, rebuilt.max_workers) == ("sequential", 8)
+
+
+def test_flow_refuses_a_clock_without_the_clock_methods() -> None:
+    with pytest.raises(DefinitionError, match="clock must have monotonic"):
+        Flow(clock=5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("max_deliveries", 0, "max_deliveries must be a positive int"),
+        ("history_limit", "10", "history_limit must be a positive int"),
+        ("max_workers", True, "max_workers must be a positive int"),
+        ("execution_strategy", "fast", "unknown execution strategy 'fast'"),
+    ],
+    ids=["max_deliveries", "history_limit", "max_workers", "strategy"],
+)
+def test_flow_settings_are_checked_when_assigned(
+    name: str, value: object, message: str
+) -> None:
+    flow = Flow()
+
+    with pytest.raises(DefinitionError, match=message):
+        setattr(flow, name, value)
+
+
+def test_a_changed_setting_reaches_the_next_job() -> None:
+    flow = Flow()
+    flow.add_routine(Relay(), "loop")
+    flow.connect("loop", "output", "loop", "input")
+    flow.max_deliveries = 5
+
+    job = flow.execute("loop", {"n": 1})
+
+    assert job.status is JobStatus.FAILED
+    assert job.delivery_count == 5

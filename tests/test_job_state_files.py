@@ -237,10 +237,11 @@ def test_save_replaces_the_old_file_and_leaves_no_temporary_file(
     assert leftovers(tmp_path, "job.json") == []
 
 
-def test_save_into_a_missing_folder_raises_os_error(tmp_path: Path) -> None:
+def test_save_into_a_missing_folder_names_the_folder(tmp_path: Path) -> None:
     path = tmp_path / "missing" / "job.json"
+    folder = re.escape(repr(str(path.parent)))
 
-    with pytest.raises(OSError, match="No such file or directory"):
+    with pytest.raises(SerializationError, match=f"folder {folder} does not exist"):
         completed_job().save(path)
 
     assert os.listdir(tmp_path) == []

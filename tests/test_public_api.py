@@ -1,9 +1,17 @@
-"""The public API: a small, sorted ``__all__`` and one root for every error."""
+"""The public API: a small, sorted ``__all__`` and one root for every error.
+
+The names of every public module and the public members of every public class
+are pinned below, so that a name added (or lost) by accident fails here: when
+you change the public API on purpose, change these lists in the same commit.
+"""
 
 from __future__ import annotations
 
+import enum
+import importlib
 import inspect
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -74,3 +82,431 @@ def test_package_ships_py_typed() -> None:
 
 def test_version_is_a_string() -> None:
     assert isinstance(flowforge.__version__, str)
+
+
+PUBLIC_MODULES: dict[str, list[str]] = {
+    "flowforge": [
+        "Connection",
+        "DefinitionError",
+        "DeliveryContext",
+        "DuplicateNameError",
+        "ErrorHandler",
+        "ErrorRecord",
+        "ErrorStrategy",
+        "Event",
+        "ExecutionError",
+        "ExecutionTracker",
+        "Flow",
+        "FlowForgeError",
+        "FlowForgeWarning",
+        "FlowPerformance",
+        "HistoryRecord",
+        "InvalidFlowError",
+        "JobNotFoundError",
+        "JobState",
+        "JobStateError",
+        "JobStatus",
+        "Routine",
+        "RoutineError",
+        "RoutinePerformance",
+        "RoutineState",
+        "RoutineStatus",
+        "SerializationError",
+        "Slot",
+        "StoreError",
+        "UnknownPortError",
+        "UnknownRoutineTypeError",
+        "current_delivery",
+    ],
+    "flowforge.store": [
+        "Change",
+        "JobRecord",
+        "JsonDirectoryStore",
+        "MemoryStore",
+        "SqliteStore",
+        "Store",
+    ],
+    "flowforge.store.postgres": ["PostgresStore", "SCHEMA_VERSION"],
+    "flowforge.testing": ["FakeClock", "Recorder", "Relay", "StoreWrapper"],
+    "flowforge.dask": ["DaskRunner"],
+}
+PUBLIC_CLASSES: dict[str, list[str]] = {
+    "flowforge.Connection": [
+        "apply",
+        "deserialize",
+        "event",
+        "param_mapping",
+        "serialize",
+        "slot",
+        "source_id",
+        "target_id",
+    ],
+    "flowforge.DeliveryContext": [
+        "attempt",
+        "delivery_key",
+        "job",
+        "routine_id",
+        "seq",
+        "slot",
+    ],
+    "flowforge.ErrorHandler": [
+        "deserialize",
+        "final_strategy",
+        "is_critical",
+        "max_retries",
+        "max_retry_delay",
+        "retry_backoff",
+        "retry_delay",
+        "retry_delay_for",
+        "retry_jitter",
+        "retryable_exceptions",
+        "serialize",
+        "should_retry",
+        "strategy",
+    ],
+    "flowforge.ErrorRecord": [
+        "at",
+        "attempt",
+        "error_type",
+        "message",
+        "routine_id",
+        "seq",
+        "slot",
+        "traceback",
+    ],
+    "flowforge.ErrorStrategy": ["CONTINUE", "RETRY", "SKIP", "STOP"],
+    "flowforge.Event": ["check", "deserialize", "name", "output_params", "serialize"],
+    "flowforge.ExecutionTracker": [
+        "deserialize",
+        "get_event_counts",
+        "get_event_targets",
+        "get_flow_performance",
+        "get_routine_performance",
+        "routine_ids",
+        "serialize",
+        "wall_time",
+    ],
+    "flowforge.Flow": [
+        "add_routine",
+        "cancel",
+        "clock",
+        "close",
+        "connect",
+        "connections",
+        "deserialize",
+        "error_handler",
+        "execute",
+        "execution_strategy",
+        "get_routine",
+        "history_limit",
+        "max_deliveries",
+        "max_workers",
+        "pause",
+        "recover",
+        "resume",
+        "routines",
+        "serialize",
+        "set_error_handler",
+        "set_execution_strategy",
+        "to_dot",
+        "to_mermaid",
+    ],
+    "flowforge.FlowPerformance": [
+        "deliveries",
+        "events_emitted",
+        "failures",
+        "retries",
+        "runs",
+        "successes",
+        "throughput",
+        "wall_time",
+    ],
+    "flowforge.HistoryRecord": [
+        "attempt",
+        "duration",
+        "outcome",
+        "routine_id",
+        "seq",
+        "slot",
+        "started_at",
+    ],
+    "flowforge.JobState": [
+        "created_at",
+        "delivery_count",
+        "deserialize",
+        "entry_params",
+        "entry_routine_id",
+        "entry_slot",
+        "error",
+        "errors",
+        "finished_at",
+        "flow_id",
+        "flow_shape",
+        "get_execution_history",
+        "get_routine_state",
+        "history_limit",
+        "history_total",
+        "is_finished",
+        "job_id",
+        "join_arrivals",
+        "load",
+        "next_seq",
+        "pause_points",
+        "pending",
+        "routine_states",
+        "save",
+        "serialize",
+        "slot_buffers",
+        "started_at",
+        "status",
+        "tracker",
+        "waiting_joins",
+    ],
+    "flowforge.JobStatus": [
+        "CANCELLED",
+        "COMPLETED",
+        "FAILED",
+        "PAUSED",
+        "PENDING",
+        "RUNNING",
+    ],
+    "flowforge.Routine": [
+        "config",
+        "define_event",
+        "define_slot",
+        "deserialize",
+        "emit",
+        "events",
+        "get_config",
+        "get_error_handler",
+        "get_event",
+        "get_slot",
+        "get_stat",
+        "increment_stat",
+        "reset_stats",
+        "serialize",
+        "set_as_critical",
+        "set_as_optional",
+        "set_config",
+        "set_error_handler",
+        "set_stat",
+        "slots",
+        "stats",
+    ],
+    "flowforge.RoutinePerformance": [
+        "avg_time",
+        "deliveries",
+        "failures",
+        "max_time",
+        "min_time",
+        "p50_time",
+        "p95_time",
+        "retries",
+        "routine_id",
+        "runs",
+        "success_rate",
+        "successes",
+    ],
+    "flowforge.RoutineState": ["deliveries", "errors", "routine_id", "stats", "status"],
+    "flowforge.RoutineStatus": ["COMPLETED", "FAILED", "RUNNING", "SKIPPED"],
+    "flowforge.Slot": [
+        "deserialize",
+        "handler",
+        "invoke",
+        "is_join",
+        "merge",
+        "merge_strategy",
+        "name",
+        "serialize",
+        "unmerge",
+    ],
+    "flowforge.store.Change": [
+        "buffer_key",
+        "errors_from",
+        "history_from",
+        "pending_from",
+        "routine_id",
+    ],
+    "flowforge.store.JobRecord": [
+        "flow_id",
+        "job_id",
+        "lease_until",
+        "owner",
+        "status",
+        "updated_at",
+    ],
+    "flowforge.store.JsonDirectoryStore": [
+        "acquire",
+        "checkpoint",
+        "close",
+        "create",
+        "delete",
+        "get",
+        "list_jobs",
+        "load",
+        "prune",
+        "renew",
+        "save",
+    ],
+    "flowforge.store.MemoryStore": [
+        "acquire",
+        "checkpoint",
+        "close",
+        "create",
+        "delete",
+        "get",
+        "list_jobs",
+        "load",
+        "prune",
+        "renew",
+        "save",
+    ],
+    "flowforge.store.SqliteStore": [
+        "acquire",
+        "checkpoint",
+        "close",
+        "create",
+        "delete",
+        "get",
+        "list_jobs",
+        "load",
+        "prune",
+        "renew",
+        "save",
+    ],
+    "flowforge.store.Store": [
+        "acquire",
+        "checkpoint",
+        "close",
+        "create",
+        "delete",
+        "get",
+        "list_jobs",
+        "load",
+        "prune",
+        "renew",
+        "save",
+    ],
+    "flowforge.store.postgres.PostgresStore": [
+        "acquire",
+        "checkpoint",
+        "close",
+        "create",
+        "create_schema",
+        "delete",
+        "get",
+        "list_jobs",
+        "load",
+        "prune",
+        "renew",
+        "save",
+    ],
+    "flowforge.testing.FakeClock": ["advance", "monotonic", "now", "sleep"],
+    "flowforge.testing.Recorder": [
+        "config",
+        "define_event",
+        "define_slot",
+        "deserialize",
+        "emit",
+        "events",
+        "get_config",
+        "get_error_handler",
+        "get_event",
+        "get_slot",
+        "get_stat",
+        "increment_stat",
+        "record",
+        "reset_stats",
+        "serialize",
+        "set_as_critical",
+        "set_as_optional",
+        "set_config",
+        "set_error_handler",
+        "set_stat",
+        "slots",
+        "stats",
+    ],
+    "flowforge.testing.Relay": [
+        "config",
+        "define_event",
+        "define_slot",
+        "deserialize",
+        "emit",
+        "events",
+        "get_config",
+        "get_error_handler",
+        "get_event",
+        "get_slot",
+        "get_stat",
+        "increment_stat",
+        "relay",
+        "reset_stats",
+        "serialize",
+        "set_as_critical",
+        "set_as_optional",
+        "set_config",
+        "set_error_handler",
+        "set_stat",
+        "slots",
+        "stats",
+    ],
+    "flowforge.testing.StoreWrapper": [
+        "acquire",
+        "checkpoint",
+        "close",
+        "create",
+        "delete",
+        "get",
+        "list_jobs",
+        "load",
+        "prune",
+        "renew",
+        "save",
+    ],
+    "flowforge.dask.DaskRunner": ["map", "run_many", "submit"],
+}
+
+
+def load(module: str) -> ModuleType:
+    """Import a public module; skip when it needs an extra that is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:  # flowforge.dask and postgres need extras
+        pytest.skip(f"{module} needs an optional extra: {error}")
+
+
+def public_members(cls: type) -> list[str]:
+    """Return the public names of ``cls``: members of enums, else attributes."""
+    if issubclass(cls, enum.Enum):
+        return sorted(member.name for member in cls)
+    inherited = set(dir(tuple if issubclass(cls, tuple) else object))
+    return sorted(
+        name for name in dir(cls) if not name.startswith("_") and name not in inherited
+    )
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=list(PUBLIC_MODULES))
+def test_public_module_exports_exactly_the_pinned_names(module: str) -> None:
+    exported = sorted(load(module).__all__)
+
+    assert exported == PUBLIC_MODULES[module]
+
+
+@pytest.mark.parametrize("qualified", PUBLIC_CLASSES, ids=list(PUBLIC_CLASSES))
+def test_public_class_has_exactly_the_pinned_members(qualified: str) -> None:
+    module, _, name = qualified.rpartition(".")
+    cls = getattr(load(module), name)
+
+    assert public_members(cls) == PUBLIC_CLASSES[qualified]
+
+
+def test_every_public_class_is_pinned() -> None:
+    classes = {
+        f"{module}.{name}"
+        for module, names in PUBLIC_MODULES.items()
+        for name in names
+        if inspect.isclass(value := getattr(load(module), name))
+        and not issubclass(value, BaseException)
+    }
+
+    assert sorted(classes) == sorted(PUBLIC_CLASSES)

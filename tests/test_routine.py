@@ -329,3 +329,29 @@ def test_set_as_critical_retries_then_stops() -> None:
         0.5,
     )
     assert handler.final_strategy() is ErrorStrategy.STOP
+
+
+def test_a_source_may_call_super_call_which_does_nothing() -> None:
+    class Source(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_event("output")
+
+        def __call__(self, **params: object) -> None:
+            super().__call__(**params)
+            self.emit("output", **params)
+
+    flow = Flow()
+    flow.add_routine(Source(), "source")
+    flow.add_routine(Recorder(), "sink")
+    flow.connect("source", "output", "sink", "input")
+
+    job = flow.execute("source", {"n": 1})
+
+    assert job.status is JobStatus.COMPLETED
+    assert flow.routines["sink"].received == [{"n": 1}]  # type: ignore[attr-defined]
+
+
+def test_calling_a_routine_that_is_no_source_says_how_to_make_one() -> None:
+    with pytest.raises(NotImplementedError, match="override __call__ to make it one"):
+        Recorder()()

@@ -129,7 +129,8 @@ def test_job_page_shows_timeline_diagram_error_payload_and_figures(
     assert response.status_code == 200
     assert html.count('class="tl-bar') == 4
     assert 'class="tl-bar outcome-failed"' in html
-    assert 'class="diagram' in html
+    assert 'class="ff-routine ff-status-failed" data-routine-id="check"' in html
+    assert 'class="ff-routine ff-status-completed" data-routine-id="total"' in html
     assert "ValueError" in html and "cannot check &lt;b&gt;bad&lt;/b&gt;" in html
     assert "Traceback (most recent call last)" in html
     assert "&quot;value&quot;: &quot;&lt;b&gt;bad&lt;/b&gt;&quot;" in html
@@ -322,3 +323,11 @@ def test_polling_a_deleted_job_answers_gone(store: SqliteStore) -> None:
 )
 def test_durations_read_naturally(value: float | None, shown: str) -> None:
     assert seconds(value) == shown
+
+
+def test_diagram_marks_routines_with_pending_work_as_waiting(
+    store: SqliteStore,
+) -> None:
+    html = client(store).get("/jobs/paused").text
+
+    assert 'class="ff-routine ff-status-waiting" data-routine-id="check"' in html

@@ -153,7 +153,10 @@ def test_failed_job_page_renders_timeline_diagram_and_error(
     assert page.locator("svg.timeline .tl-label").all_text_contents() == [
         "numbers", "check", "total"
     ]  # fmt: skip
-    assert page.locator(".diagram").is_visible()
+    failed = page.locator("svg.ff-diagram g.ff-status-failed")
+    assert failed.get_attribute("data-routine-id") == "check"
+    assert failed.is_visible()
+    assert page.locator("svg.ff-diagram g.ff-status-completed").count() == 2
     assert "cannot check <b>bad</b>" in page.locator(".error .message").inner_text()
     screenshot(page, "inspector-job.png", tmp_path)
 

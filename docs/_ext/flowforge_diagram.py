@@ -1,12 +1,13 @@
-"""Sphinx directive that draws a flow built by code, through Graphviz.
+"""Sphinx directive that draws a flow built by code, as SVG, in pure Python.
 
 ``.. flowforge-diagram:: examples/data_processing.py:build_flow`` imports the
 file (relative to the repository root, the parent of the docs folder), calls the
-named function with no arguments, and renders the :class:`~flowforge.Flow` it
-returns from :meth:`~flowforge.Flow.to_dot` with ``sphinx.ext.graphviz``. The
-diagram is therefore always the flow the code builds, never a drawing of it.
-The options of the ``graphviz`` directive (``caption``, ``alt``, ``align``,
-``class``, ``name``) work as they do there.
+named function with no arguments, and embeds the SVG of the :class:`~flowforge.Flow`
+it returns, drawn by FlowForge's own renderer (``flowforge._svg``), in the HTML
+page. The diagram is therefore always the flow the code builds, never a drawing
+of it, and the build needs no system program such as Graphviz's ``dot``. Options:
+``caption`` (inline reST below the diagram) and ``name`` (a target to refer to).
+Builders other than HTML leave the diagram out and keep the caption.
 """
 
 from __future__ import annotations
@@ -15,27 +16,34 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import ClassVar
 
+from docutils import nodes
 from docutils.nodes import Node
-from docutils.statemachine import StringList
+from docutils.parsers.rst import directives
 from sphinx.application import Sphinx
-from sphinx.ext.graphviz import Graphviz
-from sphinx.util.typing import ExtensionMetadata
+from sphinx.util.docutils import SphinxDirective
+from sphinx.util.typing import ExtensionMetadata, OptionSpec
 
 from flowforge import Flow
+from flowforge._svg import to_svg
 
 MODULE_PREFIX = "flowforge_docs_diagram_"
 
 
-class FlowForgeDiagram(Graphviz):
-    """Render the DOT diagram of the flow that ``path:function`` returns."""
+class FlowForgeDiagram(SphinxDirective):
+    """Embed the SVG diagram of the flow that ``path:function`` returns."""
 
     has_content = False
     required_arguments = 1
     optional_arguments = 0
+    option_spec: ClassVar[OptionSpec] = {
+        "caption": directives.unchanged_required,
+        "name": directives.unchanged,
+    }
 
     def run(self) -> list[Node]:
-        """Build the flow, then let the ``graphviz`` directive draw its DOT text."""
+        """Build the flow and return a figure holding its SVG and caption."""
         target = self.arguments[0]
         path_text, _, function_name = target.rpartition(":")
         if not path_text or not function_name:
@@ -46,10 +54,19 @@ class FlowForgeDiagram(Graphviz):
             raise self.error(f"no such file: {path_text!r} (relative to {root})")
         self.env.note_dependency(str(path))
         flow = self._build(path, function_name, target)
-        self.arguments = []
-        self.content = StringList(flow.to_dot().splitlines(), source=str(path))
-        self.options.setdefault("alt", f"Diagram of the flow {flow.flow_id!r}")
-        return super().run()
+        svg = to_svg(flow.flow_id, flow.routines, flow.connections)
+        # Wide flows scroll inside the page instead of overflowing it.
+        html = f'<div style="overflow-x: auto">\n{svg}</div>\n'
+        figure = nodes.figure(classes=["flowforge-diagram"])
+        self.set_source_info(figure)
+        figure += nodes.raw("", html, format="html")
+        messages: list[nodes.system_message] = []
+        if "caption" in self.options:
+            caption = self.options["caption"]
+            parsed, messages = self.state.inline_text(caption, self.lineno)
+            figure += nodes.caption(caption, "", *parsed)
+        self.add_name(figure)
+        return [figure, *messages]
 
     def _build(self, path: Path, function_name: str, target: str) -> Flow:
         module = _load(path)
@@ -75,7 +92,6 @@ def _load(path: Path) -> ModuleType:
 
 
 def setup(app: Sphinx) -> ExtensionMetadata:
-    """Register the ``flowforge-diagram`` directive (needs ``sphinx.ext.graphviz``)."""
-    app.setup_extension("sphinx.ext.graphviz")
+    """Register the ``flowforge-diagram`` directive."""
     app.add_directive("flowforge-diagram", FlowForgeDiagram)
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    return {"version": "2", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from flowforge import FlowForgeError, __version__
 from flowforge.cli._build import draw, run, ui
 from flowforge.cli._control import cancel, prune, recover, resume
 from flowforge.cli._inspect import jobs, show
 from flowforge.cli._problem import FAILED, CommandError
+from flowforge.exceptions import FlowForgeError
 
 __all__ = ["cli"]
 
@@ -40,7 +40,7 @@ def _describe(error: Exception) -> str:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
-@click.version_option(__version__, prog_name="flowforge")
+@click.version_option(package_name="flowforge", prog_name="flowforge")
 def cli(debug: bool) -> None:
     """Operate FlowForge's durable jobs: list, inspect, resume, cancel, prune.
 

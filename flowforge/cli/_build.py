@@ -8,12 +8,13 @@ import socket
 import click
 from rich.text import Text
 
-from flowforge import JobStatus
-from flowforge.cli._drawing import draw_svg, svg_available
 from flowforge.cli._flow_path import load_flow
 from flowforge.cli._output import console
 from flowforge.cli._problem import FAILED, USAGE, CommandError
 from flowforge.cli._store_url import open_store
+from flowforge.job_state import JobStatus
+from flowforge.ui import create_app
+from flowforge.ui._drawing import draw_svg
 
 __all__ = ["draw", "parse_params", "run", "ui"]
 
@@ -35,10 +36,8 @@ def draw(flow_path: str, fmt: str) -> None:
         click.echo(flow.to_mermaid())
     elif fmt == "dot":
         click.echo(flow.to_dot())
-    elif not svg_available():
-        raise CommandError("this FlowForge cannot draw SVG; use mermaid or dot")
     else:
-        click.echo(draw_svg(flow))
+        click.echo(draw_svg(flow), nl=False)
 
 
 def parse_params(pairs: tuple[str, ...]) -> dict[str, object]:
@@ -115,9 +114,8 @@ def ui(
     authentication.
     """
     try:
+        import starlette  # noqa: F401  the app's library: say early if missing
         import uvicorn
-
-        from flowforge.ui import create_app
     except ImportError as error:
         missing = str(error.name).split(".")[0]
         raise CommandError(

@@ -7,14 +7,15 @@ from datetime import UTC, datetime
 import click
 from rich.text import Text
 
-from flowforge import JobNotFoundError, JobState, JobStatus
 from flowforge.cli._flow_path import load_flow
 from flowforge.cli._output import console, parse_age
 from flowforge.cli._problem import FAILED, CommandError
 from flowforge.cli._recovery import recover_with_progress
-from flowforge.cli._report import ENDED
 from flowforge.cli._store_url import open_store
+from flowforge.exceptions import JobNotFoundError
+from flowforge.job_state import JobState, JobStatus
 from flowforge.store import Store
+from flowforge.ui._report import ENDED
 
 __all__ = ["cancel", "prune", "recover", "resume"]
 

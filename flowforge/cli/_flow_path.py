@@ -6,8 +6,8 @@ import importlib
 import os
 import sys
 
-from flowforge import Flow
 from flowforge.cli._problem import USAGE, CommandError
+from flowforge.flow import Flow
 
 __all__ = ["load_flow"]
 

@@ -9,11 +9,12 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from flowforge import FlowForgeError, JobState, JobStatus
 from flowforge.cli._output import console, parse_since, seconds_text
-from flowforge.cli._report import job_report, record_item
 from flowforge.cli._store_url import open_store
+from flowforge.exceptions import FlowForgeError
+from flowforge.job_state import JobState, JobStatus
 from flowforge.store import JobRecord, Store
+from flowforge.ui._report import job_report, record_item
 
 __all__ = ["jobs", "show"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final, final
 
-from flowforge import FlowForgeError
+from flowforge.exceptions import FlowForgeError
 
 __all__ = ["FAILED", "USAGE", "CommandError"]
 

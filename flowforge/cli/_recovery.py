@@ -14,7 +14,9 @@ from typing import Final
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from flowforge import Flow, FlowForgeError, JobNotFoundError, JobStateError, JobStatus
+from flowforge.exceptions import FlowForgeError, JobNotFoundError, JobStateError
+from flowforge.flow import Flow
+from flowforge.job_state import JobStatus
 from flowforge.store import JobRecord, Store
 
 __all__ = ["PROGRESS_FROM", "Summary", "recover_with_progress"]

@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import click
 
-from flowforge import StoreError
 from flowforge.cli._problem import USAGE, CommandError
+from flowforge.exceptions import StoreError
 from flowforge.store import JsonDirectoryStore, SqliteStore, Store
 
 __all__ = ["SCHEMES", "open_store"]

@@ -13,7 +13,7 @@ import heapq
 import queue
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 from flowforge._context import CURRENT, DeliveryContext
@@ -27,12 +27,25 @@ if TYPE_CHECKING:
     from flowforge.store.base import Change
     from flowforge.types import Payload
 
-__all__ = ["ConcurrentLoop"]
+__all__ = ["ConcurrentLoop", "Launch", "Outcome", "Wait"]
 
 
 Outcome = tuple[
     Delivery, "Ready", list[tuple[str, "Payload"]], BaseException | None, float, float
 ]
+Launch = Callable[[JobState, Delivery, "Ready"], None]
+"""Starts one handler; its outcome reaches the coordinator through ``report``."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """What the coordinator waits for: a retry's delay, or a handler's outcome."""
+
+    sleep: float | None
+    """Seconds until the next retry is due, when no handler runs."""
+    timeout: float | None
+    """How long to wait for an outcome before releasing due retries."""
 
 
 @final
@@ -43,10 +56,16 @@ class ConcurrentLoop:
     :meth:`run`.
     """
 
-    def __init__(self, runtime: Runtime, executor: Executor, max_workers: int) -> None:
-        """Prepare to run a job with ``runtime``'s rules on ``executor``."""
+    def __init__(
+        self, runtime: Runtime, launch: Launch | None, max_workers: int
+    ) -> None:
+        """Prepare to run a job with ``runtime``'s rules.
+
+        ``launch`` starts one handler and reports its outcome with
+        :meth:`report`; ``None`` runs handlers on the runtime's executor.
+        """
         self.runtime = runtime
-        self.executor = executor
+        self.launch = launch or self._submit
         self.max_workers = max_workers
         self.queues: dict[str, deque[Delivery]] = {}
         self.ready: deque[str] = deque()
@@ -61,53 +80,75 @@ class ConcurrentLoop:
 
     def run(self, job: JobState, plan: Plan) -> None:
         """Run ``job`` until it ends, pauses or fails; leave its pending deliveries."""
+        self.start(job)
+        try:
+            clock = self.runtime.clock
+            while (wait := self.step(job, plan)) is not None:
+                if wait.sleep is not None:
+                    clock.sleep(wait.sleep)
+                    self.release_due_retries()
+                    continue
+                try:
+                    outcome = self.results.get(timeout=wait.timeout)
+                except queue.Empty:
+                    self.release_due_retries()
+                    continue
+                self.finish(job, plan, outcome)
+            self.end(job)
+        finally:
+            self.materialize(job)
+
+    def start(self, job: JobState) -> None:
+        """Take the job's pending deliveries into the routines' queues."""
         for delivery in sorted(job.pending, key=lambda d: d.seq):
             self._enqueue(delivery)
         job.pending.clear()
-        try:
-            self._coordinate(job, plan)
-        finally:
-            self._materialize(job)
 
-    def _coordinate(self, job: JobState, plan: Plan) -> None:
+    def step(self, job: JobState, plan: Plan) -> Wait | None:
+        """Start what may start now; say what to wait for, or ``None`` when done."""
+        stopping = self.stopping(job)
+        if not stopping:
+            self._dispatch(job, plan)
+        if self.in_flight:
+            return Wait(None, self._wait_seconds())
+        if stopping or (not self.ready and not self.retries):
+            return None
+        if self.ready:
+            return self.step(job, plan)  # a retry was released: dispatch it
         clock = self.runtime.clock
-        while True:
-            stopping = (
-                job._stop_request is not None
-                or job.status is not JOB_RUNNING
-                or self.fatal is not None
-            )
-            if not stopping:
-                self._dispatch(job, plan)
-            if not self.in_flight:
-                if stopping or (not self.ready and not self.retries):
-                    break
-                if not self.ready:
-                    due = self.retries[0][0]
-                    clock.sleep(max(0.0, due - clock.monotonic()))
-                    self._release_due_retries()
-                continue
-            try:
-                outcome = self.results.get(timeout=self._wait_seconds())
-            except queue.Empty:
-                self._release_due_retries()
-                continue
-            self._finish(job, plan, outcome)
-            self._release_due_retries()
+        return Wait(max(0.0, self.retries[0][0] - clock.monotonic()), None)
+
+    def stopping(self, job: JobState) -> bool:
+        """Say whether the job stops: nothing more may start."""
+        return (
+            job._stop_request is not None
+            or job.status is not JOB_RUNNING
+            or self.fatal is not None
+        )
+
+    def end(self, job: JobState) -> None:
+        """Raise what stopped the run, or honour the job's stop request."""
         if self.fatal is not None:
             raise self.fatal
         if job._stop_request is not None and job.status is JOB_RUNNING:
             self.runtime.honour_stop_request(job)
 
+    def report(self, outcome: Outcome) -> None:
+        """Hand a finished handler's outcome to the coordinator (any thread)."""
+        self.results.put(outcome)
+
+    def _submit(self, job: JobState, delivery: Delivery, ready: Ready) -> None:
+        executor = self.runtime.executor
+        assert executor is not None  # noqa: S101  the thread strategy has one
+        executor.submit(
+            _run_handler, job, delivery, ready, self.report, self.runtime.monotonic
+        )
+
     def _dispatch(self, job: JobState, plan: Plan) -> None:
         runtime = self.runtime
         limit = runtime.setup.max_deliveries
         while self.ready and len(self.in_flight) < self.max_workers:
-            if (
-                job._stop_request is not None
-                or job.status is not JOB_RUNNING
-                or self.fatal is not None  # a checkpoint just failed
-            ):
+            if self.stopping(job):  # a checkpoint may just have failed
                 return
             routine_id = self.ready.popleft()
             delivery = self.queues[routine_id].popleft()
@@ -128,11 +169,14 @@ class ConcurrentLoop:
                 continue
             self.busy.add(routine_id)
             self.in_flight[delivery.seq] = delivery
-            self.executor.submit(
-                _run_handler, job, delivery, ready, self.results.put, runtime.monotonic
-            )
+            self.launch(job, delivery, ready)
 
-    def _finish(self, job: JobState, plan: Plan, outcome: Outcome) -> None:
+    def finish(self, job: JobState, plan: Plan, outcome: Outcome) -> None:
+        """Record a finished handler's outcome, then release the retries due."""
+        self._record(job, plan, outcome)
+        self.release_due_retries()
+
+    def _record(self, job: JobState, plan: Plan, outcome: Outcome) -> None:
         delivery, ready, emissions, error, started, duration = outcome
         runtime = self.runtime
         del self.in_flight[delivery.seq]
@@ -164,7 +208,7 @@ class ConcurrentLoop:
         """
         if change is None or self.write_failed:
             return
-        self._materialize(job)
+        self.materialize(job)
         try:
             self.runtime.checkpoint(job, plan, delivery, change)
         except BaseException as error:  # noqa: B036  raised once the pool drains
@@ -194,7 +238,8 @@ class ConcurrentLoop:
         heapq.heappush(self.retries, (due, delivery.seq, delivery))
         self.busy.add(delivery.routine_id)
 
-    def _release_due_retries(self) -> None:
+    def release_due_retries(self) -> None:
+        """Put back on their queues the retries whose delay has passed."""
         now = self.runtime.clock.monotonic()
         while self.retries and self.retries[0][0] <= now:
             _, _, delivery = heapq.heappop(self.retries)
@@ -222,7 +267,7 @@ class ConcurrentLoop:
             if routine_id not in self.ready:
                 self.ready.append(routine_id)
 
-    def _materialize(self, job: JobState) -> None:
+    def materialize(self, job: JobState) -> None:
         """Leave every unfinished delivery on ``job.pending``, lowest seq on top."""
         waiting = [d for queue_ in self.queues.values() for d in queue_]
         waiting += [d for _, _, d in self.retries]
@@ -262,6 +307,6 @@ def _run_handler(
     except BaseException as fatal:  # noqa: B036  the coordinator re-raises it
         error = fatal
     finally:
-        context.routine = None
+        context._routine = None
         CURRENT.reset(token)
         report((delivery, ready, emissions, error, started, duration))

@@ -86,8 +86,7 @@ def run_job(runtime: Runtime, job: JobState) -> JobState:
         if runtime.executor is None:
             run_loop(runtime, job, _loop_plan(runtime, job, plan), context)
         else:
-            loop = ConcurrentLoop(runtime, runtime.executor, runtime.max_workers)
-            loop.run(job, plan)
+            ConcurrentLoop(runtime, None, runtime.max_workers).run(job, plan)
     except StoreError:
         _finish(runtime, job, plan, began, token, write=False)
         raise

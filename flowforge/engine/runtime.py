@@ -190,10 +190,10 @@ class Runtime:
         if ready is None:
             return
         routine, _, target, _, buffer = ready
-        context.routine = routine
-        context.delivery = delivery
+        context._routine = routine
+        context._delivery = delivery
         emissions: list[tuple[str, Payload]] = []
-        context.emissions = emissions
+        context._emissions = emissions
         started = self.monotonic()
         try:
             if target is None:
@@ -201,12 +201,12 @@ class Runtime:
             else:
                 target.invoke(buffer, delivery.routine_id)
         except BaseException as error:  # user code: any failure is handled
-            context.routine = None
+            context._routine = None
             if not self.failed(job, plan, delivery, ready, emissions, error, started):
                 raise
             return
         duration = self.monotonic() - started
-        context.routine = None
+        context._routine = None
         self.complete(job, plan, delivery, ready, emissions, None, started, duration)
 
     def failed(
@@ -410,7 +410,7 @@ class Runtime:
         duration: float,
     ) -> None:
         """Add a delivery's outcome to the history, counts and tracker."""
-        job.history_raw.append(
+        job._history.append(
             (
                 delivery.seq,
                 delivery.routine_id,
@@ -480,7 +480,7 @@ def drop_pending(job: JobState, now: float) -> None:
     ``now`` is the time to record, in seconds since the epoch.
     """
     for delivery in reversed(job.pending):
-        job.history_raw.append(
+        job._history.append(
             (
                 delivery.seq,
                 delivery.routine_id,

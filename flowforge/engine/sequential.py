@@ -74,8 +74,8 @@ def run_loop(
         buffer = {**old, **data} if old else data if parameter in data else dict(data)
         buffers[target.key] = buffer
         emissions: Emissions = []
-        context.routine, context.delivery = target.routine, delivery
-        context.emissions = emissions
+        context._routine, context._delivery = target.routine, delivery
+        context._emissions = emissions
         started = monotonic()
         try:
             if parameter is None:
@@ -84,14 +84,14 @@ def run_loop(
                 argument = buffer[parameter] if parameter in buffer else buffer
                 target.handler(argument)  # type: ignore[misc]
         except BaseException as error:  # user code: any failure is handled
-            context.routine = None
+            context._routine = None
             ready = (target.routine, state, target, old, buffer)
             if not runtime.failed(
                 job, plan, delivery, ready, emissions, error, started
             ):
                 raise
             continue
-        context.routine = None
+        context._routine = None
         finished(delivery, state, started, monotonic() - started, emissions)
 
 
@@ -108,7 +108,7 @@ def _paths(
 
 def _finisher(job: JobState, plan: Plan) -> Finished:
     """Return what records a completed direct delivery and routes its emissions."""
-    history, tracker, pending = job.history_raw, job.tracker, job.pending
+    history, tracker, pending = job._history, job.tracker, job.pending
     run_times, wall_offset = tracker._times_by_routine(), job._wall_offset
     routes, counts = plan.routes, tracker._counts_by_position()
 

@@ -80,7 +80,7 @@ def change_document(job: JobState, change: Change) -> ChangeDocument:
     Raises:
         SerializationError: If a payload cannot be saved; the message says where.
     """
-    history = job.history_raw
+    history = job._history
     new = min(job.history_total - change.history_from, len(history))
     routine_id = change.routine_id
     key = change.buffer_key

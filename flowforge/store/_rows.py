@@ -130,7 +130,7 @@ def job_rows(job: JobState) -> JobRows:
     }
     for key, seen in arrivals.items():
         buffers[key] = (None, _arrivals(seen))
-    first = job.history_total - len(job.history_raw)
+    first = job.history_total - len(job._history)
     return JobRows(
         header=dumps(header),
         counters=counters_of(job),
@@ -146,7 +146,7 @@ def job_rows(job: JobState) -> JobRows:
 
 def change_rows(job: JobState, change: Change) -> ChangeRows:
     """Return the rows that ``change`` touched, read from ``job``."""
-    history = job.history_raw
+    history = job._history
     new_history = min(job.history_total - change.history_from, len(history))
     records = [history[-k] for k in range(new_history, 0, -1)]
     first = job.history_total - len(records)

@@ -13,7 +13,9 @@ import secrets
 import threading
 from typing import final
 
-from flowforge import Flow, FlowForgeError, JobState
+from flowforge.exceptions import FlowForgeError
+from flowforge.flow import Flow
+from flowforge.job_state import JobState
 from flowforge.store import Store
 from flowforge.ui._html import job_href, text
 from flowforge.ui._job_page import ACTIONS

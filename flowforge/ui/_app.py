@@ -14,7 +14,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from flowforge import Flow, FlowForgeError, JobNotFoundError, JobState, JobStatus
+from flowforge.exceptions import FlowForgeError, JobNotFoundError
+from flowforge.flow import Flow
+from flowforge.job_state import JobState, JobStatus
 from flowforge.store import Store
 from flowforge.ui._actions import Actions, confirm_body
 from flowforge.ui._html import page, text
@@ -22,7 +24,7 @@ from flowforge.ui._job_page import ACTIONS, actions_for, job_body
 from flowforge.ui._jobs_page import jobs_body
 from flowforge.ui._listing import SORTS, JobPage, JobQuery, read_page
 
-__all__ = ["create_app"]
+__all__ = ["build_app"]
 
 _HEADERS: Final = {
     "Content-Security-Policy": (
@@ -43,22 +45,10 @@ _REFUSED: Final = (
 )
 
 
-def create_app(
+def build_app(
     store: Store, *, flows: Iterable[Flow] = (), allow_actions: bool = False
 ) -> Starlette:
-    """Return the inspector of ``store`` as an ASGI application.
-
-    Mount it under any path of your own Starlette or FastAPI app (its links
-    follow the mount's ``root_path``), behind your own authentication.
-
-    Args:
-        store: The store whose jobs it shows.
-        flows: Flows whose jobs (by flow id) get a diagram and, with
-            ``allow_actions``, the resume, retry and cancel buttons.
-        allow_actions: Let the page resume, retry and cancel jobs, each after
-            a confirmation, by POST only. Without it every action answers
-            403 and the inspector changes nothing.
-    """
+    """Return the inspector app; see :func:`flowforge.ui.create_app`."""
     inspector = _Inspector(store, flows, allow_actions)
     app = Starlette(
         routes=[

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from flowforge import HistoryRecord
+from flowforge.record import HistoryRecord
 from flowforge.ui._html import seconds, text
 
 __all__ = ["jobs_chart", "timeline"]

@@ -6,11 +6,12 @@ import json
 from typing import Final
 from urllib.parse import quote
 
-from flowforge import Flow, JobState, JobStatus
-from flowforge.cli._drawing import draw_svg, svg_available
-from flowforge.cli._report import error_items, pending_items, plain, routine_items
+from flowforge.flow import Flow
+from flowforge.job_state import JobState, JobStatus
 from flowforge.ui._charts import timeline
+from flowforge.ui._drawing import draw_svg
 from flowforge.ui._html import badge, seconds, table, text, when
+from flowforge.ui._report import error_items, pending_items, plain, routine_items
 
 __all__ = ["ACTIONS", "actions_for", "job_body", "routine_status"]
 
@@ -65,7 +66,7 @@ def _facts(job: JobState) -> str:
         ("Duration", text(took)),
         ("Deliveries", str(job.delivery_count)),
         ("Entry", f"<code>{text(entry)}</code>"),
-        ("History kept", f"{len(job.history_raw)} of {job.history_total}"),
+        ("History kept", f"{len(job.get_execution_history())} of {job.history_total}"),
     ]
     items = "".join(f"<div><dt>{k}</dt><dd>{v}</dd></div>" for k, v in facts)
     params = f'<pre class="payload">{_json(job.entry_params)}</pre>'
@@ -82,13 +83,13 @@ def _diagram(job: JobState, flow: Flow | None) -> str:
             f"<code>flowforge ui STORE --flow module:attr</code> (flow id "
             f"<code>{text(job.flow_id)}</code>).</p>"
         )
-    status = routine_status(job)
-    if svg_available():
-        return f'<div class="diagram">{draw_svg(flow, status)}</div>'
-    legend = ", ".join(f"{text(r)}: {text(s)}" for r, s in sorted(status.items()))
+    legend = "".join(
+        f'<span class="legend-item ff-status-{name}">{name}</span>'
+        for name in ("completed", "failed", "waiting", "skipped")
+    )
     return (
-        f'<pre class="diagram mermaid">{text(flow.to_mermaid())}</pre>'
-        f'<p class="muted">Routines: {legend}</p>'
+        f'<div class="diagram">{draw_svg(flow, routine_status(job))}</div>'
+        f'<p class="legend">{legend}</p>'
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from flowforge import JobState
+from flowforge.job_state import JobState
 from flowforge.ui._charts import jobs_chart
 from flowforge.ui._html import (
     STATUS_ORDER,

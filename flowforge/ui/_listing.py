@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
-from flowforge import JobStatus
+from flowforge.job_state import JobStatus
 from flowforge.store import JobRecord, SqliteStore, Store
 
 __all__ = ["BUCKETS", "SORTS", "JobPage", "JobQuery", "read_page"]

@@ -1,8 +1,8 @@
-"""A stored job as plain JSON data: what ``show --json`` prints and the inspector shows.
+"""A stored job as plain JSON data: what the inspector shows and ``show --json`` prints.
 
-Stdlib only, so that the web inspector can use it without the CLI's
-libraries. Payloads are user data of any type: values JSON cannot hold are
-shown by their ``repr``.
+Standard library only, so that the ``flowforge`` command uses it without the
+inspector's libraries. Payloads are user data of any type: values JSON
+cannot hold are shown by their ``repr``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Final
 
-from flowforge import JobState, JobStatus, UnknownPortError
+from flowforge.exceptions import UnknownPortError
+from flowforge.job_state import JobState, JobStatus
 from flowforge.store import JobRecord
 
 __all__ = [
