@@ -70,7 +70,6 @@ class Version:
     sqlite_store: type[SqliteStore]
     relay: type[Routine]
     source: type[Routine]
-    transform: type[Routine]
     sink: type[Routine]
 
 
@@ -95,56 +94,40 @@ def define_version() -> Version:
 
         def __call__(self, count: int) -> None:
             for index in range(count):
-                self.emit("output", value=index)
-
-    class Transform(Routine):
-        def __init__(self) -> None:
-            super().__init__()
-            self.define_slot("input", handler=self.transform)
-            self.define_event("output")
-
-        def transform(self, value: int) -> None:
-            self.emit("output", value=value * 2)
+                self.emit("output", message=index)
 
     class Sink(Routine):
         def __init__(self) -> None:
             super().__init__()
             self.define_slot("input", handler=self.count)
 
-        def count(self, value: int) -> None:
+        def count(self, message: int) -> None:
             self.increment_stat("received")
 
     completed = JobStatus.COMPLETED
-    return Version(Flow, completed, SqliteStore, Relay, Source, Transform, Sink)
+    return Version(Flow, completed, SqliteStore, Relay, Source, Sink)
+
+
+def import_version(folder: Path) -> Version:
+    """Import the ``flowforge`` package in ``folder``; define the routines on it."""
+    sys.path.insert(0, str(folder))
+    try:
+        modules = [importlib.import_module(name) for name in NEEDED]
+    finally:
+        sys.path.remove(str(folder))
+    _expect(all(str(folder) in str(m.__file__) for m in modules), f"not from {folder}")
+    return define_version()
 
 
 def import_base(revision: str, folder: Path) -> Version:
     """Import ``revision``'s package, define its routines, then rename its modules."""
-    if any(name.split(".")[0] == "flowforge" for name in sys.modules):
-        raise RuntimeError("flowforge was imported before the base revision")
+    _expect("flowforge" not in sys.modules, "flowforge was imported first")
     archive = _git("archive", revision, "flowforge")
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    sys.path.insert(0, str(folder))
-    try:
-        modules = [importlib.import_module(n) for n in NEEDED]
-        version = define_version()
-    finally:
-        sys.path.remove(str(folder))
-    _expect(all(str(folder) in str(m.__file__) for m in modules), "base not loaded")
+    version = import_version(folder)
     for name in [n for n in sys.modules if n.split(".")[0] == "flowforge"]:
         sys.modules[ALIAS + name.removeprefix("flowforge")] = sys.modules.pop(name)
     return version
-
-
-def import_head() -> Version:
-    """Import the working tree's package as ``flowforge``; define its routines."""
-    sys.path.insert(0, str(ROOT))
-    try:
-        modules = [importlib.import_module(n) for n in NEEDED]
-    finally:
-        sys.path.remove(str(ROOT))
-    _expect(all(str(ROOT) in str(m.__file__) for m in modules), "head not loaded")
-    return define_version()
 
 
 def timed(run: Callable[[], object], operations: int, settings: Settings) -> float:
@@ -181,10 +164,10 @@ def durable(v: Version, deliveries: int, settings: Settings) -> Sample:
     total = 2 * messages + 1
     flow = v.flow(flow_id="durable_stream", max_deliveries=total)
     flow.add_routine(v.source(), "source")
-    flow.add_routine(v.transform(), "transform")
+    flow.add_routine(v.relay(), "relay")
     flow.add_routine(v.sink(), "sink")
-    flow.connect("source", "output", "transform", "input")
-    flow.connect("transform", "output", "sink", "input")
+    flow.connect("source", "output", "relay", "input")
+    flow.connect("relay", "output", "sink", "input")
 
     def sample() -> float:
         with tempfile.TemporaryDirectory(prefix="flowforge-ab-") as folder:
@@ -212,55 +195,44 @@ def workload(name: str, v: Version, settings: Settings) -> Sample:
     return lambda: chain() * START_LENGTH
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
-    """One workload's seconds per operation, repeat by repeat, for both sides."""
-
-    base: list[float]
-    head: list[float]
-
-    @property
-    def ratios(self) -> list[float]:
-        """Return each repeat's head time over its base time."""
-        return [h / b for b, h in zip(self.base, self.head, strict=True)]
-
-    def figures(self) -> dict[str, float]:
-        """Return the medians and the ratios."""
-        base, head = statistics.median(self.base), statistics.median(self.head)
-        return {
-            "base_median": base,
-            "head_median": head,
-            "ratio_of_medians": head / base,
-            "median_ratio": statistics.median(self.ratios),
-            "ratio_min": min(self.ratios),
-            "ratio_max": max(self.ratios),
-        }
+Samples = tuple[list[float], list[float]]
+"""A workload's seconds per operation, repeat by repeat: base's, then head's."""
 
 
-def measure(base: Sample, head: Sample, repeats: int) -> Result:
+def measure(base: Sample, head: Sample, repeats: int) -> Samples:
     """Warm both up, then time them in turn, the order alternating each repeat."""
     base()
     head()
-    result = Result([], [])
+    taken: Samples = ([], [])
     for repeat in range(repeats):
-        if repeat % 2 == 0:
-            result.base.append(base())
-            result.head.append(head())
-        else:
-            result.head.append(head())
-            result.base.append(base())
-    return result
+        for side in (0, 1) if repeat % 2 == 0 else (1, 0):
+            taken[side].append((base, head)[side]())
+    return taken
 
 
-def format_table(results: dict[str, Result]) -> str:
+def figures(samples: Samples) -> dict[str, float]:
+    """Return the two medians, their ratio and the per-repeat ratios' spread."""
+    base, head = statistics.median(samples[0]), statistics.median(samples[1])
+    ratios = [h / b for b, h in zip(*samples, strict=True)]
+    return {
+        "base_median": base,
+        "head_median": head,
+        "ratio_of_medians": head / base,
+        "median_ratio": statistics.median(ratios),
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+    }
+
+
+def format_table(results: dict[str, Samples]) -> str:
     """Return the figures as a Markdown table (µs per operation) and ratio lines."""
     per = {"chain": "hop", "durable": "delivery", "start": "job"}
     lines = [
         "| workload | base µs | head µs | head/base | median ratio | ratio range |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    figures = {name: result.figures() for name, result in results.items()}
-    for name, f in figures.items():
+    table = {name: figures(samples) for name, samples in results.items()}
+    for name, f in table.items():
         lines.append(
             f"| {name} (per {per[name]}) | {f['base_median'] * 1e6:.3f} "
             f"| {f['head_median'] * 1e6:.3f} | {f['ratio_of_medians']:.3f} "
@@ -270,7 +242,7 @@ def format_table(results: dict[str, Result]) -> str:
     lines.extend(
         f"{name}: head/base {f['ratio_of_medians']:.3f} "
         f"(median of per-repeat ratios {f['median_ratio']:.3f})"
-        for name, f in figures.items()
+        for name, f in table.items()
     )
     return "\n".join(lines)
 
@@ -320,7 +292,7 @@ def main(args: argparse.Namespace) -> int:
     settings = Settings(*sizes, keep_gc=args.keep_gc)
     base_rev, head_rev = revisions(args.base)
     with tempfile.TemporaryDirectory(prefix="flowforge-ab-base-") as folder:
-        base, head = import_base(args.base, Path(folder)), import_head()
+        base, head = import_base(args.base, Path(folder)), import_version(ROOT)
         results = {
             name: measure(
                 workload(name, base, settings),
@@ -337,7 +309,7 @@ def main(args: argparse.Namespace) -> int:
     print()
     print(format_table(results))
     if args.json:
-        figures = {
+        report = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "revisions": {"base": base_rev, "head": head_rev},
             "python": platform.python_version(),
@@ -346,11 +318,11 @@ def main(args: argparse.Namespace) -> int:
             "settings": {"repeats": args.repeats, **asdict(settings)},
             "unit": "seconds per operation",
             "workloads": {
-                name: {**r.figures(), "base": r.base, "head": r.head}
+                name: {**figures(r), "base": r[0], "head": r[1]}
                 for name, r in results.items()
             },
         }
-        args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

@@ -7,6 +7,7 @@ from flowforge.connection import Connection
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.event import Event
 from flowforge.exceptions import (
+    ArgumentTypeError,
     DefinitionError,
     DuplicateNameError,
     ExecutionError,
@@ -35,6 +36,7 @@ from flowforge.slot import Slot
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArgumentTypeError",
     "Connection",
     "DefinitionError",
     "DeliveryContext",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import keyword
+import re
+from collections.abc import Container
 
-from flowforge.exceptions import DefinitionError
+from flowforge.exceptions import ArgumentTypeError, DefinitionError
 
 
 def check_name(name: object, what: str) -> str:
@@ -14,11 +16,11 @@ def check_name(name: object, what: str) -> str:
     be Python identifiers (Unicode letters are fine) and not keywords.
 
     Raises:
-        TypeError: If ``name`` is not a string.
+        ArgumentTypeError: If ``name`` is not a string.
         DefinitionError: If ``name`` is not an identifier or is a keyword.
     """
     if not isinstance(name, str):
-        raise TypeError(f"{what} name must be a str, got {type(name).__name__}")
+        raise ArgumentTypeError(f"{what} name must be a str, got {type(name).__name__}")
     if not name.isidentifier() or keyword.iskeyword(name):
         raise DefinitionError(
             f"{what} name {name!r} is not valid: use a Python identifier such as "
@@ -51,3 +53,30 @@ def check_id(value: object, what: str) -> str:
             f"at position {value.index(chr(0))}"
         )
     return value
+
+
+def check_positive(value: object, name: str) -> int:
+    """Return ``value`` if it is a positive int (not a bool), else raise.
+
+    Raises:
+        DefinitionError: Naming the setting ``name`` and the value given.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DefinitionError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def free_id(class_name: str, taken: Container[str], counters: dict[str, int]) -> str:
+    """Return a routine id derived from its class name that ``taken`` lacks.
+
+    ``DataSource`` gives ``data_source``, then ``data_source_2`` and so on;
+    ``counters`` remembers the last number used per name.
+    """
+    base = re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
+    number = counters.get(base, 1)
+    candidate = base if number == 1 else f"{base}_{number}"
+    while candidate in taken:
+        number += 1
+        candidate = f"{base}_{number}"
+    counters[base] = number
+    return candidate

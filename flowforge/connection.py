@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 from typing import final
 
 from flowforge._names import check_name
-from flowforge.exceptions import DefinitionError, SerializationError
+from flowforge.exceptions import (
+    ArgumentTypeError,
+    DefinitionError,
+    SerializationError,
+)
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 from flowforge.types import Payload
 
@@ -34,7 +38,29 @@ class Connection:
     param_mapping: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Copy and check the mapping so later changes to it cannot leak in."""
+        """Check the ends; copy and check the mapping so later changes cannot leak in.
+
+        Raises:
+            ArgumentTypeError: If a routine id is not a str, or a name or a
+                mapped key is not a str.
+            DefinitionError: If ``param_mapping`` is not a mapping, or holds
+                a key or value that is not a valid name.
+        """
+        for what, value in (
+            ("source_id", self.source_id),
+            ("target_id", self.target_id),
+        ):
+            if not isinstance(value, str):
+                raise ArgumentTypeError(
+                    f"{what} must be a str, got {type(value).__name__} {value!r}"
+                )
+        check_name(self.event, "event")
+        check_name(self.slot, "slot")
+        if not isinstance(self.param_mapping, Mapping):
+            raise DefinitionError(
+                "param_mapping must be a mapping {event_key: slot_key}, got "
+                f"{type(self.param_mapping).__name__} {self.param_mapping!r}"
+            )
         mapping = dict(self.param_mapping)
         for key, value in mapping.items():
             check_name(key, "param_mapping key")

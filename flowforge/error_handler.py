@@ -6,9 +6,9 @@ import math
 import random
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import final
+from typing import Final, final
 
-from flowforge.exceptions import DefinitionError, SerializationError
+from flowforge.exceptions import ArgumentTypeError, DefinitionError, SerializationError
 from flowforge.serialization import (
     FORMAT_VERSION,
     check_version,
@@ -19,6 +19,10 @@ from flowforge.serialization import (
 )
 
 __all__ = ["ErrorHandler", "ErrorStrategy"]
+
+MAX_RETRY_DELAY: Final = 7 * 24 * 3600.0
+"""The longest single wait before a retry, in seconds (one week): a longer one
+cannot be slept by every clock, and is better served by pausing the job."""
 
 
 class ErrorStrategy(StrEnum):
@@ -42,15 +46,18 @@ class ErrorHandler:
     Args:
         strategy: An :class:`ErrorStrategy` or its string value.
         max_retries: Attempts after the first, for ``RETRY``.
-        retry_delay: Seconds before the first retry.
+        retry_delay: Seconds before the first retry, at most one week.
         retry_backoff: Factor applied to the delay after each retry (>= 1).
-        max_retry_delay: Upper bound on any single delay, jitter included.
+        max_retry_delay: Upper bound on any single delay, jitter included;
+            ``None`` caps delays at one week, the largest cap allowed.
         retry_jitter: Fraction in ``[0, 1]``: each delay is multiplied by a
             random factor in ``[1 - jitter, 1 + jitter]``.
-        retryable_exceptions: Exception types worth retrying; any other
-            exception is handled as if retries were exhausted.
+        retryable_exceptions: An exception class or an iterable of them,
+            worth retrying; any other exception is handled as if retries
+            were exhausted.
         is_critical: When retries are exhausted, fail the job (``STOP``)
-            instead of recording the error and going on (``CONTINUE``).
+            instead of recording the error and going on (``CONTINUE``); a
+            bool.
 
     Retry counts live in each delivery, so one handler object may serve many
     routines and jobs. Thread safety: immutable after construction.
@@ -84,7 +91,7 @@ class ErrorHandler:
         """Validate every option; bad values raise :class:`DefinitionError`."""
         self.strategy = _strategy(strategy)
         self.max_retries = _count(max_retries, "max_retries")
-        self.retry_delay = _seconds(retry_delay, "retry_delay")
+        self.retry_delay = _delay(retry_delay, "retry_delay")
         self.retry_backoff = _seconds(retry_backoff, "retry_backoff")
         if self.retry_backoff < 1:
             raise DefinitionError(
@@ -94,7 +101,7 @@ class ErrorHandler:
         self.max_retry_delay = (
             None
             if max_retry_delay is None
-            else _seconds(max_retry_delay, "max_retry_delay")
+            else _delay(max_retry_delay, "max_retry_delay")
         )
         self.retry_jitter = _seconds(retry_jitter, "retry_jitter")
         if self.retry_jitter > 1:
@@ -102,9 +109,16 @@ class ErrorHandler:
                 f"retry_jitter must be in [0, 1], got {retry_jitter!r}"
             )
         self.retryable_exceptions = _exception_types(retryable_exceptions)
-        self.is_critical = bool(is_critical)
-        if self.max_retries and self.max_retry_delay is None:
-            self._backoff(self.max_retries - 1)  # overflows now, not mid-job
+        if not isinstance(is_critical, bool):
+            raise DefinitionError(f"is_critical must be a bool, got {is_critical!r}")
+        self.is_critical = is_critical
+        last = self.max_retries - 1
+        if last >= 0 and self.max_retry_delay is None and self._backoff(last) is None:
+            raise DefinitionError(
+                f"retry delay overflows after {last} retries (retry_delay="
+                f"{self.retry_delay}, retry_backoff={self.retry_backoff}); set "
+                "max_retry_delay to cap it"
+            )
 
     def should_retry(self, error: BaseException, attempt: int) -> bool:
         """Return whether a delivery that failed on ``attempt`` is tried again.
@@ -112,7 +126,11 @@ class ErrorHandler:
         Args:
             error: What the handler raised.
             attempt: The failed attempt, 0 for the first delivery.
+
+        Raises:
+            ArgumentTypeError: If ``attempt`` is not an int.
         """
+        _attempt(attempt)
         return (
             self.strategy is ErrorStrategy.RETRY
             and attempt < self.max_retries
@@ -123,29 +141,28 @@ class ErrorHandler:
         """Return the seconds to wait before retrying a failed ``attempt``.
 
         The delay is ``retry_delay * retry_backoff ** attempt``, times a jitter
-        factor, capped by ``max_retry_delay``.
+        factor, capped by ``max_retry_delay`` (or one week):
+        always a finite number of seconds, however large ``attempt``.
+
+        Raises:
+            ArgumentTypeError: If ``attempt`` is not an int.
         """
-        delay = self._backoff(attempt)
+        cap = MAX_RETRY_DELAY if self.max_retry_delay is None else self.max_retry_delay
+        backoff = self._backoff(_attempt(attempt))
+        delay = cap if backoff is None else min(backoff, cap)
         if self.retry_jitter:
             delay *= 1 + (rng or random).uniform(-self.retry_jitter, self.retry_jitter)
-        if self.max_retry_delay is not None:
-            delay = min(delay, self.max_retry_delay)
-        return delay
+        return min(delay, cap)
 
-    def _backoff(self, attempt: int) -> float:
+    def _backoff(self, attempt: int) -> float | None:
+        """Return the uncapped delay, or ``None`` if it overflows a float."""
         if not self.retry_delay:
             return 0.0  # zero times any backoff, however large
         try:
             delay = self.retry_delay * self.retry_backoff**attempt
-        except OverflowError:  # a huge backoff: only the cap can bound it
-            delay = math.inf
-        if math.isinf(delay) and self.max_retry_delay is None:
-            raise DefinitionError(
-                f"retry delay overflows after {attempt} retries (retry_delay="
-                f"{self.retry_delay}, retry_backoff={self.retry_backoff}); set "
-                "max_retry_delay to cap it"
-            )
-        return delay
+        except OverflowError:  # a huge backoff or attempt
+            return None
+        return None if math.isinf(delay) else delay
 
     def final_strategy(self) -> ErrorStrategy:
         """Return the strategy that applies once no retry is left."""
@@ -246,6 +263,22 @@ def _count(value: int, name: str) -> int:
     return value
 
 
+def _attempt(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ArgumentTypeError(f"attempt must be an int, got {value!r}")
+    return value
+
+
+def _delay(value: float, name: str) -> float:
+    seconds = _seconds(value, name)
+    if seconds > MAX_RETRY_DELAY:
+        raise DefinitionError(
+            f"{name} must be at most {MAX_RETRY_DELAY:g} seconds (one week), got "
+            f"{value!r}; a job that must wait longer is better paused and resumed"
+        )
+    return seconds
+
+
 def _seconds(value: float, name: str) -> float:
     finite = isinstance(value, (int, float)) and math.isfinite(value)
     if isinstance(value, bool) or not finite or not value >= 0:
@@ -258,6 +291,11 @@ def _seconds(value: float, name: str) -> float:
 def _exception_types(
     types: type[BaseException] | Iterable[type[BaseException]],
 ) -> tuple[type[BaseException], ...]:
+    if isinstance(types, (str, bytes)) or not isinstance(types, type | Iterable):
+        raise DefinitionError(
+            "retryable_exceptions must be an exception class or an iterable of "
+            f"them, got {types!r}"
+        )
     items: tuple[object, ...] = (types,) if isinstance(types, type) else tuple(types)
     result: list[type[BaseException]] = []
     for item in items:

@@ -6,7 +6,11 @@ from collections.abc import Iterable, Mapping
 from typing import final
 
 from flowforge._names import check_name
-from flowforge.exceptions import DefinitionError, SerializationError
+from flowforge.exceptions import (
+    ArgumentTypeError,
+    DefinitionError,
+    SerializationError,
+)
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 
 __all__ = ["Event"]
@@ -28,9 +32,12 @@ class Event:
     def __init__(self, name: str, output_params: Iterable[str] | None = None) -> None:
         """Validate the event's name and its declared keys."""
         self.name = check_name(name, "event")
-        if isinstance(output_params, str):
-            raise TypeError(
-                f"event {name!r}: output_params must be a list of names, not a str"
+        if isinstance(output_params, str) or not isinstance(
+            output_params, Iterable | None
+        ):
+            raise ArgumentTypeError(
+                f"event {name!r}: output_params must be a list of names, "
+                f"not a {type(output_params).__name__}"
             )
         self.output_params: tuple[str, ...] | None = (
             None

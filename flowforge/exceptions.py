@@ -3,6 +3,7 @@
 ::
 
     FlowForgeError
+      ArgumentTypeError          an argument has the wrong type (also TypeError)
       DefinitionError            flow or routine built wrongly (also ValueError)
         DuplicateNameError       two routines, slots or events share a name
         UnknownPortError         no such routine, slot or event (also LookupError)
@@ -20,6 +21,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "ArgumentTypeError",
     "DefinitionError",
     "DuplicateNameError",
     "ExecutionError",
@@ -56,6 +58,13 @@ def _restore(
     Exception.__init__(error, *args)
     error.__dict__.update(state)
     return error
+
+
+class ArgumentTypeError(FlowForgeError, TypeError):
+    """An argument has the wrong type; the message names the argument.
+
+    Also a :class:`TypeError`, so code that catches one keeps working.
+    """
 
 
 class DefinitionError(FlowForgeError, ValueError):

@@ -8,7 +8,6 @@ registry of running jobs. The engine alone calls user code.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Executor
@@ -17,17 +16,21 @@ from typing import TYPE_CHECKING, Final, Self, final
 
 from flowforge._diagram import to_dot, to_mermaid
 from flowforge._flow_data import flow_to_data, read_flow_data
-from flowforge._names import check_id, check_name
+from flowforge._names import check_id, check_name, check_positive, free_id
 from flowforge.connection import Connection
-from flowforge.engine.clock import SystemClock
+from flowforge.engine.clock import SystemClock, check_clock
 from flowforge.engine.jobs import (
+    Start,
     cancel_paused,
     control_target,
     recover_jobs,
+    request_cancel,
     resume_job,
+    resume_job_async,
     start_job,
+    start_job_async,
 )
-from flowforge.engine.plan import PlanCache
+from flowforge.engine.plan import PlanCache, is_async_source
 from flowforge.engine.run import check_strategy
 from flowforge.engine.setup import SEQUENTIAL, FlowSetup, JobRegistry, WorkerPool
 from flowforge.error_handler import ErrorHandler
@@ -104,7 +107,7 @@ class Flow:
         self._plans = PlanCache(self._routines, self._connections)
         self._jobs = JobRegistry()
         self._setup: FlowSetup | None = None
-        self._workers = WorkerPool(executor, _positive(max_workers, "max_workers"))
+        self._workers = WorkerPool(executor, check_positive(max_workers, "max_workers"))
         self.error_handler = error_handler
         self.max_deliveries = max_deliveries
         self.history_limit = history_limit
@@ -130,7 +133,7 @@ class Flow:
 
     @max_deliveries.setter
     def max_deliveries(self, value: int) -> None:
-        self._max_deliveries = _positive(value, "max_deliveries")
+        self._max_deliveries = check_positive(value, "max_deliveries")
         self._setup = None
 
     @property
@@ -140,7 +143,7 @@ class Flow:
 
     @history_limit.setter
     def history_limit(self, value: int) -> None:
-        self._history_limit = _positive(value, "history_limit")
+        self._history_limit = check_positive(value, "history_limit")
         self._setup = None
 
     @property
@@ -150,7 +153,7 @@ class Flow:
 
     @clock.setter
     def clock(self, clock: Clock | None) -> None:
-        self._clock, self._setup = _check_clock(clock), None
+        self._clock, self._setup = check_clock(clock), None
 
     @property
     def execution_strategy(self) -> str:
@@ -168,7 +171,7 @@ class Flow:
 
     @max_workers.setter
     def max_workers(self, value: int) -> None:
-        self._max_workers = _positive(value, "max_workers")
+        self._max_workers = check_positive(value, "max_workers")
         self._workers.resize(self._max_workers)
         self._setup = None
 
@@ -199,18 +202,21 @@ class Flow:
             raise DefinitionError(
                 f"{type(routine).__qualname__}.__init__ must call super().__init__()"
             )
+        is_async_source(routine)  # refuses a generator __call__ now
         known_id = self._ids_by_object.get(id(routine))
         if known_id is not None:
             raise DefinitionError(
                 f"this routine is already in the flow as {known_id!r}"
             )
         if routine_id is None:
-            routine_id = self._free_id(type(routine).__name__)
+            routine_id = free_id(
+                type(routine).__name__, self._routines, self._id_counters
+            )
         elif routine_id in self._routines:
             raise DuplicateNameError(
                 f"flow already has a routine with id {routine_id!r}"
             )
-        self._routines[_check_id(routine_id)] = routine
+        self._routines[check_name(routine_id, "routine id")] = routine
         self._ids_by_object[id(routine)] = routine_id
         self._plans.invalidate()
         return routine_id
@@ -378,6 +384,31 @@ class Flow:
             strategy=execution_strategy,
         )
 
+    async def execute_async(
+        self,
+        entry_routine_id: str,
+        entry_params: Mapping[str, object] | None = None,
+        *,
+        entry_slot: str | None = None,
+        job_id: str | None = None,
+        store: Store | None = None,
+        execution_strategy: str | None = None,
+    ) -> JobState:
+        """Run a job like :meth:`execute`, on the running event loop; return its state.
+
+        ``async def`` handlers are awaited; plain ones are called on the
+        loop's thread, so a handler that blocks blocks the loop (wrap such
+        work in ``asyncio.to_thread``). The ``"sequential"`` strategy
+        awaits one handler at a time in :meth:`execute`'s order; the
+        ``"concurrent"`` one runs independent deliveries as tasks, at most
+        ``max_workers`` at once. Cancelling the task that awaits this leaves
+        a durable job resumable, as ``KeyboardInterrupt`` does for
+        :meth:`execute`. Arguments and errors are :meth:`execute`'s.
+        """
+        start = Start(entry_slot, job_id, store, execution_strategy)
+        setup = self._engine_setup()
+        return await start_job_async(setup, entry_routine_id, entry_params, start)
+
     def pause(
         self,
         job_state: JobState | str | None = None,
@@ -425,7 +456,7 @@ class Flow:
         if job.status is JobStatus.PAUSED:
             cancel_paused(setup, job, store)
             return
-        job._stop_request = (JobStatus.CANCELLED, reason, None)
+        request_cancel(job, reason)
 
     def resume(
         self,
@@ -457,6 +488,17 @@ class Flow:
             JobNotFoundError: If the store holds no such job.
         """
         return resume_job(self._engine_setup(), job_state, store=store, force=force)
+
+    async def resume_async(
+        self,
+        job_state: JobState | str,
+        *,
+        store: Store | None = None,
+        force: bool = False,
+    ) -> JobState:
+        """Continue a job like :meth:`resume`, on the running event loop."""
+        setup = self._engine_setup()
+        return await resume_job_async(setup, job_state, store=store, force=force)
 
     def recover(self, store: Store) -> list[JobState]:
         """Resume every job of this flow that a dead process left running.
@@ -538,40 +580,9 @@ class Flow:
         """Return a Graphviz DOT digraph of the routines, ports and connections."""
         return to_dot(self.flow_id, self._routines, self._connections)
 
-    def _free_id(self, class_name: str) -> str:
-        base = re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
-        number = self._id_counters.get(base, 1)
-        candidate = base if number == 1 else f"{base}_{number}"
-        while candidate in self._routines:
-            number += 1
-            candidate = f"{base}_{number}"
-        self._id_counters[base] = number
-        return candidate
-
     def __repr__(self) -> str:
         """Return the flow's id and size."""
         return (
             f"Flow(flow_id={self.flow_id!r}, routines={len(self._routines)}, "
             f"connections={len(self._connections)})"
         )
-
-
-def _check_id(value: str) -> str:
-    return check_name(value, "routine id")
-
-
-def _check_clock(clock: Clock | None) -> Clock | None:
-    if clock is not None and not all(
-        callable(getattr(clock, name, None)) for name in ("monotonic", "now", "sleep")
-    ):
-        raise DefinitionError(
-            f"clock must have monotonic(), now() and sleep() methods (see "
-            f"flowforge.testing.FakeClock), or be None; got {clock!r}"
-        )
-    return clock
-
-
-def _positive(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise DefinitionError(f"{name} must be a positive int, got {value!r}")
-    return value

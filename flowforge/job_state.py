@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -121,6 +121,10 @@ class JobState:
     _stop_request: tuple[JobStatus, str, object] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _interrupt: Callable[[], None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """Cancels the handlers of a running async job that await (any thread)."""
 
     def __post_init__(self) -> None:
         """Create the bounded history."""
@@ -286,6 +290,7 @@ def new_job_state(
     job.tracker = ExecutionTracker()
     job._history = deque((), history_limit)
     job._wall_offset, job._stats_restored, job._stop_request = 0.0, True, None
+    job._interrupt = None
     return job
 
 

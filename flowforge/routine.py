@@ -11,6 +11,8 @@ from flowforge._context import CURRENT
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.event import Event
 from flowforge.exceptions import (
+    ArgumentTypeError,
+    DefinitionError,
     DuplicateNameError,
     ExecutionError,
     SerializationError,
@@ -91,15 +93,18 @@ class Routine:
         merge_strategy: MergeStrategy = "override",
         *,
         join: bool = False,
+        timeout: float | None = None,
     ) -> Slot:
         """Declare an input slot; see :class:`~flowforge.Slot` for the options.
 
         Raises:
             DuplicateNameError: If the routine already has a slot ``name``.
+            DefinitionError: If ``__init__`` did not call ``super().__init__()``
+                first.
         """
-        if name in self._slots:
+        slot = Slot(name, handler, merge_strategy, join=join, timeout=timeout)
+        if name in self.slots:
             raise DuplicateNameError(f"{self!r} already has a slot named {name!r}")
-        slot = Slot(name, handler, merge_strategy, join=join)
         self._slots[name] = slot
         return slot
 
@@ -110,10 +115,12 @@ class Routine:
 
         Raises:
             DuplicateNameError: If the routine already has an event ``name``.
+            DefinitionError: If ``__init__`` did not call ``super().__init__()``
+                first.
         """
-        if name in self._events:
-            raise DuplicateNameError(f"{self!r} already has an event named {name!r}")
         event = Event(name, output_params)
+        if name in self.events:
+            raise DuplicateNameError(f"{self!r} already has an event named {name!r}")
         self._events[name] = event
         return event
 
@@ -125,7 +132,7 @@ class Routine:
         """
         try:
             return self._slots[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable name
             raise UnknownPortError(
                 f"{self!r} has no slot {name!r}; slots: {sorted(self._slots)}"
             ) from None
@@ -138,7 +145,7 @@ class Routine:
         """
         try:
             return self._events[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: an unhashable name
             raise UnknownPortError(
                 f"{self!r} has no event {name!r}; events: {sorted(self._events)}"
             ) from None
@@ -146,12 +153,30 @@ class Routine:
     @property
     def slots(self) -> Mapping[str, Slot]:
         """The routine's slots by name, in definition order."""
-        return self._slots
+        try:
+            return self._slots
+        except AttributeError:
+            raise self._not_initialised() from None
 
     @property
     def events(self) -> Mapping[str, Event]:
         """The routine's events by name, in definition order."""
-        return self._events
+        try:
+            return self._events
+        except AttributeError:
+            raise self._not_initialised() from None
+
+    def _not_initialised(self) -> DefinitionError:
+        """Say what to do when ``__init__`` forgot ``super().__init__()``.
+
+        Only the entry points such a routine reaches first check for it (its
+        ports, config and stats); the hot paths pay nothing.
+        """
+        name = type(self).__qualname__
+        return DefinitionError(
+            f"{name}.__init__ did not call super().__init__(): call it first in "
+            f"{name}.__init__, before defining slots and events or setting config"
+        )
 
     def emit(self, event_name: str, **data: object) -> None:
         """Record an emission of ``event_name``, delivered when the handler returns.
@@ -178,29 +203,44 @@ class Routine:
 
     def stats(self) -> dict[str, object]:
         """Return a copy of the statistics your code recorded."""
-        with self._lock:
+        try:
+            lock = self._lock
+        except AttributeError:
+            raise self._not_initialised() from None
+        with lock:
             return dict(self._stats)
 
     def set_stat(self, key: str, value: object) -> None:
         """Set statistic ``key`` to ``value``."""
         with self._lock:
-            self._stats[key] = value
+            try:
+                self._stats[key] = value
+            except TypeError:  # an unhashable key
+                raise _bad_key("stat", key) from None
 
     def get_stat(self, key: str, default: object = None) -> object:
         """Return statistic ``key``, or ``default`` when unset."""
         with self._lock:
-            return self._stats.get(key, default)
+            try:
+                return self._stats.get(key, default)
+            except TypeError:  # an unhashable key
+                raise _bad_key("stat", key) from None
 
     def increment_stat(self, key: str, amount: int | float = 1) -> int | float:
         """Add ``amount`` to statistic ``key`` (0 when unset); return the new value.
 
         Raises:
-            TypeError: If the current value is not a number.
+            ArgumentTypeError: If ``amount`` or the current value is not a number.
         """
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise ArgumentTypeError(f"amount must be a number, got {amount!r}")
         with self._lock:
-            current = self._stats.get(key, 0)
+            try:
+                current = self._stats.get(key, 0)
+            except TypeError:  # an unhashable key
+                raise _bad_key("stat", key) from None
             if isinstance(current, bool) or not isinstance(current, (int, float)):
-                raise TypeError(f"stat {key!r} holds {current!r}, not a number")
+                raise ArgumentTypeError(f"stat {key!r} holds {current!r}, not a number")
             value = current + amount
             self._stats[key] = value
             return value
@@ -214,22 +254,33 @@ class Routine:
 
     def set_config(self, **config: object) -> None:
         """Store configuration values, replacing those with the same keys."""
-        self._config.update(config)
+        try:
+            self._config.update(config)
+        except AttributeError:
+            raise self._not_initialised() from None
 
     def get_config(self, key: str, default: object = None) -> object:
         """Return configuration value ``key``, or ``default`` when unset."""
-        return self._config.get(key, default)
+        try:
+            return self._config.get(key, default)
+        except TypeError:  # an unhashable key
+            raise _bad_key("config", key) from None
 
     def config(self) -> dict[str, object]:
         """Return a copy of the configuration."""
-        return dict(self._config)
+        try:
+            return dict(self._config)
+        except AttributeError:
+            raise self._not_initialised() from None
 
     # -- error handling ----------------------------------------------------------
 
     def set_error_handler(self, handler: ErrorHandler | None) -> None:
         """Use ``handler`` for this routine's failures; ``None`` defers to the flow."""
         if handler is not None and not isinstance(handler, ErrorHandler):
-            raise TypeError(f"expected an ErrorHandler or None, got {handler!r}")
+            raise ArgumentTypeError(
+                f"handler: expected an ErrorHandler or None, got {handler!r}"
+            )
         self._error_handler = handler
 
     def get_error_handler(self) -> ErrorHandler | None:
@@ -303,6 +354,8 @@ class Routine:
             raise UnknownRoutineTypeError(type_name=name)
         try:
             routine = routine_cls()
+            if "_slots" not in vars(routine):
+                raise routine._not_initialised()
         except Exception as error:
             raise SerializationError(f"{name}() raised {error!r}") from error
         routine._restore(data, registry)
@@ -341,10 +394,17 @@ class Routine:
 
     def __repr__(self) -> str:
         """Return the class name and port names."""
+        ports = vars(self)  # not self._slots: a repr must work before __init__
         return (
-            f"{type(self).__qualname__}(slots={list(self._slots)}, "
-            f"events={list(self._events)})"
+            f"{type(self).__qualname__}(slots={list(ports.get('_slots', ()))}, "
+            f"events={list(ports.get('_events', ()))})"
         )
+
+
+def _bad_key(what: str, key: object) -> ArgumentTypeError:
+    return ArgumentTypeError(
+        f"{what} key must be a str, got {type(key).__name__} {key!r}"
+    )
 
 
 ROUTINE_TYPES[Routine._type_name] = Routine

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable, Mapping
+from types import FunctionType
 from typing import Final, final
 
 from flowforge._names import check_name
-from flowforge.exceptions import DefinitionError, SerializationError
+from flowforge.exceptions import (
+    ArgumentTypeError,
+    DefinitionError,
+    SerializationError,
+)
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 from flowforge.types import Handler, MergeFunction, MergeStrategy, Payload
 
@@ -37,7 +43,15 @@ class Slot:
         merge_strategy: ``"override"`` (later values replace earlier ones key by
             key), ``"append"`` (each key collects a list of every value), or a
             callable ``merge(old, new) -> buffer`` that must not mutate ``old``.
-        join: Wait for every connected event before calling the handler.
+        join: Wait for every connected event before calling the handler; a
+            bool.
+        timeout: Seconds an ``async def`` handler may run; past them it is
+            cancelled and the delivery fails with :class:`TimeoutError`,
+            handled by the routine's error strategy. ``None``: no limit.
+
+    A handler may be a plain function or an ``async def`` coroutine function,
+    which the engine awaits. A generator or async generator function is
+    refused: its body would never run.
 
     Thread safety: immutable after construction.
     """
@@ -47,6 +61,8 @@ class Slot:
         "handler",
         "merge_strategy",
         "is_join",
+        "is_async",
+        "timeout",
         "_invoke",
         "_parameter",
     )
@@ -58,6 +74,7 @@ class Slot:
         merge_strategy: MergeStrategy = "override",
         *,
         join: bool = False,
+        timeout: float | None = None,
     ) -> None:
         """Validate the slot's definition and analyse its handler once."""
         self.name = check_name(name, "slot")
@@ -66,11 +83,20 @@ class Slot:
                 f"slot {name!r}: unknown merge_strategy {merge_strategy!r}; use "
                 "'override', 'append' or a callable merge(old, new) -> dict"
             )
+        if not isinstance(join, bool):
+            raise ArgumentTypeError(
+                f"slot {name!r}: join must be a bool, got {type(join).__name__} "
+                f"{join!r}"
+            )
         if handler is not None and not callable(handler):
-            raise TypeError(f"slot {name!r}: handler must be callable or None")
+            raise ArgumentTypeError(
+                f"slot {name!r}: handler must be callable or None, got {handler!r}"
+            )
         self.handler = handler
         self.merge_strategy = merge_strategy
         self.is_join = join
+        self.is_async = handler is not None and awaits(handler, f"slot {name!r}")
+        self.timeout = _check_timeout(timeout, name, self.is_async)
         self._invoke, self._parameter = _bind(handler, name)
 
     def merge(self, buffer: Payload | None, data: Mapping[str, object]) -> Payload:
@@ -141,6 +167,7 @@ class Slot:
                 strategy if isinstance(strategy, str) else _callable_ref(strategy)
             ),
             "join": self.is_join,
+            **({} if self.timeout is None else {"timeout": self.timeout}),
         }
 
     @classmethod
@@ -169,8 +196,12 @@ class Slot:
             # A restored method's return type is unknown until it runs;
             # _call_merge checks that it returns a dict.
             strategy = merge  # type: ignore[assignment]
+        timeout = data.get("timeout")
+        if timeout is not None and not isinstance(timeout, (int, float)):
+            raise SerializationError(f"{where}: field 'timeout' must be a number")
+        join = read(data, "join", bool, where)
         try:
-            return cls(name, handler, strategy, join=read(data, "join", bool, where))
+            return cls(name, handler, strategy, join=join, timeout=timeout)
         except (DefinitionError, TypeError) as error:
             raise SerializationError(f"{where}: {error}") from error
 
@@ -178,11 +209,18 @@ class Slot:
         """Compare name, handler, merge strategy and join flag."""
         if not isinstance(other, Slot):
             return NotImplemented
-        return (self.name, self.handler, self.merge_strategy, self.is_join) == (
+        return (
+            self.name,
+            self.handler,
+            self.merge_strategy,
+            self.is_join,
+            self.timeout,
+        ) == (
             other.name,
             other.handler,
             other.merge_strategy,
             other.is_join,
+            other.timeout,
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable handlers: not hashable
@@ -196,6 +234,49 @@ class Slot:
         )
 
 
+def awaits(function: Callable[..., object], where: str) -> bool:
+    """Return whether calling ``function`` gives a coroutine the engine must await.
+
+    Raises:
+        DefinitionError: If ``function`` is a generator or async generator
+            function, whose body a call would never run.
+    """
+    target = function
+    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+        if isinstance(target, functools.partial):
+            target = target.func
+        elif not inspect.isroutine(target):
+            target = type(target).__call__  # a callable object
+    if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+        raise DefinitionError(
+            f"{where}: {getattr(function, '__qualname__', function)!r} is a "
+            "generator function, so calling it would not run its body; return "
+            "or emit() the values instead of yielding them"
+        )
+    return inspect.iscoroutinefunction(target)
+
+
+def _check_timeout(timeout: object, name: str, is_async: bool) -> float | None:
+    if timeout is None:
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout < math.inf
+    ):
+        raise DefinitionError(
+            f"slot {name!r}: timeout must be a positive number of seconds or "
+            f"None, got {timeout!r}"
+        )
+    if not is_async:
+        raise DefinitionError(
+            f"slot {name!r}: a timeout needs an async def handler; a plain "
+            "function cannot be interrupted while it runs, so the limit could "
+            "not be enforced (make the handler async, or drop timeout)"
+        )
+    return float(timeout)
+
+
 def _callable_ref(function: Callable[..., object]) -> dict[str, str]:
     name = getattr(function, "__name__", None)
     if getattr(function, "__self__", None) is not None and isinstance(name, str):
@@ -207,12 +288,7 @@ def _restore_callable(ref: object, owner: object, where: str) -> Handler | None:
     if ref is None:
         return None
     if isinstance(ref, dict) and isinstance(ref.get("method"), str):
-        method: object = getattr(owner, ref["method"], None)
-        if callable(method):
-            return method
-        raise SerializationError(
-            f"{where}: the routine has no method {ref['method']!r} to restore"
-        )
+        return _restore_method(owner, ref["method"], where)
     if isinstance(ref, dict) and isinstance(ref.get("function"), str):
         raise SerializationError(
             f"{where}: {ref['function']!r} is not a method of the routine, so it "
@@ -220,6 +296,47 @@ def _restore_callable(ref: object, owner: object, where: str) -> Handler | None:
             "__init__ or use a method as the handler"
         )
     raise SerializationError(f"{where}: expected {{'method': name}}, got {ref!r}")
+
+
+def _restore_method(owner: object, name: str, where: str) -> Handler:
+    """Return ``owner``'s method ``name``, if data may name it.
+
+    Data may name only a public method that the routine's own classes define:
+    those before :class:`~flowforge.Routine` (the first class of
+    ``flowforge.routine``) in ``type(owner).__mro__``, or before ``object``
+    for an owner that is not a routine. Anything else (``set_config``,
+    ``__init__``, a private helper, an attribute) could let crafted data call
+    into the routine's machinery with job data.
+
+    Raises:
+        SerializationError: If ``name`` is private, inherited from the
+            framework, not a method, or missing.
+    """
+    cls = type(owner)
+    refusal = f"{where}: cannot restore method {name!r} of {cls.__qualname__}"
+    if name.startswith("_"):
+        raise SerializationError(f"{refusal}: data may name only public methods")
+    mro = cls.__mro__
+    stop = next(
+        (i for i, base in enumerate(mro) if base.__module__ == "flowforge.routine"),
+        len(mro) - 1,
+    )
+    definer = next((base for base in mro[:stop] if name in vars(base)), None)
+    if definer is None:
+        if hasattr(cls, name):
+            raise SerializationError(
+                f"{refusal}: it is inherited from {mro[stop].__qualname__}, and data "
+                "may name only methods that the routine's own class defines"
+            )
+        raise SerializationError(f"{refusal}: the routine has no such method")
+    attribute = vars(definer)[name]
+    if not isinstance(attribute, (FunctionType, classmethod)):
+        raise SerializationError(
+            f"{refusal}: {definer.__qualname__}.{name} is a "
+            f"{type(attribute).__name__}, not a method"
+        )
+    method: Handler = attribute.__get__(owner, cls)
+    return method
 
 
 def _call_merge(

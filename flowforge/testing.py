@@ -56,6 +56,10 @@ class FakeClock:
         self.sleeps.append(seconds)
         self._elapsed += seconds
 
+    async def sleep_async(self, seconds: float) -> None:
+        """Record ``seconds`` and advance the clock by it, without waiting."""
+        self.sleep(seconds)
+
     def advance(self, seconds: float) -> None:
         """Move the clock forward by ``seconds`` without recording a sleep."""
         self._elapsed += seconds

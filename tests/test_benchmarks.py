@@ -8,6 +8,7 @@ arithmetic: a workload's ratio is the median of its repeats' own ratios.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -62,6 +63,23 @@ def test_each_core_script_runs_quick_and_writes_its_results(
     assert results["targets"]
     assert all(isinstance(t["passed"], bool) for t in results["targets"])
     assert "target" in done.stdout
+
+
+def test_ab_script_runs_quick_against_head_and_prints_each_ratio() -> None:
+    script = BENCHMARKS / "ab.py"
+
+    done = subprocess.run(
+        [sys.executable, str(script), "--base", "HEAD", "--repeats", "1", "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+
+    assert done.returncode == 0, done.stderr
+    for name in ("chain", "durable", "start"):
+        assert re.search(rf"^{name}: head/base \d+\.\d+ ", done.stdout, re.MULTILINE)
 
 
 def test_a_ratio_is_the_median_of_the_repeats_ratios(harness: ModuleType) -> None:

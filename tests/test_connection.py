@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from typing import Any
 
 import pytest
 
 from flowforge import Connection, DefinitionError, Flow, Routine
 from flowforge.testing import Recorder
+
+
+def wrong(value: object) -> Any:  # Any: lets a call pass what its types forbid
+    """Return ``value`` typed so that mypy lets a test pass it anywhere."""
+    return value
 
 
 class Source(Routine):
@@ -208,3 +215,25 @@ def test_connect_accepts_any_mapping_key_when_the_event_declares_none(
     connection = flow.connect("source", "output", "sink", "input", {"any": "x"})
 
     assert connection.param_mapping == {"any": "x"}
+
+
+@pytest.mark.parametrize(
+    ("mapping", "shown"),
+    [("xy", "str 'xy'"), ([("a", "b")], "list [('a', 'b')]"), (5, "int 5")],
+    ids=["str", "pairs", "int"],
+)
+def test_connect_rejects_a_mapping_that_is_not_a_mapping(
+    flow: Flow, mapping: object, shown: str
+) -> None:
+    flow.add_routine(Source(), "source")
+    flow.add_routine(Recorder(), "sink")
+
+    with pytest.raises(
+        DefinitionError,
+        match=re.escape(
+            f"param_mapping must be a mapping {{event_key: slot_key}}, got {shown}"
+        ),
+    ):
+        flow.connect("source", "output", "sink", "input", wrong(mapping))
+
+    assert flow.connections == ()

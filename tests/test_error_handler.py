@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -286,6 +288,72 @@ def test_uncapped_overflowing_delay_is_refused_when_built() -> None:
 def test_infinite_delay_is_refused() -> None:
     with pytest.raises(DefinitionError, match="finite"):
         ErrorHandler("retry", retry_delay=float("inf"))
+
+
+WEEK = 7 * 24 * 3600.0
+
+
+@pytest.mark.parametrize(
+    ("option", "build"),
+    [
+        ("retry_delay", lambda: ErrorHandler("retry", retry_delay=1e12)),
+        ("max_retry_delay", lambda: ErrorHandler("retry", max_retry_delay=1e12)),
+    ],
+    ids=["retry_delay", "max_retry_delay"],
+)
+def test_a_delay_longer_than_a_week_is_refused_when_built(
+    option: str, build: Callable[[], ErrorHandler]
+) -> None:
+    with pytest.raises(DefinitionError, match=f"{option} must be at most 604800 sec"):
+        build()
+
+
+def test_a_retry_delay_of_a_week_sleeps_a_week_at_the_first_retry() -> None:
+    flow, clock = flaky_flow(ErrorHandler("retry", max_retries=1, retry_delay=WEEK))
+
+    flow.execute("flaky")
+
+    assert clock.sleeps == [WEEK]
+
+
+@pytest.mark.parametrize("attempt", [30, 1023, 10**6, 10**30])
+def test_uncapped_delays_stop_growing_at_a_week(attempt: int) -> None:
+    handler = ErrorHandler("retry", max_retries=40, retry_delay=1.0)
+
+    assert handler.retry_delay_for(attempt) == WEEK
+
+
+def test_jitter_on_an_overflowing_delay_stays_within_the_cap() -> None:
+    handler = ErrorHandler(
+        "retry", retry_backoff=1e200, max_retry_delay=60.0, retry_jitter=1.0
+    )
+
+    delays = [handler.retry_delay_for(9) for _ in range(200)]
+
+    assert all(0.0 <= delay <= 60.0 for delay in delays)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(5, "5"), ("ValueError", "'ValueError'"), (None, "None")],
+    ids=["int", "str", "None"],
+)
+def test_retryable_exceptions_that_are_not_classes_are_refused(
+    value: object, shown: str
+) -> None:
+    with pytest.raises(
+        DefinitionError,
+        match=re.escape(
+            "retryable_exceptions must be an exception class or an iterable of "
+            f"them, got {shown}"
+        ),
+    ):
+        ErrorHandler("retry", retryable_exceptions=value)  # type: ignore[arg-type]
+
+
+def test_is_critical_must_be_a_bool() -> None:
+    with pytest.raises(DefinitionError, match="is_critical must be a bool, got 'no'"):
+        ErrorHandler("retry", is_critical="no")  # type: ignore[arg-type]
 
 
 class InterruptedSleep:

@@ -7,6 +7,7 @@ import pickle
 import pytest
 
 from flowforge import (
+    ArgumentTypeError,
     DefinitionError,
     DuplicateNameError,
     ExecutionError,
@@ -22,6 +23,7 @@ from flowforge import (
 )
 
 TREE = [
+    pytest.param(ArgumentTypeError, (FlowForgeError, TypeError), id="argument_type"),
     pytest.param(DefinitionError, (FlowForgeError, ValueError), id="definition"),
     pytest.param(DuplicateNameError, (DefinitionError,), id="duplicate_name"),
     pytest.param(UnknownPortError, (DefinitionError, LookupError), id="unknown_port"),

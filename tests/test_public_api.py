@@ -86,6 +86,7 @@ def test_version_is_a_string() -> None:
 
 PUBLIC_MODULES: dict[str, list[str]] = {
     "flowforge": [
+        "ArgumentTypeError",
         "Connection",
         "DefinitionError",
         "DeliveryContext",
@@ -196,6 +197,7 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "deserialize",
         "error_handler",
         "execute",
+        "execute_async",
         "execution_strategy",
         "get_routine",
         "history_limit",
@@ -204,6 +206,7 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "pause",
         "recover",
         "resume",
+        "resume_async",
         "routines",
         "serialize",
         "set_error_handler",
@@ -313,11 +316,13 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "deserialize",
         "handler",
         "invoke",
+        "is_async",
         "is_join",
         "merge",
         "merge_strategy",
         "name",
         "serialize",
+        "timeout",
         "unmerge",
     ],
     "flowforge.store.Change": [
@@ -401,7 +406,13 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "renew",
         "save",
     ],
-    "flowforge.testing.FakeClock": ["advance", "monotonic", "now", "sleep"],
+    "flowforge.testing.FakeClock": [
+        "advance",
+        "monotonic",
+        "now",
+        "sleep",
+        "sleep_async",
+    ],
     "flowforge.testing.Recorder": [
         "config",
         "define_event",

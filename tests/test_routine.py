@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from flowforge import (
+    DefinitionError,
     DuplicateNameError,
     ErrorHandler,
     ErrorStrategy,
@@ -13,6 +18,7 @@ from flowforge import (
     Flow,
     JobStatus,
     Routine,
+    SerializationError,
     Slot,
     UnknownPortError,
 )
@@ -355,3 +361,78 @@ def test_a_source_may_call_super_call_which_does_nothing() -> None:
 def test_calling_a_routine_that_is_no_source_says_how_to_make_one() -> None:
     with pytest.raises(NotImplementedError, match="override __call__ to make it one"):
         Recorder()()
+
+
+# -- a subclass whose __init__ forgot super().__init__() -----------------------------
+
+
+def wrong(value: object) -> Any:  # Any: lets a call pass what its types forbid
+    """Return ``value`` typed so that mypy lets a test pass it anywhere."""
+    return value
+
+
+FORGOT = re.escape(
+    "Forgetful.__init__ did not call super().__init__(): call it first in "
+    "Forgetful.__init__"
+)
+
+
+class Forgetful(Routine):
+    """Declares a port without calling ``super().__init__()`` first."""
+
+    def __init__(self, port: str = "slot") -> None:
+        if port == "slot":
+            self.define_slot("input")
+        elif port == "event":
+            self.define_event("output")
+        elif port == "config":
+            self.set_config(size=3)
+
+
+@pytest.mark.parametrize("port", ["slot", "event", "config"])
+def test_defining_a_port_before_super_init_says_to_call_it_first(port: str) -> None:
+    with pytest.raises(DefinitionError, match=FORGOT):
+        Forgetful(port)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda r: r.slots,
+        lambda r: r.events,
+        lambda r: r.stats(),
+        lambda r: r.config(),
+    ],
+    ids=["slots", "events", "stats", "config"],
+)
+def test_reading_a_routine_that_skipped_super_init_says_to_call_it(
+    read: Callable[[Routine], object],
+) -> None:
+    routine = Forgetful("none")
+
+    with pytest.raises(DefinitionError, match=FORGOT):
+        read(routine)
+
+    assert repr(routine) == "Forgetful(slots=[], events=[])"
+
+
+def test_deserializing_a_class_that_skips_super_init_raises_serialization_error() -> (
+    None
+):
+    data = Recorder().serialize()
+    data["type"] = Forgetful._type_name
+
+    with pytest.raises(SerializationError, match=FORGOT):
+        Routine.deserialize(data)
+
+
+@pytest.mark.parametrize(
+    "lookup",
+    [lambda r: r.get_slot(wrong(["input"])), lambda r: r.get_event(wrong({}))],
+    ids=["get_slot", "get_event"],
+)
+def test_looking_up_an_unhashable_port_name_raises_unknown_port_error(
+    lookup: Callable[[Recorder], object],
+) -> None:
+    with pytest.raises(UnknownPortError, match=r"has no (slot \['input'\]|event \{\})"):
+        lookup(Recorder())

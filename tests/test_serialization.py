@@ -859,3 +859,72 @@ def test_deserializing_never_imports_a_module_named_in_data(
 
     assert not marker.exists()
     assert module not in sys.modules
+
+
+# -- methods that data may name as handlers -------------------------------------------
+
+
+class HandlerBase(Routine):
+    """A user's base class: its public methods are the routine's own."""
+
+    def shared(self, value: object) -> None:
+        self.set_stat("shared", value)
+
+
+class Crafted(HandlerBase):
+    """A routine whose slots data may add; ``label`` is not a method."""
+
+    label = "a class attribute"
+
+    def own(self, value: object) -> None:
+        self.set_stat("own", value)
+
+    def _private(self, value: object) -> None:
+        self.set_stat("private", value)
+
+
+def routine_naming(method: str) -> dict[str, object]:
+    """Return ``Crafted``'s data with one more slot whose handler is ``method``."""
+    data = Crafted().serialize()
+    slot = Slot("extra").serialize()
+    slot["handler"] = {"method": method}
+    data["slots"] = [slot]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("method", "why"),
+    [
+        ("set_config", "inherited from Routine"),
+        ("reset_stats", "inherited from Routine"),
+        ("__init__", "only public methods"),
+        ("__delattr__", "only public methods"),
+        ("_private", "only public methods"),
+        ("label", "Crafted.label is a str, not a method"),
+        ("missing", "has no such method"),
+    ],
+    ids=["set_config", "reset_stats", "init", "delattr", "private", "attr", "missing"],
+)
+def test_data_may_not_name_a_method_the_routines_class_does_not_define(
+    method: str, why: str
+) -> None:
+    data = routine_naming(method)
+
+    with pytest.raises(
+        SerializationError,
+        match=rf"slot 'extra' field 'handler': cannot restore method '{method}' "
+        rf"of Crafted: .*{why}",
+    ):
+        Routine.deserialize(data)
+
+
+@pytest.mark.parametrize("method", ["own", "shared"], ids=["own", "user_base"])
+def test_data_may_name_a_public_method_of_the_routines_own_classes(
+    method: str,
+) -> None:
+    data = routine_naming(method)
+
+    routine = Routine.deserialize(data)
+
+    assert routine.slots["extra"].handler == getattr(routine, method)
+    assert routine.serialize() == data

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
 import urllib.parse
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -1235,6 +1237,9 @@ def sqlite_with_job(tmp_path: Path) -> Iterator[tuple[SqliteStore, Path, str]]:
         ("history", "row", "{not json", "corrupted"),
         ("pending", "row", "{}", "pending"),
         ("jobs", "status", "bogus", "bogus"),
+        ("jobs", "header", b"\x80", "corrupted: 'utf-8' codec can't decode"),
+        ("pending", "row", b"\xff[]", "corrupted: 'utf-8' codec can't decode"),
+        ("history", "row", "[" * 100_000, "corrupted: maximum recursion depth"),
     ],
     ids=[
         "header-not-json",
@@ -1247,13 +1252,16 @@ def sqlite_with_job(tmp_path: Path) -> Iterator[tuple[SqliteStore, Path, str]]:
         "history-not-json",
         "pending-wrong-shape",
         "unknown-status",
+        "header-not-utf8",
+        "pending-not-utf8",
+        "history-nested-too-deep",
     ],
 )
 def test_sqlite_load_of_corrupted_data_says_what_is_wrong(
     sqlite_with_job: tuple[SqliteStore, Path, str],
     table: str,
     column: str,
-    value: str,
+    value: str | bytes,
     message: str,
 ) -> None:
     store, path, job_id = sqlite_with_job
@@ -1265,20 +1273,56 @@ def test_sqlite_load_of_corrupted_data_says_what_is_wrong(
     assert isinstance(caught.value, (SerializationError, StoreError))
 
 
-@pytest.mark.parametrize(
-    "operation",
-    [lambda s: s.get("rich-job"), lambda s: s.list_jobs()],
-    ids=["get", "list_jobs"],
-)
+def test_sqlite_load_of_a_history_row_numbered_with_text_says_so(
+    sqlite_with_job: tuple[SqliteStore, Path, str],
+) -> None:
+    store, path, job_id = sqlite_with_job
+    corrupt(path, "UPDATE history SET n = 'row ' || n")
+
+    with pytest.raises(SerializationError, match="history row number is not an int"):
+        store.load(job_id)
+
+
 def test_sqlite_record_with_a_corrupted_status_raises_store_error(
     sqlite_with_job: tuple[SqliteStore, Path, str],
-    operation: Callable[[SqliteStore], object],
 ) -> None:
     store, path, _ = sqlite_with_job
     corrupt(path, "UPDATE jobs SET status = 'bogus'")
 
     with pytest.raises(StoreError, match="bogus"):
-        operation(store)
+        store.get("rich-job")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        ("status", "bogus", "an unknown status 'bogus'"),
+        ("updated_at", "yesterday", "bad metadata (updated_at 'yesterday')"),
+        ("updated_at", 1e300, "bad metadata (updated_at 1e+300)"),
+        ("lease_until", "soon", "bad metadata (lease_until 'soon')"),
+        ("owner", b"A", "bad metadata (owner b'A')"),
+        ("flow_id", b"f", "bad metadata (flow_id b'f')"),
+    ],
+    ids=["status", "updated_at-text", "updated_at-huge", "lease", "owner", "flow"],
+)
+def test_sqlite_list_jobs_leaves_out_a_row_it_cannot_read_with_a_warning(
+    sqlite_with_job: tuple[SqliteStore, Path, str],
+    column: str,
+    value: object,
+    shown: str,
+) -> None:
+    store, path, job_id = sqlite_with_job
+    store.save(plain_job("good"))
+    corrupt(path, f"UPDATE jobs SET {column} = ? WHERE job_id = ?", value, job_id)
+
+    with pytest.warns(FlowForgeWarning) as caught:
+        listed = store.list_jobs()
+
+    assert [record.job_id for record in listed] == ["good"]
+    (warning,) = caught
+    assert str(warning.message).startswith(f"stored job {job_id!r} has {shown}")
+    with pytest.raises(StoreError, match=re.escape(shown)):
+        store.get(job_id)
 
 
 def test_sqlite_store_on_a_file_that_is_not_a_database_names_the_path(
@@ -1424,6 +1468,119 @@ def test_json_directory_job_file_with_a_bad_job_state_is_reported_by_name(
 
     with pytest.raises(SerializationError, match=re.escape(repr(str(path)))):
         store.load("job")
+
+
+def test_json_directory_refuses_a_dangling_lock_link_and_writes_nothing_outside(
+    tmp_path: Path,
+) -> None:
+    folder, outside = tmp_path / "jobs", tmp_path / "outside.txt"
+    store = JsonDirectoryStore(folder)
+    (folder / ".lock").symlink_to(outside)
+
+    with pytest.raises(StoreError, match=r"\.lock'.*symbolic link"):
+        store.save(plain_job("job"))
+
+    assert not outside.exists()
+    assert not job_file(folder, "job").exists()
+
+
+def in_thread(call: Callable[[], object]) -> tuple[object, list[str]]:
+    """Run ``call`` in a thread; return its result (or error) and its warnings.
+
+    The test fails, instead of hanging, if ``call`` does not return in time.
+    """
+    outcome: list[tuple[object, list[str]]] = []
+
+    def run() -> None:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result: object = call()
+            except Exception as error:  # handed to the test to check
+                result = error
+        outcome.append((result, [str(w.message) for w in caught]))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(WAIT)
+    assert outcome, f"the call did not return within {WAIT} s"
+    return outcome[0]
+
+
+@pytest.fixture
+def store_with_a_fifo(tmp_path: Path) -> Iterator[tuple[JsonDirectoryStore, Path]]:
+    """A JSON directory store holding job "good" and a FIFO named "stuck.json"."""
+    store = JsonDirectoryStore(tmp_path)
+    store.save(plain_job("good"))
+    fifo = tmp_path / "stuck.json"
+    os.mkfifo(fifo)
+    yield store, fifo
+    try:  # let a reader that the store left waiting (before the fix) go
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+def test_json_directory_list_jobs_skips_a_fifo_with_a_warning_instead_of_hanging(
+    store_with_a_fifo: tuple[JsonDirectoryStore, Path],
+) -> None:
+    store, fifo = store_with_a_fifo
+
+    listed, messages = in_thread(store.list_jobs)
+
+    assert isinstance(listed, list)
+    assert [record.job_id for record in listed] == ["good"]
+    (message,) = messages
+    assert re.fullmatch(
+        re.escape(f"cannot read job file {str(fifo)!r}: it is not a regular file")
+        + r" \(mode p[-rwx]{9}\); it is not listed",
+        message,
+    )
+
+
+def test_json_directory_load_of_a_fifo_raises_store_error_instead_of_hanging(
+    store_with_a_fifo: tuple[JsonDirectoryStore, Path],
+) -> None:
+    store, fifo = store_with_a_fifo
+
+    error, _ = in_thread(lambda: store.load("stuck"))
+
+    assert isinstance(error, StoreError)
+    assert str(error).startswith(
+        f"cannot read job file {str(fifo)!r}: it is not a regular file"
+    )
+
+
+@pytest.mark.parametrize(
+    "operation", FILE_OPERATIONS.values(), ids=FILE_OPERATIONS.keys()
+)
+def test_json_directory_never_reads_a_job_file_through_a_symbolic_link(
+    tmp_path: Path, operation: Callable[[JsonDirectoryStore, str], object]
+) -> None:
+    elsewhere = JsonDirectoryStore(tmp_path / "elsewhere")
+    elsewhere.save(plain_job("job"))
+    store = JsonDirectoryStore(tmp_path / "jobs")
+    link = job_file(store.folder, "job")
+    link.symlink_to(job_file(elsewhere.folder, "job"))
+
+    with pytest.raises(StoreError, match=re.escape(repr(str(link))) + ".*symbolic"):
+        operation(store, "job")
+    with pytest.warns(FlowForgeWarning, match="symbolic link.*it is not listed"):
+        assert store.list_jobs() == []
+
+
+@pytest.mark.parametrize(
+    "operation", FILE_OPERATIONS.values(), ids=FILE_OPERATIONS.keys()
+)
+def test_json_directory_file_nested_too_deep_is_reported_by_name(
+    tmp_path: Path, operation: Callable[[JsonDirectoryStore, str], object]
+) -> None:
+    store = JsonDirectoryStore(tmp_path)
+    path = job_file(tmp_path, "deep")
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+
+    with pytest.raises(StoreError, match=re.escape(repr(str(path))) + " is corrupted"):
+        operation(store, "deep")
 
 
 @pytest.mark.parametrize("length", [237, 238, 250, 300])

@@ -1,10 +1,21 @@
-"""The real clock behind the scheduler's time seam."""
+"""The real clock behind the scheduler's time seam, and waiting on it from asyncio.
+
+A clock may offer ``async def sleep_async(seconds)``; the async engine waits
+with it, and otherwise calls the clock's ``sleep`` (a fake clock's returns at
+once; a real one's would block the event loop).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
-from typing import final
+from typing import TYPE_CHECKING, final
+
+from flowforge.exceptions import DefinitionError
+
+if TYPE_CHECKING:
+    from flowforge.types import Clock
 
 
 @final
@@ -28,6 +39,35 @@ class SystemClock:
         """Sleep for ``seconds`` with :func:`time.sleep`."""
         time.sleep(seconds)
 
+    async def sleep_async(self, seconds: float) -> None:
+        """Wait ``seconds`` on the running event loop with :func:`asyncio.sleep`."""
+        await asyncio.sleep(seconds)
+
     def __repr__(self) -> str:
         """Return ``SystemClock()``."""
         return "SystemClock()"
+
+
+async def sleep_on_loop(clock: object, seconds: float) -> None:
+    """Wait ``seconds`` through ``clock``: its ``sleep_async`` if it has one."""
+    sleep_async = getattr(clock, "sleep_async", None)
+    if sleep_async is not None:
+        await sleep_async(seconds)
+    else:
+        clock.sleep(seconds)  # type: ignore[attr-defined]  # a Clock has sleep
+
+
+def check_clock(clock: Clock | None) -> Clock | None:
+    """Return ``clock`` if it has the time seam's methods, or is ``None``.
+
+    Raises:
+        DefinitionError: If a method is missing; the message names them.
+    """
+    if clock is not None and not all(
+        callable(getattr(clock, name, None)) for name in ("monotonic", "now", "sleep")
+    ):
+        raise DefinitionError(
+            "clock must have monotonic(), now() and sleep() methods (see "
+            f"flowforge.testing.FakeClock), or be None; got {clock!r}"
+        )
+    return clock

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from flowforge.store.base import Change
     from flowforge.types import Payload
 
-__all__ = ["ConcurrentLoop", "Launch", "Outcome", "Wait"]
+__all__ = ["ConcurrentLoop", "HandlerCancelled", "Launch", "Outcome", "Wait"]
 
 
 Outcome = tuple[
@@ -35,6 +35,10 @@ Outcome = tuple[
 ]
 Launch = Callable[[JobState, Delivery, "Ready"], None]
 """Starts one handler; its outcome reaches the coordinator through ``report``."""
+
+
+class HandlerCancelled(BaseException):
+    """An awaiting handler was cancelled because its job was cancelled."""
 
 
 @final
@@ -184,7 +188,8 @@ class ConcurrentLoop:
             runtime.undo_merge(job, delivery, ready)
             self.held.append(delivery)
             self.busy.discard(delivery.routine_id)
-            if self.fatal is None:
+            # A handler cancelled with its job goes back, like one not started.
+            if self.fatal is None and not isinstance(error, HandlerCancelled):
                 self.fatal = error
             return
         change = runtime.change_before(job, delivery)

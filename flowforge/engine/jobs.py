@@ -11,8 +11,9 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, final
 
 from flowforge._context import CURRENT
 from flowforge.engine.fingerprint import describe_changes
@@ -29,19 +30,24 @@ from flowforge.exceptions import (
 )
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import Delivery, RoutineState, RoutineStatus
-from flowforge.engine.run import new_runtime, run_job
+from flowforge.engine.run import new_runtime, run_job, run_job_async
 from flowforge.engine.runtime import drop_pending, stopped_by_limit
 
 if TYPE_CHECKING:
+    from flowforge.engine.runtime import Runtime
     from flowforge.engine.setup import FlowSetup
     from flowforge.store.base import JobRecord, Store
 
 __all__ = [
+    "Start",
     "cancel_paused",
     "control_target",
     "recover_jobs",
+    "request_cancel",
     "resume_job",
+    "resume_job_async",
     "start_job",
+    "start_job_async",
 ]
 
 RESUMABLE = (JobStatus.PAUSED, JobStatus.FAILED)
@@ -60,14 +66,62 @@ def start_job(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> JobState:
     """Create a job and run it; with a store, never run a job id twice."""
-    journal = None if store is None else Journal(store, lease_seconds=lease_seconds)
-    runtime = new_runtime(setup, journal=journal, strategy=strategy)
+    started = _start(
+        setup,
+        entry_routine_id,
+        entry_params,
+        Start(entry_slot, job_id, store, strategy, lease_seconds, on_loop=False),
+    )
+    return started if isinstance(started, JobState) else run_job(*started)
+
+
+async def start_job_async(
+    setup: FlowSetup,
+    entry_routine_id: str,
+    entry_params: Mapping[str, object] | None,
+    start: Start,
+) -> JobState:
+    """Create a job and run it on the running event loop; see :func:`start_job`."""
+    started = _start(setup, entry_routine_id, entry_params, start)
+    if isinstance(started, JobState):
+        return started
+    return await run_job_async(*started)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Start:
+    """How to start a job: its entry slot, id, store, strategy and lease."""
+
+    entry_slot: str | None = None
+    job_id: str | None = None
+    store: Store | None = None
+    strategy: str | None = None
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    on_loop: bool = True
+    """The job runs on an event loop (``execute_async``): no thread pool."""
+
+
+def _start(
+    setup: FlowSetup,
+    entry_routine_id: str,
+    entry_params: Mapping[str, object] | None,
+    start: Start,
+) -> JobState | tuple[Runtime, JobState]:
+    """Create a job; return it with its runtime, or the stored job if it exists."""
+    store = start.store
+    journal = (
+        None if store is None else Journal(store, lease_seconds=start.lease_seconds)
+    )
+    runtime = new_runtime(
+        setup, journal=journal, strategy=start.strategy, on_loop=start.on_loop
+    )
     job = runtime.new_job(
-        entry_routine_id, entry_params, entry_slot=entry_slot, job_id=job_id
+        entry_routine_id, entry_params, entry_slot=start.entry_slot, job_id=start.job_id
     )
     if journal is not None and not journal.create(job):
         return _existing(journal.store, job.job_id)
-    return run_job(runtime, job)
+    return runtime, job
 
 
 def resume_job(
@@ -79,18 +133,39 @@ def resume_job(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> JobState:
     """Continue a paused, failed or interrupted job; see :meth:`Flow.resume`."""
+    journal, job = _resumed(setup, job, store, force, lease_seconds)
+    return _run_claimed(setup, journal, job, fresh_attempts=True)
+
+
+async def resume_job_async(
+    setup: FlowSetup, job: JobState | str, *, store: Store | None, force: bool
+) -> JobState:
+    """Continue a job on the running event loop; see :func:`resume_job`."""
+    journal, job = _resumed(setup, job, store, force, DEFAULT_LEASE_SECONDS)
+    with _claimed(setup, journal, job, fresh_attempts=True):
+        runtime = new_runtime(setup, journal=journal, on_loop=True)
+        return await run_job_async(runtime, job)
+
+
+def _resumed(
+    setup: FlowSetup,
+    job: JobState | str,
+    store: Store | None,
+    force: bool,
+    lease_seconds: float,
+) -> tuple[Journal | None, JobState]:
+    """Check that a job may be resumed and lease it; return its journal and it."""
     journal = None if store is None else Journal(store, lease_seconds=lease_seconds)
     if isinstance(job, str):
         if journal is None:
             raise TypeError("resume(job_id) needs store=...: where else is the job?")
-        job = _claim(journal, job, setup, force)
-    else:
-        given = _version(job)  # before another thread can move the job on
-        _check_resumable(given[0], job.job_id, "paused or failed")
-        _check_flow(setup, job, force)
-        if journal is not None and not _take(journal, job, given):
-            raise _busy(journal.store, job.job_id)
-    return _run_claimed(setup, journal, job, fresh_attempts=True)
+        return journal, _claim(journal, job, setup, force)
+    given = _version(job)  # before another thread can move the job on
+    _check_resumable(given[0], job.job_id, "paused or failed")
+    _check_flow(setup, job, force)
+    if journal is not None and not _take(journal, job, given):
+        raise _busy(journal.store, job.job_id)
+    return journal, job
 
 
 def recover_jobs(
@@ -197,6 +272,19 @@ def control_target(
     return job_state
 
 
+def request_cancel(job: JobState, reason: str) -> None:
+    """Ask a running job to stop for good at its next delivery boundary.
+
+    An async job's handlers that await are cancelled now, unless the call
+    comes from one of the job's own handlers, which then runs to its end.
+    """
+    job._stop_request = (JobStatus.CANCELLED, reason, None)
+    interrupt = job._interrupt
+    context = CURRENT.get()
+    if interrupt is not None and (context is None or context.job is not job):
+        interrupt()
+
+
 def _cancel(job: JobState, finished_at: datetime) -> None:
     job.status = JobStatus.CANCELLED
     job.finished_at = finished_at
@@ -207,11 +295,20 @@ def _run_claimed(
     setup: FlowSetup, journal: Journal | None, job: JobState, *, fresh_attempts: bool
 ) -> JobState:
     """Run a job whose lease ``journal`` holds; if it never starts, free the lease."""
+    with _claimed(setup, journal, job, fresh_attempts=fresh_attempts):
+        return run_job(new_runtime(setup, journal=journal), job)
+
+
+@contextmanager
+def _claimed(
+    setup: FlowSetup, journal: Journal | None, job: JobState, *, fresh_attempts: bool
+) -> Iterator[None]:
+    """Prepare a leased job for its run; if the run never starts, undo it all."""
     with _abandoning(journal, job.job_id):
         restore_stats(setup.plan().routines, job)
         undo = _fresh_attempts(job) if fresh_attempts else _nothing
         try:
-            return run_job(new_runtime(setup, journal=journal), job)
+            yield
         except BaseException:
             if journal is not None and not journal.began:
                 undo()  # its first save failed: the job is as it was

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final, final
 
 from flowforge.engine.fingerprint import flow_shape
 from flowforge.routine import Routine
+from flowforge.slot import awaits
 
 if TYPE_CHECKING:
     from flowforge.connection import Connection
@@ -29,6 +30,7 @@ __all__ = [
     "Route",
     "Target",
     "compile_plan",
+    "is_async_source",
     "is_source",
 ]
 
@@ -53,6 +55,10 @@ class Target:
     handler: Callable[..., object] | None
     parameter: str | None
     """The handler's one positional parameter, if that is all it takes."""
+    is_async: bool
+    """The handler is an ``async def`` function: a call returns a coroutine."""
+    timeout: float | None
+    """How long an async handler may run, in seconds."""
 
 
 @final
@@ -99,6 +105,8 @@ class Plan:
     direct: tuple[Target | None, ...]
     """Each connection's target if it is ``direct``, else ``None``; one more
     ``None`` at the end is what index -1, a delivery from no connection, reads."""
+    has_async: bool = False
+    """Some handler or source is ``async def``: jobs run on an event loop."""
 
     def target(self, routine_id: str, slot: str) -> Target:
         """Return the target for a delivery that came from no connection."""
@@ -215,12 +223,28 @@ def compile_plan(
     event_targets = {(rid, e): routes[rid][e].targets for rid, e in route_keys}
     direct = (*(edge.target if edge.target.direct else None for edge in edges), None)
     shape = flow_shape(routines, connections)
-    return Plan(routines, edges, routes, targets, shape, event_targets, direct)
+    has_async = any(t.is_async for t in targets.values()) or any(
+        is_async_source(routine) for routine in routines.values()
+    )
+    return Plan(
+        routines, edges, routes, targets, shape, event_targets, direct, has_async
+    )
 
 
 def is_source(routine: Routine) -> bool:
     """Return whether ``routine``'s class overrides ``__call__``."""
     return type(routine).__call__ is not Routine.__call__
+
+
+def is_async_source(routine: Routine) -> bool:
+    """Return whether ``routine`` is a source whose ``__call__`` is ``async def``.
+
+    Raises:
+        DefinitionError: If its ``__call__`` is a generator function.
+    """
+    return is_source(routine) and awaits(
+        routine.__call__, f"source {type(routine).__qualname__}"
+    )
 
 
 def _target(rid: str, routine: Routine, slot: Slot, sources: set[int]) -> Target:
@@ -236,6 +260,8 @@ def _target(rid: str, routine: Routine, slot: Slot, sources: set[int]) -> Target
         direct=override and not slot.is_join,
         handler=slot.handler,
         parameter=slot._parameter,
+        is_async=slot.is_async,
+        timeout=slot.timeout,
     )
 
 

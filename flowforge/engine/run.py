@@ -8,18 +8,20 @@ its routines' stats snapshots and, for a durable job, its final state.
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Executor
 from contextvars import Token
 from typing import TYPE_CHECKING, Final
 
 from flowforge._context import CURRENT, DeliveryContext
+from flowforge.engine.awaiting import run_async_loop, run_concurrent_async
 from flowforge.engine.concurrent import ConcurrentLoop
 from flowforge.engine.routing import JOB_RUNNING
 from flowforge.engine.runtime import Runtime, drop_pending
 from flowforge.engine.sequential import run_loop
 from flowforge.engine.setup import SEQUENTIAL, STRATEGIES
 from flowforge.engine.stats import snapshot_stats
-from flowforge.exceptions import DefinitionError, StoreError
+from flowforge.exceptions import DefinitionError, ExecutionError, StoreError
 from flowforge.job_state import JobState, JobStatus
 
 if TYPE_CHECKING:
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from flowforge.engine.plan import Plan
     from flowforge.engine.setup import FlowSetup
 
-__all__ = ["check_strategy", "new_runtime", "run_job"]
+__all__ = ["check_strategy", "new_runtime", "run_job", "run_job_async"]
 
 # Enum members read once: an Enum class attribute is slow to read on CPython
 # 3.11, and each job reads these a few times.
@@ -51,21 +53,90 @@ def check_strategy(strategy: str) -> str:
 
 
 def new_runtime(
-    setup: FlowSetup, *, journal: Journal | None = None, strategy: str | None = None
+    setup: FlowSetup,
+    *,
+    journal: Journal | None = None,
+    strategy: str | None = None,
+    on_loop: bool = False,
 ) -> Runtime:
-    """Return a runtime for one job run of ``setup``'s flow with ``strategy``."""
+    """Return a runtime for one job run of ``setup``'s flow with ``strategy``.
+
+    A run on an event loop (``on_loop``, or a flow with async handlers) runs
+    its concurrent deliveries as tasks, so it gets no thread pool.
+    """
     strategy = setup.strategy if strategy is None else check_strategy(strategy)
     if strategy == SEQUENTIAL:
         return Runtime(setup, journal=journal)
-    executor: Executor = setup.executor()
+    tasks = on_loop or setup.plan().has_async
+    executor: Executor | None = None if tasks else setup.executor()
     return Runtime(
-        setup, journal=journal, executor=executor, max_workers=setup.max_workers
+        setup,
+        journal=journal,
+        executor=executor,
+        max_workers=setup.max_workers,
+        strategy=strategy,
     )
 
 
 def run_job(runtime: Runtime, job: JobState) -> JobState:
-    """Run ``job``'s pending deliveries until it ends or pauses; return it."""
+    """Run ``job``'s pending deliveries until it ends or pauses; return it.
+
+    A flow with ``async def`` handlers runs on a private event loop.
+
+    Raises:
+        ExecutionError: If the flow has async handlers and this thread runs
+            an event loop already: ``await`` the async entry point instead.
+    """
     plan = runtime.setup.plan()
+    if plan.has_async:
+        return _run_on_private_loop(runtime, job)
+    context, began, token = _begin(runtime, job, plan)
+    try:
+        if runtime.executor is None:
+            run_loop(runtime, job, _loop_plan(runtime, job, plan), context)
+        else:
+            ConcurrentLoop(runtime, None, runtime.max_workers).run(job, plan)
+    except BaseException as error:
+        _finish(runtime, job, plan, began, token, write=_writes_after(error))
+        raise
+    _settle(runtime, job)
+    _finish(runtime, job, plan, began, token, write=True)
+    return job
+
+
+async def run_job_async(runtime: Runtime, job: JobState) -> JobState:
+    """Run ``job`` on the running event loop, awaiting async handlers; return it."""
+    plan = runtime.setup.plan()
+    _, began, token = _begin(runtime, job, plan)
+    try:
+        if runtime.strategy == SEQUENTIAL:
+            await run_async_loop(runtime, job, plan)
+        else:
+            await run_concurrent_async(runtime, job, plan, runtime.max_workers)
+    except BaseException as error:
+        _finish(runtime, job, plan, began, token, write=_writes_after(error))
+        raise
+    _settle(runtime, job)
+    _finish(runtime, job, plan, began, token, write=True)
+    return job
+
+
+def _run_on_private_loop(runtime: Runtime, job: JobState) -> JobState:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # none runs here: the usual case
+        return asyncio.run(run_job_async(runtime, job))
+    raise ExecutionError(
+        f"flow {runtime.setup.flow_id!r} has async handlers and this thread runs "
+        "an event loop: use 'await flow.execute_async(...)' (or resume_async) "
+        "instead of execute, which would block the loop"
+    )
+
+
+def _begin(
+    runtime: Runtime, job: JobState, plan: Plan
+) -> tuple[DeliveryContext, float, Token[DeliveryContext | None]]:
+    """Mark the job running, save it if durable, and note it as running."""
     status, job.status = job.status, JOB_RUNNING
     now = runtime.clock.now()
     job.started_at = job.started_at or now
@@ -81,21 +152,12 @@ def run_job(runtime: Runtime, job: JobState) -> JobState:
             job.status = status  # not started: resumable as it was
             raise
     runtime.setup.jobs.add(job)
-    token = CURRENT.set(context)
-    try:
-        if runtime.executor is None:
-            run_loop(runtime, job, _loop_plan(runtime, job, plan), context)
-        else:
-            ConcurrentLoop(runtime, None, runtime.max_workers).run(job, plan)
-    except StoreError:
-        _finish(runtime, job, plan, began, token, write=False)
-        raise
-    except BaseException:
-        _finish(runtime, job, plan, began, token, write=True)
-        raise
-    _settle(runtime, job)
-    _finish(runtime, job, plan, began, token, write=True)
-    return job
+    return context, began, CURRENT.set(context)
+
+
+def _writes_after(error: BaseException) -> bool:
+    """Say whether a run stopped by ``error`` saves its state (no: a store failed)."""
+    return not isinstance(error, StoreError)
 
 
 def _loop_plan(runtime: Runtime, job: JobState, plan: Plan) -> Plan:
@@ -126,6 +188,7 @@ def _finish(
 ) -> None:
     """Release what the run held; save the job's state unless the store failed."""
     CURRENT.reset(token)
+    job._interrupt = None
     runtime.setup.jobs.discard(job)
     job.tracker._add_wall_time(runtime.monotonic() - began)
     try:

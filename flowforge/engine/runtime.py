@@ -72,6 +72,8 @@ class Runtime:
         executor: Runs handlers concurrently (the ``concurrent`` strategy);
             the calling thread still coordinates.
         max_workers: How many handlers of one job may run at once.
+        strategy: ``"sequential"`` or ``"concurrent"``; an async job runs
+            its concurrent deliveries as tasks, without an executor.
 
     Thread safety: a runtime runs one job at a time; several threads may each
     run their own job of the same flow with their own runtime.
@@ -83,6 +85,7 @@ class Runtime:
         "journal",
         "executor",
         "max_workers",
+        "strategy",
         "monotonic",
         "_random",
     )
@@ -94,6 +97,7 @@ class Runtime:
         journal: Journal | None = None,
         executor: Executor | None = None,
         max_workers: int = 1,
+        strategy: str = "sequential",
     ) -> None:
         """Bind the runtime to a flow's ``setup``; with ``executor``, run on it."""
         self.setup = setup
@@ -101,6 +105,7 @@ class Runtime:
         self.journal = journal
         self.executor = executor
         self.max_workers = max_workers
+        self.strategy = strategy
         # The system clock's method adds a frame per call; read time directly.
         self.monotonic = (
             time.monotonic if type(self.clock) is SystemClock else self.clock.monotonic
@@ -157,22 +162,34 @@ class Runtime:
         the delivery goes back before the exception leaves); a retry is
         never refused for the limit, which its first attempt already passed.
         """
-        if job._stop_request is not None:
-            job.pending.append(delivery)
-            self.honour_stop_request(job)
+        delay = self.admit(job, delivery)
+        if delay is None:
             return False
         if delivery.attempt:
             try:
-                self.clock.sleep(self.retry_delay(delivery))
+                self.clock.sleep(delay)
             except BaseException:
                 job.pending.append(delivery)
                 raise
-            return True
+        return True
+
+    def admit(self, job: JobState, delivery: Delivery) -> float | None:
+        """Return how long ``delivery`` must wait before it runs, or ``None``.
+
+        ``None`` means it may not run: it went back on the stack, and the job
+        paused, was cancelled, or failed for reaching its delivery limit.
+        """
+        if job._stop_request is not None:
+            job.pending.append(delivery)
+            self.honour_stop_request(job)
+            return None
+        if delivery.attempt:
+            return self.retry_delay(delivery)
         if job.delivery_count >= self.setup.max_deliveries:
             job.pending.append(delivery)
             self.fail_on_limit(job, delivery)
-            return False
-        return True
+            return None
+        return 0.0
 
     def deliver_checkpointed(
         self, job: JobState, plan: Plan, context: DeliveryContext, delivery: Delivery

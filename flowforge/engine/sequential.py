@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     General = Callable[[JobState, Plan, DeliveryContext, Delivery], None]
     Finished = Callable[[Delivery, RoutineState, float, float, Emissions], None]
 
-__all__ = ["run_loop"]
+__all__ = ["finisher", "run_loop"]
 
 _new: Final = object.__new__
 
@@ -100,13 +100,13 @@ def _paths(
 ) -> tuple[Sequence[Target | None], General, Finished]:
     """Return the direct target of each connection, the general path, the finisher."""
     if runtime.journal is None:
-        return plan.direct, runtime.deliver, _finisher(job, plan)
+        return plan.direct, runtime.deliver, finisher(job, plan)
     # Every delivery of a durable job takes the checkpointed path.
     checkpointed = runtime.deliver_checkpointed
-    return (None,) * len(plan.direct), checkpointed, _finisher(job, plan)
+    return (None,) * len(plan.direct), checkpointed, finisher(job, plan)
 
 
-def _finisher(job: JobState, plan: Plan) -> Finished:
+def finisher(job: JobState, plan: Plan) -> Finished:
     """Return what records a completed direct delivery and routes its emissions."""
     history, tracker, pending = job._history, job.tracker, job.pending
     run_times, wall_offset = tracker._times_by_routine(), job._wall_offset

@@ -206,7 +206,9 @@ def assemble(
         data["routine_states"] = [json.loads(row) for row in routines]
         data["errors"] = [json.loads(row) for row in errors]
         data["history"] = _records(history)
-    except (json.JSONDecodeError, TypeError, AttributeError) as error:
+    except (ValueError, TypeError, AttributeError, RecursionError) as error:
+        # ValueError: not JSON, or bytes that are not UTF-8 (from a damaged
+        # database); RecursionError: JSON nested too deep to parse.
         raise SerializationError(f"stored job data is corrupted: {error}") from error
     job = JobState.deserialize(data)
     for row in data["routine_states"]:

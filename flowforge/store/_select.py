@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Final, TypeVar
 
-from flowforge.exceptions import StoreError
+from flowforge.exceptions import FlowForgeWarning, StoreError
 from flowforge.job_state import JobStatus
 from flowforge.store.base import JobRecord, Store
 
-__all__ = ["ENDED", "prune_one_by_one", "select_listed", "select_prunable", "to_status"]
+__all__ = [
+    "ENDED",
+    "prune_one_by_one",
+    "readable_records",
+    "select_listed",
+    "select_prunable",
+    "to_status",
+]
+
+T = TypeVar("T")
 
 ENDED: Final = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 """Statuses of jobs that no process runs and that prune may delete."""
@@ -54,6 +64,26 @@ def select_listed(
         ),
         key=lambda r: (r.updated_at, r.job_id),
     )
+
+
+def readable_records(
+    rows: Iterable[T], to_record: Callable[[T], JobRecord]
+) -> list[JobRecord]:
+    """Return the records of ``rows`` that ``to_record`` can read, in order.
+
+    A row it refuses with a :class:`StoreError` (a damaged or foreign job) is
+    left out with a :class:`~flowforge.FlowForgeWarning` saying why, so that
+    one bad job does not hide every other one from ``list_jobs`` (and so
+    from recovery).
+    """
+    records = []
+    for row in rows:
+        try:
+            records.append(to_record(row))
+        except StoreError as error:
+            # Level 3: the caller of the store's list_jobs.
+            warnings.warn(f"{error}; it is not listed", FlowForgeWarning, stacklevel=3)
+    return records
 
 
 def select_prunable(

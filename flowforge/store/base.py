@@ -66,6 +66,14 @@ class Store(Protocol):
     fails. Methods taking ``owner`` write only while ``owner`` holds the job's
     lease and raise ``StoreError`` otherwise, so a process that lost a job to
     another can never overwrite it.
+
+    The backends FlowForge ships refuse a ``job_id`` that is not a ``str`` and
+    a ``job_state`` that is not a :class:`~flowforge.JobState` with
+    :class:`~flowforge.ArgumentTypeError`; ``load`` of a damaged record
+    raises a :class:`~flowforge.FlowForgeError` (never another exception),
+    and ``list_jobs`` leaves out a job it cannot read with a
+    :class:`~flowforge.FlowForgeWarning` naming it, so that one damaged job
+    never hides the others from recovery.
     """
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:

@@ -4,7 +4,9 @@ Readable and easy to back up or inspect by hand. Every write replaces the
 job's whole file (temporary file, fsync, rename), so a checkpoint costs as much
 as the job's live state; prefer :class:`~flowforge.store.SqliteStore` for long
 jobs. Writes take an advisory lock on the folder (``fcntl.flock``), so several
-processes may share it on one machine.
+processes may share it on one machine. The store opens only regular files in
+its folder: never through a symbolic link, and never a FIFO or a device, which
+could block it or lead it outside the folder.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import threading
 import urllib.parse
 import warnings
@@ -29,6 +32,13 @@ from flowforge.exceptions import (
     StoreError,
 )
 from flowforge.job_state import JobState, JobStatus
+from flowforge.store._checks import (
+    check_flow_id,
+    check_job_id,
+    check_job_state,
+    check_path,
+    check_prune,
+)
 from flowforge.store._select import prune_one_by_one, select_listed, to_status
 from flowforge.store.base import Change, JobRecord
 
@@ -39,6 +49,8 @@ __all__ = ["JsonDirectoryStore"]
 
 FILE_KIND: Final = "flowforge.stored_job"
 SUFFIX: Final = ".json"
+OPEN_FLAGS: Final = os.O_NOFOLLOW | os.O_NONBLOCK
+"""Refuse symbolic links; never wait opening a FIFO (see ``_open_regular``)."""
 MAX_NAME_BYTES: Final = 255
 """The longest file name most file systems accept."""
 
@@ -60,7 +72,7 @@ class JsonDirectoryStore:
 
     def __init__(self, folder: str | Path) -> None:
         """Use (and create if needed) ``folder``."""
-        self.folder = Path(folder)
+        self.folder = check_path(folder, "folder")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -72,8 +84,9 @@ class JsonDirectoryStore:
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
+        check_job_state(job_state)
         with self._locked():
-            if self._path(job_state.job_id).exists():
+            if os.path.lexists(self._path(job_state.job_id)):
                 return False
             self._write(job_state, owner, lease_until)
             return True
@@ -86,6 +99,7 @@ class JsonDirectoryStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
+        check_job_state(job_state)
         with self._locked():
             if owner is not None and self._path(job_state.job_id).exists():
                 self._check_owner(job_state.job_id, owner, unleased_ok=True)
@@ -95,6 +109,7 @@ class JsonDirectoryStore:
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         """Rewrite the job's file, renewing ``owner``'s lease."""
+        check_job_state(job_state)
         with self._locked():
             self._check_owner(job_state.job_id, owner)
             self._write(job_state, owner, lease_until)
@@ -156,10 +171,12 @@ class JsonDirectoryStore:
     ) -> list[JobRecord]:
         """Return the saved jobs, oldest update first, optionally filtered.
 
-        A file that cannot be read as a job (damaged, or not FlowForge's) is
-        left out with a :class:`~flowforge.FlowForgeWarning` naming it, so
-        that one bad file does not hide every other job.
+        A file that cannot be read as a job (damaged, not FlowForge's, or not
+        a regular file: a symbolic link, a FIFO) is left out with a
+        :class:`~flowforge.FlowForgeWarning` naming it, so that one bad file
+        does not hide every other job.
         """
+        check_flow_id(flow_id)
         records = []
         for job_id in self._job_ids():
             try:
@@ -184,6 +201,7 @@ class JsonDirectoryStore:
         self, *, older_than: timedelta | None = None, keep: int | None = None
     ) -> list[str]:
         """Delete finished jobs by age and count; return the deleted ids."""
+        check_prune(older_than, keep)
         return prune_one_by_one(self, older_than=older_than, keep=keep)
 
     def close(self) -> None:
@@ -197,7 +215,7 @@ class JsonDirectoryStore:
 
     def _path(self, job_id: str) -> Path:
         try:
-            name = urllib.parse.quote(job_id, safe="") + SUFFIX
+            name = urllib.parse.quote(check_job_id(job_id), safe="") + SUFFIX
         except UnicodeEncodeError as error:
             raise StoreError(
                 f"job id {job_id!r} cannot be a file name: {error}"
@@ -219,11 +237,13 @@ class JsonDirectoryStore:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         with self._thread_lock:
+            path = self._lock_path
             try:
-                descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+                descriptor = _open_regular(path, os.O_RDWR | os.O_CREAT)
             except OSError as error:
                 raise StoreError(
-                    f"cannot lock store folder {str(self.folder)!r}: {error}"
+                    f"cannot lock store folder {str(self.folder)!r} with "
+                    f"{str(path)!r}: {error}"
                 ) from error
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -259,14 +279,16 @@ class JsonDirectoryStore:
     def _read(self, job_id: str) -> dict[str, object]:
         path = self._path(job_id)
         try:
-            text = path.read_text(encoding="utf-8")
+            descriptor = _open_regular(path, os.O_RDONLY)
+            with os.fdopen(descriptor, "rb") as handle:
+                text = handle.read().decode("utf-8")
         except FileNotFoundError:
             raise JobNotFoundError(job_id=job_id) from None
         except (OSError, UnicodeDecodeError) as error:
             raise StoreError(f"cannot read job file {str(path)!r}: {error}") from error
         try:
             document = json.loads(text)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, RecursionError) as error:  # too deep to parse
             raise StoreError(f"job file {str(path)!r} is corrupted: {error}") from error
         if not isinstance(document, dict) or document.get("kind") != FILE_KIND:
             raise StoreError(f"{str(path)!r} is not a FlowForge job file")
@@ -281,6 +303,34 @@ class JsonDirectoryStore:
                 f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "
                 "process took it over, so this one must stop running it"
             )
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """Open ``path`` if it is a regular file, not a link, FIFO, device or folder.
+
+    ``O_NOFOLLOW`` refuses a symbolic link (a dangling one would otherwise
+    make ``O_CREAT`` create its target, outside the folder) and
+    ``O_NONBLOCK`` keeps the open of a FIFO from waiting for a writer; the
+    ``fstat`` then refuses whatever is not a regular file.
+
+    Raises:
+        OSError: If the file cannot be opened or is not a regular file.
+    """
+    try:
+        descriptor = os.open(path, flags | OPEN_FLAGS, 0o644)
+    except OSError as error:
+        if os.path.islink(path):
+            raise OSError("it is a symbolic link; remove it") from error
+        raise
+    try:
+        mode = os.fstat(descriptor).st_mode
+    except BaseException:
+        os.close(descriptor)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise OSError(f"it is not a regular file (mode {stat.filemode(mode)})")
+    return descriptor
 
 
 def _record(job_id: str, document: Mapping[str, object], path: Path) -> JobRecord:

@@ -17,6 +17,12 @@ from flowforge.store._change_log import (
     logged,
     change_document,
 )
+from flowforge.store._checks import (
+    check_flow_id,
+    check_job_id,
+    check_job_state,
+    check_prune,
+)
 from flowforge.store._rows import JobRows, assemble, job_rows
 from flowforge.store._select import select_listed, select_prunable
 from flowforge.store.base import Change, JobRecord
@@ -56,6 +62,7 @@ class MemoryStore:
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
+        check_job_state(job_state)
         with self._lock:
             if job_state.job_id in self._jobs:
                 return False
@@ -70,6 +77,7 @@ class MemoryStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
+        check_job_state(job_state)
         with self._lock:
             entry = self._jobs.get(job_state.job_id)
             if owner is not None and entry is not None:
@@ -80,6 +88,7 @@ class MemoryStore:
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         """Log what one delivery changed, renewing ``owner``'s lease."""
+        check_job_state(job_state)
         document = logged(change_document(job_state, change))
         with self._lock:
             entry = self._entry(job_state.job_id)
@@ -115,7 +124,7 @@ class MemoryStore:
     def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
         """Extend ``owner``'s lease: see :meth:`flowforge.store.Store.renew`."""
         with self._lock:
-            entry = self._jobs.get(job_id)
+            entry = self._jobs.get(check_job_id(job_id))
             if entry is None or entry.owner != owner:
                 return False
             entry.lease_until = lease_until
@@ -157,6 +166,7 @@ class MemoryStore:
         self, *, flow_id: str | None = None, status: JobStatus | str | None = None
     ) -> list[JobRecord]:
         """Return the saved jobs, oldest update first, optionally filtered."""
+        check_flow_id(flow_id)
         with self._lock:
             records = [self._record(job_id, e) for job_id, e in self._jobs.items()]
         return select_listed(records, flow_id=flow_id, status=status)
@@ -171,6 +181,7 @@ class MemoryStore:
         self, *, older_than: timedelta | None = None, keep: int | None = None
     ) -> list[str]:
         """Delete finished jobs by age and count; return the deleted ids."""
+        check_prune(older_than, keep)
         doomed = select_prunable(self.list_jobs(), older_than=older_than, keep=keep)
         with self._lock:
             for job_id in doomed:
@@ -190,7 +201,7 @@ class MemoryStore:
         )
 
     def _entry(self, job_id: str) -> _Entry:
-        entry = self._jobs.get(job_id)
+        entry = self._jobs.get(check_job_id(job_id))
         if entry is None:
             raise JobNotFoundError(job_id=job_id)
         return entry

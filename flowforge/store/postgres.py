@@ -32,11 +32,22 @@ except ImportError as error:  # pragma: no cover - the extra is installed in tes
         f'pip install "flowforge[postgres]" ({error})'
     ) from error
 
-from flowforge.exceptions import JobNotFoundError, StoreError
+from flowforge.exceptions import ArgumentTypeError, JobNotFoundError, StoreError
 from flowforge.job_state import JobStatus
+from flowforge.store._checks import (
+    check_flow_id,
+    check_job_id,
+    check_job_state,
+    check_prune,
+)
 from flowforge.store._postgres_sql import MIGRATIONS, ROW_TABLES, Statements
 from flowforge.store._rows import ChangeRows, JobRows, assemble, change_rows, job_rows
-from flowforge.store._select import ENDED, select_prunable, to_status
+from flowforge.store._select import (
+    ENDED,
+    readable_records,
+    select_prunable,
+    to_status,
+)
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -87,6 +98,15 @@ class PostgresStore:
         self, database: str | ConnectionPool[Any], *, schema: str = "flowforge"
     ) -> None:
         """Remember where the store lives; connect on first use."""
+        if not isinstance(database, (str, ConnectionPool)):
+            raise ArgumentTypeError(
+                "database must be a connection string or a ConnectionPool, got "
+                f"{type(database).__name__}"
+            )
+        if not isinstance(schema, str):
+            raise ArgumentTypeError(
+                f"schema must be a str, got {type(schema).__name__} {schema!r}"
+            )
         if not _SCHEMA_NAME.fullmatch(schema):
             raise StoreError(
                 "schema must be a plain identifier of letters, digits and _, "
@@ -115,7 +135,7 @@ class PostgresStore:
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
-        rows = job_rows(job_state)
+        rows = job_rows(check_job_state(job_state))
         job_id = job_state.job_id
         values = _job_values(job_state, rows, owner, lease_until)
 
@@ -135,7 +155,7 @@ class PostgresStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
-        rows = job_rows(job_state)
+        rows = job_rows(check_job_state(job_state))
         job_id = job_state.job_id
         values = _job_values(job_state, rows, owner, lease_until)
 
@@ -154,7 +174,7 @@ class PostgresStore:
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         """Save what one delivery changed, renewing ``owner``'s lease."""
-        rows = change_rows(job_state, change)
+        rows = change_rows(check_job_state(job_state), change)
         self._run(
             "write to",
             lambda db: self._apply_change(
@@ -172,7 +192,7 @@ class PostgresStore:
         replacing: str | None = None,
     ) -> bool:
         """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
-        values = (owner, lease_until, job_id, owner, replacing, now)
+        values = (owner, lease_until, check_job_id(job_id), owner, replacing, now)
 
         def acquire(db: _Database) -> bool:
             if db.execute(self._sql.acquire, values).fetchone() is None:
@@ -184,7 +204,7 @@ class PostgresStore:
 
     def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
         """Extend ``owner``'s lease: see :meth:`flowforge.store.Store.renew`."""
-        values = (lease_until, job_id, owner)
+        values = (lease_until, check_job_id(job_id), owner)
         return self._run(
             "write to",
             lambda db: db.execute(self._sql.renew, values).fetchone() is not None,
@@ -192,6 +212,7 @@ class PostgresStore:
 
     def load(self, job_id: str) -> JobState:
         """Return the saved job state."""
+        check_job_id(job_id)
         row = self._run(
             "read", lambda db: db.execute(self._sql.load, (job_id,)).fetchone()
         )
@@ -211,13 +232,20 @@ class PostgresStore:
 
     def get(self, job_id: str) -> JobRecord:
         """Return what the store knows about a job without loading it."""
+        check_job_id(job_id)
         return self._run("read", lambda db: self._record(db, job_id))
 
     def list_jobs(
         self, *, flow_id: str | None = None, status: JobStatus | str | None = None
     ) -> list[JobRecord]:
-        """Return the saved jobs, oldest update first, optionally filtered."""
+        """Return the saved jobs, oldest update first, optionally filtered.
+
+        A job whose row cannot be read is left out with a
+        :class:`~flowforge.FlowForgeWarning` naming it; :meth:`get` of it
+        raises :class:`~flowforge.StoreError`.
+        """
         wanted = to_status(status)
+        check_flow_id(flow_id)
         query = self._sql.list_jobs
         arguments: list[object] = []
         if flow_id is not None:
@@ -228,10 +256,11 @@ class PostgresStore:
             arguments.append(wanted.value)
         query += " ORDER BY updated_at, job_id"
         rows = self._run("read", lambda db: db.execute(query, arguments).fetchall())
-        return [_to_record(row) for row in rows]
+        return readable_records(rows, _to_record)
 
     def delete(self, job_id: str) -> None:
         """Remove a job."""
+        check_job_id(job_id)
 
         def delete(db: _Database) -> None:
             if db.execute(self._sql.delete_job, (job_id,)).fetchone() is None:
@@ -249,6 +278,7 @@ class PostgresStore:
         Ages are measured by the server's clock, which also stamps updates.
         A job that a process holds a lease on (to resume it) is kept.
         """
+        check_prune(older_than, keep)
         now = self._run("read", lambda db: db.execute(self._sql.now).fetchone())
         assert now is not None  # noqa: S101  SELECT without FROM returns a row
         records = self.list_jobs()

@@ -22,11 +22,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar, final
 
-from flowforge.exceptions import JobNotFoundError, StoreError
+from flowforge.exceptions import (
+    ArgumentTypeError,
+    JobNotFoundError,
+    SerializationError,
+    StoreError,
+)
 from flowforge.job_state import JobStatus
 from flowforge.store._change_log import apply, fold, log_change
+from flowforge.store._checks import (
+    check_flow_id,
+    check_job_id,
+    check_job_state,
+    check_path,
+    check_prune,
+    seconds,
+)
 from flowforge.store._rows import JobRows, assemble, job_rows
-from flowforge.store._select import prune_one_by_one, to_status
+from flowforge.store._select import prune_one_by_one, readable_records, to_status
 from flowforge.store._sqlite_log import LogState, append, read_changes
 from flowforge.store.base import Change, JobRecord
 
@@ -36,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
 SCHEMA_VERSION: Final = 2
+MAX_TIMEOUT: Final = 2_000_000.0
+"""The longest busy timeout, in seconds: SQLite keeps it in milliseconds in an int."""
 T = TypeVar("T")
 
 _SCHEMA_V1: Final = """
@@ -85,7 +100,8 @@ class SqliteStore:
 
     Args:
         path: The database file; created with its schema on first use.
-        timeout: Seconds to wait for another process's write lock.
+        timeout: Seconds to wait for another process's write lock, from 0
+            to 2,000,000.
         synchronous: SQLite's ``synchronous`` setting. ``"NORMAL"`` (the
             default) survives any crash of the process; ``"FULL"`` also
             survives a power loss, at the cost of a disk flush per commit.
@@ -98,10 +114,14 @@ class SqliteStore:
         self, path: str | Path, *, timeout: float = 30.0, synchronous: str = "NORMAL"
     ) -> None:
         """Open (and if needed create or upgrade) the database at ``path``."""
+        if not isinstance(synchronous, str):
+            raise ArgumentTypeError(
+                f"synchronous must be a str, got {type(synchronous).__name__}"
+            )
         if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise StoreError(f"unknown synchronous setting {synchronous!r}")
-        self.path = Path(path)
-        self._timeout = timeout
+        self.path = check_path(path, "path")
+        self._timeout = seconds(timeout, "timeout", MAX_TIMEOUT)
         self._synchronous = synchronous.upper()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -113,7 +133,7 @@ class SqliteStore:
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
-        rows = job_rows(job_state)
+        rows = job_rows(check_job_state(job_state))
 
         def create(db: sqlite3.Connection) -> bool:
             found = db.execute(
@@ -137,7 +157,7 @@ class SqliteStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
-        rows = job_rows(job_state)
+        rows = job_rows(check_job_state(job_state))
         job_id = job_state.job_id
 
         def save(db: sqlite3.Connection) -> None:
@@ -163,7 +183,7 @@ class SqliteStore:
         transaction. The lease is renewed then, and once a third of it has
         passed since the last renewal (the journal's heartbeat renews it too).
         """
-        document, text = log_change(job_state, change)
+        document, text = log_change(check_job_state(job_state), change)
         job_id = job_state.job_id
         # Taken out while writing: after a failed write, read the log back.
         log = self._logs.pop(job_id, None)
@@ -187,6 +207,7 @@ class SqliteStore:
         replacing: str | None = None,
     ) -> bool:
         """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
+        check_job_id(job_id)
 
         def acquire(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
@@ -206,6 +227,7 @@ class SqliteStore:
         """Extend ``owner``'s lease: see :meth:`flowforge.store.Store.renew`."""
         # Never a takeover: the change logs this store caches rely on only the
         # owner writing a job, from the full save that starts each run.
+        check_job_id(job_id)
         return self._write(
             lambda db: db.execute(
                 "UPDATE jobs SET lease_until = ? WHERE job_id = ? AND owner = ?",
@@ -216,17 +238,25 @@ class SqliteStore:
 
     def load(self, job_id: str) -> JobState:
         """Return the saved job state."""
+        check_job_id(job_id)
         return self._read(lambda db: _load(db, job_id))
 
     def get(self, job_id: str) -> JobRecord:
         """Return what the store knows about a job without loading it."""
+        check_job_id(job_id)
         return self._read(lambda db: _record(db, job_id))
 
     def list_jobs(
         self, *, flow_id: str | None = None, status: JobStatus | str | None = None
     ) -> list[JobRecord]:
-        """Return the saved jobs, oldest update first, optionally filtered."""
+        """Return the saved jobs, oldest update first, optionally filtered.
+
+        A job whose row cannot be read (a damaged or foreign database) is left
+        out with a :class:`~flowforge.FlowForgeWarning` naming it; :meth:`get`
+        of it raises :class:`~flowforge.StoreError`.
+        """
         wanted = to_status(status)
+        check_flow_id(flow_id)
         query = f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE 1 = 1"  # noqa: S608
         arguments: list[object] = []
         if flow_id is not None:
@@ -236,13 +266,12 @@ class SqliteStore:
             query += " AND status = ?"
             arguments.append(wanted.value)
         query += " ORDER BY updated_at, job_id"
-        return self._read(
-            lambda db: [_to_record(row) for row in db.execute(query, arguments)]
-        )
+        rows = self._read(lambda db: db.execute(query, arguments).fetchall())
+        return readable_records(rows, _to_record)
 
     def delete(self, job_id: str) -> None:
         """Remove a job."""
-        self._logs.pop(job_id, None)
+        self._logs.pop(check_job_id(job_id), None)
 
         def delete(db: sqlite3.Connection) -> None:
             _record(db, job_id)
@@ -257,6 +286,7 @@ class SqliteStore:
         self, *, older_than: timedelta | None = None, keep: int | None = None
     ) -> list[str]:
         """Delete finished jobs by age and count; return the deleted ids."""
+        check_prune(older_than, keep)
         return prune_one_by_one(self, older_than=older_than, keep=keep)
 
     def close(self) -> None:
@@ -388,20 +418,49 @@ def _enter_wal(connection: sqlite3.Connection, timeout: float) -> None:
         pause = min(pause * 2, 0.05)
 
 
-def _to_record(row: tuple[str, str, str, str | None, float | None, float]) -> JobRecord:
+def _to_record(row: tuple[object, ...]) -> JobRecord:
+    """Read a ``jobs`` row, whose columns may hold anything in a damaged file.
+
+    Raises:
+        StoreError: If a column holds what FlowForge never writes there.
+    """
     job_id, flow_id, status, owner, lease_until, updated_at = row
-    if status not in _STATUSES:
+    if not (isinstance(status, str) and status in _STATUSES):
         raise StoreError(
             f"stored job {job_id!r} has an unknown status {status!r}: the database "
             "is corrupted or was written by another program"
         )
-    return JobRecord(
-        job_id,
-        flow_id,
-        JobStatus(status),
-        owner,
-        lease_until,
-        datetime.fromtimestamp(updated_at, UTC),
+    if not (
+        isinstance(job_id, str)
+        and isinstance(flow_id, str)
+        and (owner is None or isinstance(owner, str))
+        and (lease_until is None or isinstance(lease_until, float | int))
+        and isinstance(updated_at, float | int)
+    ):
+        raise _bad_metadata(row)
+    try:
+        when = datetime.fromtimestamp(updated_at, UTC)
+    except (OverflowError, ValueError, OSError) as error:
+        raise _bad_metadata(row) from error
+    until = None if lease_until is None else float(lease_until)
+    return JobRecord(job_id, flow_id, JobStatus(status), owner, until, when)
+
+
+_COLUMN_TYPES: Final = (str, str, str, str | None, float | int | None, float | int)
+
+
+def _bad_metadata(row: tuple[object, ...]) -> StoreError:
+    names = _RECORD_COLUMNS.split(", ")
+    bad = [
+        f"{name} {value!r}"
+        for name, value, kinds in zip(names, row, _COLUMN_TYPES, strict=True)
+        if not isinstance(value, kinds)
+    ] or [
+        f"updated_at {row[-1]!r}"
+    ]  # a number, but no time
+    return StoreError(
+        f"stored job {row[0]!r} has bad metadata ({', '.join(bad)}): the database "
+        "is corrupted or was written by another program"
     )
 
 
@@ -516,6 +575,11 @@ def _load(db: sqlite3.Connection, job_id: str) -> JobState:
     history: dict[int, str] = dict(
         select("SELECT n, row FROM history WHERE job_id = ?")
     )
+    if not all(isinstance(n, int) for n in history):
+        raise SerializationError(
+            f"stored job {job_id!r} is corrupted: a history row number is not an "
+            f"integer ({sorted(map(repr, history))})"
+        )
     documents = read_changes(db, job_id, folded)
     if documents:
         apply(fold(documents, f"change log of job {job_id!r}"), rows, history)

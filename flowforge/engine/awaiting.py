@@ -1,0 +1,308 @@
+"""The asyncio scheduler: a job's handlers awaited on the caller's event loop.
+
+Both async loops keep the thread engine's rules: :class:`Runtime` decides
+whether a delivery may run, merges it, records its outcome and routes its
+emissions, and the concurrent coordinator is the thread strategy's
+:class:`ConcurrentLoop`, driven here with tasks instead of pool threads. Only
+the call differs: a coroutine that a handler returns is awaited within its
+slot's timeout, and each delivery gets a context of its own, so tasks that a
+handler starts see their own delivery.
+
+``flow.cancel`` from outside the job cancels the handlers that await (they see
+:class:`asyncio.CancelledError`, and their deliveries are recorded as
+cancelled). Cancelling the task that runs the job puts the deliveries in flight
+back on the stack, as ``KeyboardInterrupt`` does in the thread engine, so a
+durable job stays resumable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import TYPE_CHECKING, Final, final
+
+from flowforge._context import CURRENT, DeliveryContext
+from flowforge.engine.clock import sleep_on_loop
+from flowforge.engine.concurrent import ConcurrentLoop, HandlerCancelled, Outcome
+from flowforge.engine.routing import JOB_RUNNING, RUNNING, SKIPPED
+from flowforge.engine.sequential import finisher
+from flowforge.job_state import JobStatus
+from flowforge.record import Delivery, RoutineState
+
+if TYPE_CHECKING:
+    from flowforge.engine.plan import Plan, Target
+    from flowforge.engine.runtime import Ready, Runtime
+    from flowforge.job_state import JobState
+    from flowforge.routine import Routine
+    from flowforge.types import Payload
+
+__all__ = ["run_async_loop", "run_concurrent_async"]
+
+_new: Final = object.__new__
+CANCELLING: Final = JobStatus.CANCELLED
+
+
+async def call(
+    routine: Routine, target: Target | None, delivery: Delivery, buffer: Payload
+) -> None:
+    """Call a delivery's handler (or source) and await what it returns, if async."""
+    if target is None:
+        # An ``async def __call__`` returns a coroutine, whatever Routine says.
+        result: object = routine(**delivery.data)  # type: ignore[func-returns-value]
+        if asyncio.iscoroutine(result):
+            await result
+        return
+    result = target.invoke(buffer, delivery.routine_id)
+    if target.is_async:
+        if target.timeout is None:
+            await result  # type: ignore[misc]  # an async def handler's coroutine
+        else:
+            async with asyncio.timeout(target.timeout):
+                await result  # type: ignore[misc]
+
+
+@final
+class Interrupt:
+    """Cancels the awaiting handler of a sequential async job, from any thread.
+
+    The request runs on the job's event loop, and cancels the job's task
+    only while it awaits a handler, never between deliveries.
+    """
+
+    __slots__ = ("loop", "task", "awaiting", "cancelled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[object]):
+        """Watch ``task``, which runs the job on ``loop``."""
+        self.loop, self.task = loop, task
+        self.awaiting = self.cancelled = False
+
+    def request(self) -> None:
+        """Ask for the awaiting handler to be cancelled (any thread)."""
+        self.loop.call_soon_threadsafe(self._cancel)
+
+    def _cancel(self) -> None:
+        if self.awaiting and not self.cancelled:
+            self.cancelled = True
+            self.task.cancel()
+
+    def took_effect(self) -> bool:
+        """Say, once, whether this interrupt cancelled the handler just awaited."""
+        if not self.cancelled:
+            return False
+        self.cancelled = False
+        self.task.uncancel()
+        return True
+
+
+async def run_async_loop(runtime: Runtime, job: JobState, plan: Plan) -> None:
+    """Run a job's pending deliveries one at a time, awaiting each handler.
+
+    The order and history are the sequential strategy's: depth first in
+    connection order.
+    """
+    pending, states, buffers = job.pending, job.routine_states, job.slot_buffers
+    limit, monotonic = runtime.setup.max_deliveries, runtime.monotonic
+    durable = runtime.journal is not None
+    direct = (None,) * len(plan.direct) if durable else plan.direct
+    finished = finisher(job, plan)
+    task = asyncio.current_task()
+    assert task is not None  # noqa: S101  run_job_async runs in a task
+    interrupt = Interrupt(asyncio.get_running_loop(), task)
+    job._interrupt = interrupt.request
+    while pending and job.status is JOB_RUNNING:
+        delivery = pending.pop()
+        stop = job._stop_request is not None or job.delivery_count >= limit
+        if (stop or delivery.attempt) and not await _admit(runtime, job, delivery):
+            return
+        rid, target = delivery.routine_id, direct[delivery.connection]
+        state = states.get(rid)
+        if target is None or (state is not None and state.status is SKIPPED):
+            change = runtime.change_before(job, delivery)
+            await _deliver(runtime, job, plan, delivery, interrupt)
+            runtime.checkpoint(job, plan, delivery, change)
+            continue
+        if state is None:  # RoutineState(rid), without its slow generic call
+            state = states[rid] = _new(RoutineState)
+            state.routine_id, state.status, state.deliveries = rid, RUNNING, 0
+            state._errors = state._stats = None
+        old, data = buffers.get(target.key), delivery.data
+        buffer = {**old, **data} if old else dict(data)
+        buffers[target.key] = buffer
+        ready = (target.routine, state, target, old, buffer)
+        outcome = await _run(runtime, job, delivery, ready, interrupt)
+        if outcome is not None:
+            emissions, started = outcome
+            finished(delivery, state, started, monotonic() - started, emissions)
+
+
+async def _admit(runtime: Runtime, job: JobState, delivery: Delivery) -> bool:
+    """Say whether a delivery may run, awaiting a retry's delay first."""
+    delay = runtime.admit(job, delivery)
+    if delay is None:
+        return False
+    if delivery.attempt:
+        try:
+            await sleep_on_loop(runtime.clock, delay)
+        except BaseException:
+            job.pending.append(delivery)
+            raise
+    return True
+
+
+async def _deliver(
+    runtime: Runtime,
+    job: JobState,
+    plan: Plan,
+    delivery: Delivery,
+    interrupt: Interrupt,
+) -> None:
+    """Handle any delivery: prepare it, run it, record what it did."""
+    ready = runtime.prepare(job, plan, delivery)
+    if ready is None:
+        return
+    outcome = await _run(runtime, job, delivery, ready, interrupt)
+    if outcome is not None:
+        emissions, started = outcome
+        duration = runtime.monotonic() - started
+        runtime.complete(job, plan, delivery, ready, emissions, None, started, duration)
+
+
+async def _run(
+    runtime: Runtime,
+    job: JobState,
+    delivery: Delivery,
+    ready: Ready,
+    interrupt: Interrupt,
+) -> tuple[list[tuple[str, Payload]], float] | None:
+    """Run a prepared delivery's handler; return its emissions and start time.
+
+    ``None`` means the handler did not complete: its failure was handled,
+    or the job's cancel stopped it (the delivery is then back on the stack).
+    """
+    routine, _, target, _, buffer = ready
+    emissions: list[tuple[str, Payload]] = []
+    context = DeliveryContext(job, routine, delivery, emissions)
+    CURRENT.set(context)
+    started = runtime.monotonic()
+    interrupt.awaiting = True
+    try:
+        await call(routine, target, delivery, buffer)
+    except BaseException as error:  # user code: any failure is handled
+        interrupt.awaiting = False
+        context._routine = None
+        if interrupt.took_effect():
+            runtime.undo_merge(job, delivery, ready)
+            job.pending.append(delivery)
+            runtime.honour_stop_request(job)
+            return None
+        plan = runtime.setup.plan()
+        if not runtime.failed(job, plan, delivery, ready, emissions, error, started):
+            raise
+        return None
+    interrupt.awaiting = False
+    context._routine = None
+    interrupt.took_effect()  # the handler finished despite a late cancel
+    return emissions, started
+
+
+_LOCKS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Routine, asyncio.Lock]
+] = weakref.WeakKeyDictionary()
+"""One lock per routine and event loop: concurrent async jobs of one flow
+never run two handlers of a routine at once, as pool threads never do."""
+
+
+def _lock_of(routine: Routine) -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    locks = _LOCKS.get(loop)
+    if locks is None:
+        locks = _LOCKS[loop] = weakref.WeakKeyDictionary()
+    lock = locks.get(routine)
+    if lock is None:
+        lock = locks[routine] = asyncio.Lock()
+    return lock
+
+
+async def run_concurrent_async(
+    runtime: Runtime, job: JobState, plan: Plan, limit: int
+) -> None:
+    """Run a job's independent deliveries as tasks, at most ``limit`` at once."""
+    outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+    tasks: set[asyncio.Task[None]] = set()
+    loop = asyncio.get_running_loop()
+
+    def launch(job: JobState, delivery: Delivery, ready: Ready) -> None:
+        task = loop.create_task(_handle(job, delivery, ready, outcomes, runtime))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def cancel_awaiting() -> None:
+        for task in list(tasks):
+            task.cancel()
+
+    def interrupt() -> None:
+        loop.call_soon_threadsafe(cancel_awaiting)
+
+    coordinator = ConcurrentLoop(runtime, launch, limit)
+    coordinator.start(job)
+    job._interrupt = interrupt
+    try:
+        await _coordinate(coordinator, job, plan, outcomes)
+    except BaseException:
+        cancel_awaiting()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        coordinator.materialize(job)
+
+
+async def _coordinate(
+    coordinator: ConcurrentLoop,
+    job: JobState,
+    plan: Plan,
+    outcomes: asyncio.Queue[Outcome],
+) -> None:
+    clock = coordinator.runtime.clock
+    while (wait := coordinator.step(job, plan)) is not None:
+        if wait.sleep is not None:
+            await sleep_on_loop(clock, wait.sleep)
+            coordinator.release_due_retries()
+            continue
+        try:
+            outcome = await asyncio.wait_for(outcomes.get(), wait.timeout)
+        except TimeoutError:
+            coordinator.release_due_retries()
+            continue
+        coordinator.finish(job, plan, outcome)
+    coordinator.end(job)
+
+
+async def _handle(
+    job: JobState,
+    delivery: Delivery,
+    ready: Ready,
+    outcomes: asyncio.Queue[Outcome],
+    runtime: Runtime,
+) -> None:
+    """Run one handler as a task and report its outcome to the coordinator."""
+    routine, _, target, _, buffer = ready
+    emissions: list[tuple[str, Payload]] = []
+    CURRENT.set(DeliveryContext(job, routine, delivery, emissions))
+    monotonic = runtime.monotonic
+    started = duration = 0.0
+    error: BaseException | None = None
+    try:
+        async with _lock_of(routine):
+            started = monotonic()
+            try:
+                await call(routine, target, delivery, buffer)
+            except Exception as failure:  # noqa: BLE001  reported as the outcome
+                error = failure
+            duration = monotonic() - started
+    except asyncio.CancelledError as cancelled:
+        stop = job._stop_request
+        cancelling = stop is not None and stop[0] is CANCELLING
+        error = HandlerCancelled() if cancelling else cancelled
+    except BaseException as fatal:  # noqa: B036  the coordinator re-raises it
+        error = fatal
+    outcomes.put_nowait((delivery, ready, emissions, error, started, duration))

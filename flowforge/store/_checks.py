@@ -1,0 +1,112 @@
+"""Checks of the arguments every store takes, so that all backends refuse alike."""
+
+from __future__ import annotations
+
+import os
+import reprlib
+from datetime import timedelta
+from pathlib import Path
+
+from flowforge.exceptions import ArgumentTypeError, StoreError
+from flowforge.job_state import JobState
+
+__all__ = [
+    "check_flow_id",
+    "check_job_id",
+    "check_job_state",
+    "check_path",
+    "check_prune",
+    "seconds",
+]
+
+
+def check_job_id(job_id: object) -> str:
+    """Return ``job_id`` if it is a str.
+
+    Raises:
+        ArgumentTypeError: If it is not (a number, ``None``, a list...).
+    """
+    if not isinstance(job_id, str):
+        raise ArgumentTypeError(
+            f"job_id must be a str, got {type(job_id).__name__} "
+            f"{reprlib.repr(job_id)}"
+        )
+    return job_id
+
+
+def check_job_state(job_state: object) -> JobState:
+    """Return ``job_state`` if it is a :class:`~flowforge.JobState`.
+
+    Raises:
+        ArgumentTypeError: If it is not.
+    """
+    if not isinstance(job_state, JobState):
+        raise ArgumentTypeError(
+            f"job_state must be a JobState, got {type(job_state).__name__} "
+            f"{reprlib.repr(job_state)}"
+        )
+    return job_state
+
+
+def check_flow_id(flow_id: object) -> str | None:
+    """Return ``flow_id`` if it is a str or ``None`` (a filter of ``list_jobs``).
+
+    Raises:
+        ArgumentTypeError: If it is neither.
+    """
+    if flow_id is not None and not isinstance(flow_id, str):
+        raise ArgumentTypeError(
+            f"flow_id must be a str or None, got {type(flow_id).__name__} "
+            f"{reprlib.repr(flow_id)}"
+        )
+    return flow_id
+
+
+def check_prune(older_than: object, keep: object) -> None:
+    """Check the types of ``prune``'s limits; their values are checked later.
+
+    Raises:
+        ArgumentTypeError: If ``older_than`` is not a timedelta or ``None``,
+            or ``keep`` is not an int or ``None``.
+    """
+    if older_than is not None and not isinstance(older_than, timedelta):
+        raise ArgumentTypeError(
+            f"older_than must be a datetime.timedelta or None, got "
+            f"{type(older_than).__name__} {reprlib.repr(older_than)}"
+        )
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)):
+        raise ArgumentTypeError(
+            f"keep must be an int or None, got {type(keep).__name__} "
+            f"{reprlib.repr(keep)}"
+        )
+
+
+def check_path(path: object, name: str) -> Path:
+    """Return ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ArgumentTypeError: If it is not a str or a path-like object.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(
+            f"{name} must be a str or a path, got {type(path).__name__} "
+            f"{reprlib.repr(path)}"
+        )
+    return Path(path)
+
+
+def seconds(value: object, name: str, maximum: float) -> float:
+    """Return ``value`` as a number of seconds from 0 to ``maximum``.
+
+    Raises:
+        ArgumentTypeError: If it is not a number.
+        StoreError: If it is negative, NaN or more than ``maximum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentTypeError(
+            f"{name} must be a number of seconds, got {type(value).__name__} "
+            f"{reprlib.repr(value)}"
+        )
+    if not 0 <= value <= maximum:  # also refuses NaN
+        raise StoreError(f"{name} must be from 0 to {maximum:g} seconds, got {value!r}")
+    return float(value)
