@@ -9,6 +9,7 @@ to ``docs/_static/`` for the "Inspecting jobs" page.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 import socket
 import sqlite3
 import threading
@@ -67,11 +68,9 @@ def spread_over_days(store: SqliteStore) -> None:
             )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Serve a read-only inspector of a filled store; yield its URL."""
-    store = SqliteStore(tmp_path_factory.mktemp("ui") / "jobs.db")
-    fill(store)
+@contextmanager
+def serving(store: SqliteStore) -> Iterator[str]:
+    """Serve a read-only inspector of ``store`` on a free port; yield its URL."""
     app = create_app(store, flows=[_cli_flows.build_flow()])
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -80,10 +79,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     running = uvicorn.Server(config)
     thread = threading.Thread(target=running.run, kwargs={"sockets": [sock]})
     thread.start()
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    running.should_exit = True
-    thread.join(timeout=30)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        running.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of an inspector of a filled store."""
+    store = SqliteStore(tmp_path_factory.mktemp("ui") / "jobs.db")
+    fill(store)
+    with serving(store) as url:
+        yield url
     store.close()
 
 
@@ -186,3 +196,19 @@ def test_actions_are_refused_without_allow_actions(page: Page, server: str) -> N
     assert status == 403
     page.goto(server + "/confirm?action=retry&job=nightly-import")
     assert page.locator("h1").inner_text() == "Actions are disabled"
+
+
+def test_a_running_jobs_page_reloads_when_the_job_ends(
+    page: Page, tmp_path: Path
+) -> None:
+    store = SqliteStore(tmp_path / "live.db")
+    _cli_flows.abandon(store, ["live-job"])
+    with serving(store) as url:
+        page.goto(url + "/jobs/live-job")
+        assert page.locator("h1 .badge").inner_text() == "running"
+        assert "live" in (page.locator("body").get_attribute("class") or "")
+
+        _cli_flows.build_flow().resume("live-job", store=store)
+
+        page.wait_for_selector("h1 .badge:text-is('completed')", timeout=20_000)
+    store.close()
