@@ -9,6 +9,7 @@ import runpy
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -355,6 +356,9 @@ def test_ui_serves_the_inspector_until_stopped(store_url: str) -> None:
         assert url is not None, line
         with urllib.request.urlopen(url[1] + "jobs/broken", timeout=30) as page:
             html = page.read().decode()
+        rebound = urllib.request.Request(url[1], headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError, match="400"):
+            urllib.request.urlopen(rebound, timeout=30)
     finally:
         process.terminate()
         process.communicate(timeout=30)

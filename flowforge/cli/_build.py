@@ -18,6 +18,8 @@ from flowforge.ui._drawing import draw_svg
 
 __all__ = ["draw", "parse_params", "run", "ui"]
 
+_LOOPBACK = ("127.0.0.1", "localhost")
+
 
 @click.command()
 @click.argument("flow_path", metavar="FLOW")
@@ -114,8 +116,8 @@ def ui(
     authentication.
     """
     try:
-        import starlette  # noqa: F401  the app's library: say early if missing
         import uvicorn
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
     except ImportError as error:
         missing = str(error.name).split(".")[0]
         raise CommandError(
@@ -125,6 +127,10 @@ def ui(
     store = open_store(store_url)
     flows = [load_flow(path) for path in flow_paths]
     app = create_app(store, flows=flows, allow_actions=allow_actions)
+    if host in _LOOPBACK:
+        # A page of another site whose name was made to point at 127.0.0.1
+        # (DNS rebinding) would send its own Host: refuse it.
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(_LOOPBACK))
     listening = _listen(host, port)
     shown = f"[{host}]" if ":" in host else host
     mode = "actions allowed" if allow_actions else "read-only"
