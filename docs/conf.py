@@ -21,13 +21,22 @@ extensions = [
     "sphinx.ext.viewcode",
     "flowforge_api",
     "flowforge_diagram",
+    "flowforge_cli_help",
 ]
 # No intersphinx: the docs build without network access, so references to the
 # standard library are plain text and listed in nitpick_ignore_regex below.
 autodoc_typehints = "description"
-# The integrations' libraries are optional extras: mocked, flowforge.dask and
-# flowforge.store.postgres import (and are documented in full) without them.
-autodoc_mock_imports = ["psycopg", "psycopg_pool", "distributed", "dask"]
+# The integrations' libraries are optional extras: mocked, flowforge.dask,
+# flowforge.store.postgres and flowforge.ui import (and are documented in
+# full) without them.
+autodoc_mock_imports = [
+    "psycopg",
+    "psycopg_pool",
+    "distributed",
+    "dask",
+    "starlette",
+    "uvicorn",
+]
 autodoc_member_order = "bysource"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
@@ -46,4 +55,6 @@ nitpick_ignore_regex = [
     ("py:func", r"flowforge\.serialization\..*"),
     ("py:class", r"(psycopg_pool\.)?ConnectionPool.*"),
     ("py:class", r"(distributed\.)?(Client|Future)"),
+    # The web inspector's app is Starlette's (the ui extra).
+    ("py:class", r"(starlette\.applications\.)?Starlette"),
 ]

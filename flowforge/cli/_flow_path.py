@@ -1,0 +1,66 @@
+"""Import the flow a ``package.module:attribute`` path names, and nothing else."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from flowforge.cli._problem import USAGE, CommandError
+from flowforge.flow import Flow
+
+__all__ = ["load_flow"]
+
+
+def load_flow(target: str) -> Flow:
+    """Return the flow at ``target``: a :class:`Flow`, or a function returning one.
+
+    The working folder is searched first, as ``python -m`` does, so
+    ``flowforge draw jobs:build_flow`` finds ``./jobs.py``.
+
+    Raises:
+        CommandError: If ``target`` is malformed (exit code 2), or the module
+            cannot be imported, the attribute is missing, or it is not a flow
+            (exit code 1).
+    """
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise CommandError(
+            f"bad flow path {target!r}: use package.module:attribute, "
+            "such as myapp.flows:build_flow",
+            exit_code=USAGE,
+        )
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # any error of the user's module is reported
+        raise CommandError(
+            f"cannot import {module_name!r} (from --flow {target!r}): "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    value: object = module
+    for name in attribute.split("."):
+        if not hasattr(value, name):
+            raise CommandError(f"{module_name!r} has no attribute {attribute!r}")
+        value = getattr(value, name)
+    return _as_flow(value, target)
+
+
+def _as_flow(value: object, target: str) -> Flow:
+    if isinstance(value, Flow):
+        return value
+    if not callable(value):
+        raise CommandError(
+            f"{target!r} is a {type(value).__name__}, not a Flow or a function "
+            "returning one"
+        )
+    try:
+        built = value()
+    except Exception as error:  # the user's builder failed: report it
+        raise CommandError(
+            f"calling {target!r} failed: {type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(built, Flow):
+        raise CommandError(f"{target!r} returned a {type(built).__name__}, not a Flow")
+    return built

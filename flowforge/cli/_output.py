@@ -1,0 +1,62 @@
+"""Terminal output for the commands: rich consoles, times, ages and durations."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from rich.console import Console
+
+from flowforge.cli._problem import USAGE, CommandError
+
+__all__ = ["console", "parse_age", "parse_since", "seconds_text"]
+
+_AGE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def console(*, err: bool = False) -> Console:
+    """Return a console writing to stdout (or stderr): no markup, long lines kept."""
+    return Console(
+        stderr=err, highlight=False, markup=False, emoji=False, soft_wrap=True
+    )
+
+
+def parse_age(text: str) -> timedelta:
+    """Return ``"7d"``, ``"12h"``, ``"30m"``, ``"90s"`` or ``"2w"`` as a timedelta.
+
+    Raises:
+        CommandError: If the text is not such an age (exit code 2).
+    """
+    match = _AGE.fullmatch(text.strip())
+    if match is None:
+        raise CommandError(
+            f"bad age {text!r}: use a number and a unit, such as 30m, 12h, 7d or 2w",
+            exit_code=USAGE,
+        )
+    return timedelta(seconds=float(match[1]) * _UNITS[match[2]])
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """Return the time ``--since`` names: an age ago (``2h``) or an ISO 8601 time.
+
+    A time without a zone is taken as UTC.
+
+    Raises:
+        CommandError: If the text is neither (exit code 2).
+    """
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return (now or datetime.now(UTC)) - parse_age(text)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def seconds_text(seconds: object) -> str:
+    """Return a handler time in seconds as ``"1.23 ms"`` (``"-"`` if unknown)."""
+    if not isinstance(seconds, int | float):
+        return "-"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    return f"{seconds * 1000:.2f} ms"
