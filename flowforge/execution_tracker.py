@@ -34,8 +34,8 @@ class RoutinePerformance:
     plus ``failures`` (failed for good). ``runs`` also counts the attempts that
     failed and were retried (``retries``). ``success_rate`` is per delivery,
     so a routine whose retries all recovered has a rate of 1.0. Times are per
-    handler run; ``p50`` and ``p95`` are over the most recent
-    ``SAMPLE_LIMIT`` runs, ``min``, ``avg`` and ``max`` over all of them.
+    handler run; ``p50`` and ``p95`` are over the most recent 4,096 runs,
+    ``min``, ``avg`` and ``max`` over all of them.
     """
 
     routine_id: str
@@ -105,22 +105,19 @@ class ExecutionTracker:
     """Counts and times what one job runs.
 
     Each job's :class:`~flowforge.JobState` holds one (``job.tracker``). The
-    engine records every handler run, every emission and the job's wall time
-    through the tracker's private methods; you read the figures with the
-    public ones. Event counts are listed sorted by routine id, then event
-    name.
-
-    Internally, the engine reports a handler run with ``_record_run`` (or,
-    for a completed run, by appending its time to the list
-    ``_times_by_routine`` returns), and an emission by counting it in the
-    list ``_counts_by_position`` returns. Appending a time is all a run
-    costs: totals are added up (folded) when read, or once a routine has
-    ``FOLD_AT`` unfolded times.
+    engine records every handler run, every emission and the job's wall time;
+    you read the figures with the methods below. Event counts are listed
+    sorted by routine id, then event name.
 
     Thread safety: written by the job's scheduler only; read it once the job
     has ended or paused.
     """
 
+    # How the engine records: a handler run through _record_run (or, for a
+    # completed run, by appending its time to the list _times_by_routine
+    # returns), an emission by counting it in the list _counts_by_position
+    # returns. Appending a time is all a run costs: totals are added up
+    # (folded) when read, or once a routine has FOLD_AT unfolded times.
     __slots__ = (
         "_times",
         "_totals",

@@ -8,6 +8,7 @@ registry of running jobs. The engine alone calls user code.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Executor
@@ -16,13 +17,8 @@ from typing import TYPE_CHECKING, Final, Self, final
 
 from flowforge._diagram import to_dot, to_mermaid
 from flowforge._flow_data import flow_to_data, read_flow_data
-from flowforge._names import (
-    check_id,
-    check_name,
-    check_positive,
-    check_type,
-    free_id,
-)
+from flowforge._wiring import Wiring
+from flowforge._names import check_id, check_positive
 from flowforge.connection import Connection
 from flowforge.engine.clock import SystemClock, check_clock
 from flowforge.engine.jobs import (
@@ -36,16 +32,14 @@ from flowforge.engine.jobs import (
     start_job,
     start_job_async,
 )
-from flowforge.engine.plan import PlanCache, is_async_source
+from flowforge.engine.plan import PlanCache
 from flowforge.engine.run import check_strategy
 from flowforge.engine.setup import SEQUENTIAL, FlowSetup, JobRegistry, WorkerPool
 from flowforge.error_handler import ErrorHandler
 from flowforge.exceptions import (
     ArgumentTypeError,
     DefinitionError,
-    DuplicateNameError,
     SerializationError,
-    UnknownPortError,
 )
 from flowforge.job_state import MAX_HISTORY_LIMIT, JobState, JobStatus
 from flowforge.routine import Routine
@@ -91,6 +85,15 @@ class Flow:
     wired, any number of threads may run jobs of it at the same time.
     """
 
+    # Settings, assigned through their properties' setters (see _set).
+    _flow_id: str
+    _error_handler: ErrorHandler | None
+    _max_deliveries: int
+    _history_limit: int
+    _clock: Clock | None
+    _strategy: str
+    _max_workers: int
+
     def __init__(
         self,
         flow_id: str | None = None,
@@ -104,14 +107,11 @@ class Flow:
         executor: Executor | None = None,
     ) -> None:
         """Create an empty flow."""
-        self.flow_id = (
-            uuid.uuid4().hex if flow_id is None else check_id(flow_id, "flow_id")
-        )
-        self._routines: dict[str, Routine] = {}
-        self._connections: list[Connection] = []
-        self._ids_by_object: dict[int, str] = {}
-        self._id_counters: dict[str, int] = {}
-        self._edges: set[tuple[str, str, str, str]] = set()
+        self._lock = threading.Lock()
+        self.flow_id = uuid.uuid4().hex if flow_id is None else flow_id
+        self._wiring = Wiring()
+        self._routines = self._wiring.routines
+        self._connections = self._wiring.connections
         self._plans = PlanCache(self._routines, self._connections)
         self._jobs = JobRegistry()
         self._setup: FlowSetup | None = None
@@ -124,6 +124,15 @@ class Flow:
         self.max_workers = max_workers
 
     @property
+    def flow_id(self) -> str:
+        """The flow's id, recorded in every job it runs."""
+        return self._flow_id
+
+    @flow_id.setter
+    def flow_id(self, value: str) -> None:
+        self._set("_flow_id", check_id(value, "flow_id"))
+
+    @property
     def error_handler(self) -> ErrorHandler | None:
         """Used for routines without their own; ``None`` means STOP."""
         return self._error_handler
@@ -134,7 +143,7 @@ class Flow:
             raise ArgumentTypeError(
                 f"error_handler: expected an ErrorHandler or None, got {handler!r}"
             )
-        self._error_handler, self._setup = handler, None
+        self._set("_error_handler", handler)
 
     @property
     def max_deliveries(self) -> int:
@@ -143,8 +152,7 @@ class Flow:
 
     @max_deliveries.setter
     def max_deliveries(self, value: int) -> None:
-        self._max_deliveries = check_positive(value, "max_deliveries")
-        self._setup = None
+        self._set("_max_deliveries", check_positive(value, "max_deliveries"))
 
     @property
     def history_limit(self) -> int:
@@ -153,8 +161,8 @@ class Flow:
 
     @history_limit.setter
     def history_limit(self, value: int) -> None:
-        self._history_limit = check_positive(value, "history_limit", MAX_HISTORY_LIMIT)
-        self._setup = None
+        limit = check_positive(value, "history_limit", MAX_HISTORY_LIMIT)
+        self._set("_history_limit", limit)
 
     @property
     def clock(self) -> Clock | None:
@@ -163,7 +171,7 @@ class Flow:
 
     @clock.setter
     def clock(self, clock: Clock | None) -> None:
-        self._clock, self._setup = check_clock(clock), None
+        self._set("_clock", check_clock(clock))
 
     @property
     def execution_strategy(self) -> str:
@@ -172,7 +180,7 @@ class Flow:
 
     @execution_strategy.setter
     def execution_strategy(self, strategy: str) -> None:
-        self._strategy, self._setup = check_strategy(strategy), None
+        self._set("_strategy", check_strategy(strategy))
 
     @property
     def max_workers(self) -> int:
@@ -181,9 +189,14 @@ class Flow:
 
     @max_workers.setter
     def max_workers(self, value: int) -> None:
-        self._max_workers = check_positive(value, "max_workers", MAX_WORKERS)
+        self._set("_max_workers", check_positive(value, "max_workers", MAX_WORKERS))
         self._workers.resize(self._max_workers)
-        self._setup = None
+
+    def _set(self, name: str, value: object) -> None:
+        """Change a setting; the next job gets a setup that has it."""
+        with self._lock:  # never between a setup's reads and its store
+            setattr(self, name, value)
+            self._setup = None
 
     @property
     def routines(self) -> Mapping[str, Routine]:
@@ -206,29 +219,8 @@ class Flow:
             DefinitionError: If the routine is already in the flow, or its
                 ``__init__`` did not call ``super().__init__()``.
         """
-        if not isinstance(routine, Routine):
-            raise ArgumentTypeError(f"add_routine expects a Routine, got {routine!r}")
-        if not hasattr(routine, "_slots"):
-            raise DefinitionError(
-                f"{type(routine).__qualname__}.__init__ must call super().__init__()"
-            )
-        is_async_source(routine)  # refuses a generator __call__ now
-        known_id = self._ids_by_object.get(id(routine))
-        if known_id is not None:
-            raise DefinitionError(
-                f"this routine is already in the flow as {known_id!r}"
-            )
-        if routine_id is None:
-            routine_id = free_id(
-                type(routine).__name__, self._routines, self._id_counters
-            )
-        elif check_name(routine_id, "routine id") in self._routines:
-            raise DuplicateNameError(
-                f"flow already has a routine with id {routine_id!r}"
-            )
-        self._routines[routine_id] = routine
+        routine_id = self._wiring.add(routine, routine_id)
         routine._watch_ports(self._plans.invalidate)
-        self._ids_by_object[id(routine)] = routine_id
         self._plans.invalidate()
         return routine_id
 
@@ -238,13 +230,7 @@ class Flow:
         Raises:
             UnknownPortError: If the flow has no such routine.
         """
-        try:
-            return self._routines[check_type(routine_id, str, "routine_id", "a str")]
-        except KeyError:
-            raise UnknownPortError(
-                f"flow {self.flow_id!r} has no routine {routine_id!r}; "
-                f"routines: {sorted(self._routines)}"
-            ) from None
+        return self._wiring.get(routine_id, self._flow_id)
 
     def connect(
         self,
@@ -272,27 +258,8 @@ class Flow:
             DefinitionError: If the pair is already connected, or the mapping
                 names a key the event does not declare.
         """
-        declared = self.get_routine(source_id).get_event(event).output_params
-        self.get_routine(target_id).get_slot(slot)
-        connection = Connection(source_id, event, target_id, slot, param_mapping or {})
-        unknown = [
-            k
-            for k in connection.param_mapping
-            if declared is not None and k not in declared
-        ]
-        if unknown:
-            raise DefinitionError(
-                f"param_mapping keys {unknown} are not output params of "
-                f"{source_id!r}.{event!r}, which declares {list(declared or ())}"
-            )
-        edge = (source_id, event, target_id, slot)
-        if edge in self._edges:
-            raise DefinitionError(
-                f"{source_id!r}.{event!r} is already connected to "
-                f"{target_id!r}.{slot!r}; connect a pair once"
-            )
-        self._edges.add(edge)
-        self._connections.append(connection)
+        ends = (source_id, event, target_id, slot)
+        connection = self._wiring.connect(self._flow_id, ends, param_mapping)
         self._plans.invalidate()
         return connection
 
@@ -333,21 +300,27 @@ class Flow:
     def _engine_setup(self) -> FlowSetup:
         """Return what the engine needs to run this flow's jobs."""
         setup = self._setup
-        if setup is None:
-            setup = self._setup = FlowSetup(
-                flow_id=self.flow_id,
-                plan=self._plans.get,
-                entry_plans=self._plans.entries,
-                jobs=self._jobs,
-                max_deliveries=self._max_deliveries,
-                history_limit=self._history_limit,
-                error_handler=self._error_handler,
-                clock=self._clock or SystemClock(),
-                strategy=self._strategy,
-                max_workers=self._max_workers,
-                executor=self._workers.get,
-            )
-        return setup
+        if setup is not None:
+            return setup
+        with self._lock:
+            if self._setup is None:
+                self._setup = self._new_setup()
+            return self._setup
+
+    def _new_setup(self) -> FlowSetup:
+        return FlowSetup(
+            flow_id=self._flow_id,
+            plan=self._plans.get,
+            entry_plans=self._plans.entries,
+            jobs=self._jobs,
+            max_deliveries=self._max_deliveries,
+            history_limit=self._history_limit,
+            error_handler=self._error_handler,
+            clock=self._clock or SystemClock(),
+            strategy=self._strategy,
+            max_workers=self._max_workers,
+            executor=self._workers.get,
+        )
 
     def execute(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, final
 
-from flowforge._atomic import write_atomically
+from flowforge._atomic import TEMPORARY_NAME_EXTRA, write_atomically
 from flowforge._codec import decode, encode
 from flowforge.exceptions import SerializationError, UnknownPortError
 from flowforge.execution_tracker import ExecutionTracker
@@ -200,20 +201,17 @@ class JobState:
         is reported, never turned into a new folder.
 
         Raises:
-            SerializationError: If a payload cannot be saved, or the folder
-                does not exist (the message names it).
+            SerializationError: If a payload cannot be saved, the folder does
+                not exist (the message names it), or ``path`` names something
+                that is no file (a folder, a device, a pipe), which is left as
+                it is.
             OSError: If the file cannot be written (no permission, a full
                 disk); an existing file is left as it was.
         """
-        path = Path(path)
+        path = _target(path)
         text = json.dumps(
             {"kind": FILE_KIND, "job_state": self.serialize()}, allow_nan=False
         )
-        if not path.parent.is_dir():
-            raise SerializationError(
-                f"cannot save job state to {str(path)!r}: the folder "
-                f"{str(path.parent)!r} does not exist; create it first"
-            )
         write_atomically(path, text.encode("utf-8"))
 
     @classmethod
@@ -294,6 +292,33 @@ def new_job_state(
     job._wall_offset, job._stats_restored, job._stop_request = 0.0, True, None
     job._interrupt = None
     return job
+
+
+def _target(path: str | Path) -> Path:
+    """Return the file ``save`` may replace at ``path``, or say why it may not."""
+    text = os.fspath(path)
+    if not text or "\0" in text:
+        raise SerializationError(f"cannot save job state to {text!r}: not a file name")
+    target = Path(text)
+    folder = target.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise SerializationError(
+            f"cannot save job state to {text!r}: the folder {str(folder)!r} {what}; "
+            "create it first"
+        )
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise SerializationError(
+            f"cannot save job state to {text!r}: it exists and is no regular file "
+            "(a folder, a link, a device or a pipe), which save would replace"
+        )
+    limit = os.pathconf(folder, "PC_NAME_MAX") - TEMPORARY_NAME_EXTRA
+    if len(target.name.encode("utf-8", "surrogateescape")) > limit:
+        raise SerializationError(
+            f"cannot save job state to {text!r}: its name is longer than the "
+            f"{limit} bytes this folder allows beside a temporary file"
+        )
+    return target
 
 
 def _history_record(raw: RawRecord) -> HistoryRecord:

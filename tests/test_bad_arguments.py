@@ -337,7 +337,11 @@ FLOW_CASES: list[tuple[str, Callable[[], object], str]] = [
         lambda: wired().set_error_handler(wrong("stop")),
         "error_handler: expected an ErrorHandler",
     ),
-    ("clock-int", lambda: Flow(clock=wrong(5)), "clock must have monotonic()"),
+    (
+        "clock-int",
+        lambda: Flow(clock=wrong(5)),
+        "clock must be an object with monotonic()",
+    ),
     (
         "history_limit-huge",
         lambda: Flow(history_limit=10**30),

@@ -10,6 +10,7 @@ stand for I/O that releases the GIL and lets a race show.
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -1084,3 +1085,42 @@ def test_durable_concurrent_job_completes_and_is_stored_as_returned(
     assert job.delivery_count == 1 + 4 * 5 + 4 * 5
     assert len(sink.received) == 20
     assert stored == job
+
+
+def test_changing_max_workers_lets_the_old_pools_threads_end() -> None:
+    meter = Meter()
+    flow = continuing_flow(execution_strategy=CONCURRENT)
+    fan_out(flow, 4, meter=meter)
+    for workers in range(2, 6):
+        flow.max_workers = workers
+        flow.execute("source", {"count": 4})
+
+    flow.close()
+    gc.collect()
+    for thread in meter.threads:
+        thread.join(TIMEOUT)
+
+    assert len(meter.threads) > 5  # the threads of several pools
+    assert not any(thread.is_alive() for thread in meter.threads)
+
+
+def test_closing_the_pool_while_a_job_runs_lets_the_job_end() -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def hold(data: dict[str, object]) -> None:
+        started.set()
+        assert release.wait(TIMEOUT)
+
+    flow = continuing_flow(execution_strategy=CONCURRENT, max_workers=1)
+    fan_out(flow, 3, hold=hold)
+    with running(lambda: flow.execute("source", {"count": 2})) as future:
+        assert started.wait(TIMEOUT)
+        closing = threading.Thread(target=flow.close)
+        closing.start()
+        release.set()
+        job = future.result(TIMEOUT)
+        closing.join(TIMEOUT)
+
+    assert job.status is JobStatus.COMPLETED
+    assert errors_of(job) == []

@@ -16,7 +16,12 @@ from flowforge import (
     Routine,
     UnknownPortError,
 )
-from flowforge.testing import Recorder, Relay
+from flowforge.testing import FakeClock, Recorder, Relay
+
+
+class SyncSleepAsyncClock(FakeClock):  # type: ignore[misc]  # FakeClock is final
+    def sleep_async(self, seconds: float) -> None:  # type: ignore[override]
+        self.sleep(seconds)
 
 
 class DataProcessor(Routine):
@@ -375,7 +380,7 @@ def test_flow_data_without_strategy_keys_runs_sequentially_with_eight_workers() 
 
 
 def test_flow_refuses_a_clock_without_the_clock_methods() -> None:
-    with pytest.raises(DefinitionError, match="clock must have monotonic"):
+    with pytest.raises(DefinitionError, match="clock must be an object with monotonic"):
         Flow(clock=5)  # type: ignore[arg-type]
 
 
@@ -455,3 +460,32 @@ def test_an_event_defined_while_a_job_runs_goes_nowhere_in_that_job() -> None:
     assert job.status is JobStatus.COMPLETED
     assert flow.routines["sink"].received == [{"n": 1}]  # type: ignore[attr-defined]
     assert job.get_routine_state("late").status.value == "completed"
+
+
+def test_flow_id_is_checked_when_assigned() -> None:
+    flow = Flow("named")
+
+    with pytest.raises(DefinitionError, match="flow_id"):
+        flow.flow_id = ""
+
+    assert flow.flow_id == "named"
+
+
+def test_a_new_flow_id_reaches_the_next_job() -> None:
+    flow = Flow("before")
+    flow.add_routine(Recorder(), "sink")
+    flow.execute("sink", {"n": 1})
+
+    flow.flow_id = "after"
+
+    assert flow.execute("sink", {"n": 2}).flow_id == "after"
+
+
+@pytest.mark.parametrize(
+    "clock",
+    [FakeClock, object(), SyncSleepAsyncClock()],
+    ids=["class", "no-methods", "sync-sleep-async"],
+)
+def test_flow_refuses_a_clock_it_could_not_use(clock: object) -> None:
+    with pytest.raises(DefinitionError, match="clock"):
+        Flow(clock=clock)  # type: ignore[arg-type]  # on purpose

@@ -247,12 +247,14 @@ def test_save_into_a_missing_folder_names_the_folder(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
 
 
-def test_save_whose_rename_fails_leaves_no_temporary_file(tmp_path: Path) -> None:
+def test_save_onto_a_folder_refuses_and_leaves_no_temporary_file(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "job.json"
     path.mkdir()
     (path / "keep").write_text("a folder where the file should go")
 
-    with pytest.raises(OSError, match="job.json"):
+    with pytest.raises(SerializationError, match="job.json.*no regular file"):
         completed_job().save(path)
 
     assert leftovers(tmp_path, "job.json") == []
@@ -486,3 +488,39 @@ def test_load_of_a_file_that_is_not_a_job_state_names_the_file_and_the_problem(
 
     assert re.search(problem, str(caught.value)), str(caught.value)
     assert isinstance(caught.value, FlowForgeError)
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda folder: os.mkfifo(folder / "job.json"), "no regular file"),
+        (lambda folder: (folder / "job.json").symlink_to("/dev/null"), "a link"),
+        (lambda folder: (folder / "afile").write_text("x"), "is not a folder"),
+    ],
+    ids=["fifo", "link", "file-as-folder"],
+)
+def test_save_refuses_a_target_that_is_no_regular_file(
+    tmp_path: Path, make: Callable[[Path], object], problem: str
+) -> None:
+    make(tmp_path)
+    target = tmp_path / (
+        "afile/job.json" if problem == "is not a folder" else "job.json"
+    )
+
+    before = sorted(os.listdir(tmp_path))
+
+    with pytest.raises(SerializationError, match=problem):
+        completed_job().save(target)
+
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+@pytest.mark.parametrize("name", ["", "a\0b.json"], ids=["empty", "nul"])
+def test_save_refuses_a_name_that_is_no_file_name(name: str) -> None:
+    with pytest.raises(SerializationError, match="not a file name"):
+        completed_job().save(name)
+
+
+def test_save_refuses_a_name_too_long_for_its_temporary_file(tmp_path: Path) -> None:
+    with pytest.raises(SerializationError, match="longer than the"):
+        completed_job().save(tmp_path / ("a" * 250 + ".json"))

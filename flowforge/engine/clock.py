@@ -8,6 +8,7 @@ once; a real one's would block the event loop).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, final
@@ -63,11 +64,19 @@ def check_clock(clock: Clock | None) -> Clock | None:
     Raises:
         DefinitionError: If a method is missing; the message names them.
     """
-    if clock is not None and not all(
+    if clock is None:
+        return None
+    if isinstance(clock, type) or not all(
         callable(getattr(clock, name, None)) for name in ("monotonic", "now", "sleep")
     ):
         raise DefinitionError(
-            "clock must have monotonic(), now() and sleep() methods (see "
-            f"flowforge.testing.FakeClock), or be None; got {clock!r}"
+            "clock must be an object with monotonic(), now() and sleep() methods "
+            f"(such as flowforge.testing.FakeClock()), or None; got {clock!r}"
+        )
+    sleep_async = getattr(clock, "sleep_async", None)
+    if sleep_async is not None and not inspect.iscoroutinefunction(sleep_async):
+        raise DefinitionError(
+            f"clock {clock!r}: sleep_async must be an async def method (the async "
+            "engine awaits it), or absent"
         )
     return clock

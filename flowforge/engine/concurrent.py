@@ -73,6 +73,8 @@ class ConcurrentLoop:
         self.max_workers = max_workers
         self.queues: dict[str, deque[Delivery]] = {}
         self.ready: deque[str] = deque()
+        self.readied: set[str] = set()
+        """The routines in ``ready``, for a membership test in constant time."""
         self.busy: set[str] = set()
         self.in_flight: dict[int, Delivery] = {}
         self.retries: list[tuple[float, int, Delivery]] = []
@@ -144,9 +146,11 @@ class ConcurrentLoop:
     def _submit(self, job: JobState, delivery: Delivery, ready: Ready) -> None:
         executor = self.runtime.executor
         assert executor is not None  # noqa: S101  the thread strategy has one
-        executor.submit(
-            _run_handler, job, delivery, ready, self.report, self.runtime.monotonic
-        )
+        work = (job, delivery, ready, self.report, self.runtime.monotonic)
+        try:
+            executor.submit(_run_handler, *work)
+        except RuntimeError:  # the pool was shut down (flow.close()) mid-job
+            _run_handler(*work)  # the job still ends: on this thread
 
     def _dispatch(self, job: JobState, plan: Plan) -> None:
         runtime = self.runtime
@@ -155,6 +159,7 @@ class ConcurrentLoop:
             if self.stopping(job):  # a checkpoint may just have failed
                 return
             routine_id = self.ready.popleft()
+            self.readied.discard(routine_id)
             delivery = self.queues[routine_id].popleft()
             if (
                 delivery.attempt == 0
@@ -269,7 +274,8 @@ class ConcurrentLoop:
     def _wake(self, routine_id: str) -> None:
         """Mark a routine ready if it has work and nothing in flight or waiting."""
         if routine_id not in self.busy and self.queues.get(routine_id):
-            if routine_id not in self.ready:
+            if routine_id not in self.readied:
+                self.readied.add(routine_id)
                 self.ready.append(routine_id)
 
     def materialize(self, job: JobState) -> None:

@@ -35,7 +35,12 @@ from flowforge.exceptions import (
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import Delivery, RoutineState, RoutineStatus
 from flowforge.store.base import Store
-from flowforge.engine.run import new_runtime, run_job, run_job_async
+from flowforge.engine.run import (
+    check_no_running_loop,
+    new_runtime,
+    run_job,
+    run_job_async,
+)
 from flowforge.engine.runtime import drop_pending, stopped_by_limit
 
 if TYPE_CHECKING:
@@ -115,6 +120,8 @@ def _start(
     start: Start,
 ) -> JobState | tuple[Runtime, JobState]:
     """Create a job; return it with its runtime, or the stored job if it exists."""
+    if not start.on_loop:
+        check_no_running_loop(setup)  # before anything is stored
     journal = _journal(start.store, start.lease_seconds)
     runtime = new_runtime(
         setup, journal=journal, strategy=start.strategy, on_loop=start.on_loop
@@ -136,6 +143,7 @@ def resume_job(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> JobState:
     """Continue a paused, failed or interrupted job; see :meth:`Flow.resume`."""
+    check_no_running_loop(setup)
     journal, job = _resumed(setup, job, store, force, lease_seconds)
     return _run_claimed(setup, journal, job, fresh_attempts=True)
 
@@ -179,6 +187,7 @@ def recover_jobs(
 ) -> list[JobState]:
     """Resume every job of the flow left running by a dead or expired owner."""
     check_store(store)
+    check_no_running_loop(setup)
     resumed: list[JobState] = []
     records = store.list_jobs(flow_id=setup.flow_id, status=JobStatus.RUNNING)
     # A pending job was saved by a process that died before starting it.

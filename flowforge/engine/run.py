@@ -29,7 +29,13 @@ if TYPE_CHECKING:
     from flowforge.engine.plan import Plan
     from flowforge.engine.setup import FlowSetup
 
-__all__ = ["check_strategy", "new_runtime", "run_job", "run_job_async"]
+__all__ = [
+    "check_no_running_loop",
+    "check_strategy",
+    "new_runtime",
+    "run_job",
+    "run_job_async",
+]
 
 # Enum members read once: an Enum class attribute is slow to read on CPython
 # 3.11, and each job reads these a few times.
@@ -44,7 +50,7 @@ def check_strategy(strategy: str) -> str:
     Raises:
         DefinitionError: If it is neither ``"sequential"`` nor ``"concurrent"``.
     """
-    if strategy not in STRATEGIES:
+    if not (isinstance(strategy, str) and strategy in STRATEGIES):
         raise DefinitionError(
             f"unknown execution strategy {strategy!r}; use 'sequential' or "
             "'concurrent'"
@@ -122,14 +128,28 @@ async def run_job_async(runtime: Runtime, job: JobState) -> JobState:
 
 
 def _run_on_private_loop(runtime: Runtime, job: JobState) -> JobState:
+    check_no_running_loop(runtime.setup)
+    return asyncio.run(run_job_async(runtime, job))
+
+
+def check_no_running_loop(setup: FlowSetup) -> None:
+    """Refuse to run a flow with async handlers from a thread that runs a loop.
+
+    Raises:
+        ExecutionError: If ``setup``'s flow has async handlers and this
+            thread runs an event loop (``execute`` would block it).
+    """
+    if not setup.plan().has_async:
+        return
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # none runs here: the usual case
-        return asyncio.run(run_job_async(runtime, job))
+        return
     raise ExecutionError(
-        f"flow {runtime.setup.flow_id!r} has async handlers and this thread runs "
-        "an event loop: use 'await flow.execute_async(...)' (or resume_async) "
-        "instead of execute, which would block the loop"
+        f"flow {setup.flow_id!r} has async handlers and this thread runs an "
+        "event loop: use 'await flow.execute_async(...)' (or resume_async) instead "
+        "of execute, which would block the loop; recover from another thread "
+        "with 'await asyncio.to_thread(flow.recover, store)'"
     )
 
 

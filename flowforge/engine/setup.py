@@ -9,7 +9,6 @@ change of the wiring reaches the next job without a new setup.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -75,14 +74,17 @@ class WorkerPool:
     Args:
         executor: The user's executor, used as it is and never shut down;
             ``None`` makes a thread pool of the pool's size on first use.
+        size: How many threads the pool made here has.
 
-    The pool made here is released by :meth:`close`, or when this object is
-    garbage collected; an idle pool never delays interpreter exit.
+    A pool that :meth:`resize` replaces, or that this object drops when it
+    is garbage collected, lets its threads end once the jobs still running on
+    it are done (a thread pool's threads end when nothing refers to it); an
+    idle pool never delays interpreter exit.
 
     Thread safety: every method may be called from any thread.
     """
 
-    __slots__ = ("_executor", "_pool", "_size", "_lock", "__weakref__")
+    __slots__ = ("_executor", "_pool", "_size", "_lock")
 
     def __init__(self, executor: Executor | None, size: int) -> None:
         """Use ``executor``, or make a pool of ``size`` threads when first needed."""
@@ -95,7 +97,7 @@ class WorkerPool:
         """Make later jobs use a pool of ``size`` threads; running ones keep theirs."""
         with self._lock:
             if self._pool is not None and size != self._size:
-                self._pool = None  # its finalizer shuts it down once unused
+                self._pool = None  # its threads end with the jobs that use it
             self._size = size
 
     def get(self) -> Executor:
@@ -107,11 +109,13 @@ class WorkerPool:
                 self._pool = ThreadPoolExecutor(
                     self._size, thread_name_prefix="flowforge"
                 )
-                weakref.finalize(self, self._pool.shutdown, wait=False)
             return self._pool
 
     def close(self) -> None:
-        """Release the pool made here; a later :meth:`get` makes a new one."""
+        """Release the pool made here; a later :meth:`get` makes a new one.
+
+        Jobs that run on it finish their handlers on their own thread.
+        """
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
