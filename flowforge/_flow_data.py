@@ -14,6 +14,7 @@ from typing import TypeVar, final
 from flowforge.connection import Connection
 from flowforge.error_handler import ErrorHandler
 from flowforge.exceptions import SerializationError, UnknownRoutineTypeError
+from flowforge.job_state import DEFAULT_MAX_PENDING
 from flowforge.routine import Routine
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 
@@ -30,6 +31,7 @@ class FlowParts:
     flow_id: str
     error_handler: ErrorHandler | None
     max_deliveries: int
+    max_pending: int
     history_limit: int
     execution_strategy: str
     max_workers: int
@@ -90,8 +92,9 @@ def read_flow_data(
             None if handler is None else ErrorHandler.deserialize(handler, registry)
         ),
         max_deliveries=read(data, "max_deliveries", int, where),
+        max_pending=_optional(data, "max_pending", int, DEFAULT_MAX_PENDING),
         history_limit=read(data, "history_limit", int, where),
-        # Data written before these two were saved runs with the defaults.
+        # Data written before these were saved runs with the defaults.
         execution_strategy=_optional(data, "execution_strategy", str, "sequential"),
         max_workers=_optional(data, "max_workers", int, 8),
     )

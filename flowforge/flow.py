@@ -41,7 +41,12 @@ from flowforge.exceptions import (
     DefinitionError,
     SerializationError,
 )
-from flowforge.job_state import MAX_HISTORY_LIMIT, JobState, JobStatus
+from flowforge.job_state import (
+    DEFAULT_MAX_PENDING,
+    MAX_HISTORY_LIMIT,
+    JobState,
+    JobStatus,
+)
 from flowforge.routine import Routine
 
 if TYPE_CHECKING:
@@ -66,6 +71,9 @@ class Flow:
             without either, a failure stops the job.
         max_deliveries: A job that needs more deliveries fails with a clear
             error, so that a runaway cycle ends instead of hanging.
+        max_pending: A job that holds more deliveries waiting fails with a
+            clear error, so that a cycle that emits faster than it works
+            cannot fill the memory first.
         history_limit: How many handled deliveries each job's history keeps.
         clock: The time seam (monotonic clock, wall clock, sleep); tests
             pass a fake one.
@@ -89,6 +97,7 @@ class Flow:
     _flow_id: str
     _error_handler: ErrorHandler | None
     _max_deliveries: int
+    _max_pending: int
     _history_limit: int
     _clock: Clock | None
     _strategy: str
@@ -100,6 +109,7 @@ class Flow:
         *,
         error_handler: ErrorHandler | None = None,
         max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+        max_pending: int = DEFAULT_MAX_PENDING,
         history_limit: int = DEFAULT_HISTORY_LIMIT,
         clock: Clock | None = None,
         execution_strategy: str = SEQUENTIAL,
@@ -118,6 +128,7 @@ class Flow:
         self._workers = WorkerPool(executor, DEFAULT_MAX_WORKERS)
         self.error_handler = error_handler
         self.max_deliveries = max_deliveries
+        self.max_pending = max_pending
         self.history_limit = history_limit
         self.clock = clock
         self.execution_strategy = execution_strategy
@@ -153,6 +164,15 @@ class Flow:
     @max_deliveries.setter
     def max_deliveries(self, value: int) -> None:
         self._set("_max_deliveries", check_positive(value, "max_deliveries"))
+
+    @property
+    def max_pending(self) -> int:
+        """How many deliveries a job may hold waiting before it fails."""
+        return self._max_pending
+
+    @max_pending.setter
+    def max_pending(self, value: int) -> None:
+        self._set("_max_pending", check_positive(value, "max_pending"))
 
     @property
     def history_limit(self) -> int:
@@ -314,6 +334,7 @@ class Flow:
             entry_plans=self._plans.entries,
             jobs=self._jobs,
             max_deliveries=self._max_deliveries,
+            max_pending=self._max_pending,
             history_limit=self._history_limit,
             error_handler=self._error_handler,
             clock=self._clock or SystemClock(),
@@ -517,6 +538,7 @@ class Flow:
         """
         options = {
             "max_deliveries": self._max_deliveries,
+            "max_pending": self._max_pending,
             "history_limit": self._history_limit,
             "execution_strategy": self._strategy,
             "max_workers": self._max_workers,
@@ -544,6 +566,7 @@ class Flow:
                 parts.flow_id,
                 error_handler=parts.error_handler,
                 max_deliveries=parts.max_deliveries,
+                max_pending=parts.max_pending,
                 history_limit=parts.history_limit,
                 execution_strategy=parts.execution_strategy,
                 max_workers=parts.max_workers,

@@ -45,6 +45,7 @@ from flowforge.types import Payload
 __all__ = ["JobState", "JobStatus", "new_job_state"]
 
 DEFAULT_HISTORY_LIMIT: Final = 1000
+DEFAULT_MAX_PENDING: Final = 1_000_000
 MAX_HISTORY_LIMIT: Final = 100_000_000
 """The largest history a job may keep: more is a mistake, not a setting."""
 FILE_KIND: Final = "flowforge.job_state"
@@ -127,6 +128,10 @@ class JobState:
     _interrupt: Callable[[], None] | None = field(
         default=None, init=False, repr=False, compare=False
     )
+    _max_pending: int = field(
+        default=DEFAULT_MAX_PENDING, init=False, repr=False, compare=False
+    )
+    """The run's bound on pending deliveries, from the flow's ``max_pending``."""
     """Cancels the handlers of a running async job that await (any thread)."""
 
     def __post_init__(self) -> None:
@@ -290,7 +295,7 @@ def new_job_state(
     job.tracker = ExecutionTracker()
     job._history = deque((), history_limit)
     job._wall_offset, job._stats_restored, job._stop_request = 0.0, True, None
-    job._interrupt = None
+    job._interrupt, job._max_pending = None, DEFAULT_MAX_PENDING
     return job
 
 

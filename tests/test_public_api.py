@@ -203,6 +203,7 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "get_routine",
         "history_limit",
         "max_deliveries",
+        "max_pending",
         "max_workers",
         "pause",
         "recover",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 from flowforge._context import CURRENT, DeliveryContext
-from flowforge.engine.routing import JOB_RUNNING
+from flowforge.engine.routing import JOB_RUNNING, request_overflow
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import Delivery
 
@@ -73,6 +73,8 @@ class ConcurrentLoop:
         self.max_workers = max_workers
         self.queues: dict[str, deque[Delivery]] = {}
         self.ready: deque[str] = deque()
+        self.queued = 0
+        """How many deliveries wait in the queues, for the job's pending bound."""
         self.readied: set[str] = set()
         """The routines in ``ready``, for a membership test in constant time."""
         self.busy: set[str] = set()
@@ -107,7 +109,7 @@ class ConcurrentLoop:
     def start(self, job: JobState) -> None:
         """Take the job's pending deliveries into the routines' queues."""
         for delivery in sorted(job.pending, key=lambda d: d.seq):
-            self._enqueue(delivery)
+            self._enqueue(job, delivery)
         job.pending.clear()
 
     def step(self, job: JobState, plan: Plan) -> Wait | None:
@@ -137,7 +139,9 @@ class ConcurrentLoop:
         if self.fatal is not None:
             raise self.fatal
         if job._stop_request is not None and job.status is JOB_RUNNING:
-            self.runtime.honour_stop_request(job)
+            queued = [d for q in self.queues.values() for d in q]
+            first = min(queued, key=lambda d: d.seq) if queued else None
+            self.runtime.honour_stop_request(job, first)
 
     def report(self, outcome: Outcome) -> None:
         """Hand a finished handler's outcome to the coordinator (any thread)."""
@@ -161,6 +165,7 @@ class ConcurrentLoop:
             routine_id = self.ready.popleft()
             self.readied.discard(routine_id)
             delivery = self.queues[routine_id].popleft()
+            self.queued -= 1
             if (
                 delivery.attempt == 0
                 and job.delivery_count + len(self.in_flight) >= limit
@@ -232,7 +237,7 @@ class ConcurrentLoop:
         """Move what the last delivery pushed on ``job.pending`` into the queues."""
         for delivery in reversed(job.pending):
             if delivery is not finished:
-                self._enqueue(delivery)
+                self._enqueue(job, delivery)
             elif job.status is JobStatus.FAILED:
                 self.held.append(delivery)
                 if self.failed is None:
@@ -262,7 +267,10 @@ class ConcurrentLoop:
             return None
         return max(0.0, self.retries[0][0] - self.runtime.clock.monotonic())
 
-    def _enqueue(self, delivery: Delivery) -> None:
+    def _enqueue(self, job: JobState, delivery: Delivery) -> None:
+        self.queued += 1
+        if self.queued > job._max_pending:
+            request_overflow(job, self.queued)
         routine_id = delivery.routine_id
         pending = self.queues.get(routine_id)
         if pending is None:

@@ -17,7 +17,16 @@ if TYPE_CHECKING:
     from flowforge.job_state import JobState
     from flowforge.types import Payload
 
-__all__ = ["DONE", "JOB_RUNNING", "RUNNING", "SKIPPED", "route_emissions"]
+__all__ = [
+    "DONE",
+    "JOB_FAILED",
+    "JOB_RUNNING",
+    "RUNNING",
+    "SKIPPED",
+    "limit_reached",
+    "request_overflow",
+    "route_emissions",
+]
 
 # Enum members read once: an attribute of an Enum class is slow to read on
 # CPython 3.11, and these are read for every delivery.
@@ -25,6 +34,7 @@ RUNNING: Final = RoutineStatus.RUNNING
 DONE: Final = RoutineStatus.COMPLETED
 SKIPPED: Final = RoutineStatus.SKIPPED
 JOB_RUNNING: Final = JobStatus.RUNNING
+JOB_FAILED: Final = JobStatus.FAILED
 
 
 def route_emissions(
@@ -59,3 +69,23 @@ def route_emissions(
     job.next_seq = seq
     created.reverse()
     job.pending.extend(created)
+    if len(job.pending) > job._max_pending:
+        request_overflow(job, len(job.pending))
+
+
+def request_overflow(job: JobState, pending: int) -> None:
+    """Ask the job to fail at its next boundary: it holds too much pending work."""
+    if job._stop_request is None:
+        limit = job._max_pending
+        job._stop_request = (
+            JOB_FAILED,
+            f"{limit_reached(job)}{limit:,} pending deliveries ({pending:,} are "
+            "waiting); a cycle or fan-out makes work faster than it is done. Make "
+            "it emit less, or raise Flow(max_pending=...)",
+            None,
+        )
+
+
+def limit_reached(job: JobState) -> str:
+    """Return how an error of one of the flow's limits starts, for ``job``."""
+    return f"job {job.job_id!r} reached the flow's limit of "

@@ -162,6 +162,7 @@ def _begin(
     job.started_at = job.started_at or now
     job._wall_offset = now.timestamp() - runtime.monotonic()
     context = DeliveryContext(job)
+    job._max_pending = runtime.setup.max_pending
     job.tracker._know_routes(plan.event_targets)
     began = runtime.monotonic()
     journal = runtime.journal

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Final, final
 
 from flowforge.engine.clock import SystemClock
 from flowforge._context import DeliveryContext
-from flowforge.engine.routing import DONE, RUNNING, SKIPPED, route_emissions
+from flowforge.engine.routing import (
+    DONE,
+    JOB_FAILED,
+    RUNNING,
+    SKIPPED,
+    limit_reached,
+    route_emissions,
+)
 from flowforge.engine.entry import (
     check_entry_params,
     choose_entry_slot,
@@ -181,7 +188,7 @@ class Runtime:
         """
         if job._stop_request is not None:
             job.pending.append(delivery)
-            self.honour_stop_request(job)
+            self.honour_stop_request(job, delivery)
             return None
         if delivery.attempt:
             return self.retry_delay(delivery)
@@ -393,11 +400,20 @@ class Runtime:
         snapshot_routine(job, plan, delivery.routine_id)
         self.journal.commit(job, change)
 
-    def honour_stop_request(self, job: JobState) -> None:
-        """Pause or cancel ``job`` as a pending request asks."""
+    def honour_stop_request(
+        self, job: JobState, delivery: Delivery | None = None
+    ) -> None:
+        """Pause, cancel or fail ``job`` as a pending request asks.
+
+        A request to fail (too much pending work) is recorded as the error of
+        ``delivery``, the next one due, when there is one.
+        """
         assert job._stop_request is not None  # noqa: S101  checked by the caller
         status, reason, checkpoint = job._stop_request
         job._stop_request = None
+        if status is JOB_FAILED and delivery is not None:
+            self._fail_job(job, delivery, ExecutionError(reason))
+            return
         job.status = status
         if status is JobStatus.PAUSED:
             point = PausePoint(reason, checkpoint, self.clock.now(), job.delivery_count)
@@ -407,9 +423,13 @@ class Runtime:
         """Fail ``job``: it needs more deliveries than the flow allows."""
         limit = self.setup.max_deliveries
         error = ExecutionError(
-            f"{_limit_reached(job)}{limit} deliveries; a cycle may never end. Add "
+            f"{limit_reached(job)}{limit} deliveries; a cycle may never end. Add "
             "a stop condition, or raise Flow(max_deliveries=...)"
         )
+        self._fail_job(job, delivery, error)
+
+    def _fail_job(self, job: JobState, delivery: Delivery, error: Exception) -> None:
+        """Fail ``job`` for a limit it reached, recording ``error`` on ``delivery``."""
         routine_id = delivery.routine_id
         state = job.routine_states.get(routine_id)
         if state is None:
@@ -463,12 +483,8 @@ def rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:
 def stopped_by_limit(job: JobState, error: ErrorRecord) -> bool:
     """Say whether ``error`` is the delivery limit's, which no handler raised."""
     return error.error_type == "ExecutionError" and error.message.startswith(
-        _limit_reached(job)
+        limit_reached(job)
     )
-
-
-def _limit_reached(job: JobState) -> str:
-    return f"job {job.job_id!r} reached the flow's limit of "
 
 
 def _add_error(job: JobState, state: RoutineState, record: ErrorRecord) -> None:

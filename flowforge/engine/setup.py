@@ -133,6 +133,7 @@ class FlowSetup:
         entry_plans: The flow's cache of plans per entry slot.
         jobs: The flow's jobs running in this process.
         max_deliveries: The delivery limit of each job.
+        max_pending: How many deliveries a job may hold waiting.
         history_limit: How many handled deliveries each job's history keeps.
         error_handler: The flow's error handler, for routines without one.
         clock: The time seam.
@@ -146,6 +147,7 @@ class FlowSetup:
     entry_plans: EntryPlans
     jobs: JobRegistry
     max_deliveries: int
+    max_pending: int
     history_limit: int
     error_handler: ErrorHandler | None
     clock: Clock
