@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Final, final
 
 from flowforge._context import CURRENT
 from flowforge._names import check_type
@@ -77,12 +77,12 @@ def start_job(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> JobState:
     """Create a job and run it; with a store, never run a job id twice."""
-    started = _start(
-        setup,
-        entry_routine_id,
-        entry_params,
-        Start(entry_slot, job_id, store, strategy, lease_seconds, on_loop=False),
-    )
+    plain = entry_slot is None and job_id is None and strategy is None
+    if plain and store is None:
+        start = PLAIN_START  # the usual job: no object to build
+    else:
+        start = Start(entry_slot, job_id, store, strategy, lease_seconds, False)
+    started = _start(setup, entry_routine_id, entry_params, start)
     return started if isinstance(started, JobState) else run_job(*started)
 
 
@@ -100,7 +100,7 @@ async def start_job_async(
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Start:
     """How to start a job: its entry slot, id, store, strategy and lease."""
 
@@ -111,6 +111,10 @@ class Start:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     on_loop: bool = True
     """The job runs on an event loop (``execute_async``): no thread pool."""
+
+
+PLAIN_START: Final = Start(on_loop=False)
+"""How ``execute`` starts a job given no slot, id, store or strategy."""
 
 
 def _start(
