@@ -6,13 +6,11 @@ import json
 import socket
 
 import click
-from rich.text import Text
 
 from flowforge.cli._flow_path import load_flow
-from flowforge.cli._output import console
-from flowforge.cli._problem import FAILED, USAGE, CommandError
+from flowforge.cli._output import report_end
+from flowforge.cli._problem import USAGE, CommandError
 from flowforge.cli._store_url import open_store
-from flowforge.job_state import JobStatus
 from flowforge.ui import create_app
 from flowforge.ui._drawing import draw_svg
 
@@ -85,14 +83,7 @@ def run(
     params = parse_params(pairs)
     flow = load_flow(flow_path)
     store = None if store_url is None else open_store(store_url, create=True)
-    job = flow.execute(entry, params, entry_slot=slot, job_id=job_id, store=store)
-    line = Text(f"job {job.job_id} {job.status.value}")
-    if job.error is not None:
-        error = job.error
-        line.append(f": {error.routine_id}: {error.error_type}: {error.message}")
-    console().print(line)
-    if job.status is JobStatus.FAILED:
-        raise click.exceptions.Exit(FAILED)
+    report_end(flow.execute(entry, params, entry_slot=slot, job_id=job_id, store=store))
 
 
 @click.command()

@@ -8,12 +8,12 @@ import click
 from rich.text import Text
 
 from flowforge.cli._flow_path import load_flow
-from flowforge.cli._output import console, parse_age
+from flowforge.cli._output import console, parse_age, report_end
 from flowforge.cli._problem import FAILED, CommandError
 from flowforge.cli._recovery import recover_with_progress
 from flowforge.cli._store_url import open_store
 from flowforge.exceptions import JobNotFoundError
-from flowforge.job_state import JobState, JobStatus
+from flowforge.job_state import JobStatus
 from flowforge.store import Store
 from flowforge.ui._report import ENDED
 
@@ -26,17 +26,6 @@ FLOW_OPTION = click.option(
     metavar="MODULE:ATTR",
     help="The job's flow: a Flow, or a function returning one.",
 )
-
-
-def _report_end(job: JobState) -> None:
-    """Print the job's final status; exit 1 if it failed."""
-    line = Text(f"job {job.job_id} {job.status.value}")
-    error = job.error
-    if error is not None:
-        line.append(f": {error.routine_id}: {error.error_type}: {error.message}")
-    console().print(line)
-    if job.status is JobStatus.FAILED:
-        raise click.exceptions.Exit(FAILED)
 
 
 @click.command()
@@ -52,7 +41,7 @@ def resume(store_url: str, job_id: str, flow_path: str, force: bool) -> None:
     """
     store = open_store(store_url)
     flow = load_flow(flow_path)
-    _report_end(flow.resume(job_id, store=store, force=force))
+    report_end(flow.resume(job_id, store=store, force=force))
 
 
 @click.command()
@@ -75,7 +64,7 @@ def cancel(store_url: str, job_id: str, flow_path: str) -> None:
             "from outside the process that runs it"
         )
     flow.cancel(job, store=store)
-    _report_end(job)
+    report_end(job)
 
 
 @click.command()

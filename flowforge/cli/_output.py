@@ -6,11 +6,14 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
+import click
 from rich.console import Console
+from rich.text import Text
 
-from flowforge.cli._problem import USAGE, CommandError
+from flowforge.cli._problem import FAILED, USAGE, CommandError
+from flowforge.job_state import JobState, JobStatus
 
-__all__ = ["console", "parse_age", "parse_since", "seconds_text"]
+__all__ = ["console", "parse_age", "parse_since", "report_end", "seconds_text"]
 
 _AGE: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -60,3 +63,14 @@ def seconds_text(seconds: object) -> str:
     if seconds >= 1:
         return f"{seconds:.2f} s"
     return f"{seconds * 1000:.2f} ms"
+
+
+def report_end(job: JobState) -> None:
+    """Print the job's final status and error, if any; exit 1 if it failed."""
+    line = Text(f"job {job.job_id} {job.status.value}")
+    error = job.error
+    if error is not None:
+        line.append(f": {error.routine_id}: {error.error_type}: {error.message}")
+    console().print(line)
+    if job.status is JobStatus.FAILED:
+        raise click.exceptions.Exit(FAILED)

@@ -9,7 +9,9 @@ its routines' stats snapshots and, for a durable job, its final state.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from contextvars import Token
 from typing import TYPE_CHECKING, Final
 
@@ -96,34 +98,22 @@ def run_job(runtime: Runtime, job: JobState) -> JobState:
     plan = runtime.setup.plan()
     if plan.has_async:
         return _run_on_private_loop(runtime, job)
-    context, began, token = _begin(runtime, job, plan)
-    try:
+    with _running(runtime, job, plan) as context:
         if runtime.executor is None:
             run_loop(runtime, job, _loop_plan(runtime, job, plan), context)
         else:
             ConcurrentLoop(runtime, None, runtime.max_workers).run(job, plan)
-    except BaseException as error:
-        _finish(runtime, job, plan, began, token, write=_writes_after(error))
-        raise
-    _settle(runtime, job)
-    _finish(runtime, job, plan, began, token, write=True)
     return job
 
 
 async def run_job_async(runtime: Runtime, job: JobState) -> JobState:
     """Run ``job`` on the running event loop, awaiting async handlers; return it."""
     plan = runtime.setup.plan()
-    _, began, token = _begin(runtime, job, plan)
-    try:
+    with _running(runtime, job, plan):
         if runtime.strategy == SEQUENTIAL:
             await run_async_loop(runtime, job, plan)
         else:
             await run_concurrent_async(runtime, job, plan, runtime.max_workers)
-    except BaseException as error:
-        _finish(runtime, job, plan, began, token, write=_writes_after(error))
-        raise
-    _settle(runtime, job)
-    _finish(runtime, job, plan, began, token, write=True)
     return job
 
 
@@ -151,6 +141,23 @@ def check_no_running_loop(setup: FlowSetup) -> None:
         "of execute, which would block the loop; recover from another thread "
         "with 'await asyncio.to_thread(flow.recover, store)'"
     )
+
+
+@contextmanager
+def _running(runtime: Runtime, job: JobState, plan: Plan) -> Iterator[DeliveryContext]:
+    """Begin a run; when its loop ends, settle the job and save it, as it ended.
+
+    A run stopped by an exception is saved as it stands (unless the store
+    itself failed), so that a resume continues it.
+    """
+    context, began, token = _begin(runtime, job, plan)
+    try:
+        yield context
+    except BaseException as error:
+        _finish(runtime, job, plan, began, token, write=_writes_after(error))
+        raise
+    _settle(runtime, job)
+    _finish(runtime, job, plan, began, token, write=True)
 
 
 def _begin(
