@@ -40,6 +40,10 @@ __all__ = ["run_async_loop", "run_concurrent_async"]
 
 _new: Final = object.__new__
 CANCELLING: Final = JobStatus.CANCELLED
+ENDED: Final = object()
+"""What a delivery's context points at once its handler returned: tasks the
+handler started still see their delivery, but can no longer emit (the
+handler's emissions were committed when it returned)."""
 
 
 async def call(
@@ -53,12 +57,27 @@ async def call(
             await result
         return
     result = target.invoke(buffer, delivery.routine_id)
-    if target.is_async:
-        if target.timeout is None:
-            await result  # type: ignore[misc]  # an async def handler's coroutine
-        else:
-            async with asyncio.timeout(target.timeout):
-                await result  # type: ignore[misc]
+    if not target.is_async:
+        return
+    if target.timeout is None:
+        await result  # type: ignore[misc]  # an async def handler's coroutine
+        return
+    limit = asyncio.timeout(target.timeout)
+    try:
+        async with limit:
+            await result  # type: ignore[misc]
+    except TimeoutError as error:
+        if limit.expired():  # say what timed out, not just TimeoutError()
+            raise _timed_out(target, delivery) from error
+        raise
+
+
+def _timed_out(target: Target, delivery: Delivery) -> TimeoutError:
+    """Return the error of a handler that ran past its slot's timeout."""
+    return TimeoutError(
+        f"routine {delivery.routine_id!r} took longer than its slot "
+        f"{delivery.slot!r} allows (timeout={target.timeout} s)"
+    )
 
 
 @final
@@ -182,14 +201,17 @@ async def _run(
     routine, _, target, _, buffer = ready
     emissions: list[tuple[str, Payload]] = []
     context = DeliveryContext(job, routine, delivery, emissions)
-    CURRENT.set(context)
+    # Each delivery has a context of its own, which tasks the handler starts
+    # copy; the job's own context is restored for what runs between handlers.
+    token = CURRENT.set(context)
     started = runtime.monotonic()
     interrupt.awaiting = True
     try:
         await call(routine, target, delivery, buffer)
     except BaseException as error:  # user code: any failure is handled
         interrupt.awaiting = False
-        context._routine = None
+        context._routine = ENDED
+        CURRENT.reset(token)
         if interrupt.took_effect():
             runtime.undo_merge(job, delivery, ready)
             job.pending.append(delivery)
@@ -200,7 +222,8 @@ async def _run(
             raise
         return None
     interrupt.awaiting = False
-    context._routine = None
+    context._routine = ENDED
+    CURRENT.reset(token)
     interrupt.took_effect()  # the handler finished despite a late cancel
     return emissions, started
 
@@ -229,9 +252,11 @@ async def run_concurrent_async(
     """Run a job's independent deliveries as tasks, at most ``limit`` at once."""
     outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
     tasks: set[asyncio.Task[None]] = set()
+    launched: dict[int, Ready] = {}
     loop = asyncio.get_running_loop()
 
     def launch(job: JobState, delivery: Delivery, ready: Ready) -> None:
+        launched[delivery.seq] = ready
         task = loop.create_task(_handle(job, delivery, ready, outcomes, runtime))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -247,10 +272,14 @@ async def run_concurrent_async(
     coordinator.start(job)
     job._interrupt = interrupt
     try:
-        await _coordinate(coordinator, job, plan, outcomes)
+        await _coordinate(coordinator, job, plan, outcomes, launched)
     except BaseException:
         cancel_awaiting()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # The deliveries whose outcome was not recorded go back on the stack
+        # (materialize), so their merges are undone: a resume merges them again.
+        for seq, delivery in coordinator.in_flight.items():
+            runtime.undo_merge(job, delivery, launched[seq])
         raise
     finally:
         coordinator.materialize(job)
@@ -261,7 +290,9 @@ async def _coordinate(
     job: JobState,
     plan: Plan,
     outcomes: asyncio.Queue[Outcome],
+    launched: dict[int, Ready],
 ) -> None:
+    """Drive the coordinator until the job ends, pauses or fails."""
     clock = coordinator.runtime.clock
     while (wait := coordinator.step(job, plan)) is not None:
         if wait.sleep is not None:
@@ -273,6 +304,7 @@ async def _coordinate(
         except TimeoutError:
             coordinator.release_due_retries()
             continue
+        del launched[outcome[0].seq]
         coordinator.finish(job, plan, outcome)
     coordinator.end(job)
 
@@ -287,7 +319,8 @@ async def _handle(
     """Run one handler as a task and report its outcome to the coordinator."""
     routine, _, target, _, buffer = ready
     emissions: list[tuple[str, Payload]] = []
-    CURRENT.set(DeliveryContext(job, routine, delivery, emissions))
+    context = DeliveryContext(job, routine, delivery, emissions)
+    CURRENT.set(context)
     monotonic = runtime.monotonic
     started = duration = 0.0
     error: BaseException | None = None
@@ -298,6 +331,8 @@ async def _handle(
                 await call(routine, target, delivery, buffer)
             except Exception as failure:  # noqa: BLE001  reported as the outcome
                 error = failure
+            finally:
+                context._routine = ENDED
             duration = monotonic() - started
     except asyncio.CancelledError as cancelled:
         stop = job._stop_request

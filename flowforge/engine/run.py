@@ -63,8 +63,15 @@ def new_runtime(
 
     A run on an event loop (``on_loop``, or a flow with async handlers) runs
     its concurrent deliveries as tasks, so it gets no thread pool.
+
+    Raises:
+        ExecutionError: If the run is not ``on_loop``, the flow has async
+            handlers and this thread runs an event loop: checked here, before
+            the job is created or claimed, so that no store keeps a trace of it.
     """
     strategy = setup.strategy if strategy is None else check_strategy(strategy)
+    if not on_loop and setup.plan().has_async:
+        _check_no_running_loop(setup.flow_id)
     if strategy == SEQUENTIAL:
         return Runtime(setup, journal=journal)
     tasks = on_loop or setup.plan().has_async
@@ -122,12 +129,18 @@ async def run_job_async(runtime: Runtime, job: JobState) -> JobState:
 
 
 def _run_on_private_loop(runtime: Runtime, job: JobState) -> JobState:
+    _check_no_running_loop(runtime.setup.flow_id)
+    return asyncio.run(run_job_async(runtime, job))
+
+
+def _check_no_running_loop(flow_id: str) -> None:
+    """Refuse to run a flow with async handlers on a thread that runs a loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # none runs here: the usual case
-        return asyncio.run(run_job_async(runtime, job))
+        return
     raise ExecutionError(
-        f"flow {runtime.setup.flow_id!r} has async handlers and this thread runs "
+        f"flow {flow_id!r} has async handlers and this thread runs "
         "an event loop: use 'await flow.execute_async(...)' (or resume_async) "
         "instead of execute, which would block the loop"
     )
