@@ -268,6 +268,54 @@ def test_recover_finishes_an_async_job_left_running() -> None:
     assert store.load("j").status is JobStatus.COMPLETED
 
 
+class CancelledInside(Routine):
+    """Awaits a task that gets cancelled: CancelledError, though no one cancels it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.handle)
+        self.define_event("out")
+        self.calls = 0
+
+    async def handle(self, x: int) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            inner = asyncio.create_task(asyncio.Event().wait())
+            await asyncio.sleep(0)
+            inner.cancel()
+            await inner
+        self.emit("out", x=x)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_cancelled_error_from_inside_a_handler_is_the_delivery_failure(
+    strategy: str,
+) -> None:
+    flow = chain(CancelledInside())
+
+    job = asyncio.run(flow.execute_async("r0", {"x": 1}, execution_strategy=strategy))
+
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.error_type == "ExecutionError"
+    assert "raised CancelledError on slot 'input'" in job.error.message
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_cancelled_error_from_inside_a_handler_is_retried_under_retry(
+    strategy: str,
+) -> None:
+    routine = CancelledInside()
+    routine.set_error_handler(ErrorHandler(ErrorStrategy.RETRY, max_retries=1))
+    flow = chain(routine)
+
+    job = asyncio.run(flow.execute_async("r0", {"x": 1}, execution_strategy=strategy))
+
+    assert job.status is JobStatus.COMPLETED
+    assert routine.calls == 2
+    assert sink(flow) == [{"x": 1}]
+
+
 # Timeouts
 
 

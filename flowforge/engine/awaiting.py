@@ -26,6 +26,7 @@ from flowforge.engine.clock import sleep_on_loop
 from flowforge.engine.concurrent import ConcurrentLoop, HandlerCancelled, Outcome
 from flowforge.engine.routing import JOB_RUNNING, RUNNING, SKIPPED
 from flowforge.engine.sequential import finisher
+from flowforge.exceptions import ExecutionError
 from flowforge.job_state import JobStatus
 from flowforge.record import Delivery, RoutineState
 
@@ -49,23 +50,44 @@ handler's emissions were committed when it returned)."""
 async def call(
     routine: Routine, target: Target | None, delivery: Delivery, buffer: Payload
 ) -> None:
-    """Call a delivery's handler (or source) and await what it returns, if async."""
-    if target is None:
-        # An ``async def __call__`` returns a coroutine, whatever Routine says.
-        result: object = routine(**delivery.data)  # type: ignore[func-returns-value]
-        if asyncio.iscoroutine(result):
-            await result
-        return
-    result = target.invoke(buffer, delivery.routine_id)
-    if not target.is_async:
-        return
+    """Call a delivery's handler (or source) and await what it returns, if async.
+
+    A :class:`asyncio.CancelledError` that the handler raises while nothing
+    cancels the task running it (it awaited a future someone else cancelled)
+    is the delivery's failure, an :class:`ExecutionError` its error strategy
+    handles; otherwise it would look like the cancelling of the whole job.
+    """
+    try:
+        if target is None:
+            # An async def __call__ returns a coroutine, whatever Routine says.
+            call_source = routine.__call__
+            result: object = call_source(**delivery.data)
+            if asyncio.iscoroutine(result):
+                await result
+            return
+        result = target.invoke(buffer, delivery.routine_id)
+        if target.is_async:
+            await _within_timeout(result, target, delivery)
+    except asyncio.CancelledError as error:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise  # the job is cancelled, or the task awaiting it
+        raise ExecutionError(
+            f"routine {delivery.routine_id!r} raised CancelledError on slot "
+            f"{delivery.slot!r}, but nothing cancelled its job: something it "
+            "awaited was cancelled"
+        ) from error
+
+
+async def _within_timeout(result: object, target: Target, delivery: Delivery) -> None:
+    """Await an async handler's coroutine, within its slot's timeout if any."""
     if target.timeout is None:
         await result  # type: ignore[misc]  # an async def handler's coroutine
         return
     limit = asyncio.timeout(target.timeout)
     try:
         async with limit:
-            await result  # type: ignore[misc]
+            await result  # type: ignore[misc]  # as above
     except TimeoutError as error:
         if limit.expired():  # say what timed out, not just TimeoutError()
             raise _timed_out(target, delivery) from error
