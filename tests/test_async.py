@@ -578,3 +578,31 @@ def test_execute_async_returns_only_when_the_job_ended(strategy: str) -> None:
     assert job.pending == []
     assert counter[0] == 0
     assert [len(t.order) for t in tracked] == [3] * 5
+
+
+class InterruptKeeper(Routine):
+    """Keeps its job's cancel hook, as a thread calling flow.cancel may hold it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.handle)
+        self.hooks: list[Callable[[], None]] = []
+
+    async def handle(self, x: int) -> None:
+        hook = current_delivery().job._interrupt
+        assert hook is not None
+        self.hooks.append(hook)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_cancel_racing_the_end_of_a_private_loop_job_is_harmless(
+    strategy: str,
+) -> None:
+    keeper = InterruptKeeper()
+    flow = Flow()
+    flow.add_routine(keeper, "k")
+
+    job = flow.execute("k", {"x": 1}, execution_strategy=strategy)
+    keeper.hooks[0]()  # flow.cancel read the hook just before the job ended
+
+    assert job.status is JobStatus.COMPLETED

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, final
 
 from flowforge._context import CURRENT, DeliveryContext
@@ -102,6 +103,19 @@ def _timed_out(target: Target, delivery: Delivery) -> TimeoutError:
     )
 
 
+def call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """Run ``callback`` on ``loop`` soon (any thread); nothing if the loop closed.
+
+    ``flow.cancel`` may read a job's hook just before the job ends and its
+    private loop closes: the job it would cancel has ended, so that is no error.
+    """
+    try:
+        loop.call_soon_threadsafe(callback)
+    except RuntimeError:
+        if not loop.is_closed():
+            raise
+
+
 @final
 class Interrupt:
     """Cancels the awaiting handler of a sequential async job, from any thread.
@@ -119,7 +133,7 @@ class Interrupt:
 
     def request(self) -> None:
         """Ask for the awaiting handler to be cancelled (any thread)."""
-        self.loop.call_soon_threadsafe(self._cancel)
+        call_soon(self.loop, self._cancel)
 
     def _cancel(self) -> None:
         if self.awaiting and not self.cancelled:
@@ -288,7 +302,7 @@ async def run_concurrent_async(
             task.cancel()
 
     def interrupt() -> None:
-        loop.call_soon_threadsafe(cancel_awaiting)
+        call_soon(loop, cancel_awaiting)
 
     coordinator = ConcurrentLoop(runtime, launch, limit)
     coordinator.start(job)
