@@ -365,10 +365,10 @@ def test_pause_from_a_handler_stops_after_it_and_resume_async_continues(
     assert collect.got == [[1]]
 
 
-@pytest.mark.parametrize("recover", [False, True], ids=["resume", "recover"])
+@pytest.mark.parametrize("how", ["resume", "resume_async", "recover"])
 @pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
 def test_cancelling_the_awaiting_task_leaves_a_durable_job_resumable(
-    strategy: str, recover: bool
+    strategy: str, how: str
 ) -> None:
     flow, gates, collect = gated_flow()
     store = MemoryStore()
@@ -389,7 +389,14 @@ def test_cancelling_the_awaiting_task_leaves_a_durable_job_resumable(
     record = store.get("j")
     open_all(gates)
     flow.execution_strategy = strategy
-    job = flow.recover(store)[0] if recover else flow.resume("j", store=store)
+    if how == "resume_async":
+        job = asyncio.run(flow.resume_async("j", store=store))
+    else:
+        job = (
+            flow.recover(store)[0]
+            if how == "recover"
+            else flow.resume("j", store=store)
+        )
 
     assert (record.status, record.owner) == (JobStatus.RUNNING, None)
     assert finished_summary(job, collect) == uninterrupted(strategy)
