@@ -7,6 +7,7 @@ and the kill -9 recovery of an async flow in ``test_async_recovery.py``.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import MethodType
 
@@ -606,3 +607,67 @@ def test_a_cancel_racing_the_end_of_a_private_loop_job_is_harmless(
     keeper.hooks[0]()  # flow.cancel read the hook just before the job ended
 
     assert job.status is JobStatus.COMPLETED
+
+
+class Overlap(Routine):
+    """Counts how many of its handlers run at once, across threads.
+
+    The first call holds on until another job has reached this routine (``Announce``
+    sets ``second``), then a little longer, so that a
+    second handler, if let in, would be seen running.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.handle)
+        self.count = threading.Lock()
+        self.running = self.most = 0
+        self.first = threading.Event()
+        self.second = threading.Event()
+
+    async def handle(self, x: int) -> None:
+        with self.count:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        if x == 1:
+            self.first.set()
+            await asyncio.to_thread(self.second.wait, 10)
+            await asyncio.to_thread(threading.Event().wait, 0.05)  # a real 50 ms
+        with self.count:
+            self.running -= 1
+
+
+class Announce(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.handle)
+        self.define_event("out")
+        self.overlap: Overlap | None = None
+
+    def handle(self, x: int) -> None:
+        assert self.overlap is not None
+        if x == 2:
+            self.overlap.second.set()
+        self.emit("out", x=x)
+
+
+def test_async_jobs_run_from_two_threads_never_overlap_a_routines_handlers() -> None:
+    flow = Flow(execution_strategy="concurrent")
+    overlap, announce = Overlap(), Announce()
+    announce.overlap = overlap
+    flow.add_routine(announce, "announce")
+    flow.add_routine(overlap, "overlap")
+    flow.connect("announce", "out", "overlap", "input")
+    statuses: list[JobStatus] = []
+
+    def run(x: int) -> None:
+        statuses.append(flow.execute("announce", {"x": x}).status)
+
+    first = threading.Thread(target=run, args=(1,))
+    first.start()
+    assert overlap.first.wait(10)
+    run(2)
+    first.join(10)
+
+    assert statuses == [JobStatus.COMPLETED] * 2
+    assert overlap.most == 1

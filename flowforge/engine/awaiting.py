@@ -18,6 +18,7 @@ durable job stays resumable.
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, final
@@ -268,7 +269,8 @@ _LOCKS: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Routine, asyncio.Lock]
 ] = weakref.WeakKeyDictionary()
 """One lock per routine and event loop: concurrent async jobs of one flow
-never run two handlers of a routine at once, as pool threads never do."""
+never run two handlers of a routine at once, as pool threads never do. Jobs on
+different loops (threads) are kept apart by the routine's thread lock too."""
 
 
 def _lock_of(routine: Routine) -> asyncio.Lock:
@@ -280,6 +282,24 @@ def _lock_of(routine: Routine) -> asyncio.Lock:
     if lock is None:
         lock = locks[routine] = asyncio.Lock()
     return lock
+
+
+async def _acquire(lock: threading.Lock) -> None:
+    """Take a routine's thread lock without blocking the loop while others hold it.
+
+    The loop's own lock already lets one task per loop and routine get this
+    far, so only jobs run on other threads' loops (``execute`` from several
+    threads) or by the thread strategy contend here: a pool thread waits.
+    """
+    if lock.acquire(blocking=False):
+        return
+    taken = asyncio.get_running_loop().run_in_executor(None, lock.acquire)
+    try:
+        await asyncio.shield(taken)
+    except BaseException:
+        # Cancelled while waiting: the lock, once taken for no one, is let go.
+        taken.add_done_callback(lambda _: lock.release())
+        raise
 
 
 async def run_concurrent_async(
@@ -362,14 +382,18 @@ async def _handle(
     error: BaseException | None = None
     try:
         async with _lock_of(routine):
-            started = monotonic()
+            await _acquire(routine._handler_lock)
             try:
-                await call(routine, target, delivery, buffer)
-            except Exception as failure:  # noqa: BLE001  reported as the outcome
-                error = failure
+                started = monotonic()
+                try:
+                    await call(routine, target, delivery, buffer)
+                except Exception as failure:  # noqa: BLE001  reported as the outcome
+                    error = failure
+                finally:
+                    context._routine = ENDED
+                duration = monotonic() - started
             finally:
-                context._routine = ENDED
-            duration = monotonic() - started
+                routine._handler_lock.release()
     except asyncio.CancelledError as cancelled:
         stop = job._stop_request
         cancelling = stop is not None and stop[0] is CANCELLING
