@@ -6,6 +6,12 @@ Used by ``test_recovery.py``, as a module (:func:`build_flow`) and as a script::
     python tests/_kill_flow.py run DB LOG --kill-at POINT:N  # dies by SIGKILL
     python tests/_kill_flow.py recover DB LOG               # Flow.recover(store)
 
+With ``--async``, every routine is the ``Async`` variant of its class (its
+handler an ``async def`` that yields to the loop once, then does the same),
+``full`` and ``run`` go through ``asyncio.run(flow.execute_async(...))``, and
+``recover`` through ``Flow.recover``, which runs the async flow on a private
+event loop. Its counts and history are the same as the synchronous flow's.
+
 Each prints a JSON :func:`summary` of the job it ended with (``run`` prints
 nothing: it dies first). Every handler appends ``"<routine_id> <seq>
 <attempt>"`` to the file named by ``$FLOWFORGE_KILL_LOG`` (the LOG argument)
@@ -37,6 +43,7 @@ retry of one is checkpointed once.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -196,15 +203,60 @@ class Sink(Logged):
         self.set_stat("values", [*values, [i, value]])
 
 
-def build_flow(switch: KillSwitch | None = None) -> Flow:
+class AsyncStep(Step):
+    """A ``Step`` whose handler is awaited."""
+
+    # The override returns a coroutine: that is the point of the class.
+    async def handle(self, value: int, i: int = 0) -> None:  # type: ignore[override]
+        """Yield to the loop once, then do what ``Step`` does."""
+        await asyncio.sleep(0)
+        Step.handle(self, value, i)
+
+
+class AsyncJoin(Join):
+    """A ``Join`` whose handler is awaited."""
+
+    async def handle(  # type: ignore[override]  # async, as above
+        self, a: int, b: int, c: int, d: int
+    ) -> None:
+        """Yield to the loop once, then do what ``Join`` does."""
+        await asyncio.sleep(0)
+        Join.handle(self, a, b, c, d)
+
+
+class AsyncLoop(Loop):
+    """A ``Loop`` whose handler is awaited."""
+
+    async def handle(self, value: int, i: int = 0) -> None:  # type: ignore[override]
+        """Yield to the loop once, then do what ``Loop`` does."""
+        await asyncio.sleep(0)
+        Loop.handle(self, value, i)
+
+
+class AsyncSink(Sink):
+    """A ``Sink`` whose handler is awaited."""
+
+    async def handle(self, value: int, i: int) -> None:  # type: ignore[override]
+        """Yield to the loop once, then do what ``Sink`` does."""
+        await asyncio.sleep(0)
+        Sink.handle(self, value, i)
+
+
+SYNC_CLASSES: Final = (Step, Join, Loop, Sink)
+ASYNC_CLASSES: Final = (AsyncStep, AsyncJoin, AsyncLoop, AsyncSink)
+
+
+def build_flow(switch: KillSwitch | None = None, *, is_async: bool = False) -> Flow:
     """Return the 30-routine flow: fan-out, four chains, a join, a loop, a tail.
 
     ``start`` fans out to the chains ``a0..a4``, ``b0..b4``, ``c0..c4`` and
     ``d0..d4`` (``b2`` fails the first attempt of its delivery); their ends
     meet in the join slot of ``join``; ``loop`` feeds back into itself
     :data:`LOOPS` times and sends each round down ``t0..t5`` (``t2`` fails
-    the first attempt of odd rounds) to ``sink``.
+    the first attempt of odd rounds) to ``sink``. With ``is_async``, each
+    routine is its class's ``Async`` variant.
     """
+    step, join, loop, sink = ASYNC_CLASSES if is_async else SYNC_CLASSES
     flow = Flow(FLOW_ID, history_limit=100_000)
     retry = ErrorHandler(ErrorStrategy.RETRY, max_retries=2, retry_delay=0)
     routines: list[Logged] = []
@@ -214,28 +266,28 @@ def build_flow(switch: KillSwitch | None = None) -> Flow:
         routines.append(routine)
         return flow.add_routine(routine, routine_id)
 
-    add(Step(), ENTRY)
-    add(Join(), "join")
+    add(step(), ENTRY)
+    add(join(), "join")
     for branch, number in zip(BRANCHES, range(1, 5), strict=True):
         previous = ENTRY
         for k in range(CHAIN):
-            routine_id = add(Step(), f"{branch}{k}", add=number * 10**k)
+            routine_id = add(step(), f"{branch}{k}", add=number * 10**k)
             flow.connect(previous, "out", routine_id, "input")
             previous = routine_id
         flow.connect(previous, "out", "join", "input", {"value": branch})
     flow.routines["b2"].set_error_handler(retry)
     flow.routines["b2"].set_config(flaky="always")
-    add(Loop(), "loop")
+    add(loop(), "loop")
     flow.connect("join", "out", "loop", "input")
     flow.connect("loop", "again", "loop", "input")
     previous = "loop"
     for k in range(TAIL):
-        routine_id = add(Step(), f"t{k}", add=k + 1)
+        routine_id = add(step(), f"t{k}", add=k + 1)
         flow.connect(previous, "out", routine_id, "input")
         previous = routine_id
     flow.routines["t2"].set_error_handler(retry)
     flow.routines["t2"].set_config(flaky="odd")
-    add(Sink(), "sink")
+    add(sink(), "sink")
     flow.connect(previous, "out", "sink", "input")
     for routine in routines:
         routine.switch = switch or KillSwitch()
@@ -300,10 +352,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("db", type=Path)
     parser.add_argument("log", type=Path)
     parser.add_argument("--kill-at", type=KillSwitch.parse, default=KillSwitch())
+    parser.add_argument("--async", dest="is_async", action="store_true")
     args = parser.parse_args(argv)
     os.environ[LOG_ENV] = str(args.log)
     switch: KillSwitch = args.kill_at
-    flow = build_flow(switch)
+    flow = build_flow(switch, is_async=args.is_async)
     store = SqliteStore(args.db)
     if args.command == "recover":
         jobs = flow.recover(store)
@@ -313,7 +366,12 @@ def main(argv: list[str]) -> int:
         job = jobs[0]
     else:
         killing = KillingStore(store, switch)
-        job = flow.execute(ENTRY, ENTRY_PARAMS, job_id=JOB_ID, store=killing)
+        if args.is_async:
+            job = asyncio.run(
+                flow.execute_async(ENTRY, ENTRY_PARAMS, job_id=JOB_ID, store=killing)
+            )
+        else:
+            job = flow.execute(ENTRY, ENTRY_PARAMS, job_id=JOB_ID, store=killing)
     print(json.dumps(summary(job, switch)))
     return 0
 

@@ -18,7 +18,9 @@ durable job stays resumable.
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, final
 
 from flowforge._context import CURRENT, DeliveryContext
@@ -26,6 +28,7 @@ from flowforge.engine.clock import sleep_on_loop
 from flowforge.engine.concurrent import ConcurrentLoop, HandlerCancelled, Outcome
 from flowforge.engine.routing import JOB_RUNNING, RUNNING, SKIPPED
 from flowforge.engine.sequential import finisher
+from flowforge.exceptions import ExecutionError
 from flowforge.job_state import JobStatus
 from flowforge.record import Delivery, RoutineState
 
@@ -40,25 +43,78 @@ __all__ = ["run_async_loop", "run_concurrent_async"]
 
 _new: Final = object.__new__
 CANCELLING: Final = JobStatus.CANCELLED
+ENDED: Final = object()
+"""What a delivery's context points at once its handler returned: tasks the
+handler started still see their delivery, but can no longer emit (the
+handler's emissions were committed when it returned)."""
 
 
 async def call(
     routine: Routine, target: Target | None, delivery: Delivery, buffer: Payload
 ) -> None:
-    """Call a delivery's handler (or source) and await what it returns, if async."""
-    if target is None:
-        # An ``async def __call__`` returns a coroutine, whatever Routine says.
-        result: object = routine(**delivery.data)  # type: ignore[func-returns-value]
-        if asyncio.iscoroutine(result):
-            await result
+    """Call a delivery's handler (or source) and await what it returns, if async.
+
+    A :class:`asyncio.CancelledError` that the handler raises while nothing
+    cancels the task running it (it awaited a future someone else cancelled)
+    is the delivery's failure, an :class:`ExecutionError` its error strategy
+    handles; otherwise it would look like the cancelling of the whole job.
+    """
+    try:
+        if target is None:
+            # An async def __call__ returns a coroutine, whatever Routine says.
+            call_source = routine.__call__
+            result: object = call_source(**delivery.data)
+            if asyncio.iscoroutine(result):
+                await result
+            return
+        result = target.invoke(buffer, delivery.routine_id)
+        if target.is_async:
+            await _within_timeout(result, target, delivery)
+    except asyncio.CancelledError as error:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise  # the job is cancelled, or the task awaiting it
+        raise ExecutionError(
+            f"routine {delivery.routine_id!r} raised CancelledError on slot "
+            f"{delivery.slot!r}, but nothing cancelled its job: something it "
+            "awaited was cancelled"
+        ) from error
+
+
+async def _within_timeout(result: object, target: Target, delivery: Delivery) -> None:
+    """Await an async handler's coroutine, within its slot's timeout if any."""
+    if target.timeout is None:
+        await result  # type: ignore[misc]  # an async def handler's coroutine
         return
-    result = target.invoke(buffer, delivery.routine_id)
-    if target.is_async:
-        if target.timeout is None:
-            await result  # type: ignore[misc]  # an async def handler's coroutine
-        else:
-            async with asyncio.timeout(target.timeout):
-                await result  # type: ignore[misc]
+    limit = asyncio.timeout(target.timeout)
+    try:
+        async with limit:
+            await result  # type: ignore[misc]  # as above
+    except TimeoutError as error:
+        if limit.expired():  # say what timed out, not just TimeoutError()
+            raise _timed_out(target, delivery) from error
+        raise
+
+
+def _timed_out(target: Target, delivery: Delivery) -> TimeoutError:
+    """Return the error of a handler that ran past its slot's timeout."""
+    return TimeoutError(
+        f"routine {delivery.routine_id!r} took longer than its slot "
+        f"{delivery.slot!r} allows (timeout={target.timeout} s)"
+    )
+
+
+def call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """Run ``callback`` on ``loop`` soon (any thread); nothing if the loop closed.
+
+    ``flow.cancel`` may read a job's hook just before the job ends and its
+    private loop closes: the job it would cancel has ended, so that is no error.
+    """
+    try:
+        loop.call_soon_threadsafe(callback)
+    except RuntimeError:
+        if not loop.is_closed():
+            raise
 
 
 @final
@@ -78,7 +134,7 @@ class Interrupt:
 
     def request(self) -> None:
         """Ask for the awaiting handler to be cancelled (any thread)."""
-        self.loop.call_soon_threadsafe(self._cancel)
+        call_soon(self.loop, self._cancel)
 
     def _cancel(self) -> None:
         if self.awaiting and not self.cancelled:
@@ -182,14 +238,17 @@ async def _run(
     routine, _, target, _, buffer = ready
     emissions: list[tuple[str, Payload]] = []
     context = DeliveryContext(job, routine, delivery, emissions)
-    CURRENT.set(context)
+    # Each delivery has a context of its own, which tasks the handler starts
+    # copy; the job's own context is restored for what runs between handlers.
+    token = CURRENT.set(context)
     started = runtime.monotonic()
     interrupt.awaiting = True
     try:
         await call(routine, target, delivery, buffer)
     except BaseException as error:  # user code: any failure is handled
         interrupt.awaiting = False
-        context._routine = None
+        context._routine = ENDED
+        CURRENT.reset(token)
         if interrupt.took_effect():
             runtime.undo_merge(job, delivery, ready)
             job.pending.append(delivery)
@@ -200,7 +259,8 @@ async def _run(
             raise
         return None
     interrupt.awaiting = False
-    context._routine = None
+    context._routine = ENDED
+    CURRENT.reset(token)
     interrupt.took_effect()  # the handler finished despite a late cancel
     return emissions, started
 
@@ -209,7 +269,8 @@ _LOCKS: weakref.WeakKeyDictionary[
     asyncio.AbstractEventLoop, weakref.WeakKeyDictionary[Routine, asyncio.Lock]
 ] = weakref.WeakKeyDictionary()
 """One lock per routine and event loop: concurrent async jobs of one flow
-never run two handlers of a routine at once, as pool threads never do."""
+never run two handlers of a routine at once, as pool threads never do. Jobs on
+different loops (threads) are kept apart by the routine's thread lock too."""
 
 
 def _lock_of(routine: Routine) -> asyncio.Lock:
@@ -223,15 +284,35 @@ def _lock_of(routine: Routine) -> asyncio.Lock:
     return lock
 
 
+async def _acquire(lock: threading.Lock) -> None:
+    """Take a routine's thread lock without blocking the loop while others hold it.
+
+    The loop's own lock already lets one task per loop and routine get this
+    far, so only jobs run on other threads' loops (``execute`` from several
+    threads) or by the thread strategy contend here: a pool thread waits.
+    """
+    if lock.acquire(blocking=False):
+        return
+    taken = asyncio.get_running_loop().run_in_executor(None, lock.acquire)
+    try:
+        await asyncio.shield(taken)
+    except BaseException:
+        # Cancelled while waiting: the lock, once taken for no one, is let go.
+        taken.add_done_callback(lambda _: lock.release())
+        raise
+
+
 async def run_concurrent_async(
     runtime: Runtime, job: JobState, plan: Plan, limit: int
 ) -> None:
     """Run a job's independent deliveries as tasks, at most ``limit`` at once."""
     outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
     tasks: set[asyncio.Task[None]] = set()
+    launched: dict[int, Ready] = {}
     loop = asyncio.get_running_loop()
 
     def launch(job: JobState, delivery: Delivery, ready: Ready) -> None:
+        launched[delivery.seq] = ready
         task = loop.create_task(_handle(job, delivery, ready, outcomes, runtime))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
@@ -241,16 +322,20 @@ async def run_concurrent_async(
             task.cancel()
 
     def interrupt() -> None:
-        loop.call_soon_threadsafe(cancel_awaiting)
+        call_soon(loop, cancel_awaiting)
 
     coordinator = ConcurrentLoop(runtime, launch, limit)
     coordinator.start(job)
     job._interrupt = interrupt
     try:
-        await _coordinate(coordinator, job, plan, outcomes)
+        await _coordinate(coordinator, job, plan, outcomes, launched)
     except BaseException:
         cancel_awaiting()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # The deliveries whose outcome was not recorded go back on the stack
+        # (materialize), so their merges are undone: a resume merges them again.
+        for seq, delivery in coordinator.in_flight.items():
+            runtime.undo_merge(job, delivery, launched[seq])
         raise
     finally:
         coordinator.materialize(job)
@@ -261,7 +346,9 @@ async def _coordinate(
     job: JobState,
     plan: Plan,
     outcomes: asyncio.Queue[Outcome],
+    launched: dict[int, Ready],
 ) -> None:
+    """Drive the coordinator until the job ends, pauses or fails."""
     clock = coordinator.runtime.clock
     while (wait := coordinator.step(job, plan)) is not None:
         if wait.sleep is not None:
@@ -273,6 +360,7 @@ async def _coordinate(
         except TimeoutError:
             coordinator.release_due_retries()
             continue
+        del launched[outcome[0].seq]
         coordinator.finish(job, plan, outcome)
     coordinator.end(job)
 
@@ -287,18 +375,25 @@ async def _handle(
     """Run one handler as a task and report its outcome to the coordinator."""
     routine, _, target, _, buffer = ready
     emissions: list[tuple[str, Payload]] = []
-    CURRENT.set(DeliveryContext(job, routine, delivery, emissions))
+    context = DeliveryContext(job, routine, delivery, emissions)
+    CURRENT.set(context)
     monotonic = runtime.monotonic
     started = duration = 0.0
     error: BaseException | None = None
     try:
         async with _lock_of(routine):
-            started = monotonic()
+            await _acquire(routine._handler_lock)
             try:
-                await call(routine, target, delivery, buffer)
-            except Exception as failure:  # noqa: BLE001  reported as the outcome
-                error = failure
-            duration = monotonic() - started
+                started = monotonic()
+                try:
+                    await call(routine, target, delivery, buffer)
+                except Exception as failure:  # noqa: BLE001  reported as the outcome
+                    error = failure
+                finally:
+                    context._routine = ENDED
+                duration = monotonic() - started
+            finally:
+                routine._handler_lock.release()
     except asyncio.CancelledError as cancelled:
         stop = job._stop_request
         cancelling = stop is not None and stop[0] is CANCELLING

@@ -70,7 +70,8 @@ def new_runtime(
     """Return a runtime for one job run of ``setup``'s flow with ``strategy``.
 
     A run on an event loop (``on_loop``, or a flow with async handlers) runs
-    its concurrent deliveries as tasks, so it gets no thread pool.
+    its concurrent deliveries as tasks, so it gets no thread pool. (Callers
+    check :func:`check_no_running_loop` first, before a job is stored.)
     """
     strategy = setup.strategy if strategy is None else check_strategy(strategy)
     if strategy == SEQUENTIAL:

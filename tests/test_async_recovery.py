@@ -1,0 +1,170 @@
+"""SIGKILL a durable async job anywhere, recover it in a new process: as unkilled.
+
+The harness of ``test_recovery.py`` with ``_kill_flow.py --async``: every
+routine of the 30-routine flow has an ``async def`` handler, the killed run
+goes through ``asyncio.run(flow.execute_async(...))`` and the recovery through
+``Flow.recover``, which runs the async flow on a private loop. The cases are
+the deterministic boundaries (the named kill points: entry, join waits and
+fires, a failed attempt and its retry, a loop round, the last delivery, at
+each of the four points) and 30 random points. Each case is one test stating
+the per-delivery checkpoint promise; ``test_recovery.py`` splits the same
+promises into separate tests for the synchronous engine.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from _kill_flow import CHECKPOINTS, HANDLER_CALLS, HANDLER_POINTS, POINTS
+from test_recovery import (
+    FINAL_OUTCOMES,
+    SCRIPT,
+    Recovery,
+    Reference,
+    finished,
+    in_flight,
+    named_cases,
+    read_log,
+)
+
+RANDOM_CASES = 30
+RANDOM_SEED = 20261207
+Case = tuple[str, int]
+
+
+def random_cases() -> list[tuple[str, int, str]]:
+    named = {(point, n) for point, n, _ in named_cases()}
+    others = [
+        (point, n)
+        for point in POINTS
+        for n in range(
+            1, (HANDLER_CALLS if point in HANDLER_POINTS else CHECKPOINTS) + 1
+        )
+        if (point, n) not in named
+    ]
+    chosen = random.Random(RANDOM_SEED).sample(others, RANDOM_CASES)
+    return [(point, n, f"random-{point}-{n}") for point, n in chosen]
+
+
+CASES = named_cases() + random_cases()
+
+
+def run_script(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(SCRIPT), *map(str, args), "--async"]
+    for attempt in range(3):
+        try:
+            return subprocess.run(
+                command, capture_output=True, text=True, timeout=60, check=False
+            )
+        except OSError as error:
+            # As in test_recovery: CPython 3.11's vfork spawn from several
+            # threads can fail with EFAULT before the script starts.
+            if error.errno != errno.EFAULT or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def kill_and_recover(directory: Path, point: str, n: int) -> Recovery:
+    db, log = directory / "jobs.sqlite", directory / "side_effects.log"
+    killed = run_script("run", db, log, "--kill-at", f"{point}:{n}")
+    killed_log = read_log(log)
+    recovered = finished(
+        run_script("recover", db, log),
+        f"killed run exited with {killed.returncode}, stderr: {killed.stderr}\n",
+    )
+    return Recovery(
+        point=point,
+        n=n,
+        db=db,
+        log_path=log,
+        returncode=killed.returncode,
+        stderr=killed.stderr,
+        killed_log=killed_log,
+        outcome=recovered,
+        log=read_log(log),
+    )
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
+    """The uninterrupted async run, in a child process like the killed ones."""
+    directory = tmp_path_factory.mktemp("async-reference")
+    log = directory / "side_effects.log"
+    outcome = finished(run_script("full", directory / "jobs.sqlite", log))
+    return Reference(outcome, read_log(log))
+
+
+@pytest.fixture(scope="module")
+def recoveries(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[Case, Future[Recovery]]]:
+    """Every case's kill and recovery, one per core at a time."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        yield {
+            (point, n): pool.submit(
+                kill_and_recover,
+                tmp_path_factory.mktemp(f"async-{point}-{n}"),
+                point,
+                n,
+            )
+            for point, n, _ in CASES
+        }
+
+
+def test_uninterrupted_async_run_equals_the_sync_flow_run(
+    reference: Reference, tmp_path: Path
+) -> None:
+    log = tmp_path / "side_effects.log"
+    command = [sys.executable, str(SCRIPT), "full", str(tmp_path / "db"), str(log)]
+
+    sync = finished(
+        subprocess.run(command, capture_output=True, text=True, check=False)
+    )
+
+    assert reference.outcome == sync
+    assert reference.log == read_log(log)
+    assert reference.outcome.status == "completed"
+    assert (reference.outcome.handler_calls, reference.outcome.checkpoints) == (
+        HANDLER_CALLS,
+        CHECKPOINTS,
+    )
+
+
+@pytest.mark.parametrize(
+    ("point", "n"), [case[:2] for case in CASES], ids=[case[2] for case in CASES]
+)
+def test_killed_async_job_recovers_to_the_uninterrupted_result(
+    point: str,
+    n: int,
+    reference: Reference,
+    recoveries: dict[Case, Future[Recovery]],
+) -> None:
+    recovery = recoveries[(point, n)].result(timeout=300)
+    outcome, expected = recovery.outcome, reference.outcome
+    made, repeated = in_flight(reference, point, n)
+    resumed_at = made - (repeated is not None)
+    final = Counter(seq for seq, _, _, o, _ in outcome.history if o in FINAL_OUTCOMES)
+
+    assert recovery.returncode == -signal.SIGKILL, recovery.stderr
+    assert outcome.status == "completed"
+    assert outcome.results == expected.results
+    assert outcome.deliveries == expected.deliveries
+    assert outcome.delivery_count == expected.delivery_count
+    assert outcome.history == expected.history
+    assert final == {seq: 1 for seq in range(len(final))}
+    assert recovery.killed_log == reference.log[:made]
+    assert recovery.log[made:] == reference.log[resumed_at:]
+    assert [k for k, c in Counter(recovery.log).items() if c > 1] == (
+        [] if repeated is None else [repeated]
+    )
