@@ -21,6 +21,7 @@ leaving a durable job running in its store.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Final
@@ -127,6 +128,32 @@ class Sink(Logged):
         self.log_run()
         self.increment_stat("count")
         self.increment_stat("total", value[-1])
+
+
+class AsyncSquare(Routine):
+    """Awaits, then emits the square of each value: a flow with async handlers."""
+
+    def __init__(self) -> None:
+        """Declare the ``input`` slot and the ``squared`` event."""
+        super().__init__()
+        self.define_slot("input", self.square)
+        self.define_event("squared", ["value", "index"])
+
+    async def square(self, value: int, index: int) -> None:
+        """Wait a moment on the event loop, then emit the square."""
+        await asyncio.sleep(0)
+        self.emit("squared", value=value * value, index=index)
+
+
+def build_async_flow() -> Flow:
+    """Return ``numbers -> square -> sink`` whose ``square`` is ``async def``."""
+    flow = Flow(FLOW_ID)
+    flow.add_routine(Numbers(), "numbers")
+    flow.add_routine(AsyncSquare(), "square")
+    flow.add_routine(Sink(), "sink")
+    flow.connect("numbers", "number", "square", "input")
+    flow.connect("square", "squared", "sink", "input")
+    return flow
 
 
 def build_flow(**config: object) -> Flow:

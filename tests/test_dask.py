@@ -30,7 +30,7 @@ import pytest
 from distributed import Client, Event, LocalCluster, Queue
 
 import _dask_routines
-from _dask_routines import Abort, build_flow
+from _dask_routines import Abort, build_async_flow, build_flow
 from flowforge import (
     DefinitionError,
     Flow,
@@ -234,6 +234,13 @@ def test_the_flows_execution_strategy_travels_with_it(runner: DaskRunner) -> Non
         summary(state)["routines"]
         == summary(run_locally("conc", {"count": 5}))["routines"]
     )
+
+
+def test_a_flow_with_async_handlers_runs_on_the_workers(runner: DaskRunner) -> None:
+    [state] = runner.run_many(build_async_flow(), "numbers", [{"count": 4}])
+
+    assert state.status is JobStatus.COMPLETED
+    assert state.routine_states["sink"].stats == {"count": 4, "total": 14}
 
 
 # -- routine classes the workers cannot find --------------------------------------
