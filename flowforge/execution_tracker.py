@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, final
 
 from flowforge.exceptions import SerializationError, UnknownPortError
@@ -17,12 +17,28 @@ SAMPLE_LIMIT: Final = 4096
 FOLD_AT: Final = SAMPLE_LIMIT + 512
 """How many handler times a routine's list holds before they are folded in."""
 
+SPARSE_AT: Final = 4096
+"""Flows with more event routes count a run's emissions in a dict."""
+
 COMPLETED: Final = "completed"
 FAILED: Final = "failed"
 RETRIED: Final = "retried"
 
 EventKey = tuple[str, str]
 Targets = tuple[tuple[str, str], ...]
+
+
+class _Sparse(dict[int, int]):
+    """Counts by position that hold only the positions counted (0 otherwise)."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: int) -> int:
+        return 0
+
+
+Counts = list[int] | _Sparse
+"""A run's emission counts by route position: a list, or for a huge flow a dict."""
 
 
 @final
@@ -138,9 +154,9 @@ class ExecutionTracker:
         """Counts folded from past runs and restores: routine id, event, count."""
         self._targets: dict[EventKey, Targets] = {}
         self._routes: Mapping[EventKey, Targets] = {}
-        self._live: list[int] = []
-        self._live_keys: tuple[EventKey, ...] | None = None
-        self._positions: dict[str, list[int]] | None = None
+        self._live: Counts = []
+        self._live_keys: Sequence[EventKey] | None = None
+        self._positions: Mapping[str, Sequence[int]] | None = None
         self.wall_time = 0.0
 
     def _record_run(self, routine_id: str, outcome: str, seconds: float) -> None:
@@ -208,19 +224,28 @@ class ExecutionTracker:
         self._fold(routine_id)
         return self._totals[routine_id]
 
-    def _know_routes(self, routes: Mapping[EventKey, Targets]) -> None:
+    def _know_routes(
+        self,
+        routes: Mapping[EventKey, Targets],
+        keys: Sequence[EventKey] | None = None,
+        positions: Mapping[str, Sequence[int]] | None = None,
+    ) -> None:
         """Start a run: say where each event goes and how it is counted.
 
         ``routes`` maps each ``(routine_id, event)`` of the running flow to
-        where it goes; ``_counts_by_position`` then holds a 0 for each of
-        its keys, in its order. The last run's counts are kept.
+        where it goes; ``_counts_by_position`` then counts 0 for each of its
+        keys, in its order. ``keys`` (the keys in that order) and
+        ``positions`` (each routine's positions) save working them out per
+        run; the plan gives them. The last run's counts are kept. A flow of
+        more than ``SPARSE_AT`` routes counts in a dict, so that a job's
+        start and memory do not grow with the flow.
         """
         if self._live:  # a new tracker (most jobs) has nothing to move
             self._add_positional_counts()
-        self._routes, self._live_keys, self._positions = routes, None, None
-        self._live = [0] * len(routes)
+        self._routes, self._live_keys, self._positions = routes, keys, positions
+        self._live = [0] * len(routes) if len(routes) <= SPARSE_AT else _Sparse()
 
-    def _counts_by_position(self) -> list[int]:
+    def _counts_by_position(self) -> Counts:
         """Return the list the scheduler counts this run's emissions in.
 
         Adding 1 at position ``i`` counts one emission of the ``i``-th key
@@ -232,27 +257,36 @@ class ExecutionTracker:
     def _add_positional_counts(self) -> None:
         """Move the list's counts into the others, zeroing it in place."""
         self._add_live(self._events)
-        self._live[:] = [0] * len(self._live)
+        if isinstance(self._live, list):
+            self._live[:] = [0] * len(self._live)
+        else:
+            self._live.clear()
 
-    def _keys(self) -> tuple[EventKey, ...]:
+    def _live_items(self) -> Iterable[tuple[int, int]]:
+        """Return each position with its count (zeros may be left out)."""
+        live = self._live
+        return live.items() if isinstance(live, dict) else enumerate(live)
+
+    def _keys(self) -> Sequence[EventKey]:
         """Return the event key of each position, made when first needed."""
         if self._live_keys is None:
             self._live_keys = tuple(self._routes)
         return self._live_keys
 
     def _add_live(self, counts: dict[str, dict[str, int]]) -> None:
-        for index, count in enumerate(self._live):
+        for index, count in self._live_items():
             if count:
                 rid, event = self._keys()[index]
                 events = counts.setdefault(rid, {})
                 events[event] = events.get(event, 0) + count
 
-    def _positions_of(self, routine_id: str) -> list[int]:
+    def _positions_of(self, routine_id: str) -> Sequence[int]:
         if self._positions is None:
-            self._positions = {}
+            positions: dict[str, list[int]] = {}
             for index, (rid, _) in enumerate(self._keys()):
-                self._positions.setdefault(rid, []).append(index)
-        return self._positions.get(routine_id, [])
+                positions.setdefault(rid, []).append(index)
+            self._positions = positions
+        return self._positions.get(routine_id, ())
 
     def _counts(self) -> dict[EventKey, int]:
         """Return every event's count, sorted by key; changes nothing."""
@@ -326,7 +360,7 @@ class ExecutionTracker:
             failures=failures,
             retries=retries,
             events_emitted=sum(sum(e.values()) for e in self._events.values())
-            + sum(self._live),
+            + sum(count for _, count in self._live_items()),
             wall_time=self.wall_time,
             throughput=deliveries / self.wall_time if self.wall_time > 0 else 0.0,
         )

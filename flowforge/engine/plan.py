@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Final, final
 
 from flowforge.engine.fingerprint import flow_shape
@@ -107,6 +107,10 @@ class Plan:
     ``None`` at the end is what index -1, a delivery from no connection, reads."""
     has_async: bool = False
     """Some handler or source is ``async def``: jobs run on an event loop."""
+    event_keys: tuple[tuple[str, str], ...] = ()
+    """The keys of ``event_targets`` in order: the key of each route index."""
+    event_positions: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    """Each routine's route indexes, for reading its counts without a scan."""
 
     def target(self, routine_id: str, slot: str) -> Target:
         """Return the target for a delivery that came from no connection."""
@@ -233,8 +237,20 @@ def compile_plan(
     has_async = any(t.is_async for t in targets.values()) or any(
         is_async_source(routine) for routine in routines.values()
     )
+    positions: dict[str, list[int]] = {}
+    for index, (rid, _) in enumerate(route_keys):
+        positions.setdefault(rid, []).append(index)
     return Plan(
-        routines, edges, routes, targets, shape, event_targets, direct, has_async
+        routines,
+        edges,
+        routes,
+        targets,
+        shape,
+        event_targets,
+        direct,
+        has_async,
+        route_keys,
+        {rid: tuple(indexes) for rid, indexes in positions.items()},
     )
 
 

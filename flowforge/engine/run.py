@@ -171,7 +171,7 @@ def _begin(
     job._wall_offset = now.timestamp() - runtime.monotonic()
     context = DeliveryContext(job)
     job._max_pending = runtime.setup.max_pending
-    job.tracker._know_routes(plan.event_targets)
+    job.tracker._know_routes(plan.event_targets, plan.event_keys, plan.event_positions)
     began = runtime.monotonic()
     journal = runtime.journal
     if journal is not None:
