@@ -102,8 +102,9 @@ class Slot:
     def merge(self, buffer: Payload | None, data: Mapping[str, object]) -> Payload:
         """Return the buffer after ``data`` arrives.
 
-        ``"append"`` extends the lists of ``buffer`` in place (undo it with
-        :meth:`unmerge`); the other strategies return a new dict.
+        ``"append"`` extends the lists of ``buffer`` in place (the engine
+        undoes that when the handler fails); the other strategies return a
+        new dict.
         """
         strategy = self.merge_strategy
         if strategy == "override":
@@ -119,7 +120,7 @@ class Slot:
             return merged
         return _call_merge(strategy, buffer, data, self.name)  # type: ignore[arg-type]
 
-    def unmerge(self, buffer: Payload, data: Mapping[str, object]) -> None:
+    def _unmerge(self, buffer: Payload, data: Mapping[str, object]) -> None:
         """Undo an in-place ``"append"`` merge of ``data`` into ``buffer``.
 
         Each appended value is taken out again: the last item that is that

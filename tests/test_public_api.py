@@ -325,7 +325,6 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "name",
         "serialize",
         "timeout",
-        "unmerge",
     ],
     "flowforge.store.Change": [
         "buffer_key",

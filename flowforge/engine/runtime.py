@@ -471,7 +471,7 @@ def rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:
     _, _, target, old, buffer = ready
     if target is None:
         return
-    target.slot.unmerge(buffer, delivery.data)
+    target.slot._unmerge(buffer, delivery.data)
     if old is None:
         del job.slot_buffers[target.key]
     else:
