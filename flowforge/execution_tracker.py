@@ -422,7 +422,7 @@ class ExecutionTracker:
                 counts[str(event)] = int(count)
                 key = (routine_id, str(event))
                 self._targets[key] = tuple((str(t), str(s)) for t, s in targets)
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, OverflowError) as error:
             raise SerializationError(
                 f"execution tracker figures of {routine_id!r} are malformed: {error!r}"
             ) from error
@@ -462,7 +462,7 @@ class ExecutionTracker:
                 key = (str(rid), str(event))
                 tracker._events.setdefault(key[0], {})[key[1]] = int(count)
                 tracker._targets[key] = tuple((str(t), str(s)) for t, s in targets)
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, OverflowError) as error:
             raise SerializationError(f"{where}: malformed data: {error}") from error
         return tracker
 

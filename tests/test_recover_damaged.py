@@ -8,6 +8,7 @@ recovered.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from flowforge import (
     JobState,
     JobStatus,
     Routine,
+    SerializationError,
 )
 from flowforge.record import RoutineState
 from flowforge.store import SqliteStore
@@ -88,12 +90,17 @@ def absurd_attempt(job: JobState) -> None:
     job.pending[-1].attempt = 10**6 + 1
 
 
+def attempt_past_retries(job: JobState) -> None:
+    job.pending[-1].attempt = 20  # the default handler (STOP) retries nothing
+
+
 DAMAGES: dict[str, tuple[Callable[[JobState], None], str]] = {
     "connection": (wrong_connection, "connection 99 does not exist"),
     "routine": (unknown_routine, "unknown routine 'ghost'"),
     "slot": (unknown_slot, "unknown slot 'total'.'nowhere'"),
     "state": (foreign_state, "routine state of unknown routine 'ghost'"),
     "attempt": (absurd_attempt, "attempt 1000001 is out of range"),
+    "retries": (attempt_past_retries, "attempt 20 is past the 0 retries"),
 }
 
 
@@ -147,3 +154,15 @@ def test_resume_by_id_refuses_a_damaged_job_even_with_force(tmp_path: Path) -> N
         flow.resume("bad", store=store, force=True)
 
     assert store.load("bad").serialize() == damaged.serialize()
+
+
+@pytest.mark.parametrize("field", [0, 1, 2, 7])
+def test_an_infinite_tracker_figure_is_a_serialization_error(field: int) -> None:
+    flow = build()
+    data = flow.execute("numbers", {"count": 2}).serialize()
+    tracker = data["tracker"]
+    assert isinstance(tracker, dict)
+    tracker["routines"]["total"][field] = math.inf
+
+    with pytest.raises(SerializationError, match="execution tracker"):
+        JobState.deserialize(data)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from flowforge.engine.plan import is_source
+from flowforge.error_handler import ErrorHandler, ErrorStrategy
 
 if TYPE_CHECKING:
     from flowforge.engine.plan import Plan
@@ -26,12 +27,18 @@ SHOWN: Final = 5
 """How many problems a message lists before it only counts the rest."""
 
 
-def misfits(plan: Plan, job: JobState) -> list[str]:
-    """Return one sentence per part of ``job`` that does not fit ``plan``."""
+def misfits(
+    plan: Plan, job: JobState, flow_handler: ErrorHandler | None = None
+) -> list[str]:
+    """Return one sentence per part of ``job`` that does not fit ``plan``.
+
+    ``flow_handler`` is the flow's error handler: with a routine's own, it
+    says how many retries a pending delivery may have had.
+    """
     problems = [
         f"pending delivery {d.seq}: {problem}"
         for d in job.pending
-        if (problem := _delivery_misfit(plan, d)) is not None
+        if (problem := _delivery_misfit(plan, d, flow_handler)) is not None
     ]
     problems += [
         f"routine state of unknown routine {rid!r}"
@@ -50,6 +57,13 @@ def misfits(plan: Plan, job: JobState) -> list[str]:
     return problems
 
 
+def _retries(handler: ErrorHandler | None) -> int:
+    """Return how many retries ``handler`` gives a delivery: 0 unless RETRY."""
+    if handler is None or handler.strategy is not ErrorStrategy.RETRY:
+        return 0
+    return handler.max_retries
+
+
 def describe(problems: list[str]) -> str:
     """Return the problems as one sentence, the first few in full."""
     shown = "; ".join(problems[:SHOWN])
@@ -57,12 +71,20 @@ def describe(problems: list[str]) -> str:
     return shown + (f"; and {more} more" if more > 0 else "")
 
 
-def _delivery_misfit(plan: Plan, delivery: Delivery) -> str | None:
+def _delivery_misfit(
+    plan: Plan, delivery: Delivery, flow_handler: ErrorHandler | None
+) -> str | None:
     routine = plan.routines.get(delivery.routine_id)
     if routine is None:
         return f"unknown routine {delivery.routine_id!r}"
     if not 0 <= delivery.attempt <= MAX_ATTEMPT:
         return f"attempt {delivery.attempt} is out of range (0 to {MAX_ATTEMPT:,})"
+    most = _retries(routine._error_handler or flow_handler)
+    if delivery.attempt > most:
+        return (
+            f"attempt {delivery.attempt} is past the {most} retries the routine's "
+            "error handler allows (if you lowered max_retries, raise it to resume)"
+        )
     if delivery.slot is None:
         return None if is_source(routine) else "a call of a routine that is no source"
     if delivery.slot not in routine.slots:

@@ -518,7 +518,7 @@ def _check_flow(setup: FlowSetup, job: JobState, force: bool) -> None:
             f"{setup.flow_id!r}: {'; '.join(changes)}. Resume on the original "
             "flow, or pass force=True"
         )
-    problems = misfits(plan, job)
+    problems = misfits(plan, job, setup.error_handler)
     if problems:
         raise InvalidFlowError(
             f"job {job.job_id!r} does not fit flow {setup.flow_id!r}: "
