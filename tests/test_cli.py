@@ -7,6 +7,7 @@ import json
 import re
 import runpy
 import socket
+import sqlite3
 import subprocess
 import sys
 import urllib.error
@@ -398,3 +399,42 @@ def test_python_dash_m_runs_the_command(monkeypatch: pytest.MonkeyPatch) -> None
 
     with pytest.raises(SystemExit, match="0"):
         runpy.run_module("flowforge.cli", run_name="__main__")
+
+
+def test_a_read_command_refuses_a_sqlite_file_that_holds_no_store_and_leaves_it(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE t (x)")
+
+    result = invoke("jobs", f"sqlite:///{other}")
+
+    assert result.exit_code == 2
+    assert "holds no FlowForge store" in result.output
+    with sqlite3.connect(other) as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master")]
+    assert tables == ["t"]
+
+
+def test_jobs_never_prints_a_control_character_of_a_job_id(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db")
+    _cli_flows.run_job(store, "esc\x1b[2J\x07", [1])
+    store.close()
+
+    result = invoke("jobs", f"sqlite:///{tmp_path}/jobs.db")
+
+    assert result.exit_code == 0
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "esc\ufffd[2J\ufffd" in result.output
+
+
+def test_prune_refuses_an_age_past_the_calendar_with_a_usage_error(
+    invoke: Invoke, store_url: str
+) -> None:
+    result = invoke("prune", store_url, "--older-than", "99999999999d")
+
+    assert result.exit_code == 2
+    assert "bad age '99999999999d'" in result.output

@@ -331,3 +331,23 @@ def test_diagram_marks_routines_with_pending_work_as_waiting(
     html = client(store).get("/jobs/paused").text
 
     assert 'class="ff-routine ff-status-waiting" data-routine-id="check"' in html
+
+
+def test_a_job_page_of_a_damaged_record_says_so_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    store = JsonDirectoryStore(tmp_path / "jobs")
+    _cli_flows.run_job(store, "damaged", [1])
+    path = next((tmp_path / "jobs").glob("*.json"))
+    path.write_text(path.read_text()[:40])
+
+    response = client(store).get("/jobs/damaged")
+
+    assert response.status_code == 422
+    assert "This job cannot be read" in response.text
+
+
+def test_a_page_number_past_any_int_shows_the_first_page(store: SqliteStore) -> None:
+    response = client(store).get("/?page=99999999999999999999")
+
+    assert response.status_code == 200

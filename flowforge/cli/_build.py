@@ -16,7 +16,7 @@ from flowforge.ui._drawing import draw_svg
 
 __all__ = ["draw", "parse_params", "run", "ui"]
 
-_LOOPBACK = ("127.0.0.1", "localhost")
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
 @click.command()
@@ -90,7 +90,13 @@ def run(
 @click.argument("store_url", metavar="STORE")
 @click.option("--flow", "flow_paths", multiple=True, metavar="MODULE:ATTR")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, help="0: any free port.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8080,
+    show_default=True,
+    help="0: any free port.",
+)
 @click.option("--allow-actions", is_flag=True, help="Allow resume, cancel, retry.")
 def ui(
     store_url: str,

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from flowforge.cli._output import console, parse_since, seconds_text
+from flowforge.cli._output import console, parse_since, printable, seconds_text
 from flowforge.cli._store_url import open_store
 from flowforge.exceptions import FlowForgeError
 from flowforge.job_state import JobState, JobStatus
@@ -78,8 +78,8 @@ def _print_table(items: list[dict[str, object]], total: int) -> None:
     for item in items:
         status = str(item["status"])
         table.add_row(
-            Text(str(item["job_id"])),
-            Text(str(item["flow_id"])),
+            Text(printable(item["job_id"])),
+            Text(printable(item["flow_id"])),
             Text(status, style=_STATUS_STYLES.get(status, "")),
             Text(str(item["updated_at"])),
             Text(str(item.get("deliveries", "?"))),
@@ -166,7 +166,7 @@ def _print_routines(report: dict[str, object]) -> None:
         cells = [item.get(key, "-") for key in ("routine_id", "status", "deliveries")]
         cells += [item.get(key, "-") for key in ("runs", "retries", "errors")]
         times = [seconds_text(item.get("p50")), seconds_text(item.get("p95"))]
-        table.add_row(*(Text(str(cell)) for cell in cells + times))
+        table.add_row(*(Text(printable(cell)) for cell in cells + times))
     out = console()
     out.print(Text("\nroutines", style="bold"))
     out.print(table)

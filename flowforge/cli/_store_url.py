@@ -11,6 +11,8 @@ taken out of the URL that libpq sees.
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
@@ -66,8 +68,30 @@ def _open(url: str, scheme: str, rest: str, create: bool) -> Store:
             exit_code=USAGE,
         )
     if scheme == "sqlite":
+        if not create:
+            _check_sqlite_store(path, url)
         return SqliteStore(path)
     return JsonDirectoryStore(path)
+
+
+def _check_sqlite_store(path: Path, url: str) -> None:
+    """Refuse a SQLite file that holds no FlowForge store: never add tables to it."""
+    try:
+        with closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as error:
+        raise CommandError(
+            f"{str(path)!r} (from {url!r}) is not a SQLite database: {error}",
+            exit_code=USAGE,
+        ) from error
+    if not {"jobs", "meta"} <= tables:
+        raise CommandError(
+            f"{str(path)!r} (from {url!r}) holds no FlowForge store (no jobs table); "
+            "check the path",
+            exit_code=USAGE,
+        )
 
 
 def _postgres(url: str) -> Store:

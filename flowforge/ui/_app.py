@@ -83,7 +83,7 @@ def _query(request: Request) -> JobQuery:
         search=params.get("q", "").strip(),
         sort=sort if sort in SORTS else "updated",
         descending=params.get("order") != "asc",
-        page=int(page) if page.isdigit() and int(page) > 0 else 1,
+        page=int(page) if page.isdigit() and 0 < int(page) < 10**9 else 1,
     )
 
 
@@ -149,6 +149,10 @@ class _Inspector:
         except JobNotFoundError:
             return self._message(
                 request, "No such job", f"No stored job has the id {job_id!r}.", 404
+            )
+        except FlowForgeError as error:  # a damaged record: say so, never a 500
+            return self._message(
+                request, "This job cannot be read", f"{job_id!r}: {error}", 422
             )
         poll = ("", "")
         if job.status in _LIVE:
