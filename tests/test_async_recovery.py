@@ -13,29 +13,28 @@ promises into separate tests for the synchronous engine.
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Final
 
 import pytest
 
 from _kill_flow import CHECKPOINTS, HANDLER_CALLS, HANDLER_POINTS, POINTS
 from test_recovery import (
     FINAL_OUTCOMES,
-    SCRIPT,
     Recovery,
     Reference,
     finished,
     in_flight,
+    kill_and_recover,
     named_cases,
     read_log,
+    run_script,
 )
 
 RANDOM_CASES = 30
@@ -60,40 +59,7 @@ def random_cases() -> list[tuple[str, int, str]]:
 CASES = named_cases() + random_cases()
 
 
-def run_script(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(SCRIPT), *map(str, args), "--async"]
-    for attempt in range(3):
-        try:
-            return subprocess.run(
-                command, capture_output=True, text=True, timeout=60, check=False
-            )
-        except OSError as error:
-            # As in test_recovery: CPython 3.11's vfork spawn from several
-            # threads can fail with EFAULT before the script starts.
-            if error.errno != errno.EFAULT or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
-def kill_and_recover(directory: Path, point: str, n: int) -> Recovery:
-    db, log = directory / "jobs.sqlite", directory / "side_effects.log"
-    killed = run_script("run", db, log, "--kill-at", f"{point}:{n}")
-    killed_log = read_log(log)
-    recovered = finished(
-        run_script("recover", db, log),
-        f"killed run exited with {killed.returncode}, stderr: {killed.stderr}\n",
-    )
-    return Recovery(
-        point=point,
-        n=n,
-        db=db,
-        log_path=log,
-        returncode=killed.returncode,
-        stderr=killed.stderr,
-        killed_log=killed_log,
-        outcome=recovered,
-        log=read_log(log),
-    )
+ASYNC: Final = ("--async",)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +67,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
     """The uninterrupted async run, in a child process like the killed ones."""
     directory = tmp_path_factory.mktemp("async-reference")
     log = directory / "side_effects.log"
-    outcome = finished(run_script("full", directory / "jobs.sqlite", log))
+    outcome = finished(run_script("full", directory / "jobs.sqlite", log, flags=ASYNC))
     return Reference(outcome, read_log(log))
 
 
@@ -117,6 +83,7 @@ def recoveries(
                 tmp_path_factory.mktemp(f"async-{point}-{n}"),
                 point,
                 n,
+                ASYNC,
             )
             for point, n, _ in CASES
         }
@@ -126,11 +93,8 @@ def test_uninterrupted_async_run_equals_the_sync_flow_run(
     reference: Reference, tmp_path: Path
 ) -> None:
     log = tmp_path / "side_effects.log"
-    command = [sys.executable, str(SCRIPT), "full", str(tmp_path / "db"), str(log)]
 
-    sync = finished(
-        subprocess.run(command, capture_output=True, text=True, check=False)
-    )
+    sync = finished(run_script("full", tmp_path / "db", log))
 
     assert reference.outcome == sync
     assert reference.log == read_log(log)

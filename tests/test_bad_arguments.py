@@ -275,22 +275,6 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("call", "message"),
-    [(call, message) for _, call, message in MODEL_CASES],
-    ids=[name for name, _, _ in MODEL_CASES],
-)
-def test_bad_argument_to_the_model_raises_a_flowforge_error_naming_it(
-    call: Callable[[], object], message: str
-) -> None:
-    with pytest.raises(FlowForgeError, match=re.escape(message)) as caught:
-        call()
-
-    assert not isinstance(caught.value, TypeError) or isinstance(
-        caught.value, ArgumentTypeError
-    )
-
-
 # -- flows and the jobs they run ---------------------------------------------------
 
 
@@ -377,10 +361,10 @@ FLOW_CASES: list[tuple[str, Callable[[], object], str]] = [
 
 @pytest.mark.parametrize(
     ("call", "message"),
-    [(call, message) for _, call, message in FLOW_CASES],
-    ids=[name for name, _, _ in FLOW_CASES],
+    [(call, message) for _, call, message in MODEL_CASES + FLOW_CASES],
+    ids=[name for name, _, _ in MODEL_CASES + FLOW_CASES],
 )
-def test_bad_argument_to_a_flow_raises_a_flowforge_error_naming_it(
+def test_bad_argument_to_the_model_raises_a_flowforge_error_naming_it(
     call: Callable[[], object], message: str
 ) -> None:
     with pytest.raises(FlowForgeError, match=re.escape(message)) as caught:

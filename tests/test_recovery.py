@@ -180,8 +180,11 @@ class Recovery:
     log: list[Key]
 
 
-def run_script(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(SCRIPT), *map(str, args)]
+def run_script(
+    *args: str | Path, flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """Run ``_kill_flow.py`` with ``args`` and ``flags`` (``--async``, say)."""
+    command = [sys.executable, str(SCRIPT), *map(str, args), *flags]
     for attempt in range(3):
         try:
             return subprocess.run(
@@ -214,12 +217,14 @@ def finished(process: subprocess.CompletedProcess[str], before: str = "") -> Out
     return Outcome.parse(process.stdout)
 
 
-def kill_and_recover(directory: Path, point: str, n: int) -> Recovery:
+def kill_and_recover(
+    directory: Path, point: str, n: int, flags: tuple[str, ...] = ()
+) -> Recovery:
     db, log = directory / "jobs.sqlite", directory / "side_effects.log"
-    killed = run_script("run", db, log, "--kill-at", f"{point}:{n}")
+    killed = run_script("run", db, log, "--kill-at", f"{point}:{n}", flags=flags)
     killed_log = read_log(log)
     recovered = finished(
-        run_script("recover", db, log),
+        run_script("recover", db, log, flags=flags),
         f"killed run exited with {killed.returncode}, stderr: {killed.stderr}\n",
     )
     return Recovery(
