@@ -42,7 +42,7 @@ class HandlerCancelled(BaseException):
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per step, and frozen is slower
 class Wait:
     """What the coordinator waits for: a retry's delay, or a handler's outcome."""
 
