@@ -13,7 +13,11 @@ from typing import TypeVar, final
 
 from flowforge.connection import Connection
 from flowforge.error_handler import ErrorHandler
-from flowforge.exceptions import SerializationError, UnknownRoutineTypeError
+from flowforge.exceptions import (
+    ArgumentTypeError,
+    SerializationError,
+    UnknownRoutineTypeError,
+)
 from flowforge.job_state import DEFAULT_MAX_PENDING
 from flowforge.routine import Routine
 from flowforge.serialization import FORMAT_VERSION, check_version, read
@@ -84,6 +88,10 @@ def read_flow_data(
         SerializationError: If the data is malformed.
     """
     where = "flow"
+    if registry is not None and not isinstance(registry, Mapping):
+        raise ArgumentTypeError(
+            f"registry must be a mapping of type names to classes, got {registry!r}"
+        )
     data = check_version(data, where)
     handler = data.get("error_handler")
     parts = FlowParts(

@@ -301,6 +301,9 @@ class Flow:
             DefinitionError: If the strategy is unknown or ``max_workers`` is
                 not a positive int.
         """
+        check_strategy(strategy)  # both checked before either is set
+        if max_workers is not None:
+            check_positive(max_workers, "max_workers", MAX_WORKERS)
         self.execution_strategy = strategy
         if max_workers is not None:
             self.max_workers = max_workers

@@ -14,7 +14,11 @@ from typing import Final, final
 
 from flowforge._atomic import TEMPORARY_NAME_EXTRA, write_atomically
 from flowforge._codec import decode, encode
-from flowforge.exceptions import SerializationError, UnknownPortError
+from flowforge.exceptions import (
+    ArgumentTypeError,
+    SerializationError,
+    UnknownPortError,
+)
 from flowforge.execution_tracker import ExecutionTracker
 from flowforge.record import (
     Delivery,
@@ -173,6 +177,10 @@ class JobState:
         self, routine_id: str | None = None
     ) -> list[HistoryRecord]:
         """Return the retained history, oldest first, optionally for one routine."""
+        if routine_id is not None and not isinstance(routine_id, str):
+            raise ArgumentTypeError(
+                f"routine_id must be a str or None, got {type(routine_id).__name__}"
+            )
         return [
             _history_record(raw)
             for raw in self._history
@@ -228,7 +236,11 @@ class JobState:
                 JSON, not a FlowForge job state, or of a newer version; the
                 message names the file.
         """
-        path = Path(path)
+        path = Path(_path_text(path))
+        if path.exists() and not path.is_file():  # a pipe would never answer
+            raise SerializationError(
+                f"cannot read job state file {str(path)!r}: it is no regular file"
+            )
         try:
             text = path.read_bytes().decode("utf-8")
         except (OSError, UnicodeDecodeError) as error:
@@ -299,9 +311,21 @@ def new_job_state(
     return job
 
 
+def _path_text(path: object) -> str:
+    """Return ``path`` as text, if it is a str or a path object."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(
+            f"path must be a str or a path, got {type(path).__name__} {path!r:.60}"
+        )
+    text = os.fspath(path)
+    if not isinstance(text, str):  # a bytes path
+        raise ArgumentTypeError(f"path must be text, not bytes: {text!r:.60}")
+    return text
+
+
 def _target(path: str | Path) -> Path:
     """Return the file ``save`` may replace at ``path``, or say why it may not."""
-    text = os.fspath(path)
+    text = _path_text(path)
     if not text or "\0" in text:
         raise SerializationError(f"cannot save job state to {text!r}: not a file name")
     target = Path(text)

@@ -248,6 +248,8 @@ def awaits(function: Callable[..., object], where: str) -> bool:
             target = target.func
         elif not inspect.isroutine(target):
             target = type(target).__call__  # a callable object
+    # A decorated function (functools.wraps) is judged by the one it wraps.
+    target = inspect.unwrap(target) if callable(target) else target
     if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
         raise DefinitionError(
             f"{where}: {getattr(function, '__qualname__', function)!r} is a "

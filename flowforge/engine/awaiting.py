@@ -18,6 +18,7 @@ durable job stays resumable.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import weakref
 from collections.abc import Callable
@@ -68,7 +69,8 @@ async def call(
                 await result
             return
         result = target.invoke(buffer, delivery.routine_id)
-        if target.is_async:
+        # A decorated async def may look plain: await whatever is awaitable.
+        if target.is_async or (result is not None and inspect.isawaitable(result)):
             await _within_timeout(result, target, delivery)
     except asyncio.CancelledError as error:
         task = asyncio.current_task()

@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, final
 
-from flowforge.exceptions import DefinitionError
+from flowforge.exceptions import DefinitionError, ExecutionError
 
 if TYPE_CHECKING:
     from flowforge.types import Clock
@@ -80,3 +80,19 @@ def check_clock(clock: Clock | None) -> Clock | None:
             "engine awaits it), or absent"
         )
     return clock
+
+
+def checked_now(clock: Clock) -> datetime:
+    """Return ``clock.now()`` if it is an aware datetime: a job is stamped with it.
+
+    Raises:
+        ExecutionError: If the clock gives anything else (a naive datetime
+            would make a stored job that cannot be read back).
+    """
+    now = clock.now()
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        raise ExecutionError(
+            f"clock {clock!r}: now() must return an aware datetime (with a time "
+            f"zone, such as datetime.now(UTC)), got {now!r}"
+        )
+    return now

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 from flowforge._context import CURRENT, DeliveryContext
-from flowforge.engine.routing import JOB_RUNNING, request_overflow
+from flowforge.engine.routing import JOB_RUNNING, refuse_awaitable, request_overflow
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import Delivery
 
@@ -317,9 +317,11 @@ def _run_handler(
             started = monotonic()
             try:
                 if target is None:
-                    routine(**delivery.data)
+                    call_source = routine.__call__  # a source
+                    result: object = call_source(**delivery.data)
                 else:
-                    target.invoke(buffer, delivery.routine_id)
+                    result = target.invoke(buffer, delivery.routine_id)
+                refuse_awaitable(result)
             except Exception as failure:  # noqa: BLE001  reported to the coordinator
                 error = failure
             duration = monotonic() - started

@@ -7,7 +7,10 @@ job's pending stack.
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Final
+
+from flowforge.exceptions import ExecutionError
 
 from flowforge.job_state import JobStatus
 from flowforge.record import Delivery, RoutineStatus, new_delivery
@@ -24,6 +27,7 @@ __all__ = [
     "RUNNING",
     "SKIPPED",
     "limit_reached",
+    "refuse_awaitable",
     "request_overflow",
     "route_emissions",
 ]
@@ -83,6 +87,27 @@ def request_overflow(job: JobState, pending: int) -> None:
             "waiting); a cycle or fan-out makes work faster than it is done. Make "
             "it emit less, or raise Flow(max_pending=...)",
             None,
+        )
+
+
+def refuse_awaitable(result: object) -> None:
+    """Fail a plain handler's delivery if it returned an awaitable to no one.
+
+    A thread never awaits, so such work would be dropped without a word (a
+    plain function that returns a coroutine, say); the delivery fails instead,
+    and the awaitable is closed so that Python does not warn about it.
+
+    Raises:
+        ExecutionError: If ``result`` is awaitable.
+    """
+    if result is not None and inspect.isawaitable(result):
+        close = getattr(result, "close", None)
+        if callable(close):
+            close()
+        raise ExecutionError(
+            f"the handler returned {type(result).__name__} {result!r}, which a "
+            "thread cannot await: declare the handler async def (then the flow "
+            "runs on an event loop), or await the work inside it"
         )
 
 

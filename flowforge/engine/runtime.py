@@ -18,9 +18,10 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Final, final
 
-from flowforge.engine.clock import SystemClock
+from flowforge.engine.clock import SystemClock, checked_now
 from flowforge._context import DeliveryContext
 from flowforge.engine.routing import (
+    refuse_awaitable,
     DONE,
     JOB_FAILED,
     RUNNING,
@@ -150,7 +151,7 @@ class Runtime:
             entry_routine_id=entry_routine_id,
             entry_params=params,
             entry_slot=slot_name,
-            created_at=self.clock.now(),
+            created_at=checked_now(self.clock),
             history_limit=setup.history_limit,
             flow_shape=plan.shape,
         )
@@ -221,9 +222,11 @@ class Runtime:
         started = self.monotonic()
         try:
             if target is None:
-                routine(**delivery.data)
+                call_source = routine.__call__  # a source
+                result: object = call_source(**delivery.data)
             else:
-                target.invoke(buffer, delivery.routine_id)
+                result = target.invoke(buffer, delivery.routine_id)
+            refuse_awaitable(result)
         except BaseException as error:  # user code: any failure is handled
             context._routine = None
             if not self.failed(job, plan, delivery, ready, emissions, error, started):

@@ -22,6 +22,7 @@ from flowforge.engine.routing import (
     JOB_RUNNING,
     RUNNING,
     SKIPPED,
+    refuse_awaitable,
     route_emissions,
 )
 from flowforge.execution_tracker import COMPLETED, FOLD_AT
@@ -79,10 +80,12 @@ def run_loop(
         started = monotonic()
         try:
             if parameter is None:
-                target.invoke(buffer, rid)
+                result = target.invoke(buffer, rid)
             else:  # what the slot's invoker would do, one call fewer
                 argument = buffer[parameter] if parameter in buffer else buffer
-                target.handler(argument)  # type: ignore[misc]
+                result = target.handler(argument)  # type: ignore[misc]
+            if result is not None:
+                refuse_awaitable(result)
         except BaseException as error:  # user code: any failure is handled
             context._routine = None
             ready = (target.routine, state, target, old, buffer)

@@ -14,6 +14,8 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
+from flowforge.exceptions import ArgumentTypeError
+
 if TYPE_CHECKING:
     from flowforge.engine.plan import EntryPlans, Plan
     from flowforge.error_handler import ErrorHandler
@@ -87,7 +89,16 @@ class WorkerPool:
     __slots__ = ("_executor", "_pool", "_size", "_lock")
 
     def __init__(self, executor: Executor | None, size: int) -> None:
-        """Use ``executor``, or make a pool of ``size`` threads when first needed."""
+        """Use ``executor``, or make a pool of ``size`` threads when first needed.
+
+        Raises:
+            ArgumentTypeError: If ``executor`` has no ``submit`` method.
+        """
+        if executor is not None and not callable(getattr(executor, "submit", None)):
+            raise ArgumentTypeError(
+                "executor must be a concurrent.futures.Executor (with submit()) "
+                f"or None, got {executor!r}"
+            )
         self._executor = executor
         self._pool: ThreadPoolExecutor | None = None
         self._size = size
