@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import Executor
+from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Self, final
 
@@ -19,6 +20,7 @@ from flowforge._diagram import to_dot, to_mermaid
 from flowforge._flow_data import flow_to_data, read_flow_data
 from flowforge._wiring import Wiring
 from flowforge._names import check_id, check_positive
+from flowforge._setting import Setting
 from flowforge.connection import Connection
 from flowforge.engine.clock import SystemClock, check_clock
 from flowforge.engine.jobs import (
@@ -61,6 +63,14 @@ DEFAULT_MAX_WORKERS: Final = 8
 MAX_WORKERS: Final = 1_000_000
 
 
+def _check_error_handler(handler: object) -> ErrorHandler | None:
+    if handler is not None and not isinstance(handler, ErrorHandler):
+        raise ArgumentTypeError(
+            f"error_handler: expected an ErrorHandler or None, got {handler!r}"
+        )
+    return handler
+
+
 @final
 class Flow:
     """A graph of routines wired event -> slot, many to many.
@@ -93,14 +103,14 @@ class Flow:
     wired, any number of threads may run jobs of it at the same time.
     """
 
-    # Settings, assigned through their properties' setters (see _set).
+    # Settings' values, assigned through their descriptors (see _set).
     _flow_id: str
     _error_handler: ErrorHandler | None
     _max_deliveries: int
     _max_pending: int
     _history_limit: int
     _clock: Clock | None
-    _strategy: str
+    _execution_strategy: str
     _max_workers: int
 
     def __init__(
@@ -134,89 +144,46 @@ class Flow:
         self.execution_strategy = execution_strategy
         self.max_workers = max_workers
 
-    @property
-    def flow_id(self) -> str:
-        """The flow's id, recorded in every job it runs."""
-        return self._flow_id
-
-    @flow_id.setter
-    def flow_id(self, value: str) -> None:
-        self._set("_flow_id", check_id(value, "flow_id"))
-
-    @property
-    def error_handler(self) -> ErrorHandler | None:
-        """Used for routines without their own; ``None`` means STOP."""
-        return self._error_handler
-
-    @error_handler.setter
-    def error_handler(self, handler: ErrorHandler | None) -> None:
-        if handler is not None and not isinstance(handler, ErrorHandler):
-            raise ArgumentTypeError(
-                f"error_handler: expected an ErrorHandler or None, got {handler!r}"
-            )
-        self._set("_error_handler", handler)
-
-    @property
-    def max_deliveries(self) -> int:
-        """How many deliveries a job may make before it fails, a positive int."""
-        return self._max_deliveries
-
-    @max_deliveries.setter
-    def max_deliveries(self, value: int) -> None:
-        self._set("_max_deliveries", check_positive(value, "max_deliveries"))
-
-    @property
-    def max_pending(self) -> int:
-        """How many deliveries a job may hold waiting before it fails."""
-        return self._max_pending
-
-    @max_pending.setter
-    def max_pending(self, value: int) -> None:
-        self._set("_max_pending", check_positive(value, "max_pending"))
-
-    @property
-    def history_limit(self) -> int:
-        """How many handled deliveries each job's history keeps, a positive int."""
-        return self._history_limit
-
-    @history_limit.setter
-    def history_limit(self, value: int) -> None:
-        limit = check_positive(value, "history_limit", MAX_HISTORY_LIMIT)
-        self._set("_history_limit", limit)
-
-    @property
-    def clock(self) -> Clock | None:
-        """The time seam given to the flow; ``None`` means the system clock."""
-        return self._clock
-
-    @clock.setter
-    def clock(self, clock: Clock | None) -> None:
-        self._set("_clock", check_clock(clock))
-
-    @property
-    def execution_strategy(self) -> str:
-        """How jobs run by default, ``"sequential"`` or ``"concurrent"``."""
-        return self._strategy
-
-    @execution_strategy.setter
-    def execution_strategy(self, strategy: str) -> None:
-        self._set("_strategy", check_strategy(strategy))
-
-    @property
-    def max_workers(self) -> int:
-        """How many handlers of one concurrent job may run at once."""
-        return self._max_workers
-
-    @max_workers.setter
-    def max_workers(self, value: int) -> None:
-        self._set("_max_workers", check_positive(value, "max_workers", MAX_WORKERS))
-        self._workers.resize(self._max_workers)
+    flow_id = Setting[str](
+        partial(check_id, what="flow_id"),
+        "The flow's id, recorded in every job it runs.",
+    )
+    error_handler = Setting[ErrorHandler | None](
+        _check_error_handler,
+        "Used for routines without their own; ``None`` means STOP.",
+    )
+    max_deliveries = Setting[int](
+        partial(check_positive, name="max_deliveries"),
+        "How many deliveries a job may make before it fails, a positive int.",
+    )
+    max_pending = Setting[int](
+        partial(check_positive, name="max_pending"),
+        "How many deliveries a job may hold waiting before it fails.",
+    )
+    history_limit = Setting[int](
+        partial(check_positive, name="history_limit", most=MAX_HISTORY_LIMIT),
+        "How many handled deliveries each job's history keeps, a positive int.",
+    )
+    clock = Setting["Clock | None"](
+        check_clock,
+        "The time seam given to the flow; ``None`` means the system clock.",
+    )
+    execution_strategy = Setting[str](
+        check_strategy,
+        'How jobs run by default, ``"sequential"`` or ``"concurrent"``.',
+    )
+    max_workers = Setting[int](
+        partial(check_positive, name="max_workers", most=MAX_WORKERS),
+        "How many handlers of one concurrent job may run at once.",
+    )
 
     def _set(self, name: str, value: object) -> None:
         """Change a setting; the next job gets a setup that has it."""
         with self._lock:  # never between a setup's reads and its store
             setattr(self, name, value)
             self._setup = None
+        if name == "_max_workers":
+            self._workers.resize(self._max_workers)
 
     @property
     def routines(self) -> Mapping[str, Routine]:
@@ -341,7 +308,7 @@ class Flow:
             history_limit=self._history_limit,
             error_handler=self._error_handler,
             clock=self._clock or SystemClock(),
-            strategy=self._strategy,
+            strategy=self._execution_strategy,
             max_workers=self._max_workers,
             executor=self._workers.get,
         )
@@ -543,7 +510,7 @@ class Flow:
             "max_deliveries": self._max_deliveries,
             "max_pending": self._max_pending,
             "history_limit": self._history_limit,
-            "execution_strategy": self._strategy,
+            "execution_strategy": self._execution_strategy,
             "max_workers": self._max_workers,
             "error_handler": self._error_handler,
         }

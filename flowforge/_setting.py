@@ -1,0 +1,55 @@
+"""Setting: a checked, documented attribute of a flow whose change reaches later jobs.
+
+Each of a flow's settings is one line in its class instead of a property
+pair: the descriptor checks a new value, stores it on the flow, and tells the
+flow its engine setup is out of date (``owner._set``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, Self, TypeVar, overload
+
+__all__ = ["Setting"]
+
+T = TypeVar("T")
+
+
+class _Owner(Protocol):
+    def _set(self, name: str, value: object) -> None: ...
+
+
+class Setting(Generic[T]):
+    """A setting of a flow: read as a plain attribute, checked when assigned.
+
+    Args:
+        check: Returns the value to store, or raises a clear error.
+        doc: The setting's one-line documentation.
+    """
+
+    def __init__(self, check: Callable[[Any], T], doc: str) -> None:
+        """Make a setting that stores what ``check`` returns."""
+        self._check = check
+        self._name = ""
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        """Store the value under ``_<name>`` on each instance."""
+        self._name = f"_{name}"
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> Self: ...  # noqa: D105
+
+    @overload
+    def __get__(self, instance: object, owner: type) -> T: ...  # noqa: D105
+
+    def __get__(self, instance: object, owner: type) -> T | Self:
+        """Return the instance's value (the descriptor itself on the class)."""
+        if instance is None:
+            return self
+        value: T = getattr(instance, self._name)
+        return value
+
+    def __set__(self, instance: _Owner, value: T) -> None:
+        """Check ``value`` and store it; the owner's next job sees it."""
+        instance._set(self._name, self._check(value))
