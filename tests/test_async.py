@@ -369,6 +369,32 @@ def test_timeout_is_retried_under_retry(strategy: str) -> None:
     assert sink(flow) == [{"x": 1}]
 
 
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_a_handler_that_swallows_its_timeout_still_timed_out(strategy: str) -> None:
+    class Swallows(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_slot("input", self.handle, timeout=0.01)
+            self.define_event("out")
+
+        async def handle(self, x: int) -> None:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                pass  # swallowed: the handler then returns as if it succeeded
+            self.emit("out", x=x)
+
+    flow = chain(Swallows())
+
+    job = asyncio.run(flow.execute_async("r0", {"x": 1}, execution_strategy=strategy))
+
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.error_type == "TimeoutError"
+    assert "took longer than its slot 'input' allows" in job.error.message
+    assert sink(flow) == []  # what it emitted after its timeout is discarded
+
+
 def test_timeout_applies_under_execute_too() -> None:
     flow = chain(Slow())
 

@@ -29,6 +29,7 @@ from flowforge.engine.clock import sleep_on_loop
 from flowforge.engine.concurrent import ConcurrentLoop, HandlerCancelled, Outcome
 from flowforge.engine.routing import JOB_RUNNING, RUNNING, SKIPPED
 from flowforge.engine.sequential import finisher
+from flowforge.engine.writer import Writer
 from flowforge.exceptions import ExecutionError
 from flowforge.job_state import JobStatus
 from flowforge.record import Delivery, RoutineState
@@ -96,6 +97,8 @@ async def _within_timeout(result: object, target: Target, delivery: Delivery) ->
         if limit.expired():  # say what timed out, not just TimeoutError()
             raise _timed_out(target, delivery) from error
         raise
+    if limit.expired():  # the handler swallowed its timeout's cancel
+        raise _timed_out(target, delivery)
 
 
 def _timed_out(target: Target, delivery: Delivery) -> TimeoutError:
@@ -158,15 +161,22 @@ async def run_async_loop(runtime: Runtime, job: JobState, plan: Plan) -> None:
     The order and history are the sequential strategy's: depth first in
     connection order.
     """
+    task = asyncio.current_task()
+    assert task is not None  # noqa: S101  run_job_async runs in a task
+    interrupt = Interrupt(asyncio.get_running_loop(), task)
+    job._interrupt = interrupt.request
+    with Writer(runtime) as writer:
+        await _run_deliveries(runtime, job, plan, interrupt, writer)
+
+
+async def _run_deliveries(
+    runtime: Runtime, job: JobState, plan: Plan, interrupt: Interrupt, writer: Writer
+) -> None:
     pending, states, buffers = job.pending, job.routine_states, job.slot_buffers
     limit, monotonic = runtime.setup.max_deliveries, runtime.monotonic
     durable = runtime.journal is not None
     direct = (None,) * len(plan.direct) if durable else plan.direct
     finished = finisher(job, plan)
-    task = asyncio.current_task()
-    assert task is not None  # noqa: S101  run_job_async runs in a task
-    interrupt = Interrupt(asyncio.get_running_loop(), task)
-    job._interrupt = interrupt.request
     while pending and job.status is JOB_RUNNING:
         delivery = pending.pop()
         stop = job._stop_request is not None or job.delivery_count >= limit
@@ -177,7 +187,7 @@ async def run_async_loop(runtime: Runtime, job: JobState, plan: Plan) -> None:
         if target is None or (state is not None and state.status is SKIPPED):
             change = runtime.change_before(job, delivery)
             await _deliver(runtime, job, plan, delivery, interrupt)
-            runtime.checkpoint(job, plan, delivery, change)
+            await writer.checkpoint(job, plan, delivery, change)
             continue
         if state is None:  # RoutineState(rid), without its slow generic call
             state = states[rid] = _new(RoutineState)
