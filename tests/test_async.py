@@ -19,6 +19,7 @@ from flowforge import (
     ErrorStrategy,
     ExecutionError,
     Flow,
+    JobStateError,
     JobStatus,
     Routine,
     current_delivery,
@@ -697,3 +698,19 @@ def test_async_jobs_run_from_two_threads_never_overlap_a_routines_handlers() -> 
 
     assert statuses == [JobStatus.COMPLETED] * 2
     assert overlap.most == 1
+
+
+def test_two_async_jobs_with_one_id_on_one_loop_run_once() -> None:
+    stuck = Stuck()
+    flow = chain(stuck)
+
+    async def main() -> JobStatus:
+        first = asyncio.create_task(flow.execute_async("r0", {"x": 1}, job_id="j"))
+        await stuck.started.wait()
+        with pytest.raises(JobStateError, match="a job with this id already runs"):
+            await flow.execute_async("r0", {"x": 2}, job_id="j")
+        stuck.release.set()
+        return (await first).status
+
+    assert asyncio.run(main()) is JobStatus.COMPLETED
+    assert sink(flow) == [{"x": 1}]

@@ -242,6 +242,27 @@ def test_pause_from_another_thread_stops_a_long_job_at_a_delivery_boundary() -> 
     assert len(job.pending) == 1 + 199  # the gate's emission, the items left
 
 
+def test_a_second_job_with_a_running_jobs_id_is_refused_and_the_first_ends() -> None:
+    flow = build(hold_at=2)
+    gate = gate_of(flow)
+    thread, outcome = run_in_thread(
+        lambda: flow.execute("feed", {"count": 5}, job_id="the-job-id")
+    )
+    assert gate.reached.wait(WAIT)
+
+    with pytest.raises(
+        JobStateError, match="'the-job-id' is running: a job with this id already runs"
+    ):
+        flow.execute("feed", {"count": 5}, job_id="the-job-id")
+    gate.proceed.set()
+    thread.join(WAIT)
+
+    [job] = outcome
+    assert job.status is JobStatus.COMPLETED
+    assert len(sink_of(flow).received) == 5  # the refused job ran nothing
+    assert flow.execute("feed", {"count": 1}, job_id="the-job-id").is_finished
+
+
 def test_job_paused_from_another_thread_resumes_to_the_uninterrupted_result() -> None:
     flow = build(hold_at=100)
     gate = gate_of(flow)

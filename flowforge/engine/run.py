@@ -174,13 +174,13 @@ def _begin(
     job.tracker._know_routes(plan.event_targets, plan.event_keys, plan.event_positions)
     began = runtime.monotonic()
     journal = runtime.journal
-    if journal is not None:
-        try:
+    try:
+        if journal is not None:
             journal.begin(job)
-        except BaseException:
-            job.status = status  # not started: resumable as it was
-            raise
-    runtime.setup.jobs.add(job)
+        runtime.setup.jobs.add(job, exclusive=journal is None)
+    except BaseException:
+        job.status = status  # not started: resumable as it was
+        raise
     return context, began, CURRENT.set(context)
 
 

@@ -14,7 +14,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, final
 
-from flowforge.exceptions import ArgumentTypeError
+from flowforge.exceptions import ArgumentTypeError, JobStateError
 
 if TYPE_CHECKING:
     from flowforge.engine.plan import EntryPlans, Plan
@@ -52,9 +52,22 @@ class JobRegistry:
         self._jobs: dict[str, JobState] = {}
         self._lock = threading.Lock()
 
-    def add(self, job: JobState) -> None:
-        """Note that ``job`` runs."""
+    def add(self, job: JobState, *, exclusive: bool = False) -> None:
+        """Note that ``job`` runs.
+
+        Raises:
+            JobStateError: With ``exclusive``, if another job with its id
+                runs (a durable job's store lease decides that instead).
+        """
         with self._lock:
+            other = self._jobs.get(job.job_id)
+            if exclusive and other is not None and other is not job:
+                raise JobStateError(
+                    "a job with this id already runs in this flow; give each "
+                    "job its own job_id, or let the first one end",
+                    job_id=job.job_id,
+                    status="running",
+                )
             self._jobs[job.job_id] = job
 
     def discard(self, job: JobState) -> None:
