@@ -9,10 +9,13 @@ recovered.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowforge import (
     Flow,
@@ -24,7 +27,8 @@ from flowforge import (
     SerializationError,
 )
 from flowforge.record import RoutineState
-from flowforge.store import SqliteStore
+from flowforge.store import MemoryStore, SqliteStore
+from flowforge.store.base import Store
 
 
 class Numbers(Routine):
@@ -57,7 +61,7 @@ def build() -> Flow:
     return flow
 
 
-def left_running(flow: Flow, store: SqliteStore, job_id: str) -> JobState:
+def left_running(flow: Flow, store: Store, job_id: str) -> JobState:
     """Run a durable job until a KeyboardInterrupt leaves it running in the store."""
     total = flow.routines["total"]
     assert isinstance(total, Total)
@@ -166,3 +170,30 @@ def test_an_infinite_tracker_figure_is_a_serialization_error(field: int) -> None
 
     with pytest.raises(SerializationError, match="execution tracker"):
         JobState.deserialize(data)
+
+
+@settings(max_examples=25, deadline=None)
+@given(kinds=st.lists(st.sampled_from(["good", *DAMAGES]), min_size=1, max_size=6))
+def test_recover_of_any_mix_recovers_exactly_the_good_jobs(kinds: list[str]) -> None:
+    flow = build()
+    store = MemoryStore()
+    before: dict[str, dict[str, object]] = {}
+    for number, kind in enumerate(kinds):
+        job = left_running(flow, store, f"{kind}-{number}")
+        if kind != "good":
+            DAMAGES[kind][0](job)
+            store.save(job)
+            before[job.job_id] = store.load(job.job_id).serialize()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        recovered = flow.recover(store)
+
+    good = {f"good-{n}" for n, kind in enumerate(kinds) if kind == "good"}
+    assert {job.job_id for job in recovered} == good
+    assert all(job.status is JobStatus.COMPLETED for job in recovered)
+    assert len(caught) == len(before)
+    assert all(issubclass(w.category, FlowForgeWarning) for w in caught)
+    for job_id, data in before.items():
+        assert store.load(job_id).serialize() == data
+        assert store.get(job_id).owner is None
