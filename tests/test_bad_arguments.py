@@ -40,6 +40,19 @@ def wrong(value: object) -> Any:  # Any: lets a call pass what its types forbid
     return value
 
 
+class TextClock:
+    """A clock whose monotonic() gives text: refused when the flow gets it."""
+
+    def monotonic(self) -> str:
+        return "12:00"
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        raise AssertionError("never called")
+
+
 class Plain(Routine):
     """A routine with one slot and one event."""
 
@@ -325,6 +338,11 @@ FLOW_CASES: list[tuple[str, Callable[[], object], str]] = [
         "clock-int",
         lambda: Flow(clock=wrong(5)),
         "clock must be an object with monotonic()",
+    ),
+    (
+        "clock-monotonic-str",
+        lambda: Flow(clock=wrong(TextClock())),
+        "monotonic() must return seconds as a float, got '12:00'",
     ),
     (
         "history_limit-huge",

@@ -62,7 +62,8 @@ def check_clock(clock: Clock | None) -> Clock | None:
     """Return ``clock`` if it has the time seam's methods, or is ``None``.
 
     Raises:
-        DefinitionError: If a method is missing; the message names them.
+        DefinitionError: If a method is missing, or ``monotonic()`` gives no
+            number; the message says which.
     """
     if clock is None:
         return None
@@ -72,6 +73,12 @@ def check_clock(clock: Clock | None) -> Clock | None:
         raise DefinitionError(
             "clock must be an object with monotonic(), now() and sleep() methods "
             f"(such as flowforge.testing.FakeClock()), or None; got {clock!r}"
+        )
+    reading = clock.monotonic()
+    if isinstance(reading, bool) or not isinstance(reading, (int, float)):
+        raise DefinitionError(
+            f"clock {clock!r}: monotonic() must return seconds as a float, got "
+            f"{reading!r}"
         )
     sleep_async = getattr(clock, "sleep_async", None)
     if sleep_async is not None and not inspect.iscoroutinefunction(sleep_async):
