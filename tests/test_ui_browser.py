@@ -212,3 +212,24 @@ def test_a_running_jobs_page_reloads_when_the_job_ends(
 
         page.wait_for_selector("h1 .badge:text-is('completed')", timeout=20_000)
     store.close()
+
+
+def test_sections_the_reader_opened_stay_open_across_a_live_reload(
+    page: Page, tmp_path: Path
+) -> None:
+    store = SqliteStore(tmp_path / "live.db")
+    _cli_flows.abandon(store, ["live-job"])
+    with serving(store) as url:
+        page.goto(url + "/jobs/live-job")
+        params = page.locator("details[data-key='params']")
+        history = page.locator("details[data-key='history']")
+        assert not params.evaluate("section => section.open")
+        params.locator("summary").click()
+        assert params.evaluate("section => section.open")
+
+        _cli_flows.build_flow().resume("live-job", store=store)
+        page.wait_for_selector("h1 .badge:text-is('completed')", timeout=20_000)
+
+        assert params.evaluate("section => section.open")  # kept by the reload
+        assert not history.evaluate("section => section.open")  # as it was
+    store.close()

@@ -72,7 +72,7 @@ def _facts(job: JobState) -> str:
     params = f'<pre class="payload">{_json(job.entry_params)}</pre>'
     return (
         f'<dl class="facts">{items}</dl>'
-        f"<details><summary>Entry params</summary>{params}</details>"
+        f'<details data-key="params"><summary>Entry params</summary>{params}</details>'
     )
 
 
@@ -110,7 +110,8 @@ def _errors(job: JobState) -> str:
             f"<code>{text(where)}</code> · delivery #{text(item['seq'])} · attempt "
             f"{text(item['attempt'])} · {text(item['at'])}</header>"
             f'<p class="message">{text(item["message"])}</p>{payload}'
-            f"<details open><summary>Traceback</summary>"
+            f'<details open data-key="traceback-{text(item["seq"])}">'
+            "<summary>Traceback</summary>"
             f'<pre class="traceback">{text(item["traceback"])}</pre></details>'
             "</article>"
         )
@@ -171,7 +172,8 @@ def _history(job: JobState) -> str:
     ]
     headers = ["Delivery", "Routine", "Outcome", "Attempt", "Started", "Took"]
     return (
-        f"<details><summary>Last {len(records)} of {job.history_total} "
+        f'<details data-key="history"><summary>Last {len(records)} of '
+        f"{job.history_total} "
         f"deliveries</summary>{table(headers, rows, css='history')}</details>"
     )
 
