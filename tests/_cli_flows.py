@@ -84,6 +84,14 @@ def build_retrying_flow() -> Flow:
     return build_flow(retries=2)
 
 
+def build_extended_flow() -> Flow:
+    """A changed definition: ``build_lenient_flow`` with a second total."""
+    flow = build_flow(lenient=True)
+    flow.add_routine(Total(), "audit")
+    flow.connect("check", "checked", "audit", "input")
+    return flow
+
+
 def broken() -> Flow:
     raise RuntimeError("the builder is broken")
 

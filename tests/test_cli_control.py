@@ -54,6 +54,22 @@ def test_resume_retries_a_failed_job_on_the_fixed_flow(
     assert store.get("broken").status is JobStatus.COMPLETED
 
 
+def test_resume_on_a_changed_flow_says_how_to_force_it(
+    invoke: Invoke, backend: tuple[Store, str]
+) -> None:
+    store, url = backend
+    _cli_flows.run_job(store, "broken", [1, 2], bad=[2])
+    changed = "_cli_flows:build_extended_flow"
+
+    refused = invoke("resume", url, "broken", "--flow", changed)
+    forced = invoke("resume", url, "broken", "--flow", changed, "--force")
+
+    assert refused.exit_code == 1
+    assert "started on a different definition" in refused.stderr
+    assert "flowforge resume --force" in refused.stderr
+    assert (forced.exit_code, forced.stdout) == (0, "job broken completed\n")
+
+
 def test_resume_of_a_job_that_fails_again_exits_1(
     invoke: Invoke, backend: tuple[Store, str]
 ) -> None:

@@ -516,7 +516,8 @@ def _check_flow(setup: FlowSetup, job: JobState, force: bool) -> None:
         raise InvalidFlowError(
             f"job {job.job_id!r} started on a different definition of flow "
             f"{setup.flow_id!r}: {'; '.join(changes)}. Resume on the original "
-            "flow, or pass force=True"
+            "flow, or force it: resume(..., force=True), or flowforge resume "
+            "--force"
         )
     problems = misfits(plan, job, setup.error_handler)
     if problems:
