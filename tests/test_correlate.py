@@ -36,6 +36,7 @@ from flowforge import (
     Slot,
 )
 from flowforge.store import JsonDirectoryStore, MemoryStore, SqliteStore, Store
+from flowforge.types import Payload
 
 MODES = ["sequential", "concurrent", "async-sequential", "async-concurrent"]
 MERGE = ("merge", "parts")
@@ -522,3 +523,23 @@ def test_stored_groups_match_the_running_job_at_every_checkpoint(
     assert resumed.status is JobStatus.COMPLETED
     assert sorted(merge.groups) == [group(n, "s0", "s1") for n in (1, 2, 3)]
     assert store.load("j").waiting_groups == {}
+
+
+@pytest.mark.parametrize(
+    ("buffer", "problem"),
+    [
+        ({"record_id": 2}, "holds no correlated groups"),
+        ({"groups": {2: {9: [{"record_id": 2}]}}}, "group 2 fits no connection"),
+        ({"groups": {2: {2: ["text"]}}}, "group 2 holds data that is no dict"),
+    ],
+    ids=["plain-buffer", "unknown-connection", "not-a-dict"],
+)
+def test_resume_refuses_damaged_groups(buffer: Payload, problem: str) -> None:
+    flow, _ = build(pause=2)
+    paused = flow.execute("split", {"records": [1, 2]})
+    paused.slot_buffers[MERGE] = buffer
+
+    with pytest.raises(
+        InvalidFlowError, match=f"correlated join 'merge'.'parts' {problem}"
+    ):
+        flow.resume(paused)

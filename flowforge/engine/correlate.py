@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from flowforge.slot import Slot
     from flowforge.types import Payload
 
-__all__ = ["GROUPS", "close_group", "gather", "groups_of", "key_of"]
+__all__ = ["GROUPS", "close_group", "gather", "groups_misfit", "groups_of", "key_of"]
 
 GROUPS: Final = "groups"
 """The key of a correlated join's buffer that holds its waiting groups."""
@@ -123,3 +123,26 @@ def close_group(job: JobState, target: Target, marker: Payload | None) -> None:
     groups.pop(marker[KEY], None)
     if not groups:
         del job.slot_buffers[target.key]
+
+
+def groups_misfit(target: Target, buffer: Payload) -> str | None:
+    """Say what is wrong with a correlated join's saved buffer, if anything.
+
+    A buffer read from a store or a file must hold ``{"groups": {key:
+    {connection: [data, ...]}}}`` with connections that feed this join.
+    """
+    groups = buffer.get(GROUPS)
+    if len(buffer) != 1 or not isinstance(groups, dict):
+        return "holds no correlated groups (was the join correlated then?)"
+    sources = set(target.group_sources or ())
+    for key, group in groups.items():
+        if not isinstance(group, dict) or not all(
+            type(c) is int and c in sources and isinstance(items, list)
+            for c, items in group.items()
+        ):
+            return f"group {key!r:.60} fits no connection of this join"
+        if not all(
+            isinstance(item, dict) for items in group.values() for item in items
+        ):
+            return f"group {key!r:.60} holds data that is no dict"
+    return None
