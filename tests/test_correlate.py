@@ -455,6 +455,7 @@ class TestSlotOption:
 
         assert data["correlate"] == {"method": "key"}
         assert Slot.deserialize(data, keyed) == slot
+        assert "correlate='Keyed.key'" in repr(slot)
 
     def test_key_function_is_saved_by_name_and_not_restored(self) -> None:
         slot = Slot("parts", join=True, correlate=record_key)
