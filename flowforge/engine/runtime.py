@@ -314,11 +314,7 @@ class Runtime:
     def _prepare_group(
         self, job: JobState, delivery: Delivery, target: Target, state: RoutineState
     ) -> Ready | None:
-        """Add a delivery to its correlated join's group; see :func:`gather`.
-
-        The ready's "buffer before the merge" names the group that fires,
-        for :meth:`complete`.
-        """
+        """Add a delivery to its correlated join's group; see :func:`gather`."""
         try:
             found = gather(job, target, delivery)
         except Exception as error:  # noqa: BLE001  a key or merge function failed
@@ -327,8 +323,7 @@ class Runtime:
         if found is None:
             self._record(job, state, delivery, BUFFERED, self.monotonic(), 0.0)
             return None
-        marker, buffer = found
-        return (target.routine, state, target, marker, buffer)
+        return (target.routine, state, target, *found)
 
     def complete(
         self,
