@@ -51,7 +51,7 @@ nitpick_ignore_regex = [
     # Private modules behind public signatures: flowforge.types aliases and
     # the registry helpers of serialization.
     ("py:class", r"flowforge\.types\..*"),
-    ("py:class", r"(Payload|Handler|MergeStrategy|MergeFunction|Clock)"),
+    ("py:class", r"(Payload|Handler|MergeStrategy|MergeFunction|Clock|Correlate)"),
     ("py:func", r"flowforge\.serialization\..*"),
     ("py:class", r"(psycopg_pool\.)?ConnectionPool.*"),
     ("py:class", r"(distributed\.)?(Client|Future)"),

@@ -103,7 +103,9 @@ class JobState:
     pending: list[Delivery] = field(default_factory=list)
     """Deliveries still to run, as a stack whose last item runs next."""
     slot_buffers: dict[tuple[str, str], Payload] = field(default_factory=dict)
-    """Each slot's merged data, by ``(routine_id, slot)``."""
+    """Each slot's merged data, by ``(routine_id, slot)``. A correlated join's
+    holds its waiting groups instead, ``{"groups": {key: {connection: [data,
+    ...]}}}``: what each connection delivered for each key still waiting."""
     join_arrivals: dict[tuple[str, str], set[int]] = field(default_factory=dict)
     """For each waiting join, by ``(routine_id, slot)``, the indexes of the
     connections it has heard from."""
@@ -153,6 +155,26 @@ class JobState:
     def waiting_joins(self) -> dict[tuple[str, str], set[int]]:
         """Join slots that heard from some but not all of their connections."""
         return {key: set(seen) for key, seen in self.join_arrivals.items() if seen}
+
+    @property
+    def waiting_groups(self) -> dict[tuple[str, str], dict[object, set[int]]]:
+        """Correlated joins' incomplete groups, by ``(routine_id, slot)`` then key.
+
+        Each waiting key maps to the indexes of the connections it has heard
+        from; what they delivered is in :attr:`slot_buffers`.
+        """
+        routines = self.flow_shape.get("routines")
+        waiting: dict[tuple[str, str], dict[object, set[int]]] = {}
+        for (rid, slot), buffer in self.slot_buffers.items():
+            shape = routines.get(rid) if isinstance(routines, dict) else None
+            groups = buffer.get("groups")
+            if (
+                isinstance(shape, dict)
+                and slot in shape.get("correlated", ())
+                and isinstance(groups, dict)
+            ):
+                waiting[(rid, slot)] = {key: set(seen) for key, seen in groups.items()}
+        return waiting
 
     @property
     def is_finished(self) -> bool:

@@ -27,7 +27,7 @@ from flowforge.serialization import (
     read,
     type_name,
 )
-from flowforge.slot import Slot
+from flowforge.slot import Correlate, Slot
 from flowforge.types import Handler, MergeStrategy
 
 __all__ = ["Routine"]
@@ -96,6 +96,7 @@ class Routine:
         *,
         join: bool = False,
         timeout: float | None = None,
+        correlate: Correlate | None = None,
     ) -> Slot:
         """Declare an input slot; see :class:`~flowforge.Slot` for the options.
 
@@ -107,7 +108,14 @@ class Routine:
             DefinitionError: If ``__init__`` did not call ``super().__init__()``
                 first.
         """
-        slot = Slot(name, handler, merge_strategy, join=join, timeout=timeout)
+        slot = Slot(
+            name,
+            handler,
+            merge_strategy,
+            join=join,
+            timeout=timeout,
+            correlate=correlate,
+        )
         if name in self.slots:
             raise DuplicateNameError(f"{self!r} already has a slot named {name!r}")
         self._slots[name] = slot

@@ -23,6 +23,9 @@ from flowforge.exceptions import (
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 from flowforge.types import Handler, MergeFunction, MergeStrategy, Payload
 
+Correlate = str | Callable[[Payload], object]
+"""A correlated join's key: a payload key, or a function of the payload."""
+
 __all__ = ["Slot"]
 
 MERGE_STRATEGIES: Final = ("override", "append")
@@ -45,6 +48,12 @@ class Slot:
             callable ``merge(old, new) -> buffer`` that must not mutate ``old``.
         join: Wait for every connected event before calling the handler; a
             bool.
+        correlate: For a join: group its inputs by a key and call the
+            handler once per key, when every connected event has delivered
+            for that key, with that key's inputs only. A payload key (a
+            ``str``), or a function of the payload that returns the key; the
+            key must be hashable and saveable (str, int, tuple, ...).
+            ``None``: the join waits for one delivery of each connection.
         timeout: Seconds an ``async def`` handler may run; past them it is
             cancelled and the delivery fails with :class:`TimeoutError`,
             handled by the routine's error strategy. ``None``: no limit.
@@ -61,6 +70,7 @@ class Slot:
         "handler",
         "merge_strategy",
         "is_join",
+        "correlate",
         "is_async",
         "timeout",
         "_invoke",
@@ -75,6 +85,7 @@ class Slot:
         *,
         join: bool = False,
         timeout: float | None = None,
+        correlate: Correlate | None = None,
     ) -> None:
         """Validate the slot's definition and analyse its handler once."""
         self.name = check_name(name, "slot")
@@ -95,6 +106,7 @@ class Slot:
         self.handler = handler
         self.merge_strategy = merge_strategy
         self.is_join = join
+        self.correlate = _check_correlate(correlate, name, join)
         self.is_async = handler is not None and awaits(handler, f"slot {name!r}")
         self.timeout = _check_timeout(timeout, name, self.is_async)
         self._invoke, self._parameter = _bind(handler, name)
@@ -169,6 +181,7 @@ class Slot:
             ),
             "join": self.is_join,
             **({} if self.timeout is None else {"timeout": self.timeout}),
+            **_correlate_data(self.correlate),
         }
 
     @classmethod
@@ -201,8 +214,16 @@ class Slot:
         if timeout is not None and not isinstance(timeout, (int, float)):
             raise SerializationError(f"{where}: field 'timeout' must be a number")
         join = read(data, "join", bool, where)
+        saved = data.get("correlate")
+        correlate = (
+            saved
+            if saved is None or isinstance(saved, str)
+            else _restore_callable(saved, owner, f"{where} field 'correlate'")
+        )
         try:
-            return cls(name, handler, strategy, join=join, timeout=timeout)
+            return cls(
+                name, handler, strategy, join=join, timeout=timeout, correlate=correlate
+            )
         except (DefinitionError, TypeError) as error:
             raise SerializationError(f"{where}: {error}") from error
 
@@ -216,12 +237,14 @@ class Slot:
             self.merge_strategy,
             self.is_join,
             self.timeout,
+            self.correlate,
         ) == (
             other.name,
             other.handler,
             other.merge_strategy,
             other.is_join,
             other.timeout,
+            other.correlate,
         )
 
     __hash__ = None  # type: ignore[assignment]  # mutable handlers: not hashable
@@ -229,9 +252,14 @@ class Slot:
     def __repr__(self) -> str:
         """Return the slot's name and options."""
         handler = getattr(self.handler, "__qualname__", repr(self.handler))
+        correlate = self.correlate
+        if correlate is not None and not isinstance(correlate, str):
+            correlate = getattr(correlate, "__qualname__", repr(correlate))
         return (
             f"Slot({self.name!r}, handler={handler}, "
-            f"merge_strategy={self.merge_strategy!r}, join={self.is_join})"
+            f"merge_strategy={self.merge_strategy!r}, join={self.is_join}"
+            + ("" if correlate is None else f", correlate={correlate!r}")
+            + ")"
         )
 
 
@@ -278,6 +306,40 @@ def _check_timeout(timeout: object, name: str, is_async: bool) -> float | None:
             "not be enforced (make the handler async, or drop timeout)"
         )
     return float(timeout)
+
+
+def _check_correlate(correlate: object, name: str, join: bool) -> Correlate | None:
+    if correlate is None:
+        return None
+    if not join:
+        raise DefinitionError(
+            f"slot {name!r}: correlate groups a join's inputs by key, so it needs "
+            "join=True"
+        )
+    if isinstance(correlate, str):
+        if not correlate:
+            raise DefinitionError(f"slot {name!r}: correlate must name a payload key")
+        return correlate
+    if not callable(correlate):
+        raise ArgumentTypeError(
+            f"slot {name!r}: correlate must be a payload key (str) or a function "
+            f"of the payload, got {type(correlate).__name__} {correlate!r:.60}"
+        )
+    if awaits(correlate, f"slot {name!r} correlate"):
+        raise DefinitionError(
+            f"slot {name!r}: correlate must return the key, not a coroutine; make "
+            "it a plain function"
+        )
+    key_function: Correlate = correlate
+    return key_function
+
+
+def _correlate_data(correlate: Correlate | None) -> dict[str, object]:
+    if correlate is None:
+        return {}
+    if isinstance(correlate, str):
+        return {"correlate": correlate}
+    return {"correlate": _callable_ref(correlate)}
 
 
 def _callable_ref(function: Callable[..., object]) -> dict[str, str]:

@@ -21,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 ERROR_2 = "['worker: ValueError: bad 2']"
+MERGED = "merged 1: wh/1.csv + lake/1.json, 3: wh/3.csv + lake/3.json"
 
 Line = str | re.Pattern[str]
 
@@ -51,6 +52,12 @@ EXPECTED: dict[str, list[Line]] = {
         "child exited with 1; stored job is running",
         "recovered: completed, stats {'charged': 3}",
         "charge ran 4 times, 3 receipts written",
+    ],
+    "etl_merge_example.py": [
+        f"sequential: completed, {MERGED}",
+        f"concurrent: completed, {MERGED}",
+        "errors: ['lake: lake is full for record 2']",
+        "waiting: record 2 has heard from ['warehouse'], not from ['lake']",
     ],
     "error_handling_example.py": [
         f"stop: failed, sink [1], retries 0, errors {ERROR_2}",

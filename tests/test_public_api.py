@@ -265,6 +265,7 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "started_at",
         "status",
         "tracker",
+        "waiting_groups",
         "waiting_joins",
     ],
     "flowforge.JobStatus": [
@@ -315,6 +316,7 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
     "flowforge.RoutineState": ["deliveries", "errors", "routine_id", "stats", "status"],
     "flowforge.RoutineStatus": ["COMPLETED", "FAILED", "RUNNING", "SKIPPED"],
     "flowforge.Slot": [
+        "correlate",
         "deserialize",
         "handler",
         "invoke",

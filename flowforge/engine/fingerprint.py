@@ -32,11 +32,18 @@ def flow_shape(
                 "slots": sorted(routine.slots),
                 "joins": sorted(n for n, s in routine.slots.items() if s.is_join),
                 "events": sorted(routine.events),
+                **_correlated(routine),
             }
             for routine_id, routine in routines.items()
         },
         "connections": [_edge(c.serialize()) for c in connections],
     }
+
+
+def _correlated(routine: Routine) -> Shape:
+    """Name the routine's correlated joins, if any (older shapes have none)."""
+    names = sorted(n for n, s in routine.slots.items() if s.correlate is not None)
+    return {"correlated": names} if names else {}
 
 
 def fingerprint(shape: Mapping[str, object]) -> str:
@@ -56,7 +63,7 @@ def describe_changes(
     changes += [f"routine {rid!r} was added" for rid in new if rid not in old]
     for rid in sorted(old.keys() & new.keys()):
         before, after = _mapping(old[rid]), _mapping(new[rid])
-        for part in ("type", "slots", "joins", "events"):
+        for part in ("type", "slots", "joins", "correlated", "events"):
             if before.get(part) != after.get(part):
                 changes.append(
                     f"routine {rid!r}: {part} changed from {before.get(part)!r} "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from flowforge.engine.correlate import groups_misfit
 from flowforge.engine.plan import is_source
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 
@@ -49,6 +50,13 @@ def misfits(
         f"slot buffer of unknown slot {rid!r}.{slot!r}"
         for rid, slot in job.slot_buffers
         if (rid, slot) not in plan.targets
+    ]
+    problems += [
+        f"slot buffer of correlated join {rid!r}.{slot!r} {problem}"
+        for (rid, slot), buffer in job.slot_buffers.items()
+        if (target := plan.targets.get((rid, slot))) is not None
+        and target.group_sources is not None
+        and (problem := groups_misfit(target, buffer)) is not None
     ]
     for (rid, slot), seen in job.join_arrivals.items():
         target = plan.targets.get((rid, slot))

@@ -59,6 +59,9 @@ class Target:
     """The handler is an ``async def`` function: a call returns a coroutine."""
     timeout: float | None
     """How long an async handler may run, in seconds."""
+    group_sources: tuple[int, ...] | None = None
+    """A correlated join's sources in connection order; ``None`` for any other
+    slot (see :mod:`flowforge.engine.correlate`)."""
 
 
 @final
@@ -285,6 +288,7 @@ def _target(rid: str, routine: Routine, slot: Slot, sources: set[int]) -> Target
         parameter=slot._parameter,
         is_async=slot.is_async,
         timeout=slot.timeout,
+        group_sources=None if slot.correlate is None else tuple(sorted(sources)),
     )
 
 

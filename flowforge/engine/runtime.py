@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Final, final
 
 from flowforge.engine.clock import SystemClock, checked_now
+from flowforge.engine.correlate import close_group, gather
 from flowforge._context import DeliveryContext
 from flowforge.engine.routing import (
     refuse_awaitable,
@@ -67,7 +68,8 @@ CANCELLED: Final = "cancelled"
 
 Ready = tuple[Routine, RoutineState, Target | None, Payload | None, Payload]
 """What a delivery calls: routine, its state, target slot (``None`` for a source's
-``__call__``), the slot buffer before the merge, and the buffer to call with."""
+``__call__``), the slot buffer before the merge (for a correlated join, the key
+of the group that fires), and the buffer to call with."""
 
 
 @final
@@ -286,6 +288,8 @@ class Runtime:
             if connection >= 0
             else plan.target(routine_id, slot_name)
         )
+        if target.group_sources is not None:  # a correlated join
+            return self._prepare_group(job, delivery, target, state)
         buffers = job.slot_buffers
         old = buffers.get(target.key)
         data = delivery.data
@@ -298,16 +302,28 @@ class Runtime:
                 self._fail(job, delivery, target.routine, state, error, 0.0)
                 return None
         buffers[target.key] = buffer
-        if target.join_sources and connection >= 0:
-            arrived = job.join_arrivals.get(target.key)
-            if arrived is None:
-                arrived = job.join_arrivals[target.key] = set()
-            arrived.add(connection)
-            # Arrivals come only from the join's sources, so counting suffices.
-            if len(arrived) < len(target.join_sources):
-                self._record(job, state, delivery, BUFFERED, self.monotonic(), 0.0)
-                return None
+        if (
+            target.join_sources
+            and connection >= 0
+            and not _joined(job, target, connection)
+        ):
+            self._record(job, state, delivery, BUFFERED, self.monotonic(), 0.0)
+            return None
         return (target.routine, state, target, old, buffer)
+
+    def _prepare_group(
+        self, job: JobState, delivery: Delivery, target: Target, state: RoutineState
+    ) -> Ready | None:
+        """Add a delivery to its correlated join's group; see :func:`gather`."""
+        try:
+            found = gather(job, target, delivery)
+        except Exception as error:  # noqa: BLE001  a key or merge function failed
+            self._fail(job, delivery, target.routine, state, error, 0.0)
+            return None
+        if found is None:
+            self._record(job, state, delivery, BUFFERED, self.monotonic(), 0.0)
+            return None
+        return (target.routine, state, target, *found)
 
     def complete(
         self,
@@ -326,7 +342,9 @@ class Runtime:
             rollback(job, delivery, ready)
             self._fail(job, delivery, routine, state, error, duration, started)
             return
-        if target is not None and target.join_sources:
+        if target is not None and target.group_sources is not None:
+            close_group(job, target, ready[3])
+        elif target is not None and target.join_sources:
             del job.slot_buffers[target.key]
             job.join_arrivals.pop(target.key, None)
         if state.status is RUNNING:
@@ -472,8 +490,8 @@ class Runtime:
 def rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:
     """Undo a failed delivery's merge so a retry or resume merges it once."""
     _, _, target, old, buffer = ready
-    if target is None:
-        return
+    if target is None or target.group_sources is not None:
+        return  # a correlated join's groups change only when its handler succeeds
     target.slot._unmerge(buffer, delivery.data)
     if old is None:
         del job.slot_buffers[target.key]
@@ -481,6 +499,16 @@ def rollback(job: JobState, delivery: Delivery, ready: Ready) -> None:
         job.slot_buffers[target.key] = old
     if target.join_sources and delivery.connection >= 0:
         job.join_arrivals[target.key].discard(delivery.connection)
+
+
+def _joined(job: JobState, target: Target, connection: int) -> bool:
+    """Note a join's arrival from ``connection``; say whether all have delivered."""
+    arrived = job.join_arrivals.get(target.key)
+    if arrived is None:
+        arrived = job.join_arrivals[target.key] = set()
+    arrived.add(connection)
+    # Arrivals come only from the join's sources, so counting suffices.
+    return len(arrived) >= len(target.join_sources)
 
 
 def stopped_by_limit(job: JobState, error: ErrorRecord) -> bool:

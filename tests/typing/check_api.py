@@ -44,6 +44,24 @@ class Ledger(Routine):
         self.increment_stat("total", amount)
 
 
+class Pairs(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("by_key", self.pair, join=True, correlate="order_id")
+        self.define_slot("by_function", join=True, correlate=self.parity)
+
+    def pair(self, order_id: int) -> None:
+        self.increment_stat("pairs")
+
+    def parity(self, data: dict[str, object]) -> object:
+        return data.get("order_id", 0) == 0
+
+
+def waiting(job: JobState) -> int:
+    groups: dict[tuple[str, str], dict[object, set[int]]] = job.waiting_groups
+    return sum(len(keys) for keys in groups.values())
+
+
 def build() -> Flow:
     flow = Flow(flow_id="orders", execution_strategy="concurrent", max_workers=4)
     flow.add_routine(Orders(), "orders")
