@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from flowforge import JobStatus
+from flowforge import Flow, JobStatus, Routine
 from flowforge.store import JsonDirectoryStore, MemoryStore, SqliteStore, Store
 from flowforge.ui import create_app
 from flowforge.ui._html import seconds
@@ -351,3 +351,49 @@ def test_a_page_number_past_any_int_shows_the_first_page(store: SqliteStore) -> 
     response = client(store).get("/?page=99999999999999999999")
 
     assert response.status_code == 200
+
+
+class _Halves(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("records", self.split)
+        self.define_event("left")
+        self.define_event("right")
+
+    def split(self, records: list[int]) -> None:
+        for record_id in records:
+            self.emit("left", record_id=record_id, half="<l>")
+            if record_id != 2:  # record 2's right half never comes
+                self.emit("right", record_id=record_id, half="r")
+
+
+class _Join(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot(
+            "parts", self.merge, "append", join=True, correlate="record_id"
+        )
+
+    def merge(self, **parts: object) -> None:
+        pass
+
+
+def test_job_page_lists_a_correlated_joins_waiting_groups(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "jobs.db")
+    flow = Flow("pairs")
+    flow.add_routine(_Halves(), "split")
+    flow.add_routine(_Join(), "join")
+    flow.connect("split", "left", "join", "parts")
+    flow.connect("split", "right", "join", "parts")
+    flow.execute("split", {"records": [1, 2, 3]}, job_id="pairs-1", store=store)
+
+    html = client(store).get("/jobs/pairs-1").text
+
+    assert "Waiting groups (1)" in html
+    [row] = re.findall(r'<table class="groups">.*?</table>', html, re.S)
+    assert "join.parts" in row and "#0" in row and "#1" not in row
+    assert "&lt;l&gt;" in row and "<l>" not in row  # payloads are escaped
+    flow.execute("split", {"records": [1, 3]}, job_id="pairs-2", store=store)
+    complete = client(store).get("/jobs/pairs-2")
+    assert complete.status_code == 200 and "Waiting groups" not in complete.text
+    store.close()

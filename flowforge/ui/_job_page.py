@@ -139,6 +139,24 @@ def _pending(job: JobState) -> str:
     return table(["Delivery", "To", "Attempt", "Payload"], rows, css="pending")
 
 
+def _waiting_groups(job: JobState) -> str:
+    """Return the correlated joins' incomplete groups: key, inputs heard, payloads."""
+    rows = []
+    for (routine_id, slot), groups in job.waiting_groups.items():
+        inputs = job.slot_buffers[(routine_id, slot)]["groups"]
+        assert isinstance(inputs, dict)  # noqa: S101  waiting_groups checked it
+        for key, heard in groups.items():
+            rows.append(
+                [
+                    f"<code>{text(routine_id)}.{text(slot)}</code>",
+                    f"<code>{_json(key)}</code>",
+                    text(", ".join(f"#{index}" for index in sorted(heard))),
+                    f'<pre class="payload">{_json(inputs[key])}</pre>',
+                ]
+            )
+    return table(["Join", "Key", "Heard from", "Inputs"], rows, css="groups")
+
+
 def _routines(job: JobState) -> str:
     rows = [
         [
@@ -201,6 +219,12 @@ def _actions(job: JobState, base: str, flow: Flow | None, allowed: bool) -> str:
     return f'<div class="actions">{links}</div>'
 
 
+def _waiting_section(job: JobState) -> list[tuple[str, str]]:
+    """Return the waiting groups' section, for a job that has any."""
+    count = sum(len(groups) for groups in job.waiting_groups.values())
+    return [(f"Waiting groups ({count})", _waiting_groups(job))] if count else []
+
+
 def job_body(job: JobState, *, base: str, flow: Flow | None, allowed: bool) -> str:
     """Return the job page's body."""
     sections = [
@@ -208,6 +232,7 @@ def job_body(job: JobState, *, base: str, flow: Flow | None, allowed: bool) -> s
         ("Flow", _diagram(job, flow)),
         (f"Errors ({len(job.errors)})", _errors(job)),
         (f"Pending ({len(job.pending)})", _pending(job)),
+        *_waiting_section(job),
         ("Routines", _routines(job)),
         ("History", _history(job)),
     ]
