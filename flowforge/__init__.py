@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flowforge._context import DeliveryContext, current_delivery
+from flowforge._payload_types import register_payload_type
 from flowforge.connection import Connection
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.event import Event
@@ -68,4 +69,5 @@ __all__ = [
     "UnknownPortError",
     "UnknownRoutineTypeError",
     "current_delivery",
+    "register_payload_type",
 ]

@@ -118,6 +118,7 @@ PUBLIC_MODULES: dict[str, list[str]] = {
         "UnknownPortError",
         "UnknownRoutineTypeError",
         "current_delivery",
+        "register_payload_type",
     ],
     "flowforge.store": [
         "Change",
