@@ -8,6 +8,7 @@ value it cannot save.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import json
@@ -350,14 +351,22 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     )
 
 
-@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
+@pytest.mark.parametrize(
+    ("strategy", "on_loop"),
+    [("sequential", False), ("concurrent", False), ("concurrent", True)],
+    ids=["sequential", "concurrent", "async"],
+)
 def test_a_job_whose_checkpoint_cannot_be_saved_is_stored_failed_with_the_reason(
-    store: Store, strategy: str
+    store: Store, strategy: str, on_loop: bool
 ) -> None:
     flow = emitting_flow(strategy)
 
     with pytest.raises(SerializationError, match=r"register_payload_type\(Unregist"):
-        flow.execute("emitter", {"n": 1}, job_id="job", store=store)
+        if on_loop:
+            start = flow.execute_async("emitter", {"n": 1}, job_id="job", store=store)
+            asyncio.run(start)
+        else:
+            flow.execute("emitter", {"n": 1}, job_id="job", store=store)
 
     record = store.get("job")
     assert (record.status, record.owner, record.lease_until) == (
