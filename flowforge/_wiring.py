@@ -143,15 +143,16 @@ class Wiring:
         """Remove a routine and its connections; see :meth:`Flow.remove_routine`."""
         refuse_while_running(jobs, flow_id, "remove a routine")
         routine = self.get(routine_id, flow_id)
-        removed = tuple(
-            c for c in self.connections if routine_id in (c.source_id, c.target_id)
-        )
-        kept = [c for c in self.connections if c not in removed]
+        removed: list[Connection] = []
+        kept: list[Connection] = []
+        for c in self.connections:
+            ends = (c.source_id, c.target_id)
+            (removed if routine_id in ends else kept).append(c)
         self.connections[:] = kept  # in place: the plan cache reads this list
         self._edges = {_ends_of(c) for c in kept}
         del self.routines[routine_id]
         del self._ids[id(routine)]
-        return removed
+        return tuple(removed)
 
 
 def refuse_while_running(jobs: JobRegistry, flow_id: str, action: str) -> None:
