@@ -53,6 +53,8 @@ nitpick_ignore_regex = [
     ("py:class", r"flowforge\.types\..*"),
     ("py:class", r"(Payload|Handler|MergeStrategy|MergeFunction|Clock|Correlate)"),
     ("py:func", r"flowforge\.serialization\..*"),
+    # register_payload_type returns the class it is given (a TypeVar).
+    ("py:class", r"flowforge\._payload_types\.T"),
     ("py:class", r"(psycopg_pool\.)?ConnectionPool.*"),
     ("py:class", r"(distributed\.)?(Client|Future)"),
     # The web inspector's app is Starlette's (the ui extra).

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flowforge._context import DeliveryContext, current_delivery
+from flowforge._payload_types import register_payload_type
+from flowforge._validate import Finding
 from flowforge.connection import Connection
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.event import Event
@@ -47,6 +49,7 @@ __all__ = [
     "Event",
     "ExecutionError",
     "ExecutionTracker",
+    "Finding",
     "Flow",
     "FlowForgeError",
     "FlowForgeWarning",
@@ -68,4 +71,5 @@ __all__ = [
     "UnknownPortError",
     "UnknownRoutineTypeError",
     "current_delivery",
+    "register_payload_type",
 ]

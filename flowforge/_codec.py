@@ -23,13 +23,17 @@ Tag            Payload
 ``timedelta``  ``[days, seconds, microseconds]``
 ``decimal``    ``str(value)``, which keeps the exponent: ``"1.10"``
 ``uuid``       ``str(value)``
+``payload``    ``[name, {field: value}]`` for a value of a class registered with
+               :func:`~flowforge.register_payload_type` (see
+               :mod:`flowforge._payload_types`); loading finds the class by name
 =============  ====================================================================
 
 Only exact types are saved: subclasses (enums, named tuples, ``OrderedDict``) are
-refused, as they would load as their base type. A tzinfo must be a
-``datetime.timezone`` (its name is not kept) or, in a datetime, a ``ZoneInfo`` with
-a key; ``fold`` is kept only where it changes the UTC offset. Values nest at most
-:data:`MAX_DEPTH` containers deep, so :mod:`json` can always write and read them.
+refused unless their class is registered, as they would load as their base type.
+A tzinfo must be a ``datetime.timezone`` (its name is not kept) or, in a
+datetime, a ``ZoneInfo`` with a key; ``fold`` is kept only where it changes the
+UTC offset. Values nest at most :data:`MAX_DEPTH` containers deep, so
+:mod:`json` can always write and read them.
 
 Errors name the bad value's place in Python subscript syntax after the caller's
 ``path``: ``entry_params['rows'][3]``; a set element is ``{...}`` and an unsavable
@@ -49,6 +53,8 @@ from decimal import Decimal
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
+from flowforge._payload_types import BY_NAME, BY_TYPE, KINDS, PayloadType
+from flowforge._payload_types import is_registrable as _registrable
 from flowforge.exceptions import SerializationError
 
 __all__ = ["MARKER", "MAX_DEPTH", "decode", "encode"]
@@ -65,6 +71,9 @@ _SUPPORTED: Final = (
     "JSON types (dict, list, str, int, float, bool, None), tuple, set, frozenset, "
     "bytes, bytearray, datetime, date, time, timedelta, Decimal or UUID"
 )
+_REGISTER: Final = "flowforge.register_payload_type"
+_REGISTRABLE: Final = f"{KINDS} class with {_REGISTER}(cls)"
+_REGISTERED: Final = "payload"  # the tag of a value of a registered class
 
 
 class _Failure(Exception):
@@ -144,9 +153,26 @@ def _encode(value: object, depth: int) -> object:
     if scalar is not None:
         return _tag(scalar[0], scalar[1](value))
     container = _CONTAINER_ENCODERS.get(type(value))
-    if container is None:
+    if container is not None:
+        return _tag(container[0], container[1](value, depth))
+    registered = BY_TYPE.get(type(value))
+    if registered is None:
         raise _Failure(_unsupported(value))
-    return _tag(container[0], container[1](value, depth))
+    return _tag(
+        _REGISTERED, [registered.name, _encode_fields(registered, value, depth)]
+    )
+
+
+def _encode_fields(registered: PayloadType, value: object, depth: int) -> object:
+    depth = _deeper(depth)
+    out: dict[str, object] = {}
+    for key, item in registered.fields(value).items():
+        try:
+            out[key] = _encode(item, depth)
+        except _Failure as failure:
+            failure.segments.append(f".{key}")
+            raise
+    return out
 
 
 def _encode_items(
@@ -209,11 +235,16 @@ def _encode_pairs(value: dict[object, object], depth: int) -> dict[str, object]:
 
 
 def _unsupported(value: object) -> str:
-    name = f"cannot save a value of type {type(value).__qualname__!r}"
-    base = next((b for b in type(value).__mro__ if b in _SUPPORTED_TYPES), None)
-    if base is None:
-        return f"{name}; use {_SUPPORTED}"
-    return f"{name}; convert it to {base.__qualname__!r}, its base, to save it"
+    cls = type(value)
+    name = f"cannot save a value of type {cls.__qualname__!r}"
+    base = next((b for b in cls.__mro__ if b in _SUPPORTED_TYPES), None)
+    register = f"register its class to save it: {_REGISTER}({cls.__name__})"
+    if base is not None:
+        convert = f"convert it to {base.__qualname__!r}, its base, to save it"
+        return f"{name}; {convert}" + (f", or {register}" if _registrable(cls) else "")
+    if _registrable(cls):
+        return f"{name}; {register}"
+    return f"{name}; use {_SUPPORTED}, or register {_REGISTRABLE}"
 
 
 def _base64(value: bytes | bytearray) -> str:
@@ -345,6 +376,35 @@ def _decode_pairs(data: list[object], depth: int) -> dict[object, object]:
     return out
 
 
+def _decode_registered(data: list[object], depth: int) -> object:
+    name, fields = data if len(data) == 2 else (None, None)
+    if not isinstance(name, str) or not isinstance(fields, dict):
+        raise _Failure(
+            f"a {_REGISTERED!r} payload must be [<type name>, {{field: value}}]"
+        )
+    registered = BY_NAME.get(name)
+    if registered is None:
+        raise _Failure(
+            f"unknown payload type {name!r:.80}: no class is registered under this "
+            "name; call flowforge.register_payload_type(cls) (with "
+            f"name={name!r:.80} for a renamed class) before loading"
+        )
+    depth = _deeper(depth)
+    values: dict[str, object] = {}
+    for key, item in fields.items():
+        try:
+            values[key] = _decode(item, depth)
+        except _Failure as failure:
+            failure.segments.append(f".{key}")
+            raise
+    try:
+        return registered.build(values)
+    except Exception as exc:  # noqa: BLE001  user code: __init__, validators
+        raise _Failure(
+            f"cannot rebuild a {name!r} from its saved fields: {exc}"
+        ) from exc
+
+
 def _bytes(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
@@ -396,4 +456,5 @@ _DECODERS: Final[dict[str, tuple[type, Callable[[Any, int], object]]]] = {
     "timedelta": (list, lambda parts, _: _timedelta(parts)),
     "decimal": (str, lambda text, _: Decimal(text)),
     "uuid": (str, lambda text, _: uuid.UUID(text)),
+    _REGISTERED: (list, _decode_registered),
 }

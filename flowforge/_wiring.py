@@ -1,8 +1,9 @@
 """A flow's wiring: its routines by id and its connections, each one checked.
 
 :class:`~flowforge.Flow` keeps one :class:`Wiring` and answers ``add_routine``,
-``get_routine`` and ``connect`` with it; the engine's plan is compiled from
-the dict and the list it holds, which it changes in place.
+``get_routine``, ``connect``, ``disconnect`` and ``remove_routine`` with it;
+the engine's plan is compiled from the dict and the list it holds, which it
+changes in place. A flow is edited only while none of its jobs runs.
 """
 
 from __future__ import annotations
@@ -12,16 +13,21 @@ from typing import final
 
 from flowforge._names import check_name, check_type, free_id
 from flowforge.connection import Connection
+from flowforge.engine.setup import JobRegistry
 from flowforge.exceptions import (
     ArgumentTypeError,
     DefinitionError,
     DuplicateNameError,
+    JobStateError,
     UnknownPortError,
 )
 from flowforge.routine import Routine
 from flowforge.slot import awaits
 
-__all__ = ["Wiring"]
+__all__ = ["Ends", "Wiring", "refuse_while_running"]
+
+Ends = tuple[str, str, str, str]
+"""A connection's ends: source id, event, target id, slot."""
 
 
 @final
@@ -79,7 +85,7 @@ class Wiring:
     def connect(
         self,
         flow_id: str,
-        ends: tuple[str, str, str, str],
+        ends: Ends,
         param_mapping: Mapping[str, str] | None,
     ) -> Connection:
         """Add the connection ``ends`` (source, event, target, slot); return it."""
@@ -105,3 +111,82 @@ class Wiring:
         self._edges.add(ends)
         self.connections.append(connection)
         return connection
+
+    def disconnect(
+        self,
+        flow_id: str,
+        jobs: JobRegistry,
+        given: Connection | str,
+        rest: tuple[str | None, ...],
+    ) -> Connection:
+        """Remove the connection ``given`` (or ``given, *rest``); return it.
+
+        See :meth:`Flow.disconnect`.
+        """
+        refuse_while_running(jobs, flow_id, "disconnect")
+        ends = _ends(given, rest)
+        source_id, event, target_id, slot = ends
+        self.get(source_id, flow_id).get_event(event)
+        self.get(target_id, flow_id).get_slot(slot)
+        if ends not in self._edges:
+            raise DefinitionError(
+                f"{source_id!r}.{event!r} is not connected to {target_id!r}.{slot!r} "
+                f"in flow {flow_id!r}; see flow.connections"
+            )
+        self._edges.discard(ends)
+        index = next(i for i, c in enumerate(self.connections) if _ends_of(c) == ends)
+        return self.connections.pop(index)
+
+    def remove(
+        self, routine_id: str, flow_id: str, jobs: JobRegistry
+    ) -> tuple[Connection, ...]:
+        """Remove a routine and its connections; see :meth:`Flow.remove_routine`."""
+        refuse_while_running(jobs, flow_id, "remove a routine")
+        routine = self.get(routine_id, flow_id)
+        removed: list[Connection] = []
+        kept: list[Connection] = []
+        for c in self.connections:
+            ends = (c.source_id, c.target_id)
+            (removed if routine_id in ends else kept).append(c)
+        self.connections[:] = kept  # in place: the plan cache reads this list
+        self._edges = {_ends_of(c) for c in kept}
+        del self.routines[routine_id]
+        del self._ids[id(routine)]
+        return tuple(removed)
+
+
+def refuse_while_running(jobs: JobRegistry, flow_id: str, action: str) -> None:
+    """Refuse to edit a flow while one of its jobs runs in this process.
+
+    Raises:
+        JobStateError: Naming the first running job.
+    """
+    running = jobs.running()
+    if running:
+        raise JobStateError(
+            f"cannot {action} while it runs in flow {flow_id!r} ({len(running)} "
+            "job(s) running); edit a flow only between jobs",
+            job_id=running[0],
+            status="running",
+        )
+
+
+def _ends(given: Connection | str, rest: tuple[str | None, ...]) -> Ends:
+    if isinstance(given, Connection) and not any(part is not None for part in rest):
+        return _ends_of(given)
+    ends = (given, *rest)
+    if not all(isinstance(part, str) for part in ends):
+        raise ArgumentTypeError(
+            "disconnect expects a Connection, or source_id, event, target_id and "
+            f"slot as str, got {ends!r}"
+        )
+    return ends  # type: ignore[return-value]  # four str, checked above
+
+
+def _ends_of(connection: Connection) -> Ends:
+    return (
+        connection.source_id,
+        connection.event,
+        connection.target_id,
+        connection.slot,
+    )

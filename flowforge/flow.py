@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final, Self, final
 
 from flowforge._diagram import to_dot, to_mermaid
 from flowforge._flow_data import flow_to_data, read_flow_data
+from flowforge._validate import Finding, validate
 from flowforge._wiring import Wiring
 from flowforge._names import check_id, check_positive
 from flowforge._setting import Setting
@@ -249,6 +250,40 @@ class Flow:
         connection = self._wiring.connect(self._flow_id, ends, param_mapping)
         self._plans.invalidate()
         return connection
+
+    def disconnect(
+        self,
+        source_id: str | Connection,
+        event: str | None = None,
+        target_id: str | None = None,
+        slot: str | None = None,
+    ) -> Connection:
+        """Remove a connection, named as for :meth:`connect` or given; return it.
+
+        Raises:
+            UnknownPortError: If a routine, event or slot does not exist.
+            DefinitionError: If the pair is not connected.
+            JobStateError: If a job of the flow runs in this process.
+        """
+        rest = (event, target_id, slot)
+        connection = self._wiring.disconnect(self._flow_id, self._jobs, source_id, rest)
+        self._plans.invalidate()
+        return connection
+
+    def remove_routine(self, routine_id: str) -> tuple[Connection, ...]:
+        """Remove a routine and every connection to or from it; return those.
+
+        Raises:
+            UnknownPortError: If the flow has no such routine.
+            JobStateError: If a job of the flow runs in this process.
+        """
+        removed = self._wiring.remove(routine_id, self._flow_id, self._jobs)
+        self._plans.invalidate()
+        return removed
+
+    def validate(self) -> list[Finding]:
+        """Return every problem of the wiring at once, errors first; never raise."""
+        return validate(self._routines, self._connections)
 
     def set_error_handler(self, handler: ErrorHandler | None) -> None:
         """Use ``handler`` for routines without their own; ``None`` means STOP."""

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import _store_worker
 import pytest
+from _payloads import TYPED_PAYLOAD
 
 from flowforge.store._change_log import FOLD_EVERY
 from flowforge.store.sqlite import SCHEMA_VERSION
@@ -185,6 +186,7 @@ FLOWS: Final[dict[str, tuple[Callable[[], Flow], str, dict[str, object]]]] = {
     "rich_paused": (rich_flow, "start", PAYLOAD),
     "diamond_join": (diamond_flow, "start", {"value": (1, 2)}),
     "countdown_history": (countdown_flow, "loop", {"n": 8}),
+    "typed_payloads": (rich_flow, "start", TYPED_PAYLOAD),
 }
 
 
@@ -1651,3 +1653,20 @@ def test_execute_refuses_a_job_id_no_store_can_hold(
         flow.execute("sink", {"n": 1}, job_id=job_id)  # type: ignore[arg-type]
 
     assert flow.routines["sink"].received == []  # type: ignore[attr-defined]
+
+
+def test_registered_payload_types_load_back_as_themselves(store: Store) -> None:
+    # Equality alone would pass a named tuple loaded as a tuple, or an IntEnum
+    # as an int: typed() compares the exact type of every part.
+    job = rich_flow().execute("start", TYPED_PAYLOAD, job_id="typed", store=store)
+
+    loaded = store.load(job.job_id)
+
+    assert job.status is JobStatus.PAUSED
+    assert typed(loaded.entry_params) == typed(TYPED_PAYLOAD)
+    assert [typed(d.data) for d in loaded.pending] == [
+        typed(d.data) for d in job.pending
+    ]
+    assert typed(loaded.pending[-1].data) == typed(TYPED_PAYLOAD)
+    buffers = {key: typed(data) for key, data in job.slot_buffers.items()}
+    assert {key: typed(data) for key, data in loaded.slot_buffers.items()} == buffers

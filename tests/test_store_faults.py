@@ -692,7 +692,7 @@ class FailsToEncode(FaultyStore):
             raise SerializationError(str(error)) from None
 
 
-@pytest.mark.parametrize("faulty", [FaultyStore, FailsToEncode])
+@pytest.mark.parametrize("faulty", [FaultyStore])
 def test_recover_keeps_recovering_when_saving_fails_during_one_jobs_run(
     real_store: SqliteStore, faulty: type[FaultyStore]
 ) -> None:
@@ -718,6 +718,36 @@ def test_recover_keeps_recovering_when_saving_fails_during_one_jobs_run(
     assert [(j.job_id, j.status) for j in flow.recover(real_store)] == [
         (stopped, JobStatus.COMPLETED)
     ]
+
+
+def test_recover_stores_failed_a_job_whose_checkpoint_cannot_be_saved(
+    real_store: SqliteStore,
+) -> None:
+    # A value that cannot be saved fails again on every try: the job is not
+    # left running for the next recover, but failed with the reason.
+    leave_running(real_store, "job-1", owner_id(dead_pid()))
+    leave_running(real_store, "job-2", owner_id(dead_pid()))
+    flow = chain_flow()
+    failing = FailsToEncode(real_store, fail_on="checkpoint", fail_at=1)
+
+    with pytest.warns(FlowForgeWarning) as caught:
+        [finished] = flow.recover(failing)
+
+    [stopped] = {"job-1", "job-2"} - {finished.job_id}
+    [warning] = caught
+    assert str(warning.message) == (
+        f"job {stopped!r} stopped: saving it failed ({DISK_FULL}); it is stored "
+        "failed with the reason, as of its last checkpoint; resume it by id once "
+        "the value can be saved"
+    )
+    stored = real_store.load(stopped)
+    assert stored.status is JobStatus.FAILED
+    assert [(e.error_type, e.message) for e in stored.errors] == [
+        ("SerializationError", DISK_FULL)
+    ]
+    assert real_store.get(stopped).owner is None
+    assert flow.recover(real_store) == []
+    assert flow.resume(stopped, store=real_store).status is JobStatus.COMPLETED
 
 
 # -- a claim that fails before the run begins ---------------------------------------

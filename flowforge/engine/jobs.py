@@ -62,6 +62,11 @@ __all__ = [
 ]
 
 RESUMABLE = (JobStatus.PAUSED, JobStatus.FAILED)
+_STAYS: Final = "stays in the store as of its last checkpoint, for a later recover"
+_STORED_FAILED: Final = (
+    "is stored failed with the reason, as of its last checkpoint; resume it by "
+    "id once the value can be saved"
+)
 ACTIVE = (JobStatus.RUNNING, JobStatus.PENDING)
 
 
@@ -215,9 +220,10 @@ def recover_jobs(
         try:
             resumed.append(_run_claimed(setup, journal, job, fresh_attempts=False))
         except (StoreError, SerializationError) as error:  # its lease is let go
+            kept = store.get(record.job_id).status is JobStatus.FAILED
             warnings.warn(
                 f"job {record.job_id!r} stopped: saving it failed ({error}); it "
-                "stays in the store as of its last checkpoint, for a later recover",
+                + (_STORED_FAILED if kept else _STAYS),
                 FlowForgeWarning,
                 stacklevel=3,
             )

@@ -23,7 +23,13 @@ from flowforge.engine.runtime import Runtime, drop_pending
 from flowforge.engine.sequential import run_loop
 from flowforge.engine.setup import SEQUENTIAL, STRATEGIES
 from flowforge.engine.stats import snapshot_stats
-from flowforge.exceptions import DefinitionError, ExecutionError, StoreError
+from flowforge.exceptions import (
+    DefinitionError,
+    ExecutionError,
+    FlowForgeError,
+    SerializationError,
+    StoreError,
+)
 from flowforge.job_state import JobState, JobStatus
 
 if TYPE_CHECKING:
@@ -155,7 +161,9 @@ def _running(runtime: Runtime, job: JobState, plan: Plan) -> Iterator[DeliveryCo
     try:
         yield context
     except BaseException as error:
-        _finish(runtime, job, plan, began, token, write=_writes_after(error))
+        failed = _failed_unsaved(runtime, job, error)
+        write = _writes_after(error)
+        _finish(runtime, job, plan, began, token, write=write, saved=failed)
         raise
     _settle(runtime, job)
     _finish(runtime, job, plan, began, token, write=True)
@@ -182,6 +190,30 @@ def _begin(
         job.status = status  # not started: resumable as it was
         raise
     return context, began, CURRENT.set(context)
+
+
+def _failed_unsaved(
+    runtime: Runtime, job: JobState, error: BaseException
+) -> JobState | None:
+    """Return the job as last saved, failed on the delivery it could not save.
+
+    A value that cannot be saved (of a type not registered, say) fails every
+    checkpoint that holds it, so the job could never go on: rather than left
+    ``running`` in the store, it is stored failed with the reason, as of its
+    last checkpoint, and a resume by id runs that delivery again. ``None``
+    for any other error, or if the store cannot give the saved state.
+    """
+    journal, delivery = runtime.journal, runtime.unsaved
+    if journal is None or delivery is None or not isinstance(error, SerializationError):
+        return None
+    try:
+        stored = journal.store.load(job.job_id)
+    except FlowForgeError:  # the job stays as of its last checkpoint
+        return None
+    saved = next((d for d in stored.pending if d.seq == delivery.seq), delivery)
+    runtime._fail_job(stored, saved, error)
+    stored.finished_at = runtime.clock.now()
+    return stored
 
 
 def _writes_after(error: BaseException) -> bool:
@@ -214,8 +246,12 @@ def _finish(
     token: Token[DeliveryContext | None],
     *,
     write: bool,
+    saved: JobState | None = None,
 ) -> None:
-    """Release what the run held; save the job's state unless the store failed."""
+    """Release what the run held; save the job's state unless the store failed.
+
+    ``saved`` is the state to save instead of ``job``'s, if given.
+    """
     CURRENT.reset(token)
     job._interrupt = None
     runtime.setup.jobs.discard(job)
@@ -224,7 +260,7 @@ def _finish(
         snapshot_stats(job, plan)
     finally:  # the lease is released even if a routine's stats cannot be
         if runtime.journal is not None:
-            runtime.journal.end(job, write=write)
+            runtime.journal.end(job if saved is None else saved, write=write)
 
 
 def _settle(runtime: Runtime, job: JobState) -> None:

@@ -39,7 +39,7 @@ from flowforge._names import check_id
 from flowforge.engine.plan import Plan, Target
 from flowforge.engine.stats import snapshot_routine
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
-from flowforge.exceptions import ExecutionError
+from flowforge.exceptions import ExecutionError, SerializationError
 from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED
 from flowforge.job_state import JobState, JobStatus, new_job_state
 from flowforge.record import (
@@ -98,6 +98,7 @@ class Runtime:
         "strategy",
         "monotonic",
         "_random",
+        "unsaved",
     )
 
     def __init__(
@@ -121,6 +122,8 @@ class Runtime:
             time.monotonic if type(self.clock) is SystemClock else self.clock.monotonic
         )
         self._random: random.Random | None = None
+        self.unsaved: Delivery | None = None
+        """The delivery whose checkpoint found a value it cannot save."""
 
     def new_job(
         self,
@@ -419,7 +422,11 @@ class Runtime:
         if self.journal is None or change is None:
             return
         snapshot_routine(job, plan, delivery.routine_id)
-        self.journal.commit(job, change)
+        try:
+            self.journal.commit(job, change)
+        except SerializationError:
+            self.unsaved = delivery  # the run stores the job failed on it
+            raise
 
     def honour_stop_request(
         self, job: JobState, delivery: Delivery | None = None

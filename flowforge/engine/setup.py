@@ -81,6 +81,11 @@ class JobRegistry:
         with self._lock:
             return self._jobs.get(job_id)
 
+    def running(self) -> list[str]:
+        """Return the ids of the running jobs, sorted."""
+        with self._lock:
+            return sorted(self._jobs)
+
 
 @final
 class WorkerPool:

@@ -5,12 +5,15 @@ It proves the public types are pleasant to use: no casts, no ignores.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
 from flowforge import (
+    Connection,
     ErrorHandler,
     ErrorStrategy,
+    Finding,
     Flow,
     FlowPerformance,
     JobState,
@@ -18,6 +21,7 @@ from flowforge import (
     Routine,
     RoutinePerformance,
     current_delivery,
+    register_payload_type,
 )
 from flowforge.store import JobRecord, MemoryStore, SqliteStore, Store
 
@@ -81,3 +85,25 @@ def run(folder: Path) -> float:
         store.prune(older_than=timedelta(days=7), keep=100)
         resumed: list[JobState] = flow.recover(MemoryStore())
         return figures.avg_time + totals.throughput + len(records) + len(resumed)
+
+
+@register_payload_type
+@dataclasses.dataclass(frozen=True)
+class Receipt:
+    order_id: int
+
+
+@register_payload_type(name="orders:Refund")
+@dataclasses.dataclass(frozen=True)
+class Refund:
+    receipt: Receipt
+
+
+def edit(flow: Flow) -> int:
+    refund: Refund = Refund(Receipt(1))  # the decorators keep the class's type
+    removed: Connection = flow.disconnect("orders", "order", "ledger", "input")
+    flow.connect(removed.source_id, removed.event, removed.target_id, removed.slot)
+    gone: tuple[Connection, ...] = flow.remove_routine("ledger")
+    findings: list[Finding] = flow.validate()
+    errors = [f.message for f in findings if f.severity == "error"]
+    return len(gone) + len(errors) + refund.receipt.order_id
