@@ -28,6 +28,7 @@ from flowforge.execution_tracker import (
     RoutinePerformance,
 )
 from flowforge.flow import Flow
+from flowforge.function_routine import step
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import ErrorRecord, HistoryRecord, RoutineState, RoutineStatus
 from flowforge.routine import Routine
@@ -68,4 +69,5 @@ __all__ = [
     "UnknownPortError",
     "UnknownRoutineTypeError",
     "current_delivery",
+    "step",
 ]

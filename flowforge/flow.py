@@ -16,6 +16,7 @@ from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Self, final
 
+from flowforge._chain import chain
 from flowforge._diagram import to_dot, to_mermaid
 from flowforge._flow_data import flow_to_data, read_flow_data
 from flowforge._wiring import Wiring
@@ -249,6 +250,20 @@ class Flow:
         connection = self._wiring.connect(self._flow_id, ends, param_mapping)
         self._plans.invalidate()
         return connection
+
+    def chain(self, *routines: Routine) -> list[str]:
+        """Add ``routines`` (those not in the flow yet) and connect each to the next.
+
+        Each routine's only event feeds the next one's only slot; a value a
+        step returns is renamed to the next step's parameter. Returns their
+        ids, in order. The flow is left unchanged when a link cannot be made.
+
+        Raises:
+            ArgumentTypeError: If an item is not a routine.
+            DefinitionError: If a linked routine has several events or slots
+                (use :meth:`connect`), or a link already exists.
+        """
+        return chain(self, routines)
 
     def set_error_handler(self, handler: ErrorHandler | None) -> None:
         """Use ``handler`` for routines without their own; ``None`` means STOP."""

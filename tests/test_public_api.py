@@ -118,6 +118,7 @@ PUBLIC_MODULES: dict[str, list[str]] = {
         "UnknownPortError",
         "UnknownRoutineTypeError",
         "current_delivery",
+        "step",
     ],
     "flowforge.store": [
         "Change",
@@ -190,6 +191,7 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
     "flowforge.Flow": [
         "add_routine",
         "cancel",
+        "chain",
         "clock",
         "close",
         "connect",
