@@ -129,7 +129,15 @@ PUBLIC_MODULES: dict[str, list[str]] = {
         "Store",
     ],
     "flowforge.store.postgres": ["PostgresStore", "SCHEMA_VERSION"],
-    "flowforge.testing": ["FakeClock", "Recorder", "Relay", "StoreWrapper"],
+    "flowforge.testing": [
+        "FakeClock",
+        "Outcome",
+        "Recorder",
+        "Relay",
+        "StoreWrapper",
+        "deliver",
+        "deliver_async",
+    ],
     "flowforge.dask": ["DaskRunner"],
 }
 PUBLIC_CLASSES: dict[str, list[str]] = {
@@ -416,6 +424,7 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "sleep",
         "sleep_async",
     ],
+    "flowforge.testing.Outcome": ["buffer", "emissions", "error", "payloads", "stats"],
     "flowforge.testing.Recorder": [
         "config",
         "define_event",
