@@ -257,7 +257,7 @@ def test_async_step_timeout_fails_the_delivery() -> None:
 )
 def test_step_refuses_what_is_not_a_def_function(target: object, match: str) -> None:
     with pytest.raises(ArgumentTypeError, match=match):
-        step(target)  # type: ignore[arg-type]
+        step(target)  # type: ignore[call-overload]
 
 
 def test_step_refuses_a_generator_function() -> None:
@@ -450,7 +450,9 @@ def test_chain_refuses_nothing_to_chain() -> None:
 def test_chain_refuses_a_routine_class_and_says_to_call_it() -> None:
     flow = Flow()
 
-    with pytest.raises(ArgumentTypeError, match=r"item 1 is the class clean.*clean\(\)"):
+    with pytest.raises(
+        ArgumentTypeError, match=r"item 1 is the class clean.*clean\(\)"
+    ):
         flow.chain(read_text(), clean)  # type: ignore[arg-type]
 
     assert flow.routines == {}

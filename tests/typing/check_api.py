@@ -18,8 +18,10 @@ from flowforge import (
     Routine,
     RoutinePerformance,
     current_delivery,
+    step,
 )
 from flowforge.store import JobRecord, MemoryStore, SqliteStore, Store
+from flowforge.testing import Outcome, deliver
 
 
 class Orders(Routine):
@@ -63,3 +65,23 @@ def run(folder: Path) -> float:
         store.prune(older_than=timedelta(days=7), keep=100)
         resumed: list[JobState] = flow.recover(MemoryStore())
         return figures.avg_time + totals.throughput + len(records) + len(resumed)
+
+
+@step(emits="amount")
+def parse_amount(text: str) -> float:
+    return float(text)
+
+
+@step
+async def double(amount: float) -> float:
+    return amount * 2
+
+
+def chained() -> list[str]:
+    flow = Flow(flow_id="steps")
+    ids: list[str] = flow.chain(parse_amount(), double(), Ledger())
+    outcome: Outcome = deliver(double(), {"amount": 2.0})
+    emitted: list[tuple[str, dict[str, object]]] = outcome.emissions
+    error: Exception | None = outcome.error
+    assert error is None and emitted == [("output", {"output": 4.0})]
+    return ids
