@@ -23,18 +23,16 @@ from flowforge.types import Handler, MergeStrategy
 
 __all__ = ["FunctionRoutine", "step"]
 
-Decorator = Callable[[Callable[..., object]], type[Routine]]
-
 
 class FunctionRoutine(Routine):
     """The base of every class ``@step`` makes: one slot calls the function.
 
-    Do not subclass it yourself; decorate a function with :func:`step`.
+    Do not subclass it yourself; decorate a function with :func:`~flowforge.step`.
     Thread safety: as for any routine.
     """
 
     function: ClassVar[Callable[..., object]]
-    """The decorated function, unchanged: call it directly in unit tests."""
+    """The decorated function, unchanged, to call directly in unit tests."""
     _slot_name: ClassVar[str]
     _event_name: ClassVar[str | None]
     _slot_options: ClassVar[tuple[MergeStrategy, bool, float | None]]
@@ -82,6 +80,10 @@ class FunctionRoutine(Routine):
         self.emit(event, **result)
 
 
+Decorator = Callable[[Callable[..., object]], type[FunctionRoutine]]
+"""What ``step(...)`` with options returns: it makes the class of a function."""
+
+
 def _emitting_handler(routine: FunctionRoutine, function: Handler) -> Handler:
     """Return a handler with ``function``'s signature that emits its result."""
     if inspect.iscoroutinefunction(function):
@@ -100,7 +102,7 @@ def _emitting_handler(routine: FunctionRoutine, function: Handler) -> Handler:
 
 
 @overload
-def step(function: Callable[..., object], /) -> type[Routine]: ...
+def step(function: Callable[..., object], /) -> type[FunctionRoutine]: ...
 
 
 @overload
@@ -123,7 +125,7 @@ def step(
     merge_strategy: MergeStrategy = "override",
     join: bool = False,
     timeout: float | None = None,
-) -> type[Routine] | Decorator:
+) -> type[FunctionRoutine] | Decorator:
     """Turn a function (plain or ``async def``) into a routine class with one slot.
 
     Use it bare (``@step``) or with options (``@step(emits="text")``). The
@@ -134,9 +136,10 @@ def step(
     it resume in a new process; the original function stays callable as
     ``clean.function``.
 
-    This is the one class factory in FlowForge: the class it makes has a
-    fixed base, :class:`FunctionRoutine`, and holds only the function and
-    these options; it has no methods of its own.
+    This is the one class factory in FlowForge, kept as plain as it can be:
+    the class it makes has a fixed base,
+    :class:`~flowforge.function_routine.FunctionRoutine`, and holds only the
+    function and these options; it has no methods of its own.
 
     The slot binds data to the function's parameters like any handler (see
     the routines guide). The return value is emitted on the event when the
@@ -180,7 +183,7 @@ def step(
     """
     options = (emits, slot, (merge_strategy, join, timeout))
 
-    def decorate(function: Callable[..., object]) -> type[Routine]:
+    def decorate(function: Callable[..., object]) -> type[FunctionRoutine]:
         return _routine_class(function, *options)
 
     return decorate if function is None else decorate(function)
@@ -191,7 +194,7 @@ def _routine_class(
     emits: str | None,
     slot: str,
     slot_options: tuple[MergeStrategy, bool, float | None],
-) -> type[Routine]:
+) -> type[FunctionRoutine]:
     if not inspect.isfunction(function) or function.__name__ == "<lambda>":
         raise ArgumentTypeError(
             f"@step decorates a function made with def or async def, got "

@@ -69,8 +69,8 @@ class Outcome:
     stats: dict[str, object]
     """A copy of the routine's stats afterwards (they add up across calls)."""
     buffer: Payload | None
-    """The slot's buffer afterwards: the merged data, or when the handler
-    raised the ``buffer`` given; ``None`` when there is none (a source)."""
+    """The slot's buffer afterwards, with the data merged in (the ``buffer``
+    given, if the handler raised); ``None`` when there is none (a source)."""
 
     def payloads(self, event: str) -> list[Payload]:
         """Return the payloads emitted on ``event``, in order."""

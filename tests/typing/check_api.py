@@ -21,6 +21,7 @@ from flowforge import (
     step,
 )
 from flowforge.store import JobRecord, MemoryStore, SqliteStore, Store
+from flowforge.function_routine import FunctionRoutine
 from flowforge.testing import Outcome, deliver
 
 
@@ -85,3 +86,8 @@ def chained() -> list[str]:
     error: Exception | None = outcome.error
     assert error is None and emitted == [("output", {"output": 4.0})]
     return ids
+
+
+def call_directly() -> object:
+    routine: FunctionRoutine = parse_amount()
+    return parse_amount.function("1.5"), routine.function("2")
