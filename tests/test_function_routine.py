@@ -513,3 +513,22 @@ def test_chain_refuses_a_routine_whose_init_skipped_super() -> None:
 
     with pytest.raises(DefinitionError, match="did not call super"):
         Flow().chain(clean(), Broken())
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
+@pytest.mark.parametrize("run_async", [False, True], ids=["execute", "execute_async"])
+def test_chain_of_steps_gives_one_result_in_every_strategy(
+    strategy: str, run_async: bool
+) -> None:
+    flow = Flow(execution_strategy=strategy)
+    sink = sink_of(flow, read_text(), clean(), split_words(), count())
+    params = {"path": "f.txt"}
+
+    if run_async:
+        job = asyncio.run(flow.execute_async("read_text", params))
+    else:
+        job = flow.execute("read_text", params)
+
+    assert job.status is JobStatus.COMPLETED
+    assert sink.received == [{"count": 4, "first": "the"}]
+    flow.close()

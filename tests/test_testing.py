@@ -252,3 +252,29 @@ def test_deliver_refuses_a_routine_whose_init_skipped_super() -> None:
 
     with pytest.raises(DefinitionError, match="did not call super"):
         deliver(Broken(), {})
+
+
+def test_deliver_keeps_a_timeout_error_the_handler_raised_itself() -> None:
+    @step(timeout=5.0)
+    async def gives_up() -> None:
+        raise TimeoutError("upstream timed out")
+
+    outcome = deliver(gives_up(), {})
+
+    assert isinstance(outcome.error, TimeoutError)
+    assert str(outcome.error) == "upstream timed out"
+
+
+def test_deliver_awaits_an_async_source() -> None:
+    class AsyncSource(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_event("out")
+
+        async def __call__(self, n: int = 1) -> None:  # type: ignore[override]  # async
+            await asyncio.sleep(0)
+            self.emit("out", n=n)
+
+    outcome = deliver(AsyncSource(), {"n": 5})
+
+    assert outcome.emissions == [("out", {"n": 5})]
