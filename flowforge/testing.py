@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, final
 
 from flowforge._context import CURRENT, DeliveryContext, current_delivery
 from flowforge._names import free_id
-from flowforge.engine.entry import check_entry_params, choose_entry_slot
+from flowforge.engine.entry import choose_entry_slot
 from flowforge.engine.plan import is_async_source
 from flowforge.engine.routing import refuse_awaitable
 from flowforge.exceptions import ArgumentTypeError, ExecutionError
@@ -164,7 +165,7 @@ class _Call:
             raise ArgumentTypeError(f"deliver expects a Routine, got {routine!r}")
         routine.slots  # noqa: B018  raises if __init__ skipped super().__init__()
         self.routine = routine
-        self.params = check_entry_params(data)
+        self.params = _payload(data, "data")
         routine_id = free_id(type(routine).__name__, (), {})
         slot_name = choose_entry_slot(routine, routine_id, slot)
         self.slot: Slot | None = None
@@ -172,7 +173,7 @@ class _Call:
         if slot_name is not None:
             self.slot = routine.get_slot(slot_name)
             self.is_async = self.slot.is_async
-        self.before = None if buffer is None else _copied(check_entry_params(buffer))
+        self.before = None if buffer is None else _copied(_payload(buffer, "buffer"))
         self.merged: Payload | None = None
         job = _harness_job(routine_id, slot_name, self.params)
         self.context = DeliveryContext(job)
@@ -235,6 +236,22 @@ class _Call:
         emissions = [] if error is not None else list(self.context._emissions)
         buffer = self.before if error is not None else self.merged
         return Outcome(emissions, error, self.routine.stats(), buffer)
+
+
+def _payload(value: Mapping[str, object] | None, name: str) -> Payload:
+    """Return a copy of ``value`` (``{}`` for ``None``) after checking it.
+
+    Raises:
+        ArgumentTypeError: If ``value`` is not a mapping with str keys.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ArgumentTypeError(
+            f"deliver: {name} must be a mapping with str keys, got "
+            f"{reprlib.repr(value)}"
+        )
+    return dict(value)
 
 
 def _copied(buffer: Mapping[str, object]) -> Payload:

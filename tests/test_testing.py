@@ -241,8 +241,38 @@ def test_deliver_refuses_what_is_not_a_routine() -> None:
 
 
 def test_deliver_refuses_data_with_keys_that_are_not_str() -> None:
-    with pytest.raises(ArgumentTypeError, match="mapping with str keys"):
+    with pytest.raises(ArgumentTypeError, match="data must be a mapping with str"):
         deliver(clean(), {1: "x"})  # type: ignore[dict-item]
+
+
+def test_deliver_refuses_a_buffer_that_is_not_a_mapping() -> None:
+    with pytest.raises(ArgumentTypeError, match="buffer must be a mapping with str"):
+        deliver(clean(), {"text": "x"}, buffer=["x"])  # type: ignore[arg-type]
+
+
+def test_deliver_reports_a_failing_merge_function_and_keeps_the_buffer() -> None:
+    def merge(old: dict[str, object], new: dict[str, object]) -> dict[str, object]:
+        raise ValueError("cannot merge")
+
+    @step(merge_strategy=merge)
+    def echo(text: str) -> str:
+        return text
+
+    outcome = deliver(echo(), {"text": "b"}, buffer={"text": "a"})
+
+    assert isinstance(outcome.error, ValueError)
+    assert outcome.buffer == {"text": "a"} and outcome.emissions == []
+
+
+def test_deliver_with_override_merges_new_keys_over_the_buffer() -> None:
+    @step
+    def describe(name: str, greeting: str = "hello") -> str:
+        return f"{greeting} {name}"
+
+    outcome = deliver(describe(), {"name": "ada"}, buffer={"greeting": "hi"})
+
+    assert outcome.payloads("output") == [{"output": "hi ada"}]
+    assert outcome.buffer == {"greeting": "hi", "name": "ada"}
 
 
 def test_deliver_refuses_a_routine_whose_init_skipped_super() -> None:
