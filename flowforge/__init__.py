@@ -30,6 +30,7 @@ from flowforge.execution_tracker import (
     RoutinePerformance,
 )
 from flowforge.flow import Flow
+from flowforge.function_routine import step
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import ErrorRecord, HistoryRecord, RoutineState, RoutineStatus
 from flowforge.routine import Routine
@@ -72,4 +73,5 @@ __all__ = [
     "UnknownRoutineTypeError",
     "current_delivery",
     "register_payload_type",
+    "step",
 ]

@@ -7,14 +7,15 @@ then wires the parts read here through its own checked methods.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar, final
+from typing import Protocol, TypeVar, final
 
 from flowforge.connection import Connection
 from flowforge.error_handler import ErrorHandler
 from flowforge.exceptions import (
     ArgumentTypeError,
+    DefinitionError,
     SerializationError,
     UnknownRoutineTypeError,
 )
@@ -22,9 +23,29 @@ from flowforge.job_state import DEFAULT_MAX_PENDING
 from flowforge.routine import Routine
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 
-__all__ = ["FlowParts", "flow_to_data", "read_flow_data"]
+__all__ = ["FlowParts", "flow_to_data", "read_flow_data", "wire_flow"]
 
 T = TypeVar("T")
+
+
+class Wirable(Protocol):
+    """What :func:`wire_flow` calls on the flow it makes: the checked wiring."""
+
+    def add_routine(self, routine: Routine, routine_id: str | None = None) -> str:
+        """Add a routine under an id."""
+
+    def connect(
+        self,
+        source_id: str,
+        event: str,
+        target_id: str,
+        slot: str,
+        param_mapping: Mapping[str, str] | None = None,
+    ) -> Connection:
+        """Connect an event to a slot."""
+
+
+W = TypeVar("W", bound=Wirable)
 
 
 @final
@@ -139,3 +160,29 @@ def _routine(
         ) from None
     except SerializationError as error:
         raise SerializationError(f"routine {routine_id!r}: {error}") from error
+
+
+def wire_flow(parts: FlowParts, make: Callable[..., W]) -> W:
+    """Make a flow with ``make`` from the settings read, then wire its parts.
+
+    Raises:
+        SerializationError: If the parts cannot be wired (the data names a
+            port that does not exist, say); the message says why.
+    """
+    try:
+        flow = make(
+            parts.flow_id,
+            error_handler=parts.error_handler,
+            max_deliveries=parts.max_deliveries,
+            max_pending=parts.max_pending,
+            history_limit=parts.history_limit,
+            execution_strategy=parts.execution_strategy,
+            max_workers=parts.max_workers,
+        )
+        for routine_id, routine in parts.routines:
+            flow.add_routine(routine, routine_id)
+        for c in parts.connections:
+            flow.connect(c.source_id, c.event, c.target_id, c.slot, c.param_mapping)
+    except DefinitionError as error:
+        raise SerializationError(f"flow: {error}") from error
+    return flow

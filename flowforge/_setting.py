@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, Self, TypeVar, overload
 
-__all__ = ["Setting"]
+from flowforge.exceptions import ArgumentTypeError
+
+__all__ = ["Setting", "optional"]
 
 T = TypeVar("T")
 
@@ -53,3 +55,20 @@ class Setting(Generic[T]):
     def __set__(self, instance: _Owner, value: T) -> None:
         """Check ``value`` and store it; the owner's next job sees it."""
         instance._set(self._name, self._check(value))
+
+
+def optional(kind: type[T], name: str) -> Callable[[object], T | None]:
+    """Return a check that accepts ``None`` or an instance of ``kind``.
+
+    The check raises :class:`~flowforge.ArgumentTypeError` naming the setting
+    ``name`` for anything else.
+    """
+
+    def check(value: object) -> T | None:
+        if value is not None and not isinstance(value, kind):
+            raise ArgumentTypeError(
+                f"{name}: expected an {kind.__name__} or None, got {value!r}"
+            )
+        return value
+
+    return check

@@ -16,12 +16,13 @@ from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Self, final
 
+from flowforge._chain import chain
 from flowforge._diagram import to_dot, to_mermaid
-from flowforge._flow_data import flow_to_data, read_flow_data
+from flowforge._flow_data import flow_to_data, read_flow_data, wire_flow
 from flowforge._validate import Finding, validate
 from flowforge._wiring import Wiring
 from flowforge._names import check_id, check_positive
-from flowforge._setting import Setting
+from flowforge._setting import Setting, optional
 from flowforge.connection import Connection
 from flowforge.engine.clock import SystemClock, check_clock
 from flowforge.engine.jobs import (
@@ -39,11 +40,6 @@ from flowforge.engine.plan import PlanCache
 from flowforge.engine.run import check_strategy
 from flowforge.engine.setup import SEQUENTIAL, FlowSetup, JobRegistry, WorkerPool
 from flowforge.error_handler import ErrorHandler
-from flowforge.exceptions import (
-    ArgumentTypeError,
-    DefinitionError,
-    SerializationError,
-)
 from flowforge.job_state import (
     DEFAULT_MAX_PENDING,
     MAX_HISTORY_LIMIT,
@@ -62,14 +58,6 @@ DEFAULT_MAX_DELIVERIES: Final = 10_000_000
 DEFAULT_HISTORY_LIMIT: Final = 1000
 DEFAULT_MAX_WORKERS: Final = 8
 MAX_WORKERS: Final = 1_000_000
-
-
-def _check_error_handler(handler: object) -> ErrorHandler | None:
-    if handler is not None and not isinstance(handler, ErrorHandler):
-        raise ArgumentTypeError(
-            f"error_handler: expected an ErrorHandler or None, got {handler!r}"
-        )
-    return handler
 
 
 @final
@@ -103,16 +91,6 @@ class Flow:
     Thread safety: wire the flow from one thread, before running it. Once
     wired, any number of threads may run jobs of it at the same time.
     """
-
-    # Settings' values, assigned through their descriptors (see _set).
-    _flow_id: str
-    _error_handler: ErrorHandler | None
-    _max_deliveries: int
-    _max_pending: int
-    _history_limit: int
-    _clock: Clock | None
-    _execution_strategy: str
-    _max_workers: int
 
     def __init__(
         self,
@@ -150,7 +128,7 @@ class Flow:
         "The flow's id, recorded in every job it runs.",
     )
     error_handler = Setting[ErrorHandler | None](
-        _check_error_handler,
+        optional(ErrorHandler, "error_handler"),
         "Used for routines without their own; ``None`` means STOP.",
     )
     max_deliveries = Setting[int](
@@ -184,7 +162,7 @@ class Flow:
             setattr(self, name, value)
             self._setup = None
         if name == "_max_workers":
-            self._workers.resize(self._max_workers)
+            self._workers.resize(self.max_workers)
 
     @property
     def routines(self) -> Mapping[str, Routine]:
@@ -218,7 +196,7 @@ class Flow:
         Raises:
             UnknownPortError: If the flow has no such routine.
         """
-        return self._wiring.get(routine_id, self._flow_id)
+        return self._wiring.get(routine_id, self.flow_id)
 
     def connect(
         self,
@@ -247,7 +225,7 @@ class Flow:
                 names a key the event does not declare.
         """
         ends = (source_id, event, target_id, slot)
-        connection = self._wiring.connect(self._flow_id, ends, param_mapping)
+        connection = self._wiring.connect(self.flow_id, ends, param_mapping)
         self._plans.invalidate()
         return connection
 
@@ -266,7 +244,7 @@ class Flow:
             JobStateError: If a job of the flow runs in this process.
         """
         rest = (event, target_id, slot)
-        connection = self._wiring.disconnect(self._flow_id, self._jobs, source_id, rest)
+        connection = self._wiring.disconnect(self.flow_id, self._jobs, source_id, rest)
         self._plans.invalidate()
         return connection
 
@@ -277,13 +255,27 @@ class Flow:
             UnknownPortError: If the flow has no such routine.
             JobStateError: If a job of the flow runs in this process.
         """
-        removed = self._wiring.remove(routine_id, self._flow_id, self._jobs)
+        removed = self._wiring.remove(routine_id, self.flow_id, self._jobs)
         self._plans.invalidate()
         return removed
 
     def validate(self) -> list[Finding]:
         """Return every problem of the wiring at once, errors first; never raise."""
         return validate(self._routines, self._connections)
+
+    def chain(self, *routines: Routine) -> list[str]:
+        """Add ``routines`` (those not in the flow yet) and connect each to the next.
+
+        Each routine's only event feeds the next one's only slot; a value a
+        step returns is renamed to the next step's parameter. Returns their
+        ids, in order. The flow is left unchanged when a link cannot be made.
+
+        Raises:
+            ArgumentTypeError: If an item is not a routine.
+            DefinitionError: If a linked routine has several events or slots
+                (use :meth:`connect`), or a link already exists.
+        """
+        return chain(self, routines)
 
     def set_error_handler(self, handler: ErrorHandler | None) -> None:
         """Use ``handler`` for routines without their own; ``None`` means STOP."""
@@ -334,17 +326,17 @@ class Flow:
 
     def _new_setup(self) -> FlowSetup:
         return FlowSetup(
-            flow_id=self._flow_id,
+            flow_id=self.flow_id,
             plan=self._plans.get,
             entry_plans=self._plans.entries,
             jobs=self._jobs,
-            max_deliveries=self._max_deliveries,
-            max_pending=self._max_pending,
-            history_limit=self._history_limit,
-            error_handler=self._error_handler,
-            clock=self._clock or SystemClock(),
-            strategy=self._execution_strategy,
-            max_workers=self._max_workers,
+            max_deliveries=self.max_deliveries,
+            max_pending=self.max_pending,
+            history_limit=self.history_limit,
+            error_handler=self.error_handler,
+            clock=self.clock or SystemClock(),
+            strategy=self.execution_strategy,
+            max_workers=self.max_workers,
             executor=self._workers.get,
         )
 
@@ -542,12 +534,12 @@ class Flow:
                 saved; the message names the routine and the field.
         """
         options = {
-            "max_deliveries": self._max_deliveries,
-            "max_pending": self._max_pending,
-            "history_limit": self._history_limit,
-            "execution_strategy": self._execution_strategy,
-            "max_workers": self._max_workers,
-            "error_handler": self._error_handler,
+            "max_deliveries": self.max_deliveries,
+            "max_pending": self.max_pending,
+            "history_limit": self.history_limit,
+            "execution_strategy": self.execution_strategy,
+            "max_workers": self.max_workers,
+            "error_handler": self.error_handler,
         }
         return flow_to_data(self.flow_id, options, self._routines, self._connections)
 
@@ -565,24 +557,7 @@ class Flow:
             UnknownRoutineTypeError: If a routine class is not registered.
             SerializationError: If the data is malformed.
         """
-        parts = read_flow_data(data, registry)
-        try:
-            flow = cls(
-                parts.flow_id,
-                error_handler=parts.error_handler,
-                max_deliveries=parts.max_deliveries,
-                max_pending=parts.max_pending,
-                history_limit=parts.history_limit,
-                execution_strategy=parts.execution_strategy,
-                max_workers=parts.max_workers,
-            )
-            for routine_id, routine in parts.routines:
-                flow.add_routine(routine, routine_id)
-            for c in parts.connections:
-                flow.connect(c.source_id, c.event, c.target_id, c.slot, c.param_mapping)
-        except DefinitionError as error:
-            raise SerializationError(f"flow: {error}") from error
-        return flow
+        return wire_flow(read_flow_data(data, registry), cls)
 
     def to_mermaid(self) -> str:
         """Return a Mermaid flowchart of the routines, ports and connections."""

@@ -22,8 +22,11 @@ from flowforge import (
     RoutinePerformance,
     current_delivery,
     register_payload_type,
+    step,
 )
 from flowforge.store import JobRecord, MemoryStore, SqliteStore, Store
+from flowforge.function_routine import FunctionRoutine
+from flowforge.testing import Outcome, deliver
 
 
 class Orders(Routine):
@@ -107,3 +110,26 @@ def edit(flow: Flow) -> int:
     findings: list[Finding] = flow.validate()
     errors = [f.message for f in findings if f.severity == "error"]
     return len(gone) + len(errors) + refund.receipt.order_id
+@step(emits="amount")
+def parse_amount(text: str) -> float:
+    return float(text)
+
+
+@step
+async def double(amount: float) -> float:
+    return amount * 2
+
+
+def chained() -> list[str]:
+    flow = Flow(flow_id="steps")
+    ids: list[str] = flow.chain(parse_amount(), double(), Ledger())
+    outcome: Outcome = deliver(double(), {"amount": 2.0})
+    emitted: list[tuple[str, dict[str, object]]] = outcome.emissions
+    error: Exception | None = outcome.error
+    assert error is None and emitted == [("output", {"output": 4.0})]
+    return ids
+
+
+def call_directly() -> object:
+    routine: FunctionRoutine = parse_amount()
+    return parse_amount.function("1.5"), routine.function("2")
