@@ -18,8 +18,11 @@ from flowforge._names import check_name
 from flowforge.event import Event
 from flowforge.exceptions import ArgumentTypeError, DefinitionError
 from flowforge.routine import Routine
-from flowforge.slot import Slot
+from flowforge.slot import Correlate, Slot
 from flowforge.types import Handler, MergeStrategy
+
+SlotOptions = tuple[MergeStrategy, bool, float | None, Correlate | None]
+"""The slot's merge strategy, join, timeout and correlation key."""
 
 __all__ = ["FunctionRoutine", "step"]
 
@@ -35,7 +38,7 @@ class FunctionRoutine(Routine):
     """The decorated function, unchanged, to call directly in unit tests."""
     _slot_name: ClassVar[str]
     _event_name: ClassVar[str | None]
-    _slot_options: ClassVar[tuple[MergeStrategy, bool, float | None]]
+    _slot_options: ClassVar[SlotOptions]
     _input: ClassVar[str | None]
     """The one parameter a value emitted by a previous step binds to, if any."""
 
@@ -48,10 +51,15 @@ class FunctionRoutine(Routine):
                 "FunctionRoutine is the base of the classes @step makes: decorate "
                 "a function with flowforge.step instead of using it directly"
             )
-        merge_strategy, join, timeout = cls._slot_options
+        merge_strategy, join, timeout, correlate = cls._slot_options
         handler = _emitting_handler(self, cls.function)
         self.define_slot(
-            cls._slot_name, handler, merge_strategy, join=join, timeout=timeout
+            cls._slot_name,
+            handler,
+            merge_strategy,
+            join=join,
+            timeout=timeout,
+            correlate=correlate,
         )
         if cls._event_name is not None:
             self.define_event(cls._event_name)
@@ -113,6 +121,7 @@ def step(
     merge_strategy: MergeStrategy = "override",
     join: bool = False,
     timeout: float | None = None,
+    correlate: Correlate | None = None,
 ) -> Decorator: ...
 
 
@@ -125,6 +134,7 @@ def step(
     merge_strategy: MergeStrategy = "override",
     join: bool = False,
     timeout: float | None = None,
+    correlate: Correlate | None = None,
 ) -> type[FunctionRoutine] | Decorator:
     """Turn a function (plain or ``async def``) into a routine class with one slot.
 
@@ -160,6 +170,8 @@ def step(
         join: Make the slot a join, as for ``define_slot``.
         timeout: Seconds an ``async def`` function may run, as for
             ``define_slot``.
+        correlate: For a join, the key that groups its inputs, as for
+            ``define_slot``.
 
     Returns:
         The routine class, or with options only, a decorator that makes it.
@@ -181,7 +193,7 @@ def step(
         >>> clean.function("  hi ")
         'hi'
     """
-    options = (emits, slot, (merge_strategy, join, timeout))
+    options = (emits, slot, (merge_strategy, join, timeout, correlate))
 
     def decorate(function: Callable[..., object]) -> type[FunctionRoutine]:
         return _routine_class(function, *options)
@@ -193,7 +205,7 @@ def _routine_class(
     function: Callable[..., object],
     emits: str | None,
     slot: str,
-    slot_options: tuple[MergeStrategy, bool, float | None],
+    slot_options: SlotOptions,
 ) -> type[FunctionRoutine]:
     if not inspect.isfunction(function) or function.__name__ == "<lambda>":
         raise ArgumentTypeError(
@@ -202,10 +214,17 @@ def _routine_class(
         )
     if emits is not None:
         Event(emits)  # checks the name
-    merge_strategy, join, timeout = slot_options
+    merge_strategy, join, timeout, correlate = slot_options
     # A slot built now checks the name, options and signature once, with the
     # rules every routine's slots follow; each routine then builds its own.
-    Slot(check_name(slot, "slot"), function, merge_strategy, join=join, timeout=timeout)
+    Slot(
+        check_name(slot, "slot"),
+        function,
+        merge_strategy,
+        join=join,
+        timeout=timeout,
+        correlate=correlate,
+    )
     namespace: dict[str, object] = {
         "__module__": function.__module__,
         "__qualname__": function.__qualname__,

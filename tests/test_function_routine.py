@@ -532,3 +532,49 @@ def test_chain_of_steps_gives_one_result_in_every_strategy(
     assert job.status is JobStatus.COMPLETED
     assert sink.received == [{"count": 4, "first": "the"}]
     flow.close()
+
+
+def test_a_correlated_join_step_pairs_its_inputs_by_key() -> None:
+    class Records(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_event("out")
+
+        def __call__(self, ids: list[int]) -> None:
+            for record_id in reversed(ids):
+                self.emit("out", record_id=record_id)
+
+    @step
+    def left(record_id: int) -> dict[str, int]:
+        return {"record_id": record_id, "left": record_id * 10}
+
+    @step
+    def right(record_id: int) -> dict[str, int]:
+        if record_id == 2:
+            raise ValueError("no right half for 2")
+        return {"record_id": record_id, "right": -record_id}
+
+    @step(join=True, correlate="record_id")
+    def pair(record_id: int, left: int, right: int) -> list[int]:
+        return [record_id, left, right]
+
+    flow = Flow()
+    flow.add_routine(Records(), "records")
+    flow.add_routine(left())
+    lenient = right()
+    lenient.set_error_handler(ErrorHandler(ErrorStrategy.CONTINUE))
+    flow.add_routine(lenient)
+    flow.add_routine(pair())
+    for name in ("left", "right"):
+        flow.connect("records", "out", name, "input")
+        flow.connect(name, "output", "pair", "input")
+    flow.chain(flow.routines["pair"], sink := Recorder())
+
+    job = flow.execute("records", {"ids": [1, 2, 3]})
+
+    assert job.status is JobStatus.COMPLETED
+    assert sorted(str(r["output"]) for r in sink.received) == [
+        "[1, 10, -1]",
+        "[3, 30, -3]",
+    ]
+    assert job.waiting_groups == {("pair", "input"): {2: {1}}}  # left.output only

@@ -110,6 +110,8 @@ def edit(flow: Flow) -> int:
     findings: list[Finding] = flow.validate()
     errors = [f.message for f in findings if f.severity == "error"]
     return len(gone) + len(errors) + refund.receipt.order_id
+
+
 @step(emits="amount")
 def parse_amount(text: str) -> float:
     return float(text)
