@@ -19,7 +19,7 @@ import _cli_flows
 import pytest
 from click.testing import CliRunner, Result
 
-from flowforge import FlowForgeError
+from flowforge import FlowForgeError, _payload_types
 from flowforge.cli import main
 from flowforge.cli._app import _describe, cli
 from flowforge.store import JsonDirectoryStore, SqliteStore, Store
@@ -438,3 +438,60 @@ def test_prune_refuses_an_age_past_the_calendar_with_a_usage_error(
 
     assert result.exit_code == 2
     assert "bad age '99999999999d'" in result.output
+
+
+PARCEL_MODULE = """
+import dataclasses
+
+from flowforge import Flow, Routine, register_payload_type
+
+
+@register_payload_type(name="cli-test:Parcel")
+@dataclasses.dataclass
+class Parcel:
+    weight: int
+
+
+class Keep(Routine):
+    def __init__(self):
+        super().__init__()
+        self.define_slot("input", self.keep)
+
+    def keep(self, parcel):
+        raise ValueError("cannot ship")
+
+
+def build():
+    flow = Flow("parcels")
+    flow.add_routine(Keep(), "keep")
+    return flow
+"""
+
+
+def test_import_registers_payload_types_before_a_command_reads_a_job(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cli_parcels.py").write_text(PARCEL_MODULE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    parcels = importlib.import_module("cli_parcels")
+    store = SqliteStore(tmp_path / "jobs.db")
+    parcel = parcels.Parcel(3)
+    parcels.build().execute("keep", {"parcel": parcel}, job_id="p1", store=store)
+    store.close()
+    # A new process knows no payload types until the module that registers runs.
+    monkeypatch.delitem(sys.modules, "cli_parcels")
+    monkeypatch.delitem(_payload_types.BY_NAME, "cli-test:Parcel")
+    monkeypatch.delitem(_payload_types.BY_TYPE, parcels.Parcel)
+    url = f"sqlite:///{tmp_path}/jobs.db"
+
+    unknown = invoke("show", url, "p1")
+    shown = invoke("--import", "cli_parcels", "show", url, "p1")
+    missing = invoke("--import", "no_such_module", "show", url, "p1")
+
+    assert unknown.exit_code == 1 and "cli-test:Parcel" in unknown.stderr
+    assert shown.exit_code == 0
+    assert "ValueError: cannot ship" in shown.stdout
+    assert "weight" in shown.stdout and "3" in shown.stdout
+    assert missing.exit_code == 1
+    assert "cannot import 'no_such_module' (from --import" in missing.stderr

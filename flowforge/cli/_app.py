@@ -9,6 +9,7 @@ import click
 
 from flowforge.cli._build import draw, run, ui
 from flowforge.cli._control import cancel, prune, recover, resume
+from flowforge.cli._flow_path import import_modules
 from flowforge.cli._inspect import jobs, show
 from flowforge.cli._problem import FAILED, CommandError
 from flowforge.exceptions import FlowForgeError
@@ -40,8 +41,16 @@ def _describe(error: Exception) -> str:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option(
+    "--import",
+    "modules",
+    metavar="MODULE",
+    multiple=True,
+    help="Import MODULE first (repeatable), such as the one that registers "
+    "your payload types.",
+)
 @click.version_option(package_name="flowforge", prog_name="flowforge")
-def cli(debug: bool) -> None:
+def cli(debug: bool, modules: tuple[str, ...]) -> None:
     """Operate FlowForge's durable jobs: list, inspect, resume, cancel, prune.
 
     STORE is a URL: sqlite:///jobs.db (relative), sqlite:////srv/jobs.db
@@ -55,6 +64,7 @@ def cli(debug: bool) -> None:
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    import_modules(modules)
 
 
 for _command in (jobs, show, run, resume, cancel, recover, prune, draw, ui):

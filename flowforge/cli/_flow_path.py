@@ -9,7 +9,7 @@ import sys
 from flowforge.cli._problem import USAGE, CommandError
 from flowforge.flow import Flow
 
-__all__ = ["load_flow"]
+__all__ = ["import_modules", "load_flow"]
 
 
 def load_flow(target: str) -> Flow:
@@ -30,21 +30,39 @@ def load_flow(target: str) -> Flow:
             "such as myapp.flows:build_flow",
             exit_code=USAGE,
         )
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as error:  # any error of the user's module is reported
-        raise CommandError(
-            f"cannot import {module_name!r} (from --flow {target!r}): "
-            f"{type(error).__name__}: {error}"
-        ) from error
-    value: object = module
+    value: object = _import(module_name, f"--flow {target!r}")
     for name in attribute.split("."):
         if not hasattr(value, name):
             raise CommandError(f"{module_name!r} has no attribute {attribute!r}")
         value = getattr(value, name)
     return _as_flow(value, target)
+
+
+def import_modules(names: tuple[str, ...]) -> None:
+    """Import the modules ``--import`` names, for what they register.
+
+    A job that holds payload types registered with
+    :func:`~flowforge.register_payload_type` can be read only once the
+    module that registers them has run.
+
+    Raises:
+        CommandError: If a module cannot be imported (exit code 1).
+    """
+    for name in names:
+        _import(name, f"--import {name!r}")
+
+
+def _import(module_name: str, given: str) -> object:
+    """Import ``module_name``, the working folder searched first."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    except Exception as error:  # any error of the user's module is reported
+        raise CommandError(
+            f"cannot import {module_name!r} (from {given}): "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
 
 def _as_flow(value: object, target: str) -> Flow:
