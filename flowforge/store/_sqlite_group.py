@@ -92,7 +92,8 @@ class Group:
         """Create a group with no transaction open and no flusher yet."""
         self.every = every
         self.interval = interval
-        self.lock = threading.Condition()
+        # A plain lock: nothing re-enters it, and it is taken per checkpoint.
+        self.lock = threading.Condition(threading.Lock())
         self.lost: set[str] = set()
         self._guard = guard
         self._forget = forget
@@ -102,6 +103,7 @@ class Group:
         self._jobs: set[str] = set()
         self._flusher: threading.Thread | None = None
         self._closed = False
+        self._idle = False
 
     def begin(self, db: sqlite3.Connection) -> None:
         """Make sure ``db`` holds the open transaction (call with ``lock`` held)."""
@@ -115,7 +117,8 @@ class Group:
                 target=self._flush, name="flowforge-group-commit", daemon=True
             )
             self._flusher.start()
-        self.lock.notify()
+        elif self._idle:  # waiting for a transaction: it has one now
+            self.lock.notify()
 
     def added(self, job_id: str) -> None:
         """Count a checkpoint written in the transaction; commit it if due."""
@@ -178,10 +181,14 @@ class Group:
         self._closed = False
 
     def _flush(self) -> None:
+        # Woken only by the clock while transactions come and go (a wake-up
+        # per transaction would cost the checkpoints more than it saves).
         with self.lock:
             while not self._closed:
                 if self._db is None:
-                    self.lock.wait()
+                    self._idle = True
+                    self.lock.wait(self.interval)
+                    self._idle = False
                     continue
                 left = self._opened + self.interval - time.monotonic()
                 if left > 0:
