@@ -1,4 +1,5 @@
-"""SqliteStore's group commit: a transaction per N checkpoints or per interval.
+"""SqliteStore's write paths: one statement alone, and group commit (a transaction
+per N checkpoints or per interval).
 
 The Store contract suite runs against a grouped store too (``test_store.py``,
 backend ``sqlite_grouped``); these are the grouping's own promises. Kill -9
@@ -10,6 +11,8 @@ from __future__ import annotations
 import pickle
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -242,4 +245,36 @@ def test_a_pickled_store_keeps_its_group_commit_settings(tmp_path: Path) -> None
     assert copy_of_plain._group is None
     copy.close()
     copy_of_plain.close()
+    store.close()
+
+
+def statements_of(store: SqliteStore, run: Callable[[], JobState]) -> Counter[str]:
+    """Run ``run``; count the statements this thread's connection ran, by kind."""
+    seen: list[str] = []
+    store._connection().set_trace_callback(seen.append)
+    job = run()
+    assert job.status is JobStatus.COMPLETED
+    return Counter(
+        "change" if text.startswith("INSERT OR REPLACE INTO changes") else text
+        for text in seen
+        if text.startswith(("BEGIN", "COMMIT", "INSERT OR REPLACE INTO changes"))
+    )
+
+
+@pytest.mark.parametrize(("every", "begins"), [(1, 6), (16, 16)])
+def test_checkpoints_open_a_transaction_only_when_more_than_their_row_is_due(
+    tmp_path: Path, every: int, begins: int
+) -> None:
+    flow, _ = countdown_flow()
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=every, commit_interval=3600)
+
+    counts = statements_of(
+        store, lambda: flow.execute("count", {"n": 200}, store=store)
+    )
+
+    # 201 changes; 3 folds, the run's first and last saves, the create; with
+    # group commit, a transaction per 16 changes (13) instead of the folds.
+    assert counts["change"] == 201
+    assert counts["BEGIN IMMEDIATE"] == begins
+    assert counts["COMMIT"] == begins
     store.close()
