@@ -112,7 +112,7 @@ def recoveries(
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[case_id(c) for c in CASES])
-def recovery(
+def group_recovery(
     request: pytest.FixtureRequest, recoveries: dict[Case, Future[Recovery]]
 ) -> tuple[int, Recovery]:
     """N and a job SIGKILLed at ``POINT:K`` with group commit, then recovered."""
@@ -129,16 +129,16 @@ def test_cases_cover_every_size_with_boundaries_and_30_random_points() -> None:
         )
 
 
-def test_killed_group_run_dies_by_sigkill(recovery: tuple[int, Recovery]) -> None:
-    _, killed = recovery
+def test_killed_group_run_dies_by_sigkill(group_recovery: tuple[int, Recovery]) -> None:
+    _, killed = group_recovery
 
     assert killed.returncode == -signal.SIGKILL, killed.stderr
 
 
 def test_recovered_group_job_has_the_uninterrupted_results(
-    recovery: tuple[int, Recovery], reference: Reference
+    group_recovery: tuple[int, Recovery], reference: Reference
 ) -> None:
-    _, killed = recovery
+    _, killed = group_recovery
     outcome, expected = killed.outcome, reference.outcome
 
     assert outcome.status == "completed"
@@ -151,9 +151,9 @@ def test_recovered_group_job_has_the_uninterrupted_results(
 
 
 def test_recovered_group_job_records_each_delivery_completed_once(
-    recovery: tuple[int, Recovery], reference: Reference
+    group_recovery: tuple[int, Recovery], reference: Reference
 ) -> None:
-    _, killed = recovery
+    _, killed = group_recovery
     store = SqliteStore(killed.db)
     try:
         job = store.load(JOB_ID)
@@ -164,9 +164,9 @@ def test_recovered_group_job_records_each_delivery_completed_once(
 
 
 def test_recovery_resumes_at_most_n_side_effects_back(
-    recovery: tuple[int, Recovery], reference: Reference
+    group_recovery: tuple[int, Recovery], reference: Reference
 ) -> None:
-    every, killed = recovery
+    every, killed = group_recovery
     made = len(killed.killed_log)
     after = killed.log[made:]
     resumed_at = len(reference.log) - len(after)
