@@ -50,7 +50,7 @@ from flowforge.store import (
 )
 from flowforge.testing import Recorder, Relay, StoreWrapper
 
-BACKENDS: Final = ["memory", "json_directory", "sqlite"]
+BACKENDS: Final = ["memory", "json_directory", "sqlite", "sqlite_grouped"]
 SHARED_BACKENDS: Final = ["json_directory", "sqlite"]
 WAIT: Final = 30.0
 """Seconds a thread or process may take before the test gives up on it."""
@@ -263,6 +263,8 @@ def open_store(backend: str, tmp_path: Path) -> Store:
         return MemoryStore()
     if backend == "json_directory":
         return JsonDirectoryStore(tmp_path / "jobs")
+    if backend == "sqlite_grouped":  # group commit, by count only: deterministic
+        return SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
     return SqliteStore(tmp_path / "jobs.db")
 
 

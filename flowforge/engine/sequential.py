@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
+from flowforge.engine.checkpointed import checkpointed
 from flowforge.engine.routing import (
     DONE,
     JOB_RUNNING,
@@ -32,12 +33,15 @@ if TYPE_CHECKING:
     from flowforge._context import DeliveryContext
     from flowforge.engine.plan import Plan, Target
     from flowforge.job_state import JobState
-    from flowforge.engine.runtime import Runtime
+    from flowforge.engine.runtime import Ready, Runtime
     from flowforge.types import Payload
 
     Emissions = list[tuple[str, Payload]]
     General = Callable[[JobState, Plan, DeliveryContext, Delivery], None]
     Finished = Callable[[Delivery, RoutineState, float, float, Emissions], None]
+    Failed = Callable[
+        [JobState, Plan, Delivery, Ready, Emissions, BaseException, float], bool
+    ]
 
 __all__ = ["finisher", "run_loop"]
 
@@ -49,13 +53,13 @@ def run_loop(
 ) -> None:
     """Run a job's pending deliveries on this thread until it ends, pauses or fails.
 
-    A direct delivery runs here, inlined; any other, and every delivery of a
-    job with a journal, goes through ``Runtime.deliver`` (or its
+    A direct delivery runs here, inlined (checkpointed after it in a job
+    with a journal); any other goes through ``Runtime.deliver`` (or its
     checkpointed form).
     """
     pending, states, buffers = job.pending, job.routine_states, job.slot_buffers
     limit, monotonic = runtime.setup.max_deliveries, runtime.monotonic
-    direct, general, finished = _paths(runtime, job, plan)
+    direct, general, finished, failed = _paths(runtime, job, plan)
     while pending and job.status is JOB_RUNNING:
         delivery = pending.pop()
         stop = job._stop_request is not None or job.delivery_count >= limit
@@ -89,9 +93,7 @@ def run_loop(
         except BaseException as error:  # user code: any failure is handled
             context._routine = None
             ready = (target.routine, state, target, old, buffer)
-            if not runtime.failed(
-                job, plan, delivery, ready, emissions, error, started
-            ):
+            if not failed(job, plan, delivery, ready, emissions, error, started):
                 raise
             continue
         context._routine = None
@@ -100,13 +102,16 @@ def run_loop(
 
 def _paths(
     runtime: Runtime, job: JobState, plan: Plan
-) -> tuple[Sequence[Target | None], General, Finished]:
-    """Return the direct target of each connection, the general path, the finisher."""
+) -> tuple[Sequence[Target | None], General, Finished, Failed]:
+    """Return the direct targets, the general path, and a direct delivery's ends.
+
+    The ends are the finisher of a direct delivery and what handles its
+    failure; in a durable job, both checkpoint the delivery.
+    """
     if runtime.journal is None:
-        return plan.direct, runtime.deliver, finisher(job, plan)
-    # Every delivery of a durable job takes the checkpointed path.
-    checkpointed = runtime.deliver_checkpointed
-    return (None,) * len(plan.direct), checkpointed, finisher(job, plan)
+        return plan.direct, runtime.deliver, finisher(job, plan), runtime.failed
+    durable = checkpointed(runtime, job, plan, finisher(job, plan))
+    return plan.direct, runtime.deliver_checkpointed, *durable
 
 
 def finisher(job: JobState, plan: Plan) -> Finished:

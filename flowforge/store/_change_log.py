@@ -10,14 +10,14 @@ routine and slot buffer, and every new error and history record.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from flowforge.exceptions import SerializationError
 from flowforge.record import delivery_to_data, error_to_data
-from flowforge.store._rows import BufferKey, buffer_data, dumps, routine_data
+from flowforge.store._json import dumps, loads
+from flowforge.store._rows import BufferKey, buffer_data, routine_data
 
 if TYPE_CHECKING:
     from flowforge.job_state import JobState
@@ -139,8 +139,8 @@ def parse_document(text: str, where: str) -> ChangeDocument:
             says ``where`` it was found.
     """
     try:
-        items = json.loads(text)
-    except (json.JSONDecodeError, TypeError) as error:
+        items = loads(text)
+    except (ValueError, TypeError, RecursionError) as error:
         raise _corrupted(where, error) from error
     if not isinstance(items, list) or len(items) != len(ChangeDocument._fields):
         raise _corrupted(where, "not a change document")

@@ -8,8 +8,7 @@ changed. Every row is JSON text.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -17,6 +16,7 @@ from flowforge._codec import encode
 from flowforge.exceptions import SerializationError
 from flowforge.job_state import JobState
 from flowforge.record import delivery_to_data, error_to_data, routine_state_to_data
+from flowforge.store._json import dumps, loads
 from flowforge.store.base import Change
 
 __all__ = [
@@ -42,44 +42,6 @@ ROW_KEYS: Final = (
 COUNTER_KEYS: Final = ("status", "delivery_count", "next_seq", "history_total")
 
 BufferKey = tuple[str, str]
-
-
-def _refuse(value: object) -> object:
-    raise TypeError(f"{type(value).__name__} is not JSON data")
-
-
-def _encoder() -> Callable[[object], str]:
-    """Return one reusable compact encoder; rows are trees (no cycles to check).
-
-    ``json.dumps`` with options builds a new encoder per call, which costs
-    about as much as writing a small row; the C encoder behind it is reused
-    here when the interpreter has it.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return json.JSONEncoder(
-            separators=(",", ":"), allow_nan=False, check_circular=False
-        ).encode
-    chunks = make(
-        None,
-        _refuse,
-        json.encoder.encode_basestring_ascii,
-        None,
-        ":",
-        ",",
-        False,
-        False,
-        False,
-    )  # markers, default, encoder, indent, separators, sort_keys, skipkeys, nan
-    return lambda value: "".join(chunks(value, 0))
-
-
-_ENCODE: Final = _encoder()
-
-
-def dumps(value: object) -> str:
-    """Return compact JSON text; values are already JSON types."""
-    return _ENCODE(value)
 
 
 @dataclass(slots=True)
@@ -189,22 +151,18 @@ def assemble(
         SerializationError: If any part is not valid JSON or not a job state.
     """
     try:
-        data = json.loads(header)
+        data = loads(header)
         buffer_rows = [(rid, slot, b, a) for rid, slot, b, a in buffers]
         data.update(counters)
-        data["pending"] = [json.loads(row) for row in pending]
+        data["pending"] = [loads(row) for row in pending]
         data["slot_buffers"] = [
-            [rid, slot, json.loads(b)]
-            for rid, slot, b, _ in buffer_rows
-            if b is not None
+            [rid, slot, loads(b)] for rid, slot, b, _ in buffer_rows if b is not None
         ]
         data["join_arrivals"] = [
-            [rid, slot, json.loads(a)]
-            for rid, slot, _, a in buffer_rows
-            if a is not None
+            [rid, slot, loads(a)] for rid, slot, _, a in buffer_rows if a is not None
         ]
-        data["routine_states"] = [json.loads(row) for row in routines]
-        data["errors"] = [json.loads(row) for row in errors]
+        data["routine_states"] = [loads(row) for row in routines]
+        data["errors"] = [loads(row) for row in errors]
         data["history"] = _records(history)
     except (ValueError, TypeError, AttributeError, RecursionError) as error:
         # ValueError: not JSON, or bytes that are not UTF-8 (from a damaged
@@ -247,7 +205,7 @@ def _buffer_row(
 def _records(rows: Iterable[str]) -> list[object]:
     records: list[object] = []
     for row in rows:
-        value = json.loads(row)
+        value = loads(row)
         # A record starts with its sequence number; a batch with a record.
         if isinstance(value, list) and value and isinstance(value[0], list):
             records.extend(value)

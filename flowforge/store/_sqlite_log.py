@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from flowforge.store._change_log import (
     FOLD_EVERY,
@@ -21,9 +21,17 @@ from flowforge.store._change_log import (
     logged,
     parse_document,
 )
-from flowforge.store._rows import dumps
+from flowforge.store._json import dumps
 
-__all__ = ["LogState", "append", "read_changes"]
+__all__ = [
+    "Due",
+    "LogState",
+    "append",
+    "due",
+    "noted",
+    "read_changes",
+    "write_change",
+]
 
 
 @dataclass(slots=True)
@@ -46,6 +54,50 @@ class LogState:
     renewed_at: float
 
 
+class Due(NamedTuple):
+    """What a checkpoint writes besides its change (the store's rules, in one place).
+
+    ``n`` numbers the change; ``status`` says the job's status row changes,
+    ``fold`` that the log is full and folds, ``renew`` that the lease renews.
+    """
+
+    n: int
+    status: bool
+    fold: bool
+    renew: bool
+
+    @property
+    def alone(self) -> bool:
+        """Whether the change's one row is all there is to write."""
+        return not (self.status or self.fold or self.renew)
+
+
+def due(log: LogState, status: str, lease_until: float, now: float) -> Due:
+    """Return what checkpointing one change of a job in ``status`` writes."""
+    n = log.last + 1
+    fold = n - log.folded >= FOLD_EVERY
+    renewed_at = now if fold else log.renewed_at  # a fold renews the lease
+    # Renew once a third of the lease has passed since the last renewal.
+    renew = now - renewed_at >= (lease_until - now) / 3
+    return Due(n, status != "running", fold, renew)
+
+
+def write_change(
+    db: sqlite3.Connection, job_id: str, n: int, text: str, owner: str
+) -> bool:
+    """Write change ``n`` in one statement if ``owner`` holds the lease; say if so."""
+    cursor = db.execute(_APPEND, (job_id, n % FOLD_EVERY, n, text, job_id, owner))
+    return cursor.rowcount == 1
+
+
+def noted(log: LogState, n: int, document: Logged) -> LogState:
+    """Record in ``log`` that change ``n`` was written; return ``log``."""
+    log.last = n
+    if log.documents is not None:
+        log.documents.append(document)
+    return log
+
+
 def append(
     db: sqlite3.Connection,
     job_id: str,
@@ -55,28 +107,28 @@ def append(
     owner: str,
     lease_until: float,
 ) -> LogState | None:
-    """Log one change and fold a full log; ``None`` if ``owner`` lacks the lease."""
+    """Log a change and what is due with it; ``None`` if ``owner`` lacks the lease.
+
+    Call inside a transaction.
+    """
     now = time.time()
     if log is None:
         log = _read_state(db, job_id)
-    n = log.last + 1
-    cursor = db.execute(_APPEND, (job_id, n % FOLD_EVERY, n, text, job_id, owner))
-    if cursor.rowcount != 1:
-        return None  # not the lease owner: nothing written
-    log.last = n
-    if log.documents is not None:
-        log.documents.append(document)
     status = document.document.status
-    if status != "running":  # as begin() saved it: leave its index alone
+    work = due(log, status, lease_until, now)
+    if not write_change(db, job_id, work.n, text, owner):
+        return None  # not the lease owner: nothing written
+    noted(log, work.n, document)
+    if work.status:  # "running" is as begin() saved it: leave its index alone
         db.execute(
             "UPDATE jobs SET status = ?, updated_at = ? WHERE job_id = ?",
             (status, now, job_id),
         )
-    if n - log.folded >= FOLD_EVERY:
+    if work.fold:
         documents = log.documents or read_changes(db, job_id, log.folded)
-        _fold(db, job_id, documents, n, now, lease_until)
-        log.documents, log.folded, log.renewed_at = [], n, now
-    if now - log.renewed_at >= (lease_until - now) / 3:
+        _fold(db, job_id, documents, work.n, now, lease_until)
+        log.documents, log.folded, log.renewed_at = [], work.n, now
+    if work.renew:
         db.execute(
             "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE job_id = ?",
             (lease_until, now, job_id),

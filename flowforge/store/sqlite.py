@@ -20,16 +20,15 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+from typing import TYPE_CHECKING, Final, TypeVar, final
 
 from flowforge.exceptions import (
     ArgumentTypeError,
     JobNotFoundError,
-    SerializationError,
     StoreError,
 )
 from flowforge.job_state import JobStatus
-from flowforge.store._change_log import apply, fold, log_change
+from flowforge.store._change_log import log_change
 from flowforge.store._checks import (
     check_flow_id,
     check_job_id,
@@ -38,9 +37,11 @@ from flowforge.store._checks import (
     check_prune,
     seconds,
 )
-from flowforge.store._rows import JobRows, assemble, job_rows
+from flowforge.store._rows import job_rows
 from flowforge.store._select import prune_one_by_one, readable_records, to_status
-from flowforge.store._sqlite_log import LogState, append, read_changes
+from flowforge.store._sqlite_group import Group, check_group
+from flowforge.store._sqlite_log import LogState, append, due, noted, write_change
+from flowforge.store._sqlite_rows import insert_job, load_job
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -105,13 +106,32 @@ class SqliteStore:
         synchronous: SQLite's ``synchronous`` setting. ``"NORMAL"`` (the
             default) survives any crash of the process; ``"FULL"`` also
             survives a power loss, at the cost of a disk flush per commit.
+        commit_every: Checkpoints per transaction, from 1 (the default: each
+            delivery is committed before the next one runs) to 1,000,000.
+            With N above 1 (group commit), a crash loses up to the last N
+            deliveries' checkpoints, so up to N handler bodies run again on
+            recovery, and other processes see a job's progress up to N - 1
+            deliveries late. What the store holds is always a prefix of the
+            job's checkpoints, so completions and emissions still happen
+            exactly once. Everything is committed when a run ends, pauses,
+            fails or is interrupted.
+        commit_interval: With group commit, the longest a checkpoint waits
+            for its commit, in seconds (more than 0, at most 3,600): a
+            transaction is committed once this old, even while a slow
+            handler runs (by a thread of the store's).
 
     Thread safety: safe to share between threads (each gets its own
     connection) and between processes on one machine.
     """
 
     def __init__(
-        self, path: str | Path, *, timeout: float = 30.0, synchronous: str = "NORMAL"
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 30.0,
+        synchronous: str = "NORMAL",
+        commit_every: int = 1,
+        commit_interval: float = 0.05,
     ) -> None:
         """Open (and if needed create or upgrade) the database at ``path``."""
         if not isinstance(synchronous, str):
@@ -127,6 +147,10 @@ class SqliteStore:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._logs: dict[str, LogState] = {}
+        every, interval = check_group(commit_every, commit_interval)
+        self._group: Group | None = None
+        if every > 1:
+            self._group = Group(every, interval, self._guard, self._forget)
         self._write(self._migrate)
 
     # -- the Store protocol ---------------------------------------------------------
@@ -141,7 +165,7 @@ class SqliteStore:
             )
             if found.fetchone() is not None:
                 return False
-            _insert_job(db, job_state, rows, owner, lease_until)
+            insert_job(db, job_state, rows, owner, lease_until)
             return True
 
         created = self._write(create)
@@ -167,10 +191,12 @@ class SqliteStore:
                 db.execute(
                     f"DELETE FROM {table} WHERE job_id = ?", (job_id,)
                 )  # noqa: S608
-            _insert_job(db, job_state, rows, owner, lease_until)
+            insert_job(db, job_state, rows, owner, lease_until)
 
         self._logs.pop(job_id, None)
         self._write(save)
+        if self._group is not None:  # rewritten whole: its log is sound again
+            self._group.lost.discard(job_id)
         if owner is not None and lease_until is not None:
             self._logs[job_id] = LogState([], 0, 0, _now())
 
@@ -182,6 +208,8 @@ class SqliteStore:
         Every 64 changes the log is folded into the job's rows in the same
         transaction. The lease is renewed then, and once a third of it has
         passed since the last renewal (the journal's heartbeat renews it too).
+        A change with nothing else due is one statement, committed on its
+        own; with group commit, it joins the open transaction.
         """
         document, text = log_change(check_job_state(job_state), change)
         job_id = job_state.job_id
@@ -195,6 +223,17 @@ class SqliteStore:
                 raise StoreError(f"job {job_id!r} refused a change from {owner!r}")
             return state
 
+        if self._group is not None:
+            self._logs[job_id] = self._grouped(job_id, write)
+            return
+        if log is not None:  # one statement, committed alone, when that is all
+            work = due(log, document.document.status, lease_until, time.time())
+            if work.alone and self._guard(
+                "write to",
+                lambda: write_change(self._connection(), job_id, work.n, text, owner),
+            ):
+                self._logs[job_id] = noted(log, work.n, document)
+                return
         self._logs[job_id] = self._write(write)
 
     def acquire(
@@ -239,7 +278,7 @@ class SqliteStore:
     def load(self, job_id: str) -> JobState:
         """Return the saved job state."""
         check_job_id(job_id)
-        return self._read(lambda db: _load(db, job_id))
+        return self._read(lambda db: load_job(db, job_id))
 
     def get(self, job_id: str) -> JobRecord:
         """Return what the store knows about a job without loading it."""
@@ -272,6 +311,8 @@ class SqliteStore:
     def delete(self, job_id: str) -> None:
         """Remove a job."""
         self._logs.pop(check_job_id(job_id), None)
+        if self._group is not None:
+            self._group.lost.discard(job_id)
 
         def delete(db: sqlite3.Connection) -> None:
             _record(db, job_id)
@@ -290,7 +331,14 @@ class SqliteStore:
         return prune_one_by_one(self, older_than=older_than, keep=keep)
 
     def close(self) -> None:
-        """Close every connection this store opened."""
+        """Commit what is grouped; close every connection this store opened."""
+        try:
+            if self._group is not None:
+                self._group.close()
+        finally:
+            self._close_connections()
+
+    def _close_connections(self) -> None:
         with self._lock:
             for connection in self._connections:
                 connection.close()
@@ -307,7 +355,10 @@ class SqliteStore:
         A copy sent to another process on this machine (a Dask worker, a
         process pool) opens connections of its own; close it there when done.
         """
-        return (_reopen, (str(self.path.absolute()), self._timeout, self._synchronous))
+        group = self._group
+        settings = (1, 0.05) if group is None else (group.every, group.interval)
+        path = str(self.path.absolute())
+        return (_reopen, (path, self._timeout, self._synchronous, *settings))
 
     # -- connections and transactions -------------------------------------------------
 
@@ -344,7 +395,42 @@ class SqliteStore:
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return self._guard("read", lambda: self._transaction("BEGIN", work))
 
+    def _grouped(
+        self, job_id: str, write: Callable[[sqlite3.Connection], LogState]
+    ) -> LogState:
+        """Write a checkpoint into the group's open transaction; commit it if due."""
+        group = self._group
+        assert group is not None  # noqa: S101  the caller checked
+        with group.lock:
+            if job_id in group.lost:
+                raise StoreError(
+                    f"job {job_id!r} lost its last grouped checkpoints to a failed "
+                    "commit; it stops here, resume it from the store"
+                )
+            db = self._connection()
+            group.begin(db)
+            try:
+                state = self._guard("write to", lambda: write(db))
+            except BaseException:
+                group.abort(job_id)
+                raise
+            group.added(job_id)
+            return state
+
+    def _forget(self, job_ids: set[str]) -> None:
+        """Drop what this store knows of the jobs' logs: it reads them back."""
+        for job_id in job_ids:
+            self._logs.pop(job_id, None)
+
     def _transaction(self, begin: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        group = self._group
+        if group is None:
+            return self._run(begin, work)
+        with group.lock:  # what is grouped is committed first, in order
+            group.commit()
+            return self._run(begin, work)
+
+    def _run(self, begin: str, work: Callable[[sqlite3.Connection], T]) -> T:
         db = self._connection()
         db.execute(begin)
         try:
@@ -390,8 +476,16 @@ class SqliteStore:
         )
 
 
-def _reopen(path: str, timeout: float, synchronous: str) -> SqliteStore:
-    return SqliteStore(path, timeout=timeout, synchronous=synchronous)
+def _reopen(
+    path: str, timeout: float, synchronous: str, every: int, interval: float
+) -> SqliteStore:
+    return SqliteStore(
+        path,
+        timeout=timeout,
+        synchronous=synchronous,
+        commit_every=every,
+        commit_interval=interval,
+    )
 
 
 _STATUSES: Final = frozenset(s.value for s in JobStatus)
@@ -489,113 +583,3 @@ def _check_owner(
             f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "
             "process took it over, so this one must stop running it"
         )
-
-
-def _insert_job(
-    db: sqlite3.Connection,
-    job: JobState,
-    rows: JobRows,
-    owner: str | None,
-    lease_until: float | None,
-) -> None:
-    counters = rows.counters
-    if lease_until is None:
-        owner = None
-    db.execute(
-        "INSERT INTO jobs (job_id, flow_id, status, owner, lease_until, updated_at, "
-        "delivery_count, next_seq, history_total, header) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            job.job_id,
-            job.flow_id,
-            counters["status"],
-            owner,
-            lease_until,
-            _now(),
-            counters["delivery_count"],
-            counters["next_seq"],
-            counters["history_total"],
-            rows.header,
-        ),
-    )
-    job_id = job.job_id
-    db.executemany(
-        "INSERT INTO pending VALUES (?, ?, ?)",
-        [(job_id, pos, row) for pos, row in enumerate(rows.pending)],
-    )
-    db.executemany(
-        "INSERT INTO buffers VALUES (?, ?, ?, ?, ?)",
-        [(job_id, rid, slot, b, a) for (rid, slot), (b, a) in rows.buffers.items()],
-    )
-    db.executemany(
-        "INSERT INTO routines VALUES (?, ?, ?)",
-        [(job_id, rid, row) for rid, row in rows.routines.items()],
-    )
-    db.executemany(
-        "INSERT INTO errors VALUES (?, ?, ?)",
-        [(job_id, n, row) for n, row in enumerate(rows.errors)],
-    )
-    db.executemany(
-        "INSERT INTO history VALUES (?, ?, ?)",
-        [(job_id, n, row) for n, row in rows.history],
-    )
-
-
-def _load(db: sqlite3.Connection, job_id: str) -> JobState:
-    row = db.execute(
-        "SELECT header, status, delivery_count, next_seq, history_total, folded "
-        "FROM jobs WHERE job_id = ?",
-        (job_id,),
-    ).fetchone()
-    if row is None:
-        raise JobNotFoundError(job_id=job_id)
-    header, status, delivery_count, next_seq, history_total, folded = row
-    counters: dict[str, object] = {
-        "status": status,
-        "delivery_count": delivery_count,
-        "next_seq": next_seq,
-        "history_total": history_total,
-    }
-
-    # Any: sqlite3 types its rows so; the schema says what each column holds.
-    def select(query: str) -> list[Any]:
-        return db.execute(query, (job_id,)).fetchall()
-
-    rows = JobRows(
-        header=header,
-        counters=counters,
-        pending=[r[0] for r in select(_PENDING)],
-        buffers={(r, s): (b, a) for r, s, b, a in select(_BUFFERS)},
-        routines=dict(select("SELECT routine_id, row FROM routines WHERE job_id = ?")),
-        errors=[
-            r[0] for r in select("SELECT row FROM errors WHERE job_id = ? ORDER BY n")
-        ],
-        history=[],
-    )
-    history: dict[int, str] = dict(
-        select("SELECT n, row FROM history WHERE job_id = ?")
-    )
-    if not all(isinstance(n, int) for n in history):
-        raise SerializationError(
-            f"stored job {job_id!r} is corrupted: a history row number is not an "
-            f"integer ({sorted(map(repr, history))})"
-        )
-    documents = read_changes(db, job_id, folded)
-    if documents:
-        apply(fold(documents, f"change log of job {job_id!r}"), rows, history)
-        rows.counters["status"] = status  # the jobs row keeps it current
-    return assemble(
-        rows.header,
-        rows.counters,
-        rows.pending,
-        [(rid, slot, b, a) for (rid, slot), (b, a) in rows.buffers.items()],
-        rows.routines.values(),
-        rows.errors,
-        [history[n] for n in sorted(history)],
-    )
-
-
-_PENDING: Final = "SELECT row FROM pending WHERE job_id = ? ORDER BY pos"
-_BUFFERS: Final = (
-    "SELECT routine_id, slot, buffer, arrivals FROM buffers WHERE job_id = ?"
-)

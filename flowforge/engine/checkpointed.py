@@ -1,0 +1,77 @@
+"""The sequential loop's inlined path for durable jobs: each delivery checkpointed.
+
+The loop runs a durable job's direct deliveries inlined too. These wrappers of
+its finisher and of ``Runtime.failed`` describe what the delivery changed (a
+:class:`~flowforge.store.Change`; nothing of the delivery is recorded yet when
+its handler returns) and, once the delivery is recorded, snapshot its
+routine's stats and commit it, as ``Runtime.deliver_checkpointed`` does on the
+general path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from flowforge.engine.stats import snapshot_routine
+from flowforge.store.base import Change
+
+if TYPE_CHECKING:
+    from flowforge.engine.plan import Plan
+    from flowforge.engine.runtime import Ready, Runtime
+    from flowforge.job_state import JobState
+    from flowforge.record import Delivery, RoutineState
+    from flowforge.types import Payload
+
+    Emissions = list[tuple[str, Payload]]
+    Finished = Callable[[Delivery, RoutineState, float, float, Emissions], None]
+    Failed = Callable[
+        [JobState, Plan, Delivery, Ready, Emissions, BaseException, float], bool
+    ]
+
+__all__ = ["checkpointed"]
+
+
+def checkpointed(
+    runtime: Runtime, job: JobState, plan: Plan, finished: Finished
+) -> tuple[Finished, Failed]:
+    """Return ``finished`` and ``runtime.failed``, each followed by a checkpoint."""
+    journal = runtime.journal
+    assert journal is not None  # noqa: S101  called for durable jobs only
+    commit, failed, pending = journal.commit, runtime.failed, job.pending
+
+    def change_of(delivery: Delivery) -> Change:
+        rid, slot = delivery.routine_id, delivery.slot
+        # As Runtime.change_before: the handler changed none of these.
+        key = None if slot is None else (rid, slot)  # a direct one has a slot
+        return Change(len(pending), rid, key, job.history_total, len(job.errors))
+
+    def finished_durable(
+        delivery: Delivery,
+        state: RoutineState,
+        started: float,
+        took: float,
+        emissions: Emissions,
+    ) -> None:
+        change = change_of(delivery)  # before finished() reuses the delivery
+        finished(delivery, state, started, took, emissions)
+        snapshot_routine(job, plan, state.routine_id)
+        commit(job, change)
+
+    def failed_durable(
+        job: JobState,
+        plan: Plan,
+        delivery: Delivery,
+        ready: Ready,
+        emissions: Emissions,
+        error: BaseException,
+        started: float,
+    ) -> bool:
+        change = change_of(delivery)
+        if not failed(job, plan, delivery, ready, emissions, error, started):
+            return False  # an interrupt: back on the stack, nothing to commit
+        snapshot_routine(job, plan, delivery.routine_id)
+        commit(job, change)
+        return True
+
+    return finished_durable, failed_durable

@@ -1,0 +1,280 @@
+"""SqliteStore's write paths: one statement alone, and group commit (a transaction
+per N checkpoints or per interval).
+
+The Store contract suite runs against a grouped store too (``test_store.py``,
+backend ``sqlite_grouped``); these are the grouping's own promises. Kill -9
+tests are in ``test_recovery_group.py``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import pytest
+
+from flowforge import (
+    ArgumentTypeError,
+    Flow,
+    JobState,
+    JobStatus,
+    Routine,
+    StoreError,
+    current_delivery,
+)
+from flowforge.store import Change, SqliteStore, Store
+from flowforge.testing import StoreWrapper
+
+WAIT: Final = 30.0
+FAR: Final = 4_000_000_000.0
+
+
+class Countdown(Routine):
+    """Emit ``n - 1`` until ``n`` is 0; call ``hook`` (if set) at each delivery."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hook: object = None
+        self.define_slot("input", self.count)
+        self.define_event("output")
+
+    def count(self, n: int) -> None:
+        if callable(self.hook):
+            self.hook(current_delivery().seq)
+        if n > 0:
+            self.emit("output", n=n - 1)
+
+
+def countdown_flow() -> tuple[Flow, Countdown]:
+    flow = Flow(flow_id="group_commit")
+    routine = Countdown()
+    flow.add_routine(routine, "count")
+    flow.connect("count", "output", "count", "input")
+    return flow, routine
+
+
+class Watcher(StoreWrapper):
+    """After each checkpoint, note how many deliveries another connection sees."""
+
+    def __init__(self, inner: Store, other: SqliteStore) -> None:
+        super().__init__(inner)
+        self.other = other
+        self.seen: list[int] = []
+
+    def checkpoint(
+        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
+    ) -> None:
+        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+        self.seen.append(self.other.load(job_state.job_id).delivery_count)
+
+
+@pytest.mark.parametrize(
+    ("every", "interval", "error", "match"),
+    [
+        (0, 0.05, StoreError, "commit_every must be from 1"),
+        (1_000_001, 0.05, StoreError, "commit_every must be from 1"),
+        ("16", 0.05, ArgumentTypeError, "commit_every must be an int"),
+        (True, 0.05, ArgumentTypeError, "commit_every must be an int"),
+        (16.0, 0.05, ArgumentTypeError, "commit_every must be an int"),
+        (16, 0, StoreError, "commit_interval must be more than 0"),
+        (16, -1, StoreError, "commit_interval must be more than 0"),
+        (16, float("nan"), StoreError, "commit_interval must be more than 0"),
+        (16, 3601, StoreError, "at most 3600 seconds"),
+        (16, "0.05", ArgumentTypeError, "commit_interval must be a number"),
+        (16, None, ArgumentTypeError, "commit_interval must be a number"),
+    ],
+    ids=[
+        "zero",
+        "huge",
+        "str-every",
+        "bool-every",
+        "float-every",
+        "zero-interval",
+        "negative-interval",
+        "nan-interval",
+        "long-interval",
+        "str-interval",
+        "none-interval",
+    ],
+)
+def test_bad_group_commit_settings_are_refused(
+    tmp_path: Path,
+    every: object,
+    interval: object,
+    error: type[Exception],
+    match: str,
+) -> None:
+    with pytest.raises(error, match=match):
+        SqliteStore(
+            tmp_path / "jobs.db",
+            commit_every=every,  # type: ignore[arg-type]
+            commit_interval=interval,  # type: ignore[arg-type]
+        )
+
+    assert not (tmp_path / "jobs.db").exists()
+
+
+@pytest.mark.parametrize("every", [1, 4, 16])
+def test_other_connections_see_progress_at_most_n_minus_1_deliveries_late(
+    tmp_path: Path, every: int
+) -> None:
+    flow, _ = countdown_flow()
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=every, commit_interval=3600)
+    other = SqliteStore(tmp_path / "jobs.db")
+    watcher = Watcher(store, other)
+
+    job = flow.execute("count", {"n": 40}, store=watcher)
+
+    late = [n - seen for n, seen in enumerate(watcher.seen, start=1)]
+    assert job.status is JobStatus.COMPLETED
+    assert max(late) == every - 1
+    assert min(late) == 0
+    assert other.load(job.job_id).delivery_count == 41
+    store.close()
+    other.close()
+
+
+def test_a_slow_handler_does_not_hold_back_the_commit_past_the_interval(
+    tmp_path: Path,
+) -> None:
+    flow, routine = countdown_flow()
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=64, commit_interval=0.01)
+    other = SqliteStore(tmp_path / "jobs.db")
+    seen: list[int] = []
+
+    def wait_for_commit(seq: int) -> None:
+        if seq != 2:
+            return
+        job_id = current_delivery().job.job_id
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:  # the flusher commits meanwhile
+            count = other.load(job_id).delivery_count
+            if count == 2:
+                seen.append(count)
+                return
+            threading.Event().wait(0.005)
+
+    routine.hook = wait_for_commit
+
+    job = flow.execute("count", {"n": 3}, store=store)
+
+    assert job.status is JobStatus.COMPLETED
+    assert seen == [2]
+    store.close()
+    other.close()
+
+
+def test_a_paused_job_is_stored_whole(tmp_path: Path) -> None:
+    flow, routine = countdown_flow()
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=64, commit_interval=3600)
+
+    def pause(seq: int) -> None:
+        if seq == 10:
+            flow.pause(reason="midway")
+
+    routine.hook = pause
+
+    job = flow.execute("count", {"n": 30}, store=store)
+    other = SqliteStore(tmp_path / "jobs.db")
+    stored = other.load(job.job_id)
+
+    assert job.status is JobStatus.PAUSED
+    assert stored.serialize() == job.serialize()
+    store.close()
+    other.close()
+
+
+def new_job(store: SqliteStore, owner: str) -> JobState:
+    flow, _ = countdown_flow()
+    job = flow.execute("count", {"n": 2})
+    assert store.create(job, owner=owner, lease_until=FAR)
+    return job
+
+
+def checkpoint(store: SqliteStore, job: JobState, owner: str) -> None:
+    change = Change(len(job.pending), None, None, job.history_total, len(job.errors))
+    store.checkpoint(job, change, owner=owner, lease_until=FAR)
+
+
+def test_a_refused_checkpoint_rolls_its_group_back_and_stops_its_jobs(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    checkpoint(store, job, "a")
+
+    with pytest.raises(StoreError, match="leased to 'a', not 'b'"):
+        checkpoint(store, job, "b")
+    with pytest.raises(StoreError, match="lost its last grouped checkpoints"):
+        checkpoint(store, job, "a")
+
+    store.save(job, owner="a", lease_until=FAR)  # a whole save mends it
+    checkpoint(store, job, "a")
+    store.close()
+
+
+def test_close_commits_the_open_group(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    job.delivery_count += 1
+    checkpoint(store, job, "a")
+
+    store.close()
+    reopened = SqliteStore(tmp_path / "jobs.db")
+
+    assert reopened.load(job.job_id).delivery_count == job.delivery_count
+    reopened.close()
+
+
+def test_a_pickled_store_keeps_its_group_commit_settings(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=0.5)
+    flow, _ = countdown_flow()
+
+    copy = pickle.loads(pickle.dumps(store))
+    job = flow.execute("count", {"n": 40}, store=copy)
+    copy_of_plain = pickle.loads(pickle.dumps(SqliteStore(tmp_path / "jobs.db")))
+
+    assert job.status is JobStatus.COMPLETED
+    assert copy._group is not None
+    assert (copy._group.every, copy._group.interval) == (16, 0.5)
+    assert copy_of_plain._group is None
+    copy.close()
+    copy_of_plain.close()
+    store.close()
+
+
+def statements_of(store: SqliteStore, run: Callable[[], JobState]) -> Counter[str]:
+    """Run ``run``; count the statements this thread's connection ran, by kind."""
+    seen: list[str] = []
+    store._connection().set_trace_callback(seen.append)
+    job = run()
+    assert job.status is JobStatus.COMPLETED
+    return Counter(
+        "change" if text.startswith("INSERT OR REPLACE INTO changes") else text
+        for text in seen
+        if text.startswith(("BEGIN", "COMMIT", "INSERT OR REPLACE INTO changes"))
+    )
+
+
+@pytest.mark.parametrize(("every", "begins"), [(1, 6), (16, 16)])
+def test_checkpoints_open_a_transaction_only_when_more_than_their_row_is_due(
+    tmp_path: Path, every: int, begins: int
+) -> None:
+    flow, _ = countdown_flow()
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=every, commit_interval=3600)
+
+    counts = statements_of(
+        store, lambda: flow.execute("count", {"n": 200}, store=store)
+    )
+
+    # 201 changes; 3 folds, the run's first and last saves, the create; with
+    # group commit, a transaction per 16 changes (13) instead of the folds.
+    assert counts["change"] == 201
+    assert counts["BEGIN IMMEDIATE"] == begins
+    assert counts["COMMIT"] == begins
+    store.close()
