@@ -41,6 +41,7 @@ class FlowParts:
     max_workers: int
     routines: list[tuple[str, Routine]] = field(default_factory=list)
     connections: list[Connection] = field(default_factory=list)
+    failures: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def flow_to_data(
@@ -48,11 +49,15 @@ def flow_to_data(
     options: Mapping[str, object],
     routines: Mapping[str, Routine],
     connections: Sequence[Connection],
+    failures: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict[str, object]:
     """Return a flow's definition as a versioned dict of JSON types.
 
     ``options`` holds ``error_handler`` (an ``ErrorHandler`` or ``None``) and
-    the flow's int and str settings, written as they are.
+    the flow's int and str settings, written as they are. ``failures`` (source
+    id -> target id and slot) is written as ``"failures"``, a list of
+    ``[source_id, target_id, slot]``, only when there are some: data without
+    it (as from flows made before failure routes existed) has none.
 
     Raises:
         SerializationError: If a routine holds a value that cannot be saved;
@@ -66,7 +71,7 @@ def flow_to_data(
             raise SerializationError(f"routine {routine_id!r}: {error}") from error
     handler = options.get("error_handler")
     settings = {key: value for key, value in options.items() if key != "error_handler"}
-    return {
+    data: dict[str, object] = {
         "version": FORMAT_VERSION,
         "flow_id": flow_id,
         **settings,
@@ -76,6 +81,9 @@ def flow_to_data(
         "routines": saved,
         "connections": [c.serialize() for c in connections],
     }
+    if failures:
+        data["failures"] = [[s, t, slot] for s, (t, slot) in failures.items()]
+    return data
 
 
 def read_flow_data(
@@ -115,7 +123,37 @@ def read_flow_data(
             raise SerializationError(
                 f"{where} connections[{index}]: {error}"
             ) from error
+    parts.failures = _failures(data, where)
     return parts
+
+
+def _failures(data: Mapping[str, object], where: str) -> dict[str, tuple[str, str]]:
+    """Read the failure routes; data without them has none."""
+    routes: dict[str, tuple[str, str]] = {}
+    items = read(data, "failures", list, where) if "failures" in data else []
+    for index, item in enumerate(items):
+        source_id, end = _failure(item, f"{where} failures[{index}]")
+        if source_id in routes:
+            raise SerializationError(
+                f"{where} failures[{index}]: routine {source_id!r} has a failure "
+                "route already; a routine has one"
+            )
+        routes[source_id] = end
+    return routes
+
+
+def _failure(item: object, where: str) -> tuple[str, tuple[str, str]]:
+    if (
+        not isinstance(item, list)
+        or len(item) != 3
+        or not all(isinstance(part, str) for part in item)
+    ):
+        raise SerializationError(
+            f"{where} must be a list [source_id, target_id, slot] of str, "
+            f"got {item!r}"
+        )
+    source_id, target_id, slot = item
+    return source_id, (target_id, slot)
 
 
 def _optional(data: Mapping[str, object], key: str, kind: type[T], default: T) -> T:

@@ -1,4 +1,4 @@
-"""A flow's wiring: its routines by id and its connections, each one checked.
+"""A flow's wiring: its routines, connections and failure routes, each one checked.
 
 :class:`~flowforge.Flow` keeps one :class:`Wiring` and answers ``add_routine``,
 ``get_routine`` and ``connect`` with it; the engine's plan is compiled from
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import final
 
+from flowforge._failure_route import check_failure_slot
 from flowforge._names import check_name, check_type, free_id
 from flowforge.connection import Connection
 from flowforge.exceptions import (
@@ -31,12 +32,14 @@ class Wiring:
     Thread safety: wire from one thread, before jobs run.
     """
 
-    __slots__ = ("routines", "connections", "_ids", "_counters", "_edges")
+    __slots__ = ("routines", "connections", "failures", "_ids", "_counters", "_edges")
 
     def __init__(self) -> None:
         """Start with no routines and no connections."""
         self.routines: dict[str, Routine] = {}
         self.connections: list[Connection] = []
+        self.failures: dict[str, tuple[str, str]] = {}
+        """Failure routes: source routine id -> (target routine id, slot)."""
         self._ids: dict[int, str] = {}
         self._counters: dict[str, int] = {}
         self._edges: set[tuple[str, str, str, str]] = set()
@@ -105,3 +108,18 @@ class Wiring:
         self._edges.add(ends)
         self.connections.append(connection)
         return connection
+
+    def connect_failures(
+        self, flow_id: str, source_id: str, target_id: str, slot: str
+    ) -> None:
+        """Route ``source_id``'s final failures. See :meth:`Flow.connect_failures`."""
+        self.get(source_id, flow_id)
+        where = f"failure route {source_id!r} -> {target_id!r}.{slot!r}"
+        check_failure_slot(self.get(target_id, flow_id).get_slot(slot), where)
+        known = self.failures.get(source_id)
+        if known is not None:
+            raise DefinitionError(
+                f"routine {source_id!r} already routes its failures to "
+                f"{known[0]!r}.{known[1]!r}; a routine has one failure route"
+            )
+        self.failures[source_id] = (target_id, slot)
