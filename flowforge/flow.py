@@ -267,7 +267,7 @@ class Flow:
 
     @property
     def failure_routes(self) -> dict[str, tuple[str, str]]:
-        """Each failure route: source routine id -> (target routine id, slot)."""
+        """The failure routes, as ``{source_id: (target_id, slot)}``."""
         return dict(self._failures)
 
     def set_error_handler(self, handler: ErrorHandler | None) -> None:

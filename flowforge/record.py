@@ -70,8 +70,8 @@ class ErrorRecord:
     """A failed delivery, as data: where, what, when, and the payload it carried.
 
     ``payload`` is a copy of the failed delivery's data when ``payload_saved``
-    is true. When the data holds a value that cannot be saved (see
-    :mod:`flowforge._codec`), ``payload`` is its ``repr`` text instead and
+    is true. When the data holds a value that cannot be saved (as a pending
+    delivery's data is saved), ``payload`` is its ``repr`` text instead and
     ``payload_saved`` is false; records saved before payloads were kept load
     with ``payload=None`` and ``payload_saved=False``.
     """
@@ -84,8 +84,8 @@ class ErrorRecord:
     message: str
     traceback: str
     at: datetime
+    # Left out of the hash: a dict has none.
     payload: Payload | str | None = field(default=None, hash=False)
-    """Left out of the hash: a dict has none."""
     payload_saved: bool = False
 
 
