@@ -41,7 +41,7 @@ from _kill_flow import JOB_ID
 from test_recovery import Recovery, Reference, finished, kill_and_recover
 from test_recovery import read_log, run_script
 
-ENGINES: Final = ("sequential", "concurrent", "async")
+ENGINES: Final = ("sequential", "concurrent", "async", "async-concurrent")
 
 
 class Numbers(Routine):
@@ -133,8 +133,14 @@ class BadRepr:
 
 
 def build(engine: str = "sequential", **options: object) -> Flow:
-    is_async = engine == "async"
-    flow = Flow("fallback", clock=FakeClock(), **options)  # type: ignore[arg-type]
+    is_async = engine.startswith("async")
+    strategy = "concurrent" if engine.endswith("concurrent") else "sequential"
+    flow = Flow(
+        "fallback",
+        clock=FakeClock(),
+        execution_strategy=strategy,
+        **options,  # type: ignore[arg-type]
+    )
     flow.add_routine(Numbers(), "src")
     flow.add_routine(AsyncWorker() if is_async else Worker(), "worker")
     flow.add_routine(AsyncFallback() if is_async else Fallback(), "fallback")
@@ -147,13 +153,20 @@ def build(engine: str = "sequential", **options: object) -> Flow:
 
 
 def run(flow: Flow, engine: str, count: int = 4) -> JobState:
-    if engine == "async":
-        return asyncio.run(flow.execute_async("src", {"count": count}))
-    return flow.execute("src", {"count": count}, execution_strategy=engine)
+    return start(flow, engine, "src", {"count": count})
+
+
+def start(flow: Flow, engine: str, entry: str, params: dict[str, object]) -> JobState:
+    """Run a job in ``engine``: a strategy, or ``async`` plus one."""
+    if engine.startswith("async"):
+        strategy = "concurrent" if engine.endswith("concurrent") else "sequential"
+        job = flow.execute_async(entry, params, execution_strategy=strategy)
+        return asyncio.run(job)
+    return flow.execute(entry, params, execution_strategy=engine)
 
 
 def resume(flow: Flow, job: JobState, engine: str) -> JobState:
-    if engine == "async":
+    if engine.startswith("async"):
         return asyncio.run(flow.resume_async(job))
     return flow.resume(job)
 
@@ -348,10 +361,7 @@ def test_a_routine_routing_to_itself_stops_at_the_delivery_limit(engine: str) ->
     flow.add_routine(Stubborn(), "stubborn")
     flow.connect_failures("stubborn", "stubborn", "input")
 
-    if engine == "async":
-        job = asyncio.run(flow.execute_async("stubborn", {"x": 1}))
-    else:
-        job = flow.execute("stubborn", {"x": 1}, execution_strategy=engine)
+    job = start(flow, engine, "stubborn", {"x": 1})
 
     assert job.status is JobStatus.FAILED
     assert job.delivery_count == 50
@@ -781,3 +791,18 @@ def test_a_routine_has_one_failure_route() -> None:
 
     with pytest.raises(DefinitionError, match="already routes its failures"):
         flow.connect_failures("src", "strict", "keys")
+
+
+def test_the_inspector_shows_each_error_with_its_kept_payload() -> None:
+    from flowforge.ui._report import error_items
+
+    saved = error_items(run(build(), "sequential"))
+    kept_as_repr = error_items(unsaveable_flow().execute("src", {"bad_repr": False}))
+
+    assert [(e["payload"], e["payload_is_repr"]) for e in saved] == [
+        ({"item": 1}, False),
+        ({"item": 3}, False),
+    ]
+    assert [(e["payload"], e["payload_is_repr"]) for e in kept_as_repr] == [
+        ("{'item': Opaque()}", True)
+    ]
