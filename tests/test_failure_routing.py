@@ -31,6 +31,7 @@ from flowforge import (
     JobState,
     JobStatus,
     Routine,
+    RoutineStatus,
     SerializationError,
     UnknownPortError,
 )
@@ -806,3 +807,9 @@ def test_the_inspector_shows_each_error_with_its_kept_payload() -> None:
     assert [(e["payload"], e["payload_is_repr"]) for e in kept_as_repr] == [
         ("{'item': Opaque()}", True)
     ]
+
+
+def test_a_routine_whose_failures_were_all_routed_ends_completed() -> None:
+    job = unsaveable_flow().execute("src", {"bad_repr": False})
+
+    assert job.routine_states["worker"].status is RoutineStatus.COMPLETED

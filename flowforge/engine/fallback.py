@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 from flowforge._codec import decode, encode
 from flowforge._failure_route import FAILURE_KEYS
 from flowforge.exceptions import SerializationError
-from flowforge.record import new_delivery, time_to_data
+from flowforge.record import RoutineStatus, new_delivery, time_to_data
 from flowforge.types import Payload
 
 if TYPE_CHECKING:
     from flowforge.engine.plan import Plan
     from flowforge.job_state import JobState
-    from flowforge.record import Delivery, ErrorRecord
+    from flowforge.record import Delivery, ErrorRecord, RoutineState
 
 __all__ = ["kept_payload", "route_failure"]
 
@@ -42,14 +42,20 @@ def kept_payload(data: Payload) -> tuple[Payload | str, bool]:
 
 
 def route_failure(
-    job: JobState, plan: Plan, delivery: Delivery, record: ErrorRecord
+    job: JobState,
+    plan: Plan,
+    delivery: Delivery,
+    record: ErrorRecord,
+    state: RoutineState,
 ) -> bool:
     """Send a delivery's final failure to its routine's failure route, if any.
 
     The fallback's delivery has the data ``{"error": ..., "payload": ...}``:
     the error record as plain data, and the failed delivery's data (its
     ``repr`` text when it cannot be saved). It goes on top of the job's
-    pending stack, so the sequential strategy runs it next.
+    pending stack, so the sequential strategy runs it next. The failed
+    routine's ``state`` is then as after a handled delivery: completed,
+    unless it was skipped or failed before.
 
     Returns:
         Whether the failure was routed, and so is handled.
@@ -57,6 +63,8 @@ def route_failure(
     edge = plan.failures.get(delivery.routine_id)
     if edge is None:
         return False
+    if state.status is RoutineStatus.RUNNING:
+        state.status = RoutineStatus.COMPLETED
     error_key, payload_key = FAILURE_KEYS
     data: Payload = {
         error_key: failure_data(record),

@@ -358,7 +358,7 @@ class Runtime:
             return
         record = _error_record(delivery, error, self.clock)
         # Given up for good: a failure route, if any, handles it (fallback.py).
-        routed = route_failure(job, self.setup.plan(), delivery, record)
+        routed = route_failure(job, self.setup.plan(), delivery, record, state)
         outcome = ROUTED if routed else FAILED
         self._record(job, state, delivery, outcome, started, duration)
         _add_error(job, state, record)
