@@ -737,6 +737,8 @@ class Strict(Routine):
         self.define_slot("loose", self.loose)
         self.define_slot("whole", lambda data: None)
         self.define_slot("keys", self.keys)
+        self.define_slot("nothing")
+        self.define_slot("builtin", {}.update)
 
     def handle(self, error: object, item: object) -> None:
         pass
@@ -777,7 +779,7 @@ def test_connect_failures_refuses_bad_ends(
     assert flow.failure_routes == {}
 
 
-@pytest.mark.parametrize("slot", ["loose", "whole", "keys"])
+@pytest.mark.parametrize("slot", ["loose", "whole", "keys", "nothing", "builtin"])
 def test_connect_failures_accepts_slots_that_can_take_the_keys(slot: str) -> None:
     flow = strict_flow()
 
