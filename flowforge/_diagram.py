@@ -3,7 +3,8 @@
 Both renderers draw one node per routine, labelled with its id, class name,
 slots and events, and one edge per connection, labelled ``event -> slot`` plus
 its ``param_mapping``; slots declared as joins are marked ``[join]`` and their
-edges drawn bold. The text depends only on the flow's definition (routines in
+edges drawn bold. A failure route is a dashed red edge labelled
+``on failure -> slot``. The text depends only on the flow's definition (routines in
 the order they were added, connections in the order they were made), so the
 same flow always gives the same text.
 """
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from flowforge.routine import Routine
     from flowforge.slot import Slot
 
-__all__ = ["to_dot", "to_mermaid"]
+__all__ = ["failure_label", "to_dot", "to_mermaid"]
 
 # Mermaid reads "#code;" as an entity, so these become numeric entities: '"'
 # would end the label, '<' would start an HTML tag, '#' and '&' an entity.
@@ -40,19 +41,24 @@ _DOT_ESCAPES: Final = str.maketrans({'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r"
 
 
 def to_mermaid(
-    flow_id: str, routines: Mapping[str, Routine], connections: Sequence[Connection]
+    flow_id: str,
+    routines: Mapping[str, Routine],
+    connections: Sequence[Connection],
+    failures: Mapping[str, tuple[str, str]] | None = None,
 ) -> str:
     """Return a Mermaid flowchart of a flow's routines and connections.
 
     Nodes are named ``r0``, ``r1``, ... in the order routines were added, so
     no routine id can clash with Mermaid's syntax (``end``, ``graph``, Unicode
     letters); the labels, quoted and escaped, carry the real ids. The flow id
-    becomes the diagram's title. Edges into join slots are thick (``==>``).
+    becomes the diagram's title. Edges into join slots are thick (``==>``);
+    failure routes are dotted (``-.->``) and styled red, after the connections.
 
     Args:
         flow_id: The flow's id, the diagram's title.
         routines: The flow's routines by id; they are only read.
         connections: The flow's connections.
+        failures: The flow's failure routes, source id -> (target id, slot).
 
     Returns:
         The diagram's source text, ending with a newline.
@@ -84,23 +90,34 @@ def to_mermaid(
         label = _mermaid_text(_edge_label(connection, slot))
         source, target = names[connection.source_id], names[connection.target_id]
         lines.append(f'    {source} {arrow}|"{label}"| {target}')
+    routes = (failures or {}).items()
+    for number, (source_id, (target_id, slot_name)) in enumerate(routes):
+        label = _mermaid_text(failure_label(slot_name))
+        source, target = names[source_id], names[target_id]
+        lines.append(f'    {source} -.->|"{label}"| {target}')
+        style = "stroke:#c62828,color:#c62828,stroke-dasharray:5 4"
+        lines.append(f"    linkStyle {len(connections) + number} {style}")
     return "\n".join(lines) + "\n"
 
 
 def to_dot(
-    flow_id: str, routines: Mapping[str, Routine], connections: Sequence[Connection]
+    flow_id: str,
+    routines: Mapping[str, Routine],
+    connections: Sequence[Connection],
+    failures: Mapping[str, tuple[str, str]] | None = None,
 ) -> str:
     r"""Return a Graphviz DOT digraph of a flow's routines and connections.
 
     Every id and label is a quoted, escaped DOT string, so routine ids that
     are DOT keywords (``node``, ``edge``, ``graph``) or Unicode stay valid.
     The flow id names the graph and titles it. Edges into join slots are
-    bold.
+    bold; failure routes are dashed and red, after the connections.
 
     Args:
         flow_id: The flow's id, the graph's name and title.
         routines: The flow's routines by id; they are only read.
         connections: The flow's connections.
+        failures: The flow's failure routes, source id -> (target id, slot).
 
     Returns:
         The diagram's source text, ending with a newline; render it with,
@@ -134,6 +151,11 @@ def to_dot(
         target = _dot_text(connection.target_id)
         label = _dot_text(_edge_label(connection, slot))
         lines.append(f'    "{source}" -> "{target}" [label="{label}"{style}];')
+    for source_id, (target_id, slot_name) in (failures or {}).items():
+        source, target = _dot_text(source_id), _dot_text(target_id)
+        label = _dot_text(failure_label(slot_name))
+        style = 'style="dashed", color="#c62828", fontcolor="#c62828"'
+        lines.append(f'    "{source}" -> "{target}" [label="{label}", {style}];')
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -168,6 +190,11 @@ def _edge_label(connection: Connection, slot: Slot) -> str:
     if slot.is_join:
         label += " [join]"
     return label
+
+
+def failure_label(slot: str) -> str:
+    """Return a failure route's label as plain text: ``on failure -> slot``."""
+    return f"on failure -> {slot}"
 
 
 def _mermaid_text(text: str) -> str:

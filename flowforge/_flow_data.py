@@ -44,6 +44,9 @@ class Wirable(Protocol):
     ) -> Connection:
         """Connect an event to a slot."""
 
+    def connect_failures(self, source_id: str, target_id: str, slot: str) -> None:
+        """Route a routine's final failures to a slot."""
+
 
 W = TypeVar("W", bound=Wirable)
 
@@ -62,6 +65,7 @@ class FlowParts:
     max_workers: int
     routines: list[tuple[str, Routine]] = field(default_factory=list)
     connections: list[Connection] = field(default_factory=list)
+    failures: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def flow_to_data(
@@ -69,11 +73,15 @@ def flow_to_data(
     options: Mapping[str, object],
     routines: Mapping[str, Routine],
     connections: Sequence[Connection],
+    failures: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict[str, object]:
     """Return a flow's definition as a versioned dict of JSON types.
 
     ``options`` holds ``error_handler`` (an ``ErrorHandler`` or ``None``) and
-    the flow's int and str settings, written as they are.
+    the flow's int and str settings, written as they are. ``failures`` (source
+    id -> target id and slot) is written as ``"failures"``, a list of
+    ``[source_id, target_id, slot]``, only when there are some: data without
+    it (as from flows made before failure routes existed) has none.
 
     Raises:
         SerializationError: If a routine holds a value that cannot be saved;
@@ -87,7 +95,7 @@ def flow_to_data(
             raise SerializationError(f"routine {routine_id!r}: {error}") from error
     handler = options.get("error_handler")
     settings = {key: value for key, value in options.items() if key != "error_handler"}
-    return {
+    data: dict[str, object] = {
         "version": FORMAT_VERSION,
         "flow_id": flow_id,
         **settings,
@@ -97,6 +105,9 @@ def flow_to_data(
         "routines": saved,
         "connections": [c.serialize() for c in connections],
     }
+    if failures:
+        data["failures"] = [[s, t, slot] for s, (t, slot) in failures.items()]
+    return data
 
 
 def read_flow_data(
@@ -136,7 +147,37 @@ def read_flow_data(
             raise SerializationError(
                 f"{where} connections[{index}]: {error}"
             ) from error
+    parts.failures = _failures(data, where)
     return parts
+
+
+def _failures(data: Mapping[str, object], where: str) -> dict[str, tuple[str, str]]:
+    """Read the failure routes; data without them has none."""
+    routes: dict[str, tuple[str, str]] = {}
+    items = read(data, "failures", list, where) if "failures" in data else []
+    for index, item in enumerate(items):
+        source_id, end = _failure(item, f"{where} failures[{index}]")
+        if source_id in routes:
+            raise SerializationError(
+                f"{where} failures[{index}]: routine {source_id!r} has a failure "
+                "route already; a routine has one"
+            )
+        routes[source_id] = end
+    return routes
+
+
+def _failure(item: object, where: str) -> tuple[str, tuple[str, str]]:
+    if (
+        not isinstance(item, list)
+        or len(item) != 3
+        or not all(isinstance(part, str) for part in item)
+    ):
+        raise SerializationError(
+            f"{where} must be a list [source_id, target_id, slot] of str, "
+            f"got {item!r}"
+        )
+    source_id, target_id, slot = item
+    return source_id, (target_id, slot)
 
 
 def _optional(data: Mapping[str, object], key: str, kind: type[T], default: T) -> T:
@@ -183,6 +224,8 @@ def wire_flow(parts: FlowParts, make: Callable[..., W]) -> W:
             flow.add_routine(routine, routine_id)
         for c in parts.connections:
             flow.connect(c.source_id, c.event, c.target_id, c.slot, c.param_mapping)
+        for source_id, (target_id, slot) in parts.failures.items():
+            flow.connect_failures(source_id, target_id, slot)
     except DefinitionError as error:
         raise SerializationError(f"flow: {error}") from error
     return flow

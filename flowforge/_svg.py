@@ -2,7 +2,8 @@
 
 It shows what :func:`flowforge._diagram.to_dot` describes (one box per
 routine with its id, class, slots and events; one arrow per connection,
-labelled ``event -> slot``; join edges bold), laid out left to right in
+labelled ``event -> slot``; join edges bold; failure routes dashed red,
+labelled ``on failure -> slot``), laid out left to right in
 layers: a routine's layer is the longest path to it from a root, once the
 back edges a depth-first search finds are set aside, so cycles are drawn too.
 The document holds no script and links nothing; every text is XML-escaped,
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from flowforge._diagram import _edge_label, _node_lines
+from flowforge._diagram import _edge_label, _node_lines, failure_label
 
 if TYPE_CHECKING:
     from flowforge.connection import Connection
@@ -45,6 +46,9 @@ _STYLE: Final = """
 .ff-edge path { fill: none; stroke: #555; stroke-width: 1.2; stroke-linejoin: round; }
 .ff-edge polygon { fill: #555; }
 .ff-edge.ff-join path { stroke-width: 2.6; }
+.ff-edge.ff-failure path { stroke: #c62828; stroke-dasharray: 6 4; }
+.ff-edge.ff-failure polygon { fill: #c62828; }
+.ff-diagram .ff-edge.ff-failure text { fill: #c62828; }
 .ff-diagram .ff-edge text { paint-order: stroke; stroke: #fff; stroke-width: 3px; }
 .ff-status-completed rect { fill: #d9f2dd; stroke: #2e7d32; }
 .ff-status-failed rect { fill: #fbdada; stroke: #c62828; stroke-width: 2; }
@@ -74,6 +78,7 @@ def to_svg(
     connections: Sequence[Connection],
     *,
     status: Mapping[str, str] | None = None,
+    failures: Mapping[str, tuple[str, str]] | None = None,
 ) -> str:
     """Return an SVG document drawing the routines and connections of a flow.
 
@@ -83,6 +88,8 @@ def to_svg(
         connections: The flow's connections, in the order they were made.
         status: Routine id -> one of :data:`STATUSES`, to colour that box;
             ids not in ``routines`` are ignored.
+        failures: The flow's failure routes, source id -> (target id, slot),
+            drawn after the connections as dashed red arrows.
 
     Returns:
         The document's text, ending with a newline.
@@ -94,18 +101,27 @@ def to_svg(
     unknown = sorted(repr(s) for s in set(status.values()) if s not in STATUSES)
     if unknown:
         raise ValueError(f"unknown status {', '.join(unknown)}; use one of {STATUSES}")
+    routes = list((failures or {}).items())
     edges = [(c.source_id, c.target_id) for c in connections]
+    edges += [(source, target) for source, (target, _) in routes]
     columns = _columns(list(routines), edges, _back_edges(list(routines), edges))
     boxes = {rid: _Box(_node_lines(rid, r)) for rid, r in routines.items()}
     labels = [_edge_label(c, routines[c.target_id].slots[c.slot]) for c in connections]
-    joins = [routines[c.target_id].slots[c.slot].is_join for c in connections]
+    labels += [failure_label(slot) for _, (_, slot) in routes]
+    kinds = [_kind(routines[c.target_id].slots[c.slot].is_join) for c in connections]
+    kinds += ["failure"] * len(routes)
     width, height = _place(columns, boxes, edges, labels)
     body = [_routine(rid, boxes[rid], status.get(rid)) for rid in routines]
     ends = [(boxes[source], boxes[target]) for source, target in edges]
-    arrows, bottom = _edges(list(boxes.values()), ends, labels, joins)
+    arrows, bottom = _edges(list(boxes.values()), ends, labels, kinds)
     height = max(height, bottom) + _MARGIN
     width = max(width, 2 * _MARGIN + _width(flow_id) * 14 / 12)
     return _document(flow_id, width, height, body + arrows)
+
+
+def _kind(join: bool) -> str:
+    """Return the class suffix of a connection's edge: ``join`` or none."""
+    return "join" if join else ""
 
 
 def _back_edges(nodes: list[str], edges: list[tuple[str, str]]) -> set[int]:
@@ -239,7 +255,7 @@ def _edges(
     boxes: list[_Box],
     ends: list[tuple[_Box, _Box]],
     labels: list[str],
-    joins: list[bool],
+    kinds: list[str],
 ) -> tuple[list[str], float]:
     """Return every arrow's ``<g>`` and the lowest point the arrows reach.
 
@@ -254,7 +270,7 @@ def _edges(
     drawn: list[str] = []
     repeats: dict[tuple[int, int], int] = {}
     bottom = 0.0
-    for (source, target), label, join in zip(ends, labels, joins, strict=True):
+    for (source, target), label, kind in zip(ends, labels, kinds, strict=True):
         y0, y1 = source.y + source.height / 2, target.y + target.height / 2
         x0, x1 = source.x + source.width, target.x
         if target.column == source.column + 1:
@@ -273,16 +289,19 @@ def _edges(
             path += f"V{y1:.1f} H{x1:.1f}"
             lx, ly = (out + into) / 2, lane + 14
             bottom = ly + 4
-        drawn.append(_arrow(path, x1, y1, label, lx, ly, join))
+        drawn.append(_arrow(path, x1, y1, label, lx, ly, kind))
     return drawn, bottom
 
 
 def _arrow(
-    path: str, x: float, y: float, label: str, lx: float, ly: float, join: bool
+    path: str, x: float, y: float, label: str, lx: float, ly: float, kind: str
 ) -> str:
-    """Return one edge's ``<g>``: its path, a head pointing right at x, y, a label."""
+    """Return one edge's ``<g>``: its path, a head pointing right at x, y, a label.
+
+    ``kind`` (``join``, ``failure`` or empty) adds the class ``ff-<kind>``.
+    """
     head = f"{x:.1f},{y:.1f} {x - 8:.1f},{y - 4:.1f} {x - 8:.1f},{y + 4:.1f}"
-    group = '<g class="ff-edge ff-join">' if join else '<g class="ff-edge">'
+    group = f'<g class="ff-edge ff-{kind}">' if kind else '<g class="ff-edge">'
     text = f'{group}<path d="{path}"/><polygon points="{head}"/>'
     text += f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="middle">{_xml(label)}</text>'
     return text + "</g>"

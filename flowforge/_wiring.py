@@ -1,4 +1,4 @@
-"""A flow's wiring: its routines by id and its connections, each one checked.
+"""A flow's wiring: its routines, connections and failure routes, each one checked.
 
 :class:`~flowforge.Flow` keeps one :class:`Wiring` and answers ``add_routine``,
 ``get_routine``, ``connect``, ``disconnect`` and ``remove_routine`` with it;
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import final
 
+from flowforge._failure_route import check_failure_slot
 from flowforge._names import check_name, check_type, free_id
 from flowforge.connection import Connection
 from flowforge.engine.setup import JobRegistry
@@ -37,12 +38,14 @@ class Wiring:
     Thread safety: wire from one thread, before jobs run.
     """
 
-    __slots__ = ("routines", "connections", "_ids", "_counters", "_edges")
+    __slots__ = ("routines", "connections", "failures", "_ids", "_counters", "_edges")
 
     def __init__(self) -> None:
         """Start with no routines and no connections."""
         self.routines: dict[str, Routine] = {}
         self.connections: list[Connection] = []
+        self.failures: dict[str, tuple[str, str]] = {}
+        """Failure routes: source routine id -> (target routine id, slot)."""
         self._ids: dict[int, str] = {}
         self._counters: dict[str, int] = {}
         self._edges: set[tuple[str, str, str, str]] = set()
@@ -150,9 +153,27 @@ class Wiring:
             (removed if routine_id in ends else kept).append(c)
         self.connections[:] = kept  # in place: the plan cache reads this list
         self._edges = {_ends_of(c) for c in kept}
+        for source_id, (target_id, _) in list(self.failures.items()):
+            if routine_id in (source_id, target_id):
+                del self.failures[source_id]  # in place, as above
         del self.routines[routine_id]
         del self._ids[id(routine)]
         return tuple(removed)
+
+    def connect_failures(
+        self, flow_id: str, source_id: str, target_id: str, slot: str
+    ) -> None:
+        """Route ``source_id``'s final failures. See :meth:`Flow.connect_failures`."""
+        self.get(source_id, flow_id)
+        where = f"failure route {source_id!r} -> {target_id!r}.{slot!r}"
+        check_failure_slot(self.get(target_id, flow_id).get_slot(slot), where)
+        known = self.failures.get(source_id)
+        if known is not None:
+            raise DefinitionError(
+                f"routine {source_id!r} already routes its failures to "
+                f"{known[0]!r}.{known[1]!r}; a routine has one failure route"
+            )
+        self.failures[source_id] = (target_id, slot)
 
 
 def refuse_while_running(jobs: JobRegistry, flow_id: str, action: str) -> None:

@@ -23,6 +23,7 @@ SPARSE_AT: Final = 4096
 COMPLETED: Final = "completed"
 FAILED: Final = "failed"
 RETRIED: Final = "retried"
+ROUTED: Final = "routed"
 
 EventKey = tuple[str, str]
 Targets = tuple[tuple[str, str], ...]
@@ -47,9 +48,11 @@ class RoutinePerformance:
     """What one routine did in one job, and how long its handler took (seconds).
 
     ``deliveries`` counts deliveries that reached an outcome: ``successes``
-    plus ``failures`` (failed for good). ``runs`` also counts the attempts that
-    failed and were retried (``retries``). ``success_rate`` is per delivery,
-    so a routine whose retries all recovered has a rate of 1.0. Times are per
+    plus ``failures`` (failed for good) plus ``routed`` (failed for good and
+    sent to the routine's failure route, so handled, but no success). ``runs``
+    also counts the attempts that failed and were retried (``retries``).
+    ``success_rate`` is per delivery, so a routine whose retries all recovered
+    has a rate of 1.0, and one whose failures were all routed 0.0. Times are per
     handler run; ``p50`` and ``p95`` are over the most recent 4,096 runs,
     ``min``, ``avg`` and ``max`` over all of them.
     """
@@ -66,6 +69,7 @@ class RoutinePerformance:
     max_time: float
     p50_time: float
     p95_time: float
+    routed: int = 0
 
 
 @final
@@ -92,6 +96,7 @@ class _Figures:
 
     failures: int = 0
     retries: int = 0
+    routed: int = 0
     runs: int = 0
     total_time: float = 0.0
     min_time: float = math.inf
@@ -101,7 +106,7 @@ class _Figures:
 
     @property
     def successes(self) -> int:
-        return self.runs - self.failures - self.retries
+        return self.runs - self.failures - self.retries - self.routed
 
     def fold(self, times: list[float]) -> None:
         """Add ``times[folded:]`` to the totals; keep the recent samples only."""
@@ -164,11 +169,13 @@ class ExecutionTracker:
 
         Args:
             routine_id: The routine whose handler ran.
-            outcome: ``"completed"``, ``"failed"`` or ``"retried"``.
+            outcome: ``"completed"``, ``"failed"``, ``"retried"`` or ``"routed"``.
             seconds: How long the handler took.
         """
         if outcome == RETRIED:
             self._figures(routine_id).retries += 1
+        elif outcome == ROUTED:
+            self._figures(routine_id).routed += 1
         elif outcome != COMPLETED:
             self._figures(routine_id).failures += 1
         times = self._times.get(routine_id)
@@ -328,7 +335,7 @@ class ExecutionTracker:
                 f"routines with runs: {sorted(self._times)}"
             )
         figures = self._summary(routine_id)
-        deliveries = figures.successes + figures.failures
+        deliveries = figures.successes + figures.failures + figures.routed
         runs = deliveries + figures.retries
         ordered = sorted(self._times[routine_id])
         return RoutinePerformance(
@@ -344,6 +351,7 @@ class ExecutionTracker:
             max_time=figures.max_time,
             p50_time=_percentile(ordered, 50),
             p95_time=_percentile(ordered, 95),
+            routed=figures.routed,
         )
 
     def get_flow_performance(self) -> FlowPerformance:
@@ -352,7 +360,7 @@ class ExecutionTracker:
         successes = sum(f.successes for f in figures)
         failures = sum(f.failures for f in figures)
         retries = sum(f.retries for f in figures)
-        deliveries = successes + failures
+        deliveries = successes + failures + sum(f.routed for f in figures)
         return FlowPerformance(
             deliveries=deliveries,
             runs=deliveries + retries,
@@ -411,9 +419,11 @@ class ExecutionTracker:
             row, events = data["figures"], data["events"]  # type: ignore[index]
             if row is not None:
                 figures = self._summary(routine_id)
-                successes, failures, retries, total, low, high = row
+                successes, failures, retries, total, low, high, *routed = row
                 figures.failures, figures.retries = int(failures), int(retries)
+                figures.routed = int(routed[0]) if routed else 0
                 figures.runs = int(successes) + figures.failures + figures.retries
+                figures.runs += figures.routed
                 figures.total_time = float(total)
                 figures.min_time = math.inf if low is None else float(low)
                 figures.max_time = float(high)
@@ -491,26 +501,30 @@ class ExecutionTracker:
 
 
 def _totals_row(f: _Figures) -> list[object]:
+    # ``routed`` came last, later: rows without it are read as 0.
     low = None if f.min_time == math.inf else f.min_time
-    return [f.successes, f.failures, f.retries, f.total_time, low, f.max_time]
+    return [f.successes, f.failures, f.retries, f.total_time, low, f.max_time, f.routed]
 
 
 def _figures_to_row(f: _Figures, times: list[float]) -> list[object]:
-    # The times are oldest first, so the ring position (last field) is 0.
-    return [*_totals_row(f), list(times), 0]
+    # The times are oldest first, so the ring position is 0; routed comes last.
+    *totals, routed = _totals_row(f)
+    return [*totals, list(times), 0, routed]
 
 
 def _figures_from_row(row: object) -> tuple[_Figures, list[float]]:
-    if not isinstance(row, list) or len(row) != 8:
-        raise ValueError(f"a routine's figures must be a list of 8, got {row!r}")
-    successes, failures, retries, total, low, high, samples, cursor = row
+    if not isinstance(row, list) or len(row) not in (8, 9):
+        raise ValueError(f"a routine's figures must be a list of 9, got {row!r}")
+    successes, failures, retries, total, low, high, samples, cursor = row[:8]
+    routed = int(row[8]) if len(row) == 9 else 0
     times = [float(x) for x in samples]
     start = int(cursor)  # earlier versions kept a ring starting at ``cursor``
     times = times[start:] + times[:start]
     figures = _Figures(
         failures=int(failures),
         retries=int(retries),
-        runs=int(successes) + int(failures) + int(retries),
+        routed=routed,
+        runs=int(successes) + int(failures) + int(retries) + routed,
         total_time=float(total),
         min_time=math.inf if low is None else float(low),
         max_time=float(high),

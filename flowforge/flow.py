@@ -111,7 +111,8 @@ class Flow:
         self._wiring = Wiring()
         self._routines = self._wiring.routines
         self._connections = self._wiring.connections
-        self._plans = PlanCache(self._routines, self._connections)
+        self._failures = self._wiring.failures
+        self._plans = PlanCache(self._routines, self._connections, self._failures)
         self._jobs = JobRegistry()
         self._setup: FlowSetup | None = None
         self._workers = WorkerPool(executor, DEFAULT_MAX_WORKERS)
@@ -251,6 +252,8 @@ class Flow:
     def remove_routine(self, routine_id: str) -> tuple[Connection, ...]:
         """Remove a routine and every connection to or from it; return those.
 
+        Its failure route, and any route to it, go too.
+
         Raises:
             UnknownPortError: If the flow has no such routine.
             JobStateError: If a job of the flow runs in this process.
@@ -276,6 +279,25 @@ class Flow:
                 (use :meth:`connect`), or a link already exists.
         """
         return chain(self, routines)
+
+    def connect_failures(self, source_id: str, target_id: str, slot: str) -> None:
+        """Send each delivery that ``source_id``'s error strategy gives up on to a slot.
+
+        ``target_id.slot`` gets ``{"error": record_as_data, "payload": data}``
+        and the failure is handled: the job goes on. See :doc:`/guide/errors`.
+
+        Raises:
+            UnknownPortError: If a routine or the slot does not exist.
+            DefinitionError: If ``source_id`` routes its failures already, or
+                the slot is a join or its handler cannot take those keys.
+        """
+        self._wiring.connect_failures(self.flow_id, source_id, target_id, slot)
+        self._plans.invalidate()
+
+    @property
+    def failure_routes(self) -> dict[str, tuple[str, str]]:
+        """The failure routes, as ``{source_id: (target_id, slot)}``."""
+        return dict(self._failures)
 
     def set_error_handler(self, handler: ErrorHandler | None) -> None:
         """Use ``handler`` for routines without their own; ``None`` means STOP."""
@@ -541,7 +563,8 @@ class Flow:
             "max_workers": self.max_workers,
             "error_handler": self.error_handler,
         }
-        return flow_to_data(self.flow_id, options, self._routines, self._connections)
+        parts = (self._routines, self._connections, self._failures)
+        return flow_to_data(self.flow_id, options, *parts)
 
     @classmethod
     def deserialize(
@@ -561,11 +584,13 @@ class Flow:
 
     def to_mermaid(self) -> str:
         """Return a Mermaid flowchart of the routines, ports and connections."""
-        return to_mermaid(self.flow_id, self._routines, self._connections)
+        return to_mermaid(
+            self.flow_id, self._routines, self._connections, self._failures
+        )
 
     def to_dot(self) -> str:
         """Return a Graphviz DOT digraph of the routines, ports and connections."""
-        return to_dot(self.flow_id, self._routines, self._connections)
+        return to_dot(self.flow_id, self._routines, self._connections, self._failures)
 
     def __repr__(self) -> str:
         """Return the flow's id and size."""

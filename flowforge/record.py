@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple, final
@@ -51,7 +51,9 @@ class Delivery:
 
     ``seq`` numbers deliveries in the order they were created in the job;
     ``connection`` is the index of the connection that made it in
-    ``flow.connections``, or -1 for the job's entry; ``attempt`` counts retries.
+    ``flow.connections``, or -1 for the job's entry; an index past the
+    connections is a failure route (the first one made is
+    ``len(flow.connections)``); ``attempt`` counts retries.
     """
 
     seq: int
@@ -65,7 +67,14 @@ class Delivery:
 @final
 @dataclass(frozen=True, slots=True)
 class ErrorRecord:
-    """A failed delivery, as data: where, what, and when."""
+    """A failed delivery, as data: where, what, when, and the payload it carried.
+
+    ``payload`` is a copy of the failed delivery's data when ``payload_saved``
+    is true. When the data holds a value that cannot be saved (as a pending
+    delivery's data is saved), ``payload`` is its ``repr`` text instead and
+    ``payload_saved`` is false; records saved before payloads were kept load
+    with ``payload=None`` and ``payload_saved=False``.
+    """
 
     routine_id: str
     slot: str | None
@@ -75,6 +84,9 @@ class ErrorRecord:
     message: str
     traceback: str
     at: datetime
+    # Left out of the hash: a dict has none.
+    payload: Payload | str | None = field(default=None, hash=False)
+    payload_saved: bool = False
 
 
 @final
@@ -92,7 +104,8 @@ class HistoryRecord(NamedTuple):
     """One handled delivery in a job's execution history.
 
     ``outcome`` is ``"completed"``, ``"buffered"`` (a join still waiting),
-    ``"retried"``, ``"failed"``, ``"dropped"`` (its routine was skipped) or
+    ``"retried"``, ``"failed"``, ``"routed"`` (failed for good and sent to the
+    routine's failure route), ``"dropped"`` (its routine was skipped) or
     ``"cancelled"`` (still pending when the job was cancelled).
     """
 
@@ -298,6 +311,12 @@ def error_to_data(record: ErrorRecord) -> dict[str, object]:
         "message": record.message,
         "traceback": record.traceback,
         "at": time_to_data(record.at),
+        "payload": (
+            encode(record.payload, f"errors[{record.seq}].payload")
+            if record.payload_saved
+            else record.payload
+        ),
+        "payload_saved": record.payload_saved,
     }
 
 
@@ -309,6 +328,7 @@ def error_from_data(data: object, where: str) -> ErrorRecord:
     """
     if not isinstance(data, dict):
         raise SerializationError(f"{where}: expected a dict, got {type(data).__name__}")
+    payload, saved = _payload_from_data(data, where)
     return ErrorRecord(
         routine_id=read(data, "routine_id", str, where),
         slot=read_optional(data, "slot", str, where),
@@ -318,7 +338,18 @@ def error_from_data(data: object, where: str) -> ErrorRecord:
         message=read(data, "message", str, where),
         traceback=read(data, "traceback", str, where),
         at=time_from_data(data, "at", where),
+        payload=payload,
+        payload_saved=saved,
     )
+
+
+def _payload_from_data(
+    data: Mapping[str, object], where: str
+) -> tuple[Payload | str | None, bool]:
+    """Read an error's payload and whether it was saved; old data has neither."""
+    if "payload_saved" in data and read(data, "payload_saved", bool, where):
+        return payload_from_data(data.get("payload"), f"{where} payload"), True
+    return read_optional(data, "payload", str, where), False
 
 
 def routine_state_to_data(state: RoutineState) -> dict[str, object]:

@@ -15,6 +15,10 @@ With ``--commit-every N``, the store commits a transaction per N checkpoints
 (group commit): ``after-commit:K`` then means after checkpoint K's write, which
 is committed only at the end of its group.
 
+With ``--fallback`` (used by ``test_failure_routing.py``), ``t4`` fails every
+attempt of odd rounds: after its retries these failures go, by the flow's
+failure route, to ``rescue``, which sends them on to ``t5`` as ``t4`` would.
+
 Each prints a JSON :func:`summary` of the job it ended with (``run`` prints
 nothing: it dies first). Every handler appends ``"<routine_id> <seq>
 <attempt>"`` to the file named by ``$FLOWFORGE_KILL_LOG`` (the LOG argument)
@@ -138,7 +142,8 @@ class Step(Logged):
     """Adds its ``add`` config to ``value``; ``flaky`` fails first attempts.
 
     ``flaky="always"`` fails the first attempt of every delivery, ``"odd"``
-    of those whose loop index ``i`` is odd.
+    of those whose loop index ``i`` is odd; ``"odd-for-good"`` fails every
+    attempt of those.
     """
 
     def __init__(self) -> None:
@@ -152,6 +157,8 @@ class Step(Logged):
         flaky = self.get_config("flaky")
         if attempt == 0 and (flaky == "always" or (flaky == "odd" and i % 2)):
             raise Flaky(f"first attempt fails (i={i})")
+        if flaky == "odd-for-good" and i % 2:
+            raise Flaky(f"every attempt fails (i={i})")
         add = self.get_config("add", 0)
         assert isinstance(add, int)  # noqa: S101  set by build_flow
         self.emit("out", value=value + add, i=i)
@@ -206,6 +213,32 @@ class Sink(Logged):
         self.set_stat("values", [*values, [i, value]])
 
 
+class Rescue(Logged):
+    """Takes a routed failure and emits what the failed step would have."""
+
+    def __init__(self) -> None:
+        """Declare the ``failed`` slot."""
+        super().__init__()
+        self.define_slot("failed", self.handle)
+
+    def handle(self, error: dict[str, object], payload: dict[str, int]) -> None:
+        """Log, then emit the failed payload's value plus 1000."""
+        self.enter()
+        assert error["routine_id"] == "t4"  # noqa: S101  the only route
+        self.emit("out", value=payload["value"] + 1000, i=payload["i"])
+
+
+class AsyncRescue(Rescue):
+    """A ``Rescue`` whose handler is awaited."""
+
+    async def handle(  # type: ignore[override]  # async, as above
+        self, error: dict[str, object], payload: dict[str, int]
+    ) -> None:
+        """Yield to the loop once, then do what ``Rescue`` does."""
+        await asyncio.sleep(0)
+        Rescue.handle(self, error, payload)
+
+
 class AsyncStep(Step):
     """A ``Step`` whose handler is awaited."""
 
@@ -249,7 +282,9 @@ SYNC_CLASSES: Final = (Step, Join, Loop, Sink)
 ASYNC_CLASSES: Final = (AsyncStep, AsyncJoin, AsyncLoop, AsyncSink)
 
 
-def build_flow(switch: KillSwitch | None = None, *, is_async: bool = False) -> Flow:
+def build_flow(
+    switch: KillSwitch | None = None, *, is_async: bool = False, fallback: bool = False
+) -> Flow:
     """Return the 30-routine flow: fan-out, four chains, a join, a loop, a tail.
 
     ``start`` fans out to the chains ``a0..a4``, ``b0..b4``, ``c0..c4`` and
@@ -257,7 +292,8 @@ def build_flow(switch: KillSwitch | None = None, *, is_async: bool = False) -> F
     meet in the join slot of ``join``; ``loop`` feeds back into itself
     :data:`LOOPS` times and sends each round down ``t0..t5`` (``t2`` fails
     the first attempt of odd rounds) to ``sink``. With ``is_async``, each
-    routine is its class's ``Async`` variant.
+    routine is its class's ``Async`` variant. With ``fallback``, ``t4``
+    fails odd rounds for good and routes them to ``rescue`` (see the module).
     """
     step, join, loop, sink = ASYNC_CLASSES if is_async else SYNC_CLASSES
     flow = Flow(FLOW_ID, history_limit=100_000)
@@ -292,6 +328,12 @@ def build_flow(switch: KillSwitch | None = None, *, is_async: bool = False) -> F
     flow.routines["t2"].set_config(flaky="odd")
     add(sink(), "sink")
     flow.connect(previous, "out", "sink", "input")
+    if fallback:
+        add(AsyncRescue() if is_async else Rescue(), "rescue")
+        flow.routines["t4"].set_error_handler(retry)
+        flow.routines["t4"].set_config(flaky="odd-for-good")
+        flow.connect_failures("t4", "rescue", "failed")
+        flow.connect("rescue", "out", "t5", "input")
     for routine in routines:
         routine.switch = switch or KillSwitch()
     return flow
@@ -357,10 +399,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--kill-at", type=KillSwitch.parse, default=KillSwitch())
     parser.add_argument("--async", dest="is_async", action="store_true")
     parser.add_argument("--commit-every", type=int, default=1)
+    parser.add_argument("--fallback", action="store_true")
     args = parser.parse_args(argv)
     os.environ[LOG_ENV] = str(args.log)
     switch: KillSwitch = args.kill_at
-    flow = build_flow(switch, is_async=args.is_async)
+    flow = build_flow(switch, is_async=args.is_async, fallback=args.fallback)
     # Group commit by count only (the interval is out of reach), so that
     # where a kill falls in a group is deterministic.
     store = SqliteStore(args.db, commit_every=args.commit_every, commit_interval=3600)

@@ -33,11 +33,15 @@ ROOT = Path(__file__).resolve().parent.parent
 ODD_IDS = ["end", "graph", "subgraph", "node", "edge", "données", "style", "o", "x"]
 
 MERMAID_NODE = re.compile(r'    (r\d+)\["([^"]*)"\]')
-MERMAID_EDGE = re.compile(r'    (r\d+) (-->|==>)\|"([^"]*)"\| (r\d+)')
+MERMAID_EDGE = re.compile(r'    (r\d+) (-->|==>|-\.->)\|"([^"]*)"\| (r\d+)')
+MERMAID_STYLE = re.compile(  # the style of a failure route's edge
+    r"    linkStyle \d+ stroke:#c62828,color:#c62828,stroke-dasharray:5 4"
+)
 DOT_STRING = r'"((?:[^"\\]|\\.)*)"'
 DOT_NODE = re.compile(rf"    {DOT_STRING} \[label={DOT_STRING}\];")
 DOT_EDGE = re.compile(
-    rf'    {DOT_STRING} -> {DOT_STRING} \[label={DOT_STRING}(, style="bold")?\];'
+    rf"    {DOT_STRING} -> {DOT_STRING} \[label={DOT_STRING}"
+    rf'(, style="bold"|, style="dashed", color="#c62828", fontcolor="#c62828")?\];'
 )
 DOT_HEADER = ['    labelloc="t";', '    rankdir="LR";', '    node [shape="box"];']
 
@@ -62,7 +66,7 @@ def parse_mermaid(text: str) -> Diagram:
             diagram.nodes[node[1]] = node[2]
         elif edge := MERMAID_EDGE.fullmatch(line):
             diagram.edges.append((edge[1], edge[4], edge[3], edge[2] == "==>"))
-        else:
+        elif not MERMAID_STYLE.fullmatch(line):
             pytest.fail(f"not a Mermaid node or edge: {line!r}")
     return diagram
 
@@ -85,7 +89,8 @@ def parse_dot(text: str) -> Diagram:
             diagram.nodes[unescape_dot(node[1])] = unescape_dot(node[2])
         elif edge := DOT_EDGE.fullmatch(line):
             ends = unescape_dot(edge[1]), unescape_dot(edge[2])
-            diagram.edges.append((*ends, unescape_dot(edge[3]), bool(edge[4])))
+            bold = edge[4] == ', style="bold"'
+            diagram.edges.append((*ends, unescape_dot(edge[3]), bold))
         else:
             pytest.fail(f"not a DOT node or edge: {line!r}")
     return diagram
@@ -180,7 +185,7 @@ def test_mermaid_draws_every_routine_and_connection_of_each_example(
 
     labels = sorted(label.split(":")[0] for label in diagram.nodes.values())
     assert labels == sorted(flow.routines)
-    assert len(diagram.edges) == len(flow.connections)
+    assert len(diagram.edges) == len(flow.connections) + len(flow.failure_routes)
 
 
 def test_every_example_draws_a_flow_in_the_docs() -> None:

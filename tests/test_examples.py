@@ -65,6 +65,15 @@ EXPECTED: dict[str, list[Line]] = {
         f"skip: completed, sink [1], retries 0, errors {ERROR_2}",
         "retry: completed, sink [1, 2, 3], retries 2, errors []",
     ],
+    "fallback_example.py": [
+        "a: api",
+        "b: fallback (ConnectionError after 3 attempts: b is down)",
+        "c: api",
+        "d: fallback (ConnectionError after 3 attempts: d is down)",
+        "e: api",
+        "job: completed, errors kept for [{'item': 'b'}, {'item': 'd'}]",
+        "api: 3 succeeded, 5 retried, 2 routed, 0 failed",
+    ],
     "pause_resume_example.py": [
         "paused: 'B-2 is over 100', 2 pending",
         "resumed: completed, ship {'shipped': 3, 'total': 190}",

@@ -285,7 +285,7 @@ def test_a_tracker_saved_as_a_ring_is_read_oldest_first() -> None:
     tracker = ExecutionTracker.deserialize(data)
 
     assert tracker.serialize()["routines"] == {
-        "r": [4, 0, 0, 10.0, 1.0, 4.0, [1.0, 2.0, 3.0, 4.0], 0]
+        "r": [4, 0, 0, 10.0, 1.0, 4.0, [1.0, 2.0, 3.0, 4.0], 0, 0]
     }
     assert tracker.get_routine_performance("r").successes == 4
 

@@ -284,3 +284,18 @@ def test_a_join_that_waits_for_its_own_output_can_never_complete() -> None:
         "['echo', 'start'], but no entry reaches them all in one job ('join' "
         "itself runs only once the join fired)" in finding.message
     )
+
+
+def test_remove_routine_drops_the_failure_routes_from_and_to_it() -> None:
+    flow = chain("a", "b", "c", "sink")
+    flow.add_routine(Recorder(), "fallback")
+    flow.connect_failures("a", "fallback", "input")
+    flow.connect_failures("b", "c", "input")
+
+    flow.remove_routine("fallback")
+    flow.remove_routine("b")
+
+    assert flow.failure_routes == {}
+    assert Flow.deserialize(flow.serialize()).failure_routes == {}
+    flow.execute("a", {"x": 1})  # the plan holds no route to a missing routine
+    assert received(flow, "sink") == []  # b is gone: a's output reaches nothing

@@ -54,7 +54,12 @@ class FlowForgeDiagram(SphinxDirective):
             raise self.error(f"no such file: {path_text!r} (relative to {root})")
         self.env.note_dependency(str(path))
         flow = self._build(path, function_name, target)
-        svg = to_svg(flow.flow_id, flow.routines, flow.connections)
+        svg = to_svg(
+            flow.flow_id,
+            flow.routines,
+            flow.connections,
+            failures=flow.failure_routes,
+        )
         # Wide flows scroll inside the page instead of overflowing it.
         html = f'<div style="overflow-x: auto">\n{svg}</div>\n'
         figure = nodes.figure(classes=["flowforge-diagram"])

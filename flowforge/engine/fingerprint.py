@@ -22,10 +22,16 @@ Shape = dict[str, object]
 
 
 def flow_shape(
-    routines: Mapping[str, Routine], connections: Sequence[Connection]
+    routines: Mapping[str, Routine],
+    connections: Sequence[Connection],
+    failures: Mapping[str, tuple[str, str]] | None = None,
 ) -> Shape:
-    """Return the parts of a flow that a job's pending data depends on."""
-    return {
+    """Return the parts of a flow that a job's pending data depends on.
+
+    Failure routes are a part only when the flow has some, so that a flow
+    without any keeps the fingerprint it had before they existed.
+    """
+    shape: Shape = {
         "routines": {
             routine_id: {
                 "type": routine._type_name,
@@ -38,6 +44,12 @@ def flow_shape(
         },
         "connections": [_edge(c.serialize()) for c in connections],
     }
+    if failures:
+        shape["failures"] = [
+            f"{source} -> {target}.{slot} on failure"
+            for source, (target, slot) in failures.items()
+        ]
+    return shape
 
 
 def _correlated(routine: Routine) -> Shape:
@@ -69,12 +81,13 @@ def describe_changes(
                     f"routine {rid!r}: {part} changed from {before.get(part)!r} "
                     f"to {after.get(part)!r}"
                 )
-    old_edges = [str(e) for e in _list(saved.get("connections"))]
-    new_edges = [str(e) for e in _list(current.get("connections"))]
-    changes += [f"connection {e} was removed" for e in old_edges if e not in new_edges]
-    changes += [f"connection {e} was added" for e in new_edges if e not in old_edges]
-    if not changes and old_edges != new_edges:
-        changes.append("connections were reordered")
+    for part, name in (("connections", "connection"), ("failures", "failure route")):
+        old_edges = [str(e) for e in _list(saved.get(part))]
+        new_edges = [str(e) for e in _list(current.get(part))]
+        changes += [f"{name} {e} was removed" for e in old_edges if e not in new_edges]
+        changes += [f"{name} {e} was added" for e in new_edges if e not in old_edges]
+        if not changes and old_edges != new_edges:
+            changes.append(f"{part} were reordered")
     return changes
 
 

@@ -2,7 +2,8 @@
 
 The scheduler reads everything it needs per delivery from here: the target
 routine, slot and handler binding of each connection, the edges each event
-fans out to, and the sources each join waits for. Compiling is pure: it reads
+fans out to, the sources each join waits for, and each routine's failure
+route (an edge numbered after the connections). Compiling is pure: it reads
 the flow and calls no user code.
 """
 
@@ -114,6 +115,9 @@ class Plan:
     """The keys of ``event_targets`` in order: the key of each route index."""
     event_positions: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     """Each routine's route indexes, for reading its counts without a scan."""
+    failures: Mapping[str, Edge] = field(default_factory=dict)
+    """Each routine's failure route by its id, an edge in ``edges`` after the
+    connections' (its index is ``len(connections)`` or more)."""
 
     def target(self, routine_id: str, slot: str) -> Target:
         """Return the target for a delivery that came from no connection."""
@@ -167,6 +171,8 @@ class PlanCache:
     Args:
         routines: The flow's routines by id, a mapping the flow changes in place.
         connections: The flow's connections, a list the flow changes in place.
+        failures: The flow's failure routes, source id -> (target id, slot),
+            a dict the flow changes in place.
 
     Thread safety: :meth:`get` may be called from any thread; the flow calls
     :meth:`invalidate` while it is wired, before jobs run.
@@ -175,6 +181,7 @@ class PlanCache:
     __slots__ = (
         "_routines",
         "_connections",
+        "_failures",
         "_plan",
         "_lock",
         "entries",
@@ -182,11 +189,17 @@ class PlanCache:
     )
 
     def __init__(
-        self, routines: Mapping[str, Routine], connections: Sequence[Connection]
+        self,
+        routines: Mapping[str, Routine],
+        connections: Sequence[Connection],
+        failures: Mapping[str, tuple[str, str]] | None = None,
     ) -> None:
         """Keep the flow's live routines and connections; compile nothing yet."""
         self._routines = routines
         self._connections = connections
+        self._failures: Mapping[str, tuple[str, str]] = (
+            {} if failures is None else failures
+        )
         self._plan: Plan | None = None
         self._lock = threading.Lock()
         self.entries = EntryPlans()
@@ -200,7 +213,9 @@ class PlanCache:
             return plan
         with self._lock:
             if self._plan is None:
-                self._plan = compile_plan(self._routines, self._connections)
+                self._plan = compile_plan(
+                    self._routines, self._connections, self._failures
+                )
             return self._plan
 
     def invalidate(self) -> None:
@@ -209,9 +224,11 @@ class PlanCache:
 
 
 def compile_plan(
-    routines: Mapping[str, Routine], connections: Sequence[Connection]
+    routines: Mapping[str, Routine],
+    connections: Sequence[Connection],
+    failures: Mapping[str, tuple[str, str]] | None = None,
 ) -> Plan:
-    """Return the routing table of a flow's routines and connections."""
+    """Return the routing table of a flow's routines, connections, failure routes."""
     routines = dict(routines)
     joins: dict[tuple[str, str], set[int]] = {}
     for index, connection in enumerate(connections):
@@ -225,6 +242,7 @@ def compile_plan(
         Edge(index, targets[(c.target_id, c.slot)], _applier(c), c.target_id, c.slot)
         for index, c in enumerate(connections)
     )
+    failed = _failure_edges(targets, len(edges), failures or {})
     fan_out: dict[tuple[str, str], list[Edge]] = {}
     for edge, connection in zip(edges, connections, strict=True):
         fan_out.setdefault((connection.source_id, connection.event), []).append(edge)
@@ -235,8 +253,9 @@ def compile_plan(
     for index, (rid, event) in enumerate(route_keys):
         routes[rid][event] = _route(rid, event, fan_out.get((rid, event), []), index)
     event_targets = {(rid, e): routes[rid][e].targets for rid, e in route_keys}
+    edges += tuple(failed.values())
     direct = (*(edge.target if edge.target.direct else None for edge in edges), None)
-    shape = flow_shape(routines, connections)
+    shape = flow_shape(routines, connections, failures)
     has_async = any(t.is_async for t in targets.values()) or any(
         is_async_source(routine) for routine in routines.values()
     )
@@ -254,6 +273,7 @@ def compile_plan(
         has_async,
         route_keys,
         {rid: tuple(indexes) for rid, indexes in positions.items()},
+        failed,
     )
 
 
@@ -290,6 +310,18 @@ def _target(rid: str, routine: Routine, slot: Slot, sources: set[int]) -> Target
         timeout=slot.timeout,
         group_sources=None if slot.correlate is None else tuple(sorted(sources)),
     )
+
+
+def _failure_edges(
+    targets: Mapping[tuple[str, str], Target],
+    first: int,
+    failures: Mapping[str, tuple[str, str]],
+) -> dict[str, Edge]:
+    """Return each failure route as an edge, numbered from ``first`` in order."""
+    return {
+        source_id: Edge(first + number, targets[end], None, *end)
+        for number, (source_id, end) in enumerate(failures.items())
+    }
 
 
 def _applier(connection: Connection) -> Callable[[Payload], Payload] | None:

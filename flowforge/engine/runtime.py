@@ -36,11 +36,12 @@ from flowforge.engine.entry import (
     entry_routine,
 )
 from flowforge._names import check_id
+from flowforge.engine.fallback import kept_payload, route_failure
 from flowforge.engine.plan import Plan, Target
 from flowforge.engine.stats import snapshot_routine
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.exceptions import ExecutionError, SerializationError
-from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED
+from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED, ROUTED
 from flowforge.job_state import JobState, JobStatus, new_job_state
 from flowforge.record import (
     Delivery,
@@ -65,6 +66,8 @@ STOP_HANDLER: Final = ErrorHandler(ErrorStrategy.STOP)
 BUFFERED: Final = "buffered"
 DROPPED: Final = "dropped"
 CANCELLED: Final = "cancelled"
+_RUNS: Final = (COMPLETED, FAILED, RETRIED, ROUTED)
+"""The outcomes of a handler run, which the tracker counts."""
 
 Ready = tuple[Routine, RoutineState, Target | None, Payload | None, Payload]
 """What a delivery calls: routine, its state, target slot (``None`` for a source's
@@ -374,8 +377,14 @@ class Runtime:
             delivery.attempt += 1
             job.pending.append(delivery)
             return
-        self._record(job, state, delivery, FAILED, started, duration)
-        _add_error(job, state, _error_record(delivery, error, self.clock))
+        record = _error_record(delivery, error, self.clock)
+        # Given up for good: a failure route, if any, handles it (fallback.py).
+        routed = route_failure(job, self.setup.plan(), delivery, record, state)
+        outcome = ROUTED if routed else FAILED
+        self._record(job, state, delivery, outcome, started, duration)
+        _add_error(job, state, record)
+        if routed:
+            return
         strategy = handler.final_strategy()
         if strategy is ErrorStrategy.SKIP:
             state.status = RoutineStatus.SKIPPED
@@ -490,7 +499,7 @@ class Runtime:
         if outcome is not RETRIED:
             job.delivery_count += 1
             state.deliveries += 1
-        if outcome is COMPLETED or outcome is FAILED or outcome is RETRIED:
+        if outcome in _RUNS:
             job.tracker._record_run(delivery.routine_id, outcome, duration)
 
 
@@ -533,6 +542,7 @@ def _add_error(job: JobState, state: RoutineState, record: ErrorRecord) -> None:
 def _error_record(
     delivery: Delivery, error: BaseException, clock: Clock
 ) -> ErrorRecord:
+    payload, saved = kept_payload(delivery.data)
     return ErrorRecord(
         routine_id=delivery.routine_id,
         slot=delivery.slot,
@@ -542,6 +552,8 @@ def _error_record(
         message=_text(str, error),
         traceback=_text(lambda e: "".join(traceback.format_exception(e)), error),
         at=clock.now(),
+        payload=payload,
+        payload_saved=saved,
     )
 
 

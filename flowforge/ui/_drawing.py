@@ -19,4 +19,10 @@ def draw_svg(flow: Flow, status: Mapping[str, str] | None = None) -> str:
     id in ``data-routine-id``; statuses are ``completed``, ``failed``,
     ``running``, ``waiting`` and ``skipped``.
     """
-    return to_svg(flow.flow_id, flow.routines, flow.connections, status=status)
+    return to_svg(
+        flow.flow_id,
+        flow.routines,
+        flow.connections,
+        status=status,
+        failures=flow.failure_routes,
+    )

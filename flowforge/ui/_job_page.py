@@ -100,8 +100,10 @@ def _errors(job: JobState) -> str:
     blocks = []
     for item in items:
         where = f"{item['routine_id']}.{item['slot'] or 'call'}"
+        title = "Payload (its repr: it cannot be saved)"
+        title = title if item["payload_is_repr"] else "Payload"
         payload = (
-            f'<h4>Payload</h4><pre class="payload">{_json(item["payload"])}</pre>'
+            f'<h4>{title}</h4><pre class="payload">{_json(item["payload"])}</pre>'
             if item["payload"] is not None
             else ""
         )

@@ -93,7 +93,12 @@ def pending_items(job: JobState) -> list[dict[str, object]]:
 
 
 def error_items(job: JobState) -> list[dict[str, object]]:
-    """Return the job's errors, oldest first, with the failed payload if kept."""
+    """Return the job's errors, oldest first, with the failed payload if kept.
+
+    The payload is the one the error record kept (its ``repr`` text when it
+    could not be saved: ``payload_is_repr``); records from before payloads
+    were kept show the pending delivery's data, if it is still pending.
+    """
     payloads = {d.seq: d.data for d in job.pending}
     return [
         {
@@ -105,7 +110,10 @@ def error_items(job: JobState) -> list[dict[str, object]]:
             "message": e.message,
             "traceback": e.traceback,
             "at": time_text(e.at),
-            "payload": plain(payloads[e.seq]) if e.seq in payloads else None,
+            "payload": plain(
+                e.payload if e.payload is not None else payloads.get(e.seq)
+            ),
+            "payload_is_repr": e.payload is not None and not e.payload_saved,
         }
         for e in job.errors
     ]

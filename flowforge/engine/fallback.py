@@ -1,0 +1,102 @@
+"""Keeping a failed delivery's payload, and routing final failures to a fallback.
+
+When a routine's error strategy gives up on a delivery for good, the runtime
+records the error with a copy of the delivery's data (:func:`kept_payload`)
+and, if the flow routes that routine's failures somewhere, puts a delivery
+for the fallback on the job's pending stack (:func:`route_failure`). That
+delivery is made in the same step as the failure, so a durable job
+checkpoints both together.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flowforge._codec import decode, encode
+from flowforge._failure_route import FAILURE_KEYS
+from flowforge.exceptions import SerializationError
+from flowforge.record import RoutineStatus, new_delivery, time_to_data
+from flowforge.types import Payload
+
+if TYPE_CHECKING:
+    from flowforge.engine.plan import Plan
+    from flowforge.job_state import JobState
+    from flowforge.record import Delivery, ErrorRecord, RoutineState
+
+__all__ = ["kept_payload", "route_failure"]
+
+
+def kept_payload(data: Payload) -> tuple[Payload | str, bool]:
+    """Return what an error record keeps of a delivery's ``data``, and if it is saved.
+
+    A payload that can be saved is kept as a copy (the handler may change
+    the original later), else as its ``repr`` text; a ``repr`` that raises
+    gives a note instead, so the failure is recorded all the same.
+    """
+    try:
+        copy = decode(encode(data, "payload"))
+    except SerializationError:
+        return _guarded_repr(data), False
+    assert isinstance(copy, dict)  # noqa: S101  encode keeps a dict a dict
+    return copy, True
+
+
+def route_failure(
+    job: JobState,
+    plan: Plan,
+    delivery: Delivery,
+    record: ErrorRecord,
+    state: RoutineState,
+) -> bool:
+    """Send a delivery's final failure to its routine's failure route, if any.
+
+    The fallback's delivery has the data ``{"error": ..., "payload": ...}``:
+    the error record as plain data, and the failed delivery's data (its
+    ``repr`` text when it cannot be saved). It goes on top of the job's
+    pending stack, so the sequential strategy runs it next. The failed
+    routine's ``state`` is then as after a handled delivery: completed,
+    unless it was skipped or failed before.
+
+    Returns:
+        Whether the failure was routed, and so is handled.
+    """
+    edge = plan.failures.get(delivery.routine_id)
+    if edge is None:
+        return False
+    if state.status is RoutineStatus.RUNNING:
+        state.status = RoutineStatus.COMPLETED
+    error_key, payload_key = FAILURE_KEYS
+    data: Payload = {
+        error_key: failure_data(record),
+        payload_key: delivery.data if record.payload_saved else record.payload,
+    }
+    seq = job.next_seq
+    job.next_seq = seq + 1
+    job.pending.append(
+        new_delivery(seq, edge.target_id, edge.slot_name, data, edge.index)
+    )
+    return True
+
+
+def failure_data(record: ErrorRecord) -> dict[str, object]:
+    """Return an error record, without its payload, as plain data."""
+    return {
+        "routine_id": record.routine_id,
+        "slot": record.slot,
+        "seq": record.seq,
+        "attempt": record.attempt,
+        "error_type": record.error_type,
+        "message": record.message,
+        "traceback": record.traceback,
+        "at": time_to_data(record.at),
+        "payload_saved": record.payload_saved,
+    }
+
+
+def _guarded_repr(data: object) -> str:
+    """Return ``repr(data)``, or a note if it fails: user code is not trusted."""
+    try:
+        text = repr(data)
+    except Exception as failure:  # noqa: BLE001  user code on the failure path
+        return f"<payload: its repr raised {type(failure).__qualname__}>"
+    return str.__str__(text)  # a plain str, whatever a subclass overrides
