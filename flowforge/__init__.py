@@ -29,6 +29,7 @@ from flowforge.execution_tracker import (
 )
 from flowforge.flow import Flow
 from flowforge.job_state import JobState, JobStatus
+from flowforge.observer import DeliveryInfo, DeliveryResult, Observer
 from flowforge.record import ErrorRecord, HistoryRecord, RoutineState, RoutineStatus
 from flowforge.routine import Routine
 from flowforge.slot import Slot
@@ -40,6 +41,8 @@ __all__ = [
     "Connection",
     "DefinitionError",
     "DeliveryContext",
+    "DeliveryInfo",
+    "DeliveryResult",
     "DuplicateNameError",
     "ErrorHandler",
     "ErrorRecord",
@@ -57,6 +60,7 @@ __all__ = [
     "JobState",
     "JobStateError",
     "JobStatus",
+    "Observer",
     "Routine",
     "RoutineError",
     "RoutinePerformance",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from functools import partial
 from types import MappingProxyType
@@ -34,6 +34,7 @@ from flowforge.engine.jobs import (
     start_job,
     start_job_async,
 )
+from flowforge.engine.observe import add_observer, remove_observer, resolve_observers
 from flowforge.engine.plan import PlanCache
 from flowforge.engine.run import check_strategy
 from flowforge.engine.setup import SEQUENTIAL, FlowSetup, JobRegistry, WorkerPool
@@ -112,6 +113,7 @@ class Flow:
     _clock: Clock | None
     _execution_strategy: str
     _max_workers: int
+    _observers: tuple[object, ...] = ()
 
     def __init__(
         self,
@@ -275,6 +277,31 @@ class Flow:
         if max_workers is not None:
             self.max_workers = max_workers
 
+    def add_observer(self, observer: object) -> Callable[[], None]:
+        """Tell ``observer`` about the jobs and deliveries that start from now on.
+
+        ``observer`` has any of the methods of :class:`~flowforge.Observer`
+        (see :doc:`/guide/observability`); one that raises is logged, never
+        breaks a job.
+
+        Returns:
+            A callable that removes the observer, as :meth:`remove_observer`.
+
+        Raises:
+            ArgumentTypeError: If ``observer`` has none of those methods.
+            DefinitionError: If it observes this flow already.
+        """
+        self._set("_observers", add_observer(self._observers, observer))
+        return partial(self.remove_observer, observer)
+
+    def remove_observer(self, observer: object) -> None:
+        """Stop telling ``observer`` about the jobs that start from now on.
+
+        Raises:
+            DefinitionError: If ``observer`` does not observe this flow.
+        """
+        self._set("_observers", remove_observer(self._observers, observer))
+
     def close(self) -> None:
         """Release the flow's own thread pool; later concurrent jobs make a new one."""
         self._workers.close()
@@ -311,6 +338,7 @@ class Flow:
             strategy=self._execution_strategy,
             max_workers=self._max_workers,
             executor=self._workers.get,
+            observers=resolve_observers(self._observers, self._error_handler),
         )
 
     def execute(

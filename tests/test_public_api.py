@@ -90,6 +90,8 @@ PUBLIC_MODULES: dict[str, list[str]] = {
         "Connection",
         "DefinitionError",
         "DeliveryContext",
+        "DeliveryInfo",
+        "DeliveryResult",
         "DuplicateNameError",
         "ErrorHandler",
         "ErrorRecord",
@@ -107,6 +109,7 @@ PUBLIC_MODULES: dict[str, list[str]] = {
         "JobState",
         "JobStateError",
         "JobStatus",
+        "Observer",
         "Routine",
         "RoutineError",
         "RoutinePerformance",
@@ -130,6 +133,7 @@ PUBLIC_MODULES: dict[str, list[str]] = {
     "flowforge.store.postgres": ["PostgresStore", "SCHEMA_VERSION"],
     "flowforge.testing": ["FakeClock", "Recorder", "Relay", "StoreWrapper"],
     "flowforge.dask": ["DaskRunner"],
+    "flowforge.otel": ["TracingObserver"],
 }
 PUBLIC_CLASSES: dict[str, list[str]] = {
     "flowforge.Connection": [
@@ -165,6 +169,15 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "should_retry",
         "strategy",
     ],
+    "flowforge.DeliveryInfo": [
+        "attempt",
+        "flow_id",
+        "job_id",
+        "routine_id",
+        "seq",
+        "slot",
+    ],
+    "flowforge.DeliveryResult": ["duration", "error", "outcome"],
     "flowforge.ErrorRecord": [
         "at",
         "attempt",
@@ -188,6 +201,7 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "wall_time",
     ],
     "flowforge.Flow": [
+        "add_observer",
         "add_routine",
         "cancel",
         "clock",
@@ -207,6 +221,7 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "max_workers",
         "pause",
         "recover",
+        "remove_observer",
         "resume",
         "resume_async",
         "routines",
@@ -476,6 +491,20 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "save",
     ],
     "flowforge.dask.DaskRunner": ["map", "run_many", "submit"],
+    "flowforge.Observer": [
+        "on_delivery_end",
+        "on_delivery_start",
+        "on_error",
+        "on_job_end",
+        "on_job_start",
+        "on_retry",
+    ],
+    "flowforge.otel.TracingObserver": [
+        "on_delivery_end",
+        "on_delivery_start",
+        "on_job_end",
+        "on_job_start",
+    ],
     "flowforge.record.Delivery": [
         "attempt",
         "connection",

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Final, final
 from flowforge._context import CURRENT, DeliveryContext
 from flowforge.engine.clock import sleep_on_loop
 from flowforge.engine.concurrent import ConcurrentLoop, HandlerCancelled, Outcome
+from flowforge.engine.observe import delivery_started
 from flowforge.engine.routing import JOB_RUNNING, RUNNING, SKIPPED
 from flowforge.engine.sequential import finisher
 from flowforge.exceptions import ExecutionError
@@ -160,8 +161,9 @@ async def run_async_loop(runtime: Runtime, job: JobState, plan: Plan) -> None:
     """
     pending, states, buffers = job.pending, job.routine_states, job.slot_buffers
     limit, monotonic = runtime.setup.max_deliveries, runtime.monotonic
-    durable = runtime.journal is not None
-    direct = (None,) * len(plan.direct) if durable else plan.direct
+    # A durable or observed job's deliveries all take the general path.
+    general = runtime.journal is not None or runtime.observers is not None
+    direct = (None,) * len(plan.direct) if general else plan.direct
     finished = finisher(job, plan)
     task = asyncio.current_task()
     assert task is not None  # noqa: S101  run_job_async runs in a task
@@ -243,6 +245,12 @@ async def _run(
     # Each delivery has a context of its own, which tasks the handler starts
     # copy; the job's own context is restored for what runs between handlers.
     token = CURRENT.set(context)
+    observers = runtime.observers
+    end = (
+        None
+        if observers is None
+        else delivery_started(observers, job, delivery, routine)
+    )
     started = runtime.monotonic()
     interrupt.awaiting = True
     try:
@@ -250,6 +258,8 @@ async def _run(
     except BaseException as error:  # user code: any failure is handled
         interrupt.awaiting = False
         context._routine = ENDED
+        if end is not None:
+            end(error, runtime.monotonic() - started)
         CURRENT.reset(token)
         if interrupt.took_effect():
             runtime.undo_merge(job, delivery, ready)
@@ -262,6 +272,8 @@ async def _run(
         return None
     interrupt.awaiting = False
     context._routine = ENDED
+    if end is not None:
+        end(None, runtime.monotonic() - started)
     CURRENT.reset(token)
     interrupt.took_effect()  # the handler finished despite a late cancel
     return emissions, started
@@ -367,6 +379,34 @@ async def _coordinate(
     coordinator.end(job)
 
 
+async def _observed_call(
+    runtime: Runtime, job: JobState, delivery: Delivery, ready: Ready
+) -> Exception | None:
+    """Call a delivery's handler as its task, observed; return what it raised.
+
+    Anything else than an ``Exception`` (a cancel) propagates.
+    """
+    routine, _, target, _, buffer = ready
+    observers = runtime.observers
+    end = (
+        None
+        if observers is None
+        else delivery_started(observers, job, delivery, routine)
+    )
+    started = runtime.monotonic()
+    try:
+        await call(routine, target, delivery, buffer)
+    except BaseException as error:  # user code: reported as the outcome
+        if end is not None:
+            end(error, runtime.monotonic() - started)
+        if isinstance(error, Exception):
+            return error
+        raise
+    if end is not None:
+        end(None, runtime.monotonic() - started)
+    return None
+
+
 async def _handle(
     job: JobState,
     delivery: Delivery,
@@ -375,7 +415,7 @@ async def _handle(
     runtime: Runtime,
 ) -> None:
     """Run one handler as a task and report its outcome to the coordinator."""
-    routine, _, target, _, buffer = ready
+    routine = ready[0]
     emissions: list[tuple[str, Payload]] = []
     context = DeliveryContext(job, routine, delivery, emissions)
     CURRENT.set(context)
@@ -388,9 +428,7 @@ async def _handle(
             try:
                 started = monotonic()
                 try:
-                    await call(routine, target, delivery, buffer)
-                except Exception as failure:  # noqa: BLE001  reported as the outcome
-                    error = failure
+                    error = await _observed_call(runtime, job, delivery, ready)
                 finally:
                     context._routine = ENDED
                 duration = monotonic() - started

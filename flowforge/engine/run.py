@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 from flowforge._context import CURRENT, DeliveryContext
 from flowforge.engine.awaiting import run_async_loop, run_concurrent_async
 from flowforge.engine.concurrent import ConcurrentLoop
+from flowforge.engine.observe import job_ended, job_started
 from flowforge.engine.routing import JOB_RUNNING
 from flowforge.engine.runtime import Runtime, drop_pending
 from flowforge.engine.sequential import run_loop
@@ -152,13 +153,32 @@ def _running(runtime: Runtime, job: JobState, plan: Plan) -> Iterator[DeliveryCo
     itself failed), so that a resume continues it.
     """
     context, began, token = _begin(runtime, job, plan)
+    job_started(runtime.observers, job)
     try:
         yield context
     except BaseException as error:
-        _finish(runtime, job, plan, began, token, write=_writes_after(error))
+        _end(runtime, job, plan, (began, token), error)
         raise
-    _settle(runtime, job)
-    _finish(runtime, job, plan, began, token, write=True)
+    _end(runtime, job, plan, (began, token), None)
+
+
+def _end(
+    runtime: Runtime,
+    job: JobState,
+    plan: Plan,
+    run: tuple[float, Token[DeliveryContext | None]],
+    error: BaseException | None,
+) -> None:
+    """Settle the job unless ``error`` stopped it, save it; log and observe its end."""
+    try:
+        if error is None:
+            _settle(runtime, job)
+        write = error is None or _writes_after(error)
+        _finish(runtime, job, plan, *run, write=write)
+    except BaseException as failure:
+        job_ended(runtime.observers, job, failure)
+        raise
+    job_ended(runtime.observers, job, error)
 
 
 def _begin(

@@ -35,6 +35,7 @@ from flowforge.engine.entry import (
     entry_routine,
 )
 from flowforge._names import check_id
+from flowforge.engine.observe import delivery_failed, delivery_started
 from flowforge.engine.plan import Plan, Target
 from flowforge.engine.stats import snapshot_routine
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
@@ -95,6 +96,7 @@ class Runtime:
         "max_workers",
         "strategy",
         "monotonic",
+        "observers",
         "_random",
     )
 
@@ -119,6 +121,7 @@ class Runtime:
             time.monotonic if type(self.clock) is SystemClock else self.clock.monotonic
         )
         self._random: random.Random | None = None
+        self.observers = setup.observers
 
     def new_job(
         self,
@@ -219,6 +222,12 @@ class Runtime:
         context._delivery = delivery
         emissions: list[tuple[str, Payload]] = []
         context._emissions = emissions
+        observers = self.observers
+        end = (
+            None
+            if observers is None
+            else delivery_started(observers, job, delivery, routine)
+        )
         started = self.monotonic()
         try:
             if target is None:
@@ -229,11 +238,15 @@ class Runtime:
             refuse_awaitable(result)
         except BaseException as error:  # user code: any failure is handled
             context._routine = None
+            if end is not None:
+                end(error, self.monotonic() - started)
             if not self.failed(job, plan, delivery, ready, emissions, error, started):
                 raise
             return
         duration = self.monotonic() - started
         context._routine = None
+        if end is not None:
+            end(None, duration)
         self.complete(job, plan, delivery, ready, emissions, None, started, duration)
 
     def failed(
@@ -349,11 +362,13 @@ class Runtime:
             started = self.monotonic()
         handler = self._handler_for(routine)
         if handler.should_retry(error, delivery.attempt):
+            delivery_failed(job, delivery, error, retried=True)
             self._record(job, state, delivery, RETRIED, started, duration)
             delivery.attempt += 1
             job.pending.append(delivery)
             return
         self._record(job, state, delivery, FAILED, started, duration)
+        delivery_failed(job, delivery, error, retried=False)
         _add_error(job, state, _error_record(delivery, error, self.clock))
         strategy = handler.final_strategy()
         if strategy is ErrorStrategy.SKIP:

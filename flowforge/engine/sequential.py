@@ -50,7 +50,7 @@ def run_loop(
     """Run a job's pending deliveries on this thread until it ends, pauses or fails.
 
     A direct delivery runs here, inlined; any other, and every delivery of a
-    job with a journal, goes through ``Runtime.deliver`` (or its
+    job with a journal or observers, goes through ``Runtime.deliver`` (or its
     checkpointed form).
     """
     pending, states, buffers = job.pending, job.routine_states, job.slot_buffers
@@ -103,6 +103,8 @@ def _paths(
 ) -> tuple[Sequence[Target | None], General, Finished]:
     """Return the direct target of each connection, the general path, the finisher."""
     if runtime.journal is None:
+        if runtime.observers is not None:  # observed: every delivery, general
+            return (None,) * len(plan.direct), runtime.deliver, finisher(job, plan)
         return plan.direct, runtime.deliver, finisher(job, plan)
     # Every delivery of a durable job takes the checkpointed path.
     checkpointed = runtime.deliver_checkpointed
