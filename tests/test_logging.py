@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -34,9 +36,16 @@ def extra(record: logging.LogRecord) -> tuple[object, ...]:
 
 
 def test_package_logger_has_only_a_null_handler() -> None:
-    handlers = logging.getLogger("flowforge").handlers
+    code = (
+        "import logging, flowforge\n"
+        "print([type(h).__name__ for h in logging.getLogger('flowforge').handlers])"
+    )
 
-    assert [type(h) for h in handlers] == [logging.NullHandler]
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    assert result.stdout == "['NullHandler']\n"
 
 
 def test_extra_keys_are_not_log_record_attributes() -> None:

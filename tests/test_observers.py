@@ -23,6 +23,7 @@ from flowforge import (
     Routine,
     current_delivery,
 )
+from flowforge.store import MemoryStore
 from flowforge.testing import FakeClock, Recorder
 
 SEEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("seen", default=None)
@@ -408,3 +409,42 @@ def test_current_delivery_works_inside_an_observed_handler() -> None:
     flow.execute("k", {"x": 1}, job_id="j")
 
     assert keys == [("j", "k", 0)]
+
+
+def test_durable_job_is_observed_like_any_other() -> None:
+    flow = chain(retries=1, fail_times=1)
+    log = Log()
+    flow.add_observer(log)
+
+    job = flow.execute("a", {"x": 1}, store=MemoryStore())
+
+    assert job.status is JobStatus.COMPLETED
+    assert [c[0] for c in log.calls] == [
+        "job_start",
+        "start",
+        "end",
+        "start",
+        "end",
+        "retry",
+        "start",
+        "end",
+        "job_end",
+    ]
+
+
+def test_resumed_job_is_a_new_run_for_observers() -> None:
+    flow = chain(fail_times=1)
+    log = Log()
+    flow.add_observer(log)
+    failed = flow.execute("a", {"x": 1})
+    log.calls.clear()
+
+    job = flow.resume(failed)
+
+    assert job.status is JobStatus.COMPLETED
+    assert log.calls == [
+        ("job_start", JobStatus.RUNNING),
+        ("start", "b", 0),
+        ("end", "b", 0, "completed"),
+        ("job_end", JobStatus.COMPLETED),
+    ]
