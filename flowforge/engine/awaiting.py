@@ -245,12 +245,7 @@ async def _run(
     # Each delivery has a context of its own, which tasks the handler starts
     # copy; the job's own context is restored for what runs between handlers.
     token = CURRENT.set(context)
-    observers = runtime.observers
-    end = (
-        None
-        if observers is None
-        else delivery_started(observers, job, delivery, routine)
-    )
+    end = delivery_started(runtime.observers, job, delivery, routine)
     started = runtime.monotonic()
     interrupt.awaiting = True
     try:
@@ -387,12 +382,7 @@ async def _observed_call(
     Anything else than an ``Exception`` (a cancel) propagates.
     """
     routine, _, target, _, buffer = ready
-    observers = runtime.observers
-    end = (
-        None
-        if observers is None
-        else delivery_started(observers, job, delivery, routine)
-    )
+    end = delivery_started(runtime.observers, job, delivery, routine)
     started = runtime.monotonic()
     try:
         await call(routine, target, delivery, buffer)

@@ -311,7 +311,7 @@ def _run_handler(
 ) -> None:
     """Run one handler on a pool thread and report its outcome to the coordinator."""
     routine, _, target, _, buffer = ready
-    end: Ending | None = None
+    end: Ending | None = None  # set once the routine's lock is held
     emissions: list[tuple[str, Payload]] = []
     context = DeliveryContext(job, routine, delivery, emissions)
     token = CURRENT.set(context)
@@ -319,8 +319,7 @@ def _run_handler(
     error: BaseException | None = None
     try:
         with routine._handler_lock:
-            if observers is not None:
-                end = delivery_started(observers, job, delivery, routine)
+            end = delivery_started(observers, job, delivery, routine)
             started = monotonic()
             try:
                 if target is None:

@@ -270,13 +270,16 @@ it took (:func:`delivery_ended`, bound to the delivery)."""
 
 
 def delivery_started(
-    observers: Observers, job: JobState, delivery: Delivery, routine: Routine
-) -> Ending:
+    observers: Observers | None, job: JobState, delivery: Delivery, routine: Routine
+) -> Ending | None:
     """Tell the observers that a delivery's handler is about to run.
 
     Returns:
-        What to call, on the same thread or task, once the handler ended.
+        What to call, on the same thread or task, once the handler ended;
+        ``None`` when there are no observers.
     """
+    if observers is None:
+        return None
     info = DeliveryInfo(
         job.flow_id,
         job.job_id,

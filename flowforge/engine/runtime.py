@@ -222,12 +222,7 @@ class Runtime:
         context._delivery = delivery
         emissions: list[tuple[str, Payload]] = []
         context._emissions = emissions
-        observers = self.observers
-        end = (
-            None
-            if observers is None
-            else delivery_started(observers, job, delivery, routine)
-        )
+        end = delivery_started(self.observers, job, delivery, routine)
         started = self.monotonic()
         try:
             if target is None:

@@ -102,13 +102,13 @@ def _paths(
     runtime: Runtime, job: JobState, plan: Plan
 ) -> tuple[Sequence[Target | None], General, Finished]:
     """Return the direct target of each connection, the general path, the finisher."""
-    if runtime.journal is None:
-        if runtime.observers is not None:  # observed: every delivery, general
-            return (None,) * len(plan.direct), runtime.deliver, finisher(job, plan)
+    journal = runtime.journal
+    if journal is None and runtime.observers is None:
         return plan.direct, runtime.deliver, finisher(job, plan)
-    # Every delivery of a durable job takes the checkpointed path.
-    checkpointed = runtime.deliver_checkpointed
-    return (None,) * len(plan.direct), checkpointed, finisher(job, plan)
+    # Every delivery of a durable job takes the checkpointed path, and every
+    # delivery of an observed one the general path, which tells the observers.
+    general = runtime.deliver if journal is None else runtime.deliver_checkpointed
+    return (None,) * len(plan.direct), general, finisher(job, plan)
 
 
 def finisher(job: JobState, plan: Plan) -> Finished:
