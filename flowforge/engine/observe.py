@@ -149,8 +149,16 @@ def _notify(
             )
 
 
-def job_started(observers: Observers | None, job: JobState) -> None:
-    """Log that ``job`` starts running, and tell the observers."""
+def job_started(observers: Observers | None, job: JobState) -> bool:
+    """Log that ``job`` starts running, and tell the observers.
+
+    Returns:
+        Whether the job's end is reported however it ends (to observers, or
+        at INFO); if not, only a failed or stopped job's end is (a WARNING or
+        an ERROR), and one check per job is all that logging costs.
+    """
+    if observers is None and not logger.isEnabledFor(logging.INFO):
+        return False  # DEBUG is off too
     if logger.isEnabledFor(logging.DEBUG):
         logger.debug(
             "job %r of flow %r starts running",
@@ -160,6 +168,7 @@ def job_started(observers: Observers | None, job: JobState) -> None:
         )
     if observers is not None:
         _notify(observers.on_job_start, (job,), fields(job.job_id))
+    return True
 
 
 def job_ended(

@@ -45,6 +45,7 @@ __all__ = [
 JOB_PAUSED: Final = JobStatus.PAUSED
 JOB_COMPLETED: Final = JobStatus.COMPLETED
 JOB_CANCELLED: Final = JobStatus.CANCELLED
+JOB_FAILED: Final = JobStatus.FAILED
 
 
 def check_strategy(strategy: str) -> str:
@@ -153,32 +154,38 @@ def _running(runtime: Runtime, job: JobState, plan: Plan) -> Iterator[DeliveryCo
     itself failed), so that a resume continues it.
     """
     context, began, token = _begin(runtime, job, plan)
-    job_started(runtime.observers, job)
+    run = (began, token, job_started(runtime.observers, job))
     try:
         yield context
     except BaseException as error:
-        _end(runtime, job, plan, (began, token), error)
+        _end(runtime, job, plan, run, error)
         raise
-    _end(runtime, job, plan, (began, token), None)
+    _end(runtime, job, plan, run, None)
 
 
 def _end(
     runtime: Runtime,
     job: JobState,
     plan: Plan,
-    run: tuple[float, Token[DeliveryContext | None]],
+    run: tuple[float, Token[DeliveryContext | None], bool],
     error: BaseException | None,
 ) -> None:
-    """Settle the job unless ``error`` stopped it, save it; log and observe its end."""
+    """Settle the job unless ``error`` stopped it, save it; log and observe its end.
+
+    ``run`` is when it began, the context token to reset, and whether its end
+    is reported however it ends (see ``job_started``).
+    """
+    began, token, watched = run
     try:
         if error is None:
             _settle(runtime, job)
         write = error is None or _writes_after(error)
-        _finish(runtime, job, plan, *run, write=write)
+        _finish(runtime, job, plan, began, token, write=write)
     except BaseException as failure:
         job_ended(runtime.observers, job, failure)
         raise
-    job_ended(runtime.observers, job, error)
+    if watched or error is not None or job.status is JOB_FAILED:
+        job_ended(runtime.observers, job, error)
 
 
 def _begin(
