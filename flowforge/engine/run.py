@@ -151,41 +151,41 @@ def _running(runtime: Runtime, job: JobState, plan: Plan) -> Iterator[DeliveryCo
     """Begin a run; when its loop ends, settle the job and save it, as it ended.
 
     A run stopped by an exception is saved as it stands (unless the store
-    itself failed), so that a resume continues it.
+    itself failed), so that a resume continues it. The run's start and end are
+    logged and told to the flow's observers (see ``observe``).
     """
     context, began, token = _begin(runtime, job, plan)
-    run = (began, token, job_started(runtime.observers, job))
+    watched = job_started(runtime.observers, job)
     try:
         yield context
     except BaseException as error:
-        _end(runtime, job, plan, run, error)
+        _stopped(runtime, job, plan, began, token, error)
         raise
-    _end(runtime, job, plan, run, None)
-
-
-def _end(
-    runtime: Runtime,
-    job: JobState,
-    plan: Plan,
-    run: tuple[float, Token[DeliveryContext | None], bool],
-    error: BaseException | None,
-) -> None:
-    """Settle the job unless ``error`` stopped it, save it; log and observe its end.
-
-    ``run`` is when it began, the context token to reset, and whether its end
-    is reported however it ends (see ``job_started``).
-    """
-    began, token, watched = run
+    _settle(runtime, job)
     try:
-        if error is None:
-            _settle(runtime, job)
-        write = error is None or _writes_after(error)
-        _finish(runtime, job, plan, began, token, write=write)
+        _finish(runtime, job, plan, began, token, write=True)
     except BaseException as failure:
         job_ended(runtime.observers, job, failure)
         raise
-    if watched or error is not None or job.status is JOB_FAILED:
-        job_ended(runtime.observers, job, error)
+    if watched or job.status is JOB_FAILED:  # else its end is not reported
+        job_ended(runtime.observers, job, None)
+
+
+def _stopped(
+    runtime: Runtime,
+    job: JobState,
+    plan: Plan,
+    began: float,
+    token: Token[DeliveryContext | None],
+    error: BaseException,
+) -> None:
+    """Save a run that ``error`` stopped, unless a store failed; log and observe it."""
+    try:
+        _finish(runtime, job, plan, began, token, write=_writes_after(error))
+    except BaseException as failure:
+        job_ended(runtime.observers, job, failure)
+        raise
+    job_ended(runtime.observers, job, error)
 
 
 def _begin(
