@@ -29,7 +29,8 @@ except ImportError as error:  # pragma: no cover - needs the extra missing
         'pip install "flowforge[otel]"'
     ) from error
 
-from flowforge import DeliveryInfo, DeliveryResult, JobState, JobStatus
+from flowforge.job_state import JobState, JobStatus
+from flowforge.observer import DeliveryInfo, DeliveryResult
 
 if TYPE_CHECKING:
     from contextvars import Token
