@@ -12,6 +12,8 @@ from flowforge import (
     ErrorHandler,
     ErrorStrategy,
     Flow,
+    FlowForgeWarning,
+    JobState,
     JobStatus,
     Routine,
     StoreError,
@@ -240,3 +242,32 @@ def test_limit_failure_is_logged_at_warning(caplog: pytest.LogCaptureFixture) ->
     (record,) = caplog.records
     assert record.levelno == logging.WARNING
     assert record.getMessage().startswith("job 'limited' failed: routine 'r2'")
+
+
+class FailingLoads(StoreWrapper):
+    """A store whose loads fail."""
+
+    def load(self, job_id: str) -> JobState:
+        raise StoreError("disk gone")
+
+
+def test_store_error_in_recovery_is_logged_at_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow, store = interrupted_flow(), MemoryStore()
+    with pytest.raises(KeyboardInterrupt):
+        flow.execute("r0", {"x": 1}, job_id="unreadable", store=store)
+
+    with caplog.at_level(logging.INFO, logger="flowforge"):
+        with pytest.warns(FlowForgeWarning, match="was not recovered"):
+            recovered = flow.recover(FailingLoads(store))
+
+    assert recovered == []
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    assert record.getMessage() == (
+        "job 'unreadable' was not recovered and stays in the store as it is: "
+        "disk gone"
+    )
+    assert record.exc_info is not None and record.exc_info[0] is StoreError
+    assert extra(record) == ("unreadable", None, None)
