@@ -81,7 +81,8 @@ class Observer(Protocol):
     ``on_delivery_end`` of one delivery run in the same context, around the
     handler call, so an observer may set a context variable in one and reset
     it in the other, and the handler sees it. A delivery whose handler does
-    not run (a join still waiting, a skipped routine) has no callbacks.
+    not run (a join still waiting, a skipped routine, a failed merge) has no
+    callbacks.
 
     An observer that raises is logged (WARNING, with the exception) on the
     ``flowforge`` logger and never changes the job. Callbacks of the
