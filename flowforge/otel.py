@@ -130,19 +130,29 @@ class TracingObserver:
             return
         span, token = found
         otel_context.detach(token)
-        span.set_attribute(OUTCOME, result.outcome)
-        error = result.error
-        if error is not None:
-            span.record_exception(error)
-            if result.outcome in FAILURES:
-                span.set_status(Status(StatusCode.ERROR, _describe(error)))
-        span.end()
+        try:
+            span.set_attribute(OUTCOME, result.outcome)
+            error = result.error
+            if error is not None:
+                if result.outcome in FAILURES:
+                    span.set_status(Status(StatusCode.ERROR, _describe(error)))
+                _record_exception(span, error)
+        finally:
+            span.end()
 
     def __repr__(self) -> str:
         """Return how many jobs and deliveries have a span open."""
         with self._lock:
             jobs, deliveries = len(self._jobs), len(self._deliveries)
         return f"TracingObserver(open_jobs={jobs}, open_deliveries={deliveries})"
+
+
+def _record_exception(span: Span, error: BaseException) -> None:
+    """Record ``error`` on ``span``; only its type if rendering it raises."""
+    try:
+        span.record_exception(error)
+    except Exception:  # noqa: BLE001  an exception whose __str__ raises
+        span.add_event("exception", {"exception.type": type(error).__qualname__})
 
 
 def _describe(error: BaseException) -> str:

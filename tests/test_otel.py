@@ -17,6 +17,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E4
 from opentelemetry.trace import StatusCode  # noqa: E402
 
 from flowforge import (  # noqa: E402
+    DeliveryInfo,
+    DeliveryResult,
     ErrorHandler,
     ErrorStrategy,
     Flow,
@@ -274,3 +276,51 @@ def test_observer_without_open_spans_has_a_short_repr(
     observer = TracingObserver(provider)
 
     assert repr(observer) == "TracingObserver(open_jobs=0, open_deliveries=0)"
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+class RaisesUnprintable(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.handle)
+
+    def handle(self, x: int) -> None:
+        raise Unprintable()
+
+
+def test_error_that_cannot_be_printed_still_sets_the_status(
+    provider: TracerProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    flow = Flow("unprintable")
+    flow.add_routine(RaisesUnprintable(), "bad")
+    flow.add_observer(TracingObserver(provider))
+
+    job = flow.execute("bad", {"x": 1})
+
+    assert not [r for r in caplog.records if "observer" in r.getMessage()]
+
+    assert job.status is JobStatus.FAILED
+    (delivery,) = by_name(provider)["bad.input"]
+    assert delivery.status.status_code is StatusCode.ERROR
+    assert delivery.status.description == "Unprintable"
+    (event,) = delivery.events
+    assert dict(event.attributes or {}) == {"exception.type": "Unprintable"}
+
+
+def test_ends_without_a_start_are_ignored(provider: TracerProvider) -> None:
+    observer = TracingObserver(provider)
+    flow = Flow("unobserved")
+    flow.add_routine(Flaky(), "flaky")
+    job = flow.execute("flaky", {"x": 1})  # run without the observer
+
+    observer.on_delivery_end(
+        DeliveryInfo("unobserved", job.job_id, "flaky", "input", 0, 0),
+        DeliveryResult("completed", 0.0, None),
+    )
+    observer.on_job_end(job)
+
+    assert spans(provider) == []
