@@ -113,7 +113,6 @@ class Flow:
     _clock: Clock | None
     _execution_strategy: str
     _max_workers: int
-    _observers: tuple[object, ...] = ()
 
     def __init__(
         self,
@@ -138,6 +137,7 @@ class Flow:
         self._jobs = JobRegistry()
         self._setup: FlowSetup | None = None
         self._workers = WorkerPool(executor, DEFAULT_MAX_WORKERS)
+        self._observers: tuple[object, ...] = ()
         self.error_handler = error_handler
         self.max_deliveries = max_deliveries
         self.max_pending = max_pending
@@ -278,28 +278,20 @@ class Flow:
             self.max_workers = max_workers
 
     def add_observer(self, observer: object) -> Callable[[], None]:
-        """Tell ``observer`` about the jobs and deliveries that start from now on.
-
-        ``observer`` has any of the methods of :class:`~flowforge.Observer`
-        (see :doc:`/guide/observability`); one that raises is logged, never
-        breaks a job.
+        """Tell ``observer`` (a :class:`~flowforge.Observer`) about later jobs.
 
         Returns:
-            A callable that removes the observer, as :meth:`remove_observer`.
+            A callable that removes it again, as :meth:`remove_observer` does.
 
         Raises:
-            ArgumentTypeError: If ``observer`` has none of those methods.
+            ArgumentTypeError: If ``observer`` has none of the callbacks.
             DefinitionError: If it observes this flow already.
         """
         self._set("_observers", add_observer(self._observers, observer))
         return partial(self.remove_observer, observer)
 
     def remove_observer(self, observer: object) -> None:
-        """Stop telling ``observer`` about the jobs that start from now on.
-
-        Raises:
-            DefinitionError: If ``observer`` does not observe this flow.
-        """
+        """Stop telling ``observer`` about later jobs (DefinitionError if unknown)."""
         self._set("_observers", remove_observer(self._observers, observer))
 
     def close(self) -> None:
