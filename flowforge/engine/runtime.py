@@ -113,6 +113,7 @@ class Runtime:
         self.setup = setup
         self.clock: Clock = setup.clock
         self.journal = journal
+        self.observers = setup.observers
         self.executor = executor
         self.max_workers = max_workers
         self.strategy = strategy
@@ -121,7 +122,6 @@ class Runtime:
             time.monotonic if type(self.clock) is SystemClock else self.clock.monotonic
         )
         self._random: random.Random | None = None
-        self.observers = setup.observers
 
     def new_job(
         self,
