@@ -330,7 +330,7 @@ class Flow:
             strategy=self._execution_strategy,
             max_workers=self._max_workers,
             executor=self._workers.get,
-            observers=resolve_observers(self._observers, self._error_handler),
+            observers=resolve_observers(self._observers, self.error_handler),
         )
 
     def execute(
