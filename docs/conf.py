@@ -36,6 +36,7 @@ autodoc_mock_imports = [
     "dask",
     "starlette",
     "uvicorn",
+    "opentelemetry",
 ]
 autodoc_member_order = "bysource"
 napoleon_google_docstring = True
@@ -59,4 +60,6 @@ nitpick_ignore_regex = [
     ("py:class", r"(distributed\.)?(Client|Future)"),
     # The web inspector's app is Starlette's (the ui extra).
     ("py:class", r"(starlette\.applications\.)?Starlette"),
+    # flowforge.otel's tracer provider is OpenTelemetry's (the otel extra).
+    ("py:class", r"(opentelemetry\.trace\.)?TracerProvider"),
 ]

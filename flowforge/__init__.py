@@ -32,6 +32,7 @@ from flowforge.execution_tracker import (
 from flowforge.flow import Flow
 from flowforge.function_routine import step
 from flowforge.job_state import JobState, JobStatus
+from flowforge.observer import DeliveryInfo, DeliveryResult, Observer
 from flowforge.record import ErrorRecord, HistoryRecord, RoutineState, RoutineStatus
 from flowforge.routine import Routine
 from flowforge.slot import Slot
@@ -43,6 +44,8 @@ __all__ = [
     "Connection",
     "DefinitionError",
     "DeliveryContext",
+    "DeliveryInfo",
+    "DeliveryResult",
     "DuplicateNameError",
     "ErrorHandler",
     "ErrorRecord",
@@ -61,6 +64,7 @@ __all__ = [
     "JobState",
     "JobStateError",
     "JobStatus",
+    "Observer",
     "Routine",
     "RoutineError",
     "RoutinePerformance",

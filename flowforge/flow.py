@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from functools import partial
 from types import MappingProxyType
@@ -36,6 +36,7 @@ from flowforge.engine.jobs import (
     start_job,
     start_job_async,
 )
+from flowforge.engine.observe import add_observer, remove_observer, resolve_observers
 from flowforge.engine.plan import PlanCache
 from flowforge.engine.run import check_strategy
 from flowforge.engine.setup import SEQUENTIAL, FlowSetup, JobRegistry, WorkerPool
@@ -116,6 +117,7 @@ class Flow:
         self._jobs = JobRegistry()
         self._setup: FlowSetup | None = None
         self._workers = WorkerPool(executor, DEFAULT_MAX_WORKERS)
+        self._observers: tuple[object, ...] = ()
         self.error_handler = error_handler
         self.max_deliveries = max_deliveries
         self.max_pending = max_pending
@@ -324,6 +326,23 @@ class Flow:
         if max_workers is not None:
             self.max_workers = max_workers
 
+    def add_observer(self, observer: object) -> Callable[[], None]:
+        """Tell ``observer`` (a :class:`~flowforge.Observer`) about later jobs.
+
+        Returns:
+            A callable that removes it again, as :meth:`remove_observer` does.
+
+        Raises:
+            ArgumentTypeError: If ``observer`` has none of the callbacks.
+            DefinitionError: If it observes this flow already.
+        """
+        self._set("_observers", add_observer(self._observers, observer))
+        return partial(self.remove_observer, observer)
+
+    def remove_observer(self, observer: object) -> None:
+        """Stop telling ``observer`` about later jobs (DefinitionError if unknown)."""
+        self._set("_observers", remove_observer(self._observers, observer))
+
     def close(self) -> None:
         """Release the flow's own thread pool; later concurrent jobs make a new one."""
         self._workers.close()
@@ -360,6 +379,7 @@ class Flow:
             strategy=self.execution_strategy,
             max_workers=self.max_workers,
             executor=self._workers.get,
+            observers=resolve_observers(self._observers, self.error_handler),
         )
 
     def execute(

@@ -90,6 +90,8 @@ PUBLIC_MODULES: dict[str, list[str]] = {
         "Connection",
         "DefinitionError",
         "DeliveryContext",
+        "DeliveryInfo",
+        "DeliveryResult",
         "DuplicateNameError",
         "ErrorHandler",
         "ErrorRecord",
@@ -108,6 +110,7 @@ PUBLIC_MODULES: dict[str, list[str]] = {
         "JobState",
         "JobStateError",
         "JobStatus",
+        "Observer",
         "Routine",
         "RoutineError",
         "RoutinePerformance",
@@ -141,6 +144,7 @@ PUBLIC_MODULES: dict[str, list[str]] = {
         "deliver_async",
     ],
     "flowforge.dask": ["DaskRunner"],
+    "flowforge.otel": ["TracingObserver"],
 }
 PUBLIC_CLASSES: dict[str, list[str]] = {
     "flowforge.Connection": [
@@ -176,6 +180,15 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "should_retry",
         "strategy",
     ],
+    "flowforge.DeliveryInfo": [
+        "attempt",
+        "flow_id",
+        "job_id",
+        "routine_id",
+        "seq",
+        "slot",
+    ],
+    "flowforge.DeliveryResult": ["duration", "error", "outcome"],
     "flowforge.ErrorRecord": [
         "at",
         "attempt",
@@ -201,6 +214,7 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "wall_time",
     ],
     "flowforge.Flow": [
+        "add_observer",
         "add_routine",
         "cancel",
         "chain",
@@ -224,6 +238,7 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "max_workers",
         "pause",
         "recover",
+        "remove_observer",
         "remove_routine",
         "resume",
         "resume_async",
@@ -523,6 +538,20 @@ PUBLIC_CLASSES: dict[str, list[str]] = {
         "set_stat",
         "slots",
         "stats",
+    ],
+    "flowforge.Observer": [
+        "on_delivery_end",
+        "on_delivery_start",
+        "on_error",
+        "on_job_end",
+        "on_job_start",
+        "on_retry",
+    ],
+    "flowforge.otel.TracingObserver": [
+        "on_delivery_end",
+        "on_delivery_start",
+        "on_job_end",
+        "on_job_start",
     ],
     "flowforge.record.Delivery": [
         "attempt",

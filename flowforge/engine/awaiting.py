@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Final, final
 from flowforge._context import CURRENT, DeliveryContext
 from flowforge.engine.clock import sleep_on_loop
 from flowforge.engine.concurrent import ConcurrentLoop, HandlerCancelled, Outcome
+from flowforge.engine.observe import delivery_started
 from flowforge.engine.routing import JOB_RUNNING, RUNNING, SKIPPED
 from flowforge.engine.sequential import finisher
 from flowforge.engine.writer import Writer
@@ -174,8 +175,9 @@ async def _run_deliveries(
 ) -> None:
     pending, states, buffers = job.pending, job.routine_states, job.slot_buffers
     limit, monotonic = runtime.setup.max_deliveries, runtime.monotonic
-    durable = runtime.journal is not None
-    direct = (None,) * len(plan.direct) if durable else plan.direct
+    # A durable or observed job's deliveries all take the general path.
+    general = runtime.journal is not None or runtime.observers is not None
+    direct = (None,) * len(plan.direct) if general else plan.direct
     finished = finisher(job, plan)
     while pending and job.status is JOB_RUNNING:
         delivery = pending.pop()
@@ -253,6 +255,7 @@ async def _run(
     # Each delivery has a context of its own, which tasks the handler starts
     # copy; the job's own context is restored for what runs between handlers.
     token = CURRENT.set(context)
+    end = delivery_started(runtime.observers, job, delivery, routine)
     started = runtime.monotonic()
     interrupt.awaiting = True
     try:
@@ -260,6 +263,8 @@ async def _run(
     except BaseException as error:  # user code: any failure is handled
         interrupt.awaiting = False
         context._routine = ENDED
+        if end is not None:
+            end(error, runtime.monotonic() - started)
         CURRENT.reset(token)
         if interrupt.took_effect():
             runtime.undo_merge(job, delivery, ready)
@@ -272,6 +277,8 @@ async def _run(
         return None
     interrupt.awaiting = False
     context._routine = ENDED
+    if end is not None:
+        end(None, runtime.monotonic() - started)
     CURRENT.reset(token)
     interrupt.took_effect()  # the handler finished despite a late cancel
     return emissions, started
@@ -377,6 +384,29 @@ async def _coordinate(
     coordinator.end(job)
 
 
+async def _observed_call(
+    runtime: Runtime, job: JobState, delivery: Delivery, ready: Ready
+) -> Exception | None:
+    """Call a delivery's handler as its task, observed; return what it raised.
+
+    Anything else than an ``Exception`` (a cancel) propagates.
+    """
+    routine, _, target, _, buffer = ready
+    end = delivery_started(runtime.observers, job, delivery, routine)
+    started = runtime.monotonic()
+    try:
+        await call(routine, target, delivery, buffer)
+    except BaseException as error:  # user code: reported as the outcome
+        if end is not None:
+            end(error, runtime.monotonic() - started)
+        if isinstance(error, Exception):
+            return error
+        raise
+    if end is not None:
+        end(None, runtime.monotonic() - started)
+    return None
+
+
 async def _handle(
     job: JobState,
     delivery: Delivery,
@@ -385,7 +415,7 @@ async def _handle(
     runtime: Runtime,
 ) -> None:
     """Run one handler as a task and report its outcome to the coordinator."""
-    routine, _, target, _, buffer = ready
+    routine = ready[0]
     emissions: list[tuple[str, Payload]] = []
     context = DeliveryContext(job, routine, delivery, emissions)
     CURRENT.set(context)
@@ -398,9 +428,7 @@ async def _handle(
             try:
                 started = monotonic()
                 try:
-                    await call(routine, target, delivery, buffer)
-                except Exception as failure:  # noqa: BLE001  reported as the outcome
-                    error = failure
+                    error = await _observed_call(runtime, job, delivery, ready)
                 finally:
                     context._routine = ENDED
                 duration = monotonic() - started

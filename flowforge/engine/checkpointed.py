@@ -14,13 +14,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flowforge.engine.stats import snapshot_routine
+from flowforge.exceptions import SerializationError
+from flowforge.record import Delivery
 from flowforge.store.base import Change
 
 if TYPE_CHECKING:
     from flowforge.engine.plan import Plan
     from flowforge.engine.runtime import Ready, Runtime
     from flowforge.job_state import JobState
-    from flowforge.record import Delivery, RoutineState
+    from flowforge.record import RoutineState
     from flowforge.types import Payload
 
     Emissions = list[tuple[str, Payload]]
@@ -54,9 +56,14 @@ def checkpointed(
         emissions: Emissions,
     ) -> None:
         change = change_of(delivery)  # before finished() reuses the delivery
+        was = (delivery.seq, delivery.routine_id, delivery.slot, delivery.data)
         finished(delivery, state, started, took, emissions)
         snapshot_routine(job, plan, state.routine_id)
-        commit(job, change)
+        try:
+            commit(job, change)
+        except SerializationError:  # the run stores the job failed on it
+            runtime.unsaved = Delivery(*was, delivery.connection, delivery.attempt)
+            raise
 
     def failed_durable(
         job: JobState,
@@ -71,7 +78,11 @@ def checkpointed(
         if not failed(job, plan, delivery, ready, emissions, error, started):
             return False  # an interrupt: back on the stack, nothing to commit
         snapshot_routine(job, plan, delivery.routine_id)
-        commit(job, change)
+        try:
+            commit(job, change)
+        except SerializationError:  # the run stores the job failed on it
+            runtime.unsaved = delivery
+            raise
         return True
 
     return finished_durable, failed_durable

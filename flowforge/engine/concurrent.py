@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, final
 
 from flowforge._context import CURRENT, DeliveryContext
+from flowforge.engine.observe import delivery_started
 from flowforge.engine.routing import JOB_RUNNING, refuse_awaitable, request_overflow
 from flowforge.job_state import JobState, JobStatus
 from flowforge.record import Delivery
 
 if TYPE_CHECKING:
+    from flowforge.engine.observe import Ending, Observers
     from flowforge.engine.plan import Plan
     from flowforge.engine.runtime import Ready, Runtime
     from flowforge.store.base import Change
@@ -150,7 +152,8 @@ class ConcurrentLoop:
     def _submit(self, job: JobState, delivery: Delivery, ready: Ready) -> None:
         executor = self.runtime.executor
         assert executor is not None  # noqa: S101  the thread strategy has one
-        work = (job, delivery, ready, self.report, self.runtime.monotonic)
+        runtime = self.runtime
+        work = (job, delivery, ready, self.report, runtime.monotonic, runtime.observers)
         try:
             executor.submit(_run_handler, *work)
         except RuntimeError:  # the pool was shut down (flow.close()) mid-job
@@ -304,9 +307,11 @@ def _run_handler(
     ready: Ready,
     report: Callable[[Outcome], None],
     monotonic: Callable[[], float],
+    observers: Observers | None,
 ) -> None:
     """Run one handler on a pool thread and report its outcome to the coordinator."""
     routine, _, target, _, buffer = ready
+    end: Ending | None = None  # set once the routine's lock is held
     emissions: list[tuple[str, Payload]] = []
     context = DeliveryContext(job, routine, delivery, emissions)
     token = CURRENT.set(context)
@@ -314,6 +319,7 @@ def _run_handler(
     error: BaseException | None = None
     try:
         with routine._handler_lock:
+            end = delivery_started(observers, job, delivery, routine)
             started = monotonic()
             try:
                 if target is None:
@@ -329,5 +335,7 @@ def _run_handler(
         error = fatal
     finally:
         context._routine = None
+        if end is not None:
+            end(error, duration)
         CURRENT.reset(token)
         report((delivery, ready, emissions, error, started, duration))

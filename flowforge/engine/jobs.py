@@ -21,6 +21,7 @@ from flowforge._names import check_type
 from flowforge.engine.fingerprint import describe_changes
 from flowforge.engine.fit import describe, misfits
 from flowforge.engine.journal import DEFAULT_LEASE_SECONDS, Journal, is_dead_owner
+from flowforge.engine.observe import job_not_recovered, job_taken_over
 from flowforge.engine.stats import restore_stats
 from flowforge.exceptions import (
     ArgumentTypeError,
@@ -208,6 +209,7 @@ def recover_jobs(
         except JobNotFoundError:  # deleted since list_jobs: nothing to recover
             continue
         except (StoreError, SerializationError, InvalidFlowError) as error:
+            job_not_recovered(record.job_id, error)
             warnings.warn(
                 f"job {record.job_id!r} was not recovered and stays in the store "
                 f"as it is: {error}",
@@ -397,6 +399,7 @@ def _recoverable(
         # Another process finished it since list_jobs: give the lease back.
         journal.end(job)
         return None
+    job_taken_over(job.job_id, record.owner, dead is not None)
     return job
 
 

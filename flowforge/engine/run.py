@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Final
 from flowforge._context import CURRENT, DeliveryContext
 from flowforge.engine.awaiting import run_async_loop, run_concurrent_async
 from flowforge.engine.concurrent import ConcurrentLoop
+from flowforge.engine.observe import job_ended, job_started
 from flowforge.engine.routing import JOB_RUNNING
 from flowforge.engine.runtime import Runtime, drop_pending
 from flowforge.engine.sequential import run_loop
@@ -50,6 +51,7 @@ __all__ = [
 JOB_PAUSED: Final = JobStatus.PAUSED
 JOB_COMPLETED: Final = JobStatus.COMPLETED
 JOB_CANCELLED: Final = JobStatus.CANCELLED
+JOB_FAILED: Final = JobStatus.FAILED
 
 
 def check_strategy(strategy: str) -> str:
@@ -155,18 +157,43 @@ def _running(runtime: Runtime, job: JobState, plan: Plan) -> Iterator[DeliveryCo
     """Begin a run; when its loop ends, settle the job and save it, as it ended.
 
     A run stopped by an exception is saved as it stands (unless the store
-    itself failed), so that a resume continues it.
+    itself failed), so that a resume continues it. The run's start and end are
+    logged and told to the flow's observers (see ``observe``).
     """
     context, began, token = _begin(runtime, job, plan)
+    watched = job_started(runtime.observers, job)
     try:
         yield context
     except BaseException as error:
-        failed = _failed_unsaved(runtime, job, error)
-        write = _writes_after(error)
-        _finish(runtime, job, plan, began, token, write=write, saved=failed)
+        _stopped(runtime, job, plan, began, token, error)
         raise
     _settle(runtime, job)
-    _finish(runtime, job, plan, began, token, write=True)
+    try:
+        _finish(runtime, job, plan, began, token, write=True)
+    except BaseException as failure:
+        job_ended(runtime.observers, job, failure)
+        raise
+    if watched or job.status is JOB_FAILED:  # else its end is not reported
+        job_ended(runtime.observers, job, None)
+
+
+def _stopped(
+    runtime: Runtime,
+    job: JobState,
+    plan: Plan,
+    began: float,
+    token: Token[DeliveryContext | None],
+    error: BaseException,
+) -> None:
+    """Save a run that ``error`` stopped, unless a store failed; log and observe it."""
+    failed = _failed_unsaved(runtime, job, error)
+    try:
+        write = _writes_after(error)
+        _finish(runtime, job, plan, began, token, write=write, saved=failed)
+    except BaseException as failure:
+        job_ended(runtime.observers, job, failure)
+        raise
+    job_ended(runtime.observers, job, error)
 
 
 def _begin(

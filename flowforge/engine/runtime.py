@@ -37,6 +37,7 @@ from flowforge.engine.entry import (
 )
 from flowforge._names import check_id
 from flowforge.engine.fallback import kept_payload, route_failure
+from flowforge.engine.observe import delivery_failed, delivery_started
 from flowforge.engine.plan import Plan, Target
 from flowforge.engine.stats import snapshot_routine
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
@@ -100,6 +101,7 @@ class Runtime:
         "max_workers",
         "strategy",
         "monotonic",
+        "observers",
         "_random",
         "unsaved",
     )
@@ -117,6 +119,7 @@ class Runtime:
         self.setup = setup
         self.clock: Clock = setup.clock
         self.journal = journal
+        self.observers = setup.observers
         self.executor = executor
         self.max_workers = max_workers
         self.strategy = strategy
@@ -227,6 +230,7 @@ class Runtime:
         context._delivery = delivery
         emissions: list[tuple[str, Payload]] = []
         context._emissions = emissions
+        end = delivery_started(self.observers, job, delivery, routine)
         started = self.monotonic()
         try:
             if target is None:
@@ -237,11 +241,15 @@ class Runtime:
             refuse_awaitable(result)
         except BaseException as error:  # user code: any failure is handled
             context._routine = None
+            if end is not None:
+                end(error, self.monotonic() - started)
             if not self.failed(job, plan, delivery, ready, emissions, error, started):
                 raise
             return
         duration = self.monotonic() - started
         context._routine = None
+        if end is not None:
+            end(None, duration)
         self.complete(job, plan, delivery, ready, emissions, None, started, duration)
 
     def failed(
@@ -373,6 +381,7 @@ class Runtime:
             started = self.monotonic()
         handler = self._handler_for(routine)
         if handler.should_retry(error, delivery.attempt):
+            delivery_failed(job, delivery, error, retried=True)
             self._record(job, state, delivery, RETRIED, started, duration)
             delivery.attempt += 1
             job.pending.append(delivery)
@@ -382,6 +391,7 @@ class Runtime:
         routed = route_failure(job, self.setup.plan(), delivery, record, state)
         outcome = ROUTED if routed else FAILED
         self._record(job, state, delivery, outcome, started, duration)
+        delivery_failed(job, delivery, error, retried=False)
         _add_error(job, state, record)
         if routed:
             return

@@ -54,7 +54,8 @@ def run_loop(
     """Run a job's pending deliveries on this thread until it ends, pauses or fails.
 
     A direct delivery runs here, inlined (checkpointed after it in a job
-    with a journal); any other goes through ``Runtime.deliver`` (or its
+    with a journal); any other, and every delivery of a job with observers,
+    goes through ``Runtime.deliver`` (or its
     checkpointed form).
     """
     pending, states, buffers = job.pending, job.routine_states, job.slot_buffers
@@ -106,9 +107,14 @@ def _paths(
     """Return the direct targets, the general path, and a direct delivery's ends.
 
     The ends are the finisher of a direct delivery and what handles its
-    failure; in a durable job, both checkpoint the delivery.
+    failure; in a durable job, both checkpoint the delivery. Every delivery
+    of an observed job takes the general path, which tells the observers.
     """
-    if runtime.journal is None:
+    journal = runtime.journal
+    if runtime.observers is not None:
+        general = runtime.deliver if journal is None else runtime.deliver_checkpointed
+        return (None,) * len(plan.direct), general, finisher(job, plan), runtime.failed
+    if journal is None:
         return plan.direct, runtime.deliver, finisher(job, plan), runtime.failed
     durable = checkpointed(runtime, job, plan, finisher(job, plan))
     return plan.direct, runtime.deliver_checkpointed, *durable

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Final, final
 from flowforge.exceptions import ArgumentTypeError, JobStateError
 
 if TYPE_CHECKING:
+    from flowforge.engine.observe import Observers
     from flowforge.engine.plan import EntryPlans, Plan
     from flowforge.error_handler import ErrorHandler
     from flowforge.job_state import JobState
@@ -169,6 +170,7 @@ class FlowSetup:
         strategy: The default execution strategy.
         max_workers: How many handlers of one job may run at once.
         executor: Returns the executor that runs a concurrent job's handlers.
+        observers: The flow's observers; ``None`` when it has none.
     """
 
     flow_id: str
@@ -183,3 +185,4 @@ class FlowSetup:
     strategy: str
     max_workers: int
     executor: Callable[[], Executor]
+    observers: Observers | None = None

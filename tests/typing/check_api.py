@@ -11,6 +11,8 @@ from pathlib import Path
 
 from flowforge import (
     Connection,
+    DeliveryInfo,
+    DeliveryResult,
     ErrorHandler,
     ErrorStrategy,
     Finding,
@@ -18,6 +20,7 @@ from flowforge import (
     FlowPerformance,
     JobState,
     JobStatus,
+    Observer,
     Routine,
     RoutinePerformance,
     current_delivery,
@@ -69,11 +72,48 @@ def waiting(job: JobState) -> int:
     return sum(len(keys) for keys in groups.values())
 
 
+class SlowDeliveries:
+    """An observer with only the callbacks it needs."""
+
+    def __init__(self) -> None:
+        self.slow: list[DeliveryInfo] = []
+
+    def on_delivery_end(self, delivery: DeliveryInfo, result: DeliveryResult) -> None:
+        if result.outcome == "completed" and result.duration > 1.0:
+            self.slow.append(delivery)
+
+
+class Printer:
+    """An observer with every callback satisfies the Observer protocol."""
+
+    def on_job_start(self, job: JobState) -> None:
+        print(job.job_id)
+
+    def on_job_end(self, job: JobState) -> None:
+        print(job.status)
+
+    def on_delivery_start(self, delivery: DeliveryInfo) -> None:
+        print(delivery.routine_id, delivery.attempt)
+
+    def on_delivery_end(self, delivery: DeliveryInfo, result: DeliveryResult) -> None:
+        print(result.outcome, result.duration, result.error)
+
+    def on_retry(self, delivery: DeliveryInfo, error: BaseException) -> None:
+        print(delivery.seq, error)
+
+    def on_error(self, delivery: DeliveryInfo, error: BaseException) -> None:
+        print(delivery.slot, error)
+
+
 def build() -> Flow:
     flow = Flow(flow_id="orders", execution_strategy="concurrent", max_workers=4)
     flow.add_routine(Orders(), "orders")
     flow.add_routine(Ledger(), "ledger")
     flow.connect("orders", "order", "ledger", "input")
+    printer: Observer = Printer()
+    flow.add_observer(printer)
+    remove = flow.add_observer(SlowDeliveries())
+    remove()
     return flow
 
 
