@@ -182,7 +182,7 @@ async def run_async_loop(runtime: Runtime, job: JobState, plan: Plan) -> None:
         if state is None:  # RoutineState(rid), without its slow generic call
             state = states[rid] = _new(RoutineState)
             state.routine_id, state.status, state.deliveries = rid, RUNNING, 0
-            state._errors = state._stats = None
+            state._errors = state._stats = state._error_counts = None
         old, data = buffers.get(target.key), delivery.data
         buffer = {**old, **data} if old else dict(data)
         buffers[target.key] = buffer

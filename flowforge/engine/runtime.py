@@ -40,7 +40,7 @@ from flowforge.engine.stats import snapshot_routine
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.exceptions import ExecutionError
 from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED
-from flowforge.job_state import JobState, JobStatus, new_job_state
+from flowforge.job_state import JobState, JobStatus, new_job_state, record_error
 from flowforge.record import (
     Delivery,
     ErrorRecord,
@@ -354,7 +354,7 @@ class Runtime:
             job.pending.append(delivery)
             return
         self._record(job, state, delivery, FAILED, started, duration)
-        _add_error(job, state, _error_record(delivery, error, self.clock))
+        _add_error(job, _error_record(delivery, error, self.clock), error)
         strategy = handler.final_strategy()
         if strategy is ErrorStrategy.SKIP:
             state.status = RoutineStatus.SKIPPED
@@ -391,7 +391,7 @@ class Runtime:
             routine_id=delivery.routine_id,
             buffer_key=None if slot is None else (delivery.routine_id, slot),
             history_from=job.history_total,
-            errors_from=len(job.errors),
+            errors_from=job.error_count,
         )
 
     def checkpoint(
@@ -437,7 +437,7 @@ class Runtime:
         state = job.routine_states.get(routine_id)
         if state is None:
             state = job.routine_states[routine_id] = RoutineState(routine_id)
-        _add_error(job, state, _error_record(delivery, error, self.clock))
+        _add_error(job, _error_record(delivery, error, self.clock), error)
         job.status = JobStatus.FAILED
 
     def _record(
@@ -490,9 +490,9 @@ def stopped_by_limit(job: JobState, error: ErrorRecord) -> bool:
     )
 
 
-def _add_error(job: JobState, state: RoutineState, record: ErrorRecord) -> None:
-    job.errors.append(record)
-    state.errors.append(record)
+def _add_error(job: JobState, record: ErrorRecord, cause: BaseException) -> None:
+    """Record an error in ``job``; ``cause`` stays in this process."""
+    record_error(job, record, cause)
 
 
 def _error_record(
