@@ -46,10 +46,14 @@ Counts = list[int] | _Sparse
 class RoutinePerformance:
     """What one routine did in one job, and how long its handler took (seconds).
 
-    ``deliveries`` counts deliveries that reached an outcome: ``successes``
-    plus ``failures`` (failed for good). ``runs`` also counts the attempts that
-    failed and were retried (``retries``). ``success_rate`` is per delivery,
-    so a routine whose retries all recovered has a rate of 1.0. Times are per
+    Each handler run is counted once, in one of four counts: ``successes``
+    (the handler returned), ``failures`` (failed for good: the job stopped,
+    went on, or skipped the routine), ``retries`` (failed and tried again)
+    and ``routed`` (failed for good and sent to a fallback routine).
+    ``deliveries`` counts the runs that ended their delivery: ``successes +
+    failures + routed``; ``runs`` adds the ``retries``. ``success_rate`` is
+    ``successes / deliveries``: a routed failure is not a success, and a
+    routine whose retries all recovered has a rate of 1.0. Times are per
     handler run; ``p50`` and ``p95`` are over the most recent 4,096 runs,
     ``min``, ``avg`` and ``max`` over all of them.
     """
@@ -66,6 +70,7 @@ class RoutinePerformance:
     max_time: float
     p50_time: float
     p95_time: float
+    routed: int = 0
 
 
 @final
@@ -73,6 +78,7 @@ class RoutinePerformance:
 class FlowPerformance:
     """Totals for one job: deliveries, runs, emissions, wall time and throughput.
 
+    The counts add up the routines' (see :class:`RoutinePerformance`);
     ``throughput`` is deliveries per second of wall time.
     """
 
@@ -84,6 +90,7 @@ class FlowPerformance:
     events_emitted: int
     wall_time: float
     throughput: float
+    routed: int = 0
 
 
 @dataclass(slots=True)
@@ -92,6 +99,7 @@ class _Figures:
 
     failures: int = 0
     retries: int = 0
+    routed: int = 0
     runs: int = 0
     total_time: float = 0.0
     min_time: float = math.inf
@@ -101,7 +109,7 @@ class _Figures:
 
     @property
     def successes(self) -> int:
-        return self.runs - self.failures - self.retries
+        return self.runs - self.failures - self.retries - self.routed
 
     def fold(self, times: list[float]) -> None:
         """Add ``times[folded:]`` to the totals; keep the recent samples only."""
@@ -328,7 +336,7 @@ class ExecutionTracker:
                 f"routines with runs: {sorted(self._times)}"
             )
         figures = self._summary(routine_id)
-        deliveries = figures.successes + figures.failures
+        deliveries = figures.successes + figures.failures + figures.routed
         runs = deliveries + figures.retries
         ordered = sorted(self._times[routine_id])
         return RoutinePerformance(
@@ -344,6 +352,7 @@ class ExecutionTracker:
             max_time=figures.max_time,
             p50_time=_percentile(ordered, 50),
             p95_time=_percentile(ordered, 95),
+            routed=figures.routed,
         )
 
     def get_flow_performance(self) -> FlowPerformance:
@@ -352,7 +361,8 @@ class ExecutionTracker:
         successes = sum(f.successes for f in figures)
         failures = sum(f.failures for f in figures)
         retries = sum(f.retries for f in figures)
-        deliveries = successes + failures
+        routed = sum(f.routed for f in figures)
+        deliveries = successes + failures + routed
         return FlowPerformance(
             deliveries=deliveries,
             runs=deliveries + retries,
@@ -363,6 +373,7 @@ class ExecutionTracker:
             + sum(count for _, count in self._live_items()),
             wall_time=self.wall_time,
             throughput=deliveries / self.wall_time if self.wall_time > 0 else 0.0,
+            routed=routed,
         )
 
     def get_event_counts(self) -> dict[EventKey, int]:
