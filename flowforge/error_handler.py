@@ -30,7 +30,8 @@ class ErrorStrategy(StrEnum):
 
     ``STOP`` fails the job, ``CONTINUE`` records the error and goes on, ``SKIP``
     also stops delivering to the routine for the rest of the job, and ``RETRY``
-    delivers again after a delay, for retryable exceptions only.
+    delivers again after a delay, for retryable exceptions only; once it gives
+    up it fails the job, unless the handler is optional.
     """
 
     STOP = "stop"

@@ -124,8 +124,9 @@ class JobFailedError(ExecutionError):
         if routine_id is None:
             text = f"job {job_id!r} failed; no error was recorded"
         else:
+            port = "as a source" if slot is None else f"on slot {slot!r}"
             text = (
-                f"job {job_id!r} failed: routine {routine_id!r} on slot {slot!r} "
+                f"job {job_id!r} failed: routine {routine_id!r} {port} "
                 f"raised {error_type}: {error_message}"
             )
         if traceback is not None:
