@@ -131,6 +131,8 @@ def observed(job: JobState, fault: str) -> Outcome:
         ("worker", error_type)
     }
     assert len({e.attempt for e in job.errors}) <= 1
+    assert worker.routed == 0
+    assert worker.success_rate == (1.0 if worker.successes else 0.0)
     return Outcome(
         job.status,
         len(job.errors),
@@ -195,6 +197,19 @@ def test_retries_never_sleep_on_the_fake_clock_and_follow_backoff() -> None:
 
     assert isinstance(flow.clock, FakeClock)
     assert flow.clock.sleeps == [1.0, 2.0]
+
+
+def test_a_job_failed_by_exhausted_retries_resumes_with_fresh_retries() -> None:
+    flow = build("retry", "exhausted", "default")
+    failed = flow.execute("source")
+    flow.routines["worker"].set_config(fault="none")
+
+    job = flow.resume(failed)
+
+    assert job.status is JobStatus.COMPLETED
+    worker = job.tracker.get_routine_performance("worker")
+    assert (worker.successes, worker.failures, worker.success_rate) == (2, 0, 1.0)
+    assert job.error_count == 1
 
 
 def test_skip_drops_the_routines_later_deliveries() -> None:
