@@ -109,8 +109,10 @@ class JobState:
     """For each waiting join, by ``(routine_id, slot)``, the indexes of the
     connections it has heard from."""
     errors: list[ErrorRecord] = field(default_factory=list)
-    """The failures recorded in this job, oldest first: the first 100 and the
-    most recent ``history_limit`` ones (see :attr:`error_totals`)."""
+    """The failures recorded in this job, oldest first, bounded.
+
+    The first 100 records and the most recent ``history_limit`` ones are kept;
+    :attr:`error_totals` counts them all."""
     pause_points: list[PausePoint] = field(default_factory=list)
     """Where and why the job was paused, oldest first."""
     delivery_count: int = 0
@@ -168,7 +170,7 @@ class JobState:
 
     @property
     def error_totals(self) -> dict[str, dict[str, int]]:
-        """Exact error counts: routine id -> exception type name -> count."""
+        """The exact error counts, by routine id, then by exception type name."""
         return {
             rid: dict(state._error_counts)
             for rid, state in self.routine_states.items()
