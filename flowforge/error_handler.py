@@ -30,7 +30,8 @@ class ErrorStrategy(StrEnum):
 
     ``STOP`` fails the job, ``CONTINUE`` records the error and goes on, ``SKIP``
     also stops delivering to the routine for the rest of the job, and ``RETRY``
-    delivers again after a delay, for retryable exceptions only.
+    delivers again after a delay, for retryable exceptions only; once it gives
+    up it fails the job, unless the handler is optional.
     """
 
     STOP = "stop"
@@ -55,9 +56,17 @@ class ErrorHandler:
         retryable_exceptions: An exception class or an iterable of them,
             worth retrying; any other exception is handled as if retries
             were exhausted.
-        is_critical: When retries are exhausted, fail the job (``STOP``)
-            instead of recording the error and going on (``CONTINUE``); a
-            bool.
+        is_critical: A bool: a final failure of the routine always fails
+            the job (acts as ``STOP``, whatever the strategy).
+        is_optional: A bool: a final failure of the routine never fails the
+            job: ``STOP``, and ``RETRY`` once it gives up, act as
+            ``CONTINUE`` (``SKIP`` stays ``SKIP``). A handler cannot be both
+            critical and optional.
+
+    A delivery fails for good ("final failure") when the strategy is not
+    ``RETRY``, when its exception is not one of ``retryable_exceptions``, or
+    when ``max_retries`` retries are used up: then ``RETRY`` acts as ``STOP``
+    unless the handler is optional. :meth:`final_strategy` says what applies.
 
     Retry counts live in each delivery, so one handler object may serve many
     routines and jobs. Thread safety: immutable after construction.
@@ -72,6 +81,7 @@ class ErrorHandler:
         "retry_jitter",
         "retryable_exceptions",
         "is_critical",
+        "is_optional",
     )
 
     def __init__(
@@ -87,6 +97,7 @@ class ErrorHandler:
             Exception,
         ),
         is_critical: bool = False,
+        is_optional: bool = False,
     ) -> None:
         """Validate every option; bad values raise :class:`DefinitionError`."""
         self.strategy = _strategy(strategy)
@@ -111,7 +122,16 @@ class ErrorHandler:
         self.retryable_exceptions = _exception_types(retryable_exceptions)
         if not isinstance(is_critical, bool):
             raise DefinitionError(f"is_critical must be a bool, got {is_critical!r}")
+        if not isinstance(is_optional, bool):
+            raise DefinitionError(f"is_optional must be a bool, got {is_optional!r}")
+        if is_critical and is_optional:
+            raise DefinitionError(
+                "an error handler cannot be both critical and optional; choose "
+                "is_critical=True (failures fail the job) or is_optional=True "
+                "(the job goes on)"
+            )
         self.is_critical = is_critical
+        self.is_optional = is_optional
         last = self.max_retries - 1
         if last >= 0 and self.max_retry_delay is None and self._backoff(last) is None:
             raise DefinitionError(
@@ -165,10 +185,19 @@ class ErrorHandler:
         return None if math.isinf(delay) else delay
 
     def final_strategy(self) -> ErrorStrategy:
-        """Return the strategy that applies once no retry is left."""
-        if self.strategy is not ErrorStrategy.RETRY:
-            return self.strategy
-        return ErrorStrategy.STOP if self.is_critical else ErrorStrategy.CONTINUE
+        """Return what a final failure does: ``STOP``, ``CONTINUE`` or ``SKIP``.
+
+        A critical handler stops; ``RETRY`` that gives up acts as ``STOP``;
+        an optional handler turns ``STOP`` into ``CONTINUE``.
+        """
+        if self.is_critical:
+            return ErrorStrategy.STOP
+        strategy = self.strategy
+        if strategy is ErrorStrategy.RETRY:
+            strategy = ErrorStrategy.STOP
+        if strategy is ErrorStrategy.STOP and self.is_optional:
+            return ErrorStrategy.CONTINUE
+        return strategy
 
     def serialize(self) -> dict[str, object]:
         """Return the handler as a versioned dict of JSON types.
@@ -187,6 +216,7 @@ class ErrorHandler:
                 exception_name(e) for e in self.retryable_exceptions
             ],
             "is_critical": self.is_critical,
+            "is_optional": self.is_optional,
         }
 
     @classmethod
@@ -217,6 +247,8 @@ class ErrorHandler:
                     resolve_exception(str(name), registry) for name in names
                 ],
                 is_critical=read(data, "is_critical", bool, where),
+                # Handlers saved before is_optional existed lack it: False.
+                is_optional=read_optional(data, "is_optional", bool, where) is True,
             )
         except DefinitionError as error:
             raise SerializationError(f"{where}: {error}") from error
@@ -236,14 +268,18 @@ class ErrorHandler:
     def __repr__(self) -> str:
         """Return the strategy and the options that apply to it."""
         if self.strategy is not ErrorStrategy.RETRY:
-            return f"ErrorHandler({self.strategy.name}, is_critical={self.is_critical})"
+            return (
+                f"ErrorHandler({self.strategy.name}, is_critical={self.is_critical}, "
+                f"is_optional={self.is_optional})"
+            )
         names = ", ".join(e.__qualname__ for e in self.retryable_exceptions)
         return (
             f"ErrorHandler(RETRY, max_retries={self.max_retries}, "
             f"retry_delay={self.retry_delay}, retry_backoff={self.retry_backoff}, "
             f"max_retry_delay={self.max_retry_delay}, "
             f"retry_jitter={self.retry_jitter}, "
-            f"retryable_exceptions=({names}), is_critical={self.is_critical})"
+            f"retryable_exceptions=({names}), is_critical={self.is_critical}, "
+            f"is_optional={self.is_optional})"
         )
 
 

@@ -10,6 +10,7 @@
         InvalidFlowError         flow validation failed
       ExecutionError             a job failed or cannot continue
         RoutineError             a routine raised; its exception is __cause__
+        JobFailedError           raise_for_status() of a failed job
         JobStateError            operation not allowed in the job's current status
       SerializationError         a dict cannot become a flow or job state, or back
         UnknownRoutineTypeError  routine type missing from the registry
@@ -28,6 +29,7 @@ __all__ = [
     "FlowForgeError",
     "FlowForgeWarning",
     "InvalidFlowError",
+    "JobFailedError",
     "JobNotFoundError",
     "JobStateError",
     "RoutineError",
@@ -98,6 +100,48 @@ class RoutineError(ExecutionError):
         self.routine_id = routine_id
         self.slot = slot
         self.job_id = job_id
+
+
+class JobFailedError(ExecutionError):
+    """A job failed; raised by :meth:`JobState.raise_for_status`.
+
+    In the process that ran the job, ``__cause__`` is the exception that
+    failed it, traceback included. A job loaded from a store or from data
+    kept only the recorded type, message and traceback text (``traceback``).
+    """
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        routine_id: str | None,
+        slot: str | None,
+        error_type: str | None,
+        error_message: str | None,
+        traceback: str | None = None,
+    ) -> None:
+        """Build the message from the job, the failed delivery and its error."""
+        if routine_id is None:
+            text = f"job {job_id!r} failed; no error was recorded"
+        else:
+            port = "as a source" if slot is None else f"on slot {slot!r}"
+            text = (
+                f"job {job_id!r} failed: routine {routine_id!r} {port} "
+                f"raised {error_type}: {error_message}"
+            )
+        if traceback is not None:
+            text += (
+                "\nThe original exception is not available (this job state was "
+                "loaded from a store or from data); its recorded traceback "
+                f"(also in job.error.traceback) follows:\n{traceback}"
+            )
+        super().__init__(text)
+        self.job_id = job_id
+        self.routine_id = routine_id
+        self.slot = slot
+        self.error_type = error_type
+        self.error_message = error_message
+        self.traceback = traceback
 
 
 class JobStateError(ExecutionError):

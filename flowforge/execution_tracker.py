@@ -47,12 +47,14 @@ Counts = list[int] | _Sparse
 class RoutinePerformance:
     """What one routine did in one job, and how long its handler took (seconds).
 
-    ``deliveries`` counts deliveries that reached an outcome: ``successes``
-    plus ``failures`` (failed for good) plus ``routed`` (failed for good and
-    sent to the routine's failure route, so handled, but no success). ``runs``
-    also counts the attempts that failed and were retried (``retries``).
-    ``success_rate`` is per delivery, so a routine whose retries all recovered
-    has a rate of 1.0, and one whose failures were all routed 0.0. Times are per
+    Each handler run is counted once, in one of four counts: ``successes``
+    (the handler returned), ``failures`` (failed for good: the job stopped,
+    went on, or skipped the routine), ``retries`` (failed and tried again)
+    and ``routed`` (failed for good and sent to a fallback routine).
+    ``deliveries`` counts the runs that ended their delivery: ``successes +
+    failures + routed``; ``runs`` adds the ``retries``. ``success_rate`` is
+    ``successes / deliveries``: a routed failure is not a success, and a
+    routine whose retries all recovered has a rate of 1.0. Times are per
     handler run; ``p50`` and ``p95`` are over the most recent 4,096 runs,
     ``min``, ``avg`` and ``max`` over all of them.
     """
@@ -77,6 +79,7 @@ class RoutinePerformance:
 class FlowPerformance:
     """Totals for one job: deliveries, runs, emissions, wall time and throughput.
 
+    The counts add up the routines' (see :class:`RoutinePerformance`);
     ``throughput`` is deliveries per second of wall time.
     """
 
@@ -88,6 +91,7 @@ class FlowPerformance:
     events_emitted: int
     wall_time: float
     throughput: float
+    routed: int = 0
 
 
 @dataclass(slots=True)
@@ -360,7 +364,8 @@ class ExecutionTracker:
         successes = sum(f.successes for f in figures)
         failures = sum(f.failures for f in figures)
         retries = sum(f.retries for f in figures)
-        deliveries = successes + failures + sum(f.routed for f in figures)
+        routed = sum(f.routed for f in figures)
+        deliveries = successes + failures + routed
         return FlowPerformance(
             deliveries=deliveries,
             runs=deliveries + retries,
@@ -371,6 +376,7 @@ class ExecutionTracker:
             + sum(count for _, count in self._live_items()),
             wall_time=self.wall_time,
             throughput=deliveries / self.wall_time if self.wall_time > 0 else 0.0,
+            routed=routed,
         )
 
     def get_event_counts(self) -> dict[EventKey, int]:

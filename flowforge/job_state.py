@@ -6,7 +6,7 @@ import json
 import os
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -14,6 +14,7 @@ from typing import Final, final
 
 from flowforge._atomic import TEMPORARY_NAME_EXTRA, write_atomically
 from flowforge._codec import decode, encode
+from flowforge._error_log import add_error, failure, trim_errors
 from flowforge.exceptions import (
     ArgumentTypeError,
     SerializationError,
@@ -46,7 +47,7 @@ from flowforge.serialization import (
 )
 from flowforge.types import Payload
 
-__all__ = ["JobState", "JobStatus", "new_job_state"]
+__all__ = ["JobState", "JobStatus", "new_job_state", "record_error"]
 
 DEFAULT_HISTORY_LIMIT: Final = 1000
 DEFAULT_MAX_PENDING: Final = 1_000_000
@@ -110,7 +111,10 @@ class JobState:
     """For each waiting join, by ``(routine_id, slot)``, the indexes of the
     connections it has heard from."""
     errors: list[ErrorRecord] = field(default_factory=list)
-    """The failures recorded in this job, oldest first."""
+    """The failures recorded in this job, oldest first, bounded.
+
+    The first 100 records and the most recent ``history_limit`` ones are kept;
+    :attr:`error_totals` counts them all."""
     pause_points: list[PausePoint] = field(default_factory=list)
     """Where and why the job was paused, oldest first."""
     delivery_count: int = 0
@@ -139,6 +143,16 @@ class JobState:
     )
     """The run's bound on pending deliveries, from the flow's ``max_pending``."""
     """Cancels the handlers of a running async job that await (any thread)."""
+    _error_total: int = field(default=0, init=False, repr=False, compare=False)
+    """How many errors were recorded, kept or not."""
+    _error_heads: dict[str, int] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """Each routine's records among the first kept ones, once errors drop."""
+    _cause: tuple[ErrorRecord, BaseException] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+    """The last error record and its live exception: this process only."""
 
     def __post_init__(self) -> None:
         """Create the bounded history."""
@@ -150,6 +164,47 @@ class JobState:
         if self.status is JobStatus.FAILED and self.errors:
             return self.errors[-1]
         return None
+
+    @property
+    def error_count(self) -> int:
+        """How many errors the job recorded, including those no longer kept."""
+        return self._error_total
+
+    @property
+    def error_totals(self) -> dict[str, dict[str, int]]:
+        """The exact error counts, by routine id, then by exception type name."""
+        return {
+            rid: dict(state._error_counts)
+            for rid, state in self.routine_states.items()
+            if state._error_counts
+        }
+
+    def raise_for_status(self) -> JobState:
+        """Return this job unless it failed; raise :class:`JobFailedError` if it did.
+
+        A completed, paused, cancelled or unfinished job is returned as it
+        is. In the process that ran the job, the error's ``__cause__`` is the
+        exception that failed it; a job loaded from a store or from data has
+        only the recorded type, message and traceback text, which the
+        message includes.
+
+        Raises:
+            JobFailedError: If the job failed; it names the job, the routine,
+                the slot and the error.
+
+        Example:
+            ``job = flow.execute("start", params).raise_for_status()``
+        """
+        if self.status is not JobStatus.FAILED:
+            return self
+        error, cause = failure(self.job_id, self.error, self._cause)
+        raise error from cause
+
+    def __getstate__(self) -> object:
+        """Return the state to pickle: the live exception stays in this process."""
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        state["_cause"] = None
+        return (None, state)
 
     @property
     def waiting_joins(self) -> dict[tuple[str, str], set[int]]:
@@ -330,7 +385,24 @@ def new_job_state(
     job._history = deque((), history_limit)
     job._wall_offset, job._stats_restored, job._stop_request = 0.0, True, None
     job._interrupt, job._max_pending = None, DEFAULT_MAX_PENDING
+    job._error_total, job._error_heads, job._cause = 0, None, None
     return job
+
+
+def record_error(
+    job: JobState, record: ErrorRecord, cause: BaseException | None = None
+) -> None:
+    """Add ``record`` to the job's bounded errors and its routine's counts.
+
+    The routine must have a state in the job. ``cause`` is the live
+    exception, kept (for :meth:`JobState.raise_for_status`) until the next
+    record.
+    """
+    job._error_heads = add_error(
+        job.errors, job.routine_states, record, job.history_limit, job._error_heads
+    )
+    job._error_total += 1
+    job._cause = None if cause is None else (record, cause)
 
 
 def _path_text(path: object) -> str:
@@ -466,9 +538,11 @@ def _build_job(data: Mapping[str, object], where: str) -> JobState:
     job.errors = [
         error_from_data(e, f"{where} errors") for e in read(data, "errors", list, where)
     ]
+    trim_errors(job.errors, history_limit)  # a store may hold dropped records
     for item in read(data, "routine_states", list, where):
         state = routine_state_from_data(item, job.errors, f"{where} routine state")
         job.routine_states[state.routine_id] = state
+        job._error_total += sum(state.error_counts.values())
     job.pending = [
         delivery_from_data(row, f"{where} pending")
         for row in read(data, "pending", list, where)

@@ -130,13 +130,22 @@ class RoutineState:
     skipped. A delivery that stopped the job is not finished: it waits on the
     job's pending stack and counts once it runs again.
 
-    ``errors`` (this routine's :class:`ErrorRecord` s, oldest first) and
+    ``errors`` (this routine's :class:`ErrorRecord` s kept in the job's
+    bounded error log, oldest first), ``error_counts`` (how many errors the
+    routine recorded in the job, by exception type, kept or not) and
     ``stats`` (the routine's stats when the job last stopped running) are
     made on first use: a job has a state for every routine it ran, and most
-    never need either.
+    never need them.
     """
 
-    __slots__ = ("routine_id", "status", "deliveries", "_errors", "_stats")
+    __slots__ = (
+        "routine_id",
+        "status",
+        "deliveries",
+        "_errors",
+        "_stats",
+        "_error_counts",
+    )
 
     def __init__(
         self,
@@ -145,6 +154,7 @@ class RoutineState:
         deliveries: int = 0,
         errors: list[ErrorRecord] | None = None,
         stats: dict[str, object] | None = None,
+        error_counts: dict[str, int] | None = None,
     ) -> None:
         """Describe ``routine_id``'s part in a job."""
         self.routine_id = routine_id
@@ -152,6 +162,7 @@ class RoutineState:
         self.deliveries = deliveries
         self._errors = errors
         self._stats = stats
+        self._error_counts = error_counts
 
     @property
     def errors(self) -> list[ErrorRecord]:
@@ -163,6 +174,13 @@ class RoutineState:
     @errors.setter
     def errors(self, value: list[ErrorRecord]) -> None:
         self._errors = value
+
+    @property
+    def error_counts(self) -> dict[str, int]:
+        """How many errors this routine recorded in the job, by exception type."""
+        if self._error_counts is None:
+            self._error_counts = {}
+        return self._error_counts
 
     @property
     def stats(self) -> dict[str, object]:
@@ -185,21 +203,25 @@ class RoutineState:
 
     def __repr__(self) -> str:
         """Show every field."""
-        routine_id, status, deliveries, errors, stats = self._fields()
+        routine_id, status, deliveries, errors, stats, counts = self._fields()
         return (
             f"RoutineState(routine_id={routine_id!r}, status={status!r}, "
-            f"deliveries={deliveries!r}, errors={errors!r}, stats={stats!r})"
+            f"deliveries={deliveries!r}, errors={errors!r}, stats={stats!r}, "
+            f"error_counts={counts!r})"
         )
 
     def _fields(
         self,
-    ) -> tuple[str, RoutineStatus, int, list[ErrorRecord], dict[str, object]]:
+    ) -> tuple[
+        str, RoutineStatus, int, list[ErrorRecord], dict[str, object], dict[str, int]
+    ]:
         return (
             self.routine_id,
             self.status,
             self.deliveries,
             self._errors or [],
             self._stats or {},
+            self._error_counts or {},
         )
 
 
@@ -363,6 +385,7 @@ def routine_state_to_data(state: RoutineState) -> dict[str, object]:
         "status": state.status.value,
         "deliveries": state.deliveries,
         "stats": encode(state.stats, f"routine_states[{state.routine_id!r}].stats"),
+        "error_counts": dict(state._error_counts or {}),
     }
 
 
@@ -381,15 +404,32 @@ def routine_state_from_data(
         status = RoutineStatus(read(data, "status", str, where))
     except ValueError as error:
         raise SerializationError(f"{where}: {error}") from error
+    kept = [e for e in errors if e.routine_id == routine_id]
     return RoutineState(
         routine_id=routine_id,
         status=status,
         deliveries=read(data, "deliveries", int, where),
-        errors=[e for e in errors if e.routine_id == routine_id],
+        errors=kept,
         stats=payload_from_data(
             read(data, "stats", dict, where), f"{routine_id}.stats"
         ),
+        error_counts=_error_counts(data, kept, where),
     )
+
+
+def _error_counts(
+    data: Mapping[str, object], kept: list[ErrorRecord], where: str
+) -> dict[str, int]:
+    """Read a routine's error counts; data saved before they existed counts ``kept``."""
+    counts = read_optional(data, "error_counts", dict, where)
+    if counts is None:  # saved before counts existed, when no error was dropped
+        counts = {}
+        for record in kept:
+            counts[record.error_type] = counts.get(record.error_type, 0) + 1
+        return counts
+    if not all(type(n) is int and n > 0 for n in counts.values()):
+        raise SerializationError(f"{where}: error counts must be positive ints")
+    return {str(name): n for name, n in counts.items()}
 
 
 def history_from_data(row: object, where: str) -> RawRecord:

@@ -321,8 +321,13 @@ class Routine:
     def set_as_optional(
         self, strategy: ErrorStrategy | str = ErrorStrategy.CONTINUE
     ) -> None:
-        """Let the job go on when this routine fails (``CONTINUE`` or ``SKIP``)."""
-        self.set_error_handler(ErrorHandler(strategy))
+        """Let the job go on when this routine fails for good.
+
+        The routine gets an optional :class:`ErrorHandler` with ``strategy``
+        (``CONTINUE`` by default, ``SKIP``, or ``RETRY`` with default retry
+        options): a final failure is recorded and never fails the job.
+        """
+        self.set_error_handler(ErrorHandler(strategy, is_optional=True))
 
     def set_as_critical(
         self,

@@ -27,6 +27,7 @@ import pytest
 
 from test_scenarios import (
     LOG,
+    STOPPING,
     STRATEGIES,
     TOPOLOGIES,
     Topology,
@@ -967,13 +968,14 @@ def test_failure_outcome_under_concurrency(
 
     job = flow.execute("a", {"path": ""}, execution_strategy=CONCURRENT)
 
-    if strategy in ("stop", "retry_exhausted_critical"):
+    if strategy in STOPPING:
         # What else ran before the failure depends on timing; this does not.
-        attempts = 3 if strategy == "retry_exhausted_critical" else 1
+        attempts = 3 if strategy.startswith("retry_exhausted") else 1
+        error_type = "ValueError" if "not_retryable" in strategy else "RuntimeError"
         assert job.status is JobStatus.FAILED
         assert calls(flow)[failing] == attempts
         assert [(e.routine_id, e.error_type) for e in job.errors] == [
-            (failing, "RuntimeError")
+            (failing, error_type)
         ]
         assert job.error is job.errors[0]
         assert job.pending[-1].routine_id == failing
@@ -991,10 +993,8 @@ def test_failure_outcome_under_concurrency(
         without = expected_without(topology, failing)
         count = deliveries_to(topology, failing)
         failed = 1 if strategy == "skip" else count
-        per_delivery = 3 if strategy == "retry_exhausted" else 1
-        error_type = (
-            "ValueError" if strategy == "retry_not_retryable" else "RuntimeError"
-        )
+        per_delivery = 3 if strategy == "retry_exhausted_optional" else 1
+        error_type = "ValueError" if "not_retryable" in strategy else "RuntimeError"
         dropped = [
             r for r in job.get_execution_history(failing) if r.outcome == "dropped"
         ]

@@ -112,7 +112,7 @@ def test_retry_delays_follow_backoff() -> None:
 
     assert clock.sleeps == [0.5, 1.5, 4.5, 13.5]
     assert flow.routines["flaky"].get_stat("calls") == 5
-    assert job.status is JobStatus.COMPLETED
+    assert job.status is JobStatus.FAILED  # retries ran out
     assert [e.attempt for e in job.errors] == [4]
 
 
@@ -238,7 +238,7 @@ def test_set_as_optional_continues_and_set_as_critical_retries_then_stops() -> N
     critical = Flaky()
     critical.set_as_critical(max_retries=2, retry_delay=0.25, retry_backoff=2.0)
 
-    assert optional.get_error_handler() == ErrorHandler("continue")
+    assert optional.get_error_handler() == ErrorHandler("continue", is_optional=True)
     assert critical.get_error_handler() == ErrorHandler(
         "retry", max_retries=2, retry_delay=0.25, retry_backoff=2.0, is_critical=True
     )
@@ -268,7 +268,9 @@ def test_handler_repr_and_equality() -> None:
     retry = ErrorHandler("retry", retryable_exceptions=(KeyError,))
 
     assert "RETRY" in repr(retry) and "KeyError" in repr(retry)
-    assert repr(ErrorHandler("skip")) == "ErrorHandler(SKIP, is_critical=False)"
+    assert repr(ErrorHandler("skip")) == (
+        "ErrorHandler(SKIP, is_critical=False, is_optional=False)"
+    )
     assert ErrorHandler("skip") != ErrorHandler("stop")
     assert ErrorHandler("skip") != "skip"
     assert hash(ErrorHandler("skip")) == hash(ErrorHandler("skip"))
@@ -349,6 +351,26 @@ def test_retryable_exceptions_that_are_not_classes_are_refused(
         ),
     ):
         ErrorHandler("retry", retryable_exceptions=value)  # type: ignore[arg-type]
+
+
+def test_is_optional_must_be_a_bool() -> None:
+    with pytest.raises(DefinitionError, match="is_optional must be a bool, got 1"):
+        ErrorHandler("retry", is_optional=1)  # type: ignore[arg-type]
+
+
+def test_handler_cannot_be_critical_and_optional() -> None:
+    with pytest.raises(DefinitionError, match="both critical and optional"):
+        ErrorHandler("retry", is_critical=True, is_optional=True)
+
+
+def test_handler_saved_without_is_optional_loads_as_not_optional() -> None:
+    data = ErrorHandler("retry", max_retries=1).serialize()
+    del data["is_optional"]
+
+    handler = ErrorHandler.deserialize(data)
+
+    assert handler == ErrorHandler("retry", max_retries=1)
+    assert handler.final_strategy() is ErrorStrategy.STOP
 
 
 def test_is_critical_must_be_a_bool() -> None:

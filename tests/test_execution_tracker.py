@@ -254,3 +254,29 @@ def test_a_job_failed_by_the_delivery_limit_keeps_its_failures_when_resumed() ->
 
     sink = job.tracker.get_routine_performance("sink")
     assert (job.status.value, sink.failures, sink.retries) == ("completed", 1, 0)
+
+
+def test_routed_failures_are_not_successes() -> None:
+    tracker = ExecutionTracker()
+    for outcome in ("completed", "failed", "retried", "completed"):
+        tracker._record_run("worker", outcome, 0.5)
+    tracker._record_run("worker", "failed", 0.5)
+    tracker._figures("worker").failures -= 1  # this failure went to a fallback
+    tracker._figures("worker").routed += 1
+
+    worker = tracker.get_routine_performance("worker")
+    flow = tracker.get_flow_performance()
+
+    assert (worker.successes, worker.failures, worker.retries, worker.routed) == (
+        2,
+        1,
+        1,
+        1,
+    )
+    assert (worker.deliveries, worker.runs, worker.success_rate) == (4, 5, 0.5)
+    assert (flow.successes, flow.failures, flow.routed, flow.deliveries) == (
+        2,
+        1,
+        1,
+        4,
+    )

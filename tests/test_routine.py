@@ -319,7 +319,9 @@ def test_set_as_optional_continues_by_default() -> None:
 
     routine.set_as_optional()
 
-    assert routine.get_error_handler() == ErrorHandler(ErrorStrategy.CONTINUE)
+    assert routine.get_error_handler() == ErrorHandler(
+        ErrorStrategy.CONTINUE, is_optional=True
+    )
 
 
 def test_set_as_critical_retries_then_stops() -> None:

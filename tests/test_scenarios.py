@@ -137,7 +137,24 @@ STRATEGIES = {
         99,
         ValueError,
     ),
+    "retry_exhausted_optional": (
+        ErrorHandler("retry", max_retries=2, is_optional=True),
+        99,
+        RuntimeError,
+    ),
+    "retry_not_retryable_optional": (
+        ErrorHandler("retry", retryable_exceptions=(KeyError,), is_optional=True),
+        99,
+        ValueError,
+    ),
 }
+STOPPING = (
+    "stop",
+    "retry_exhausted_critical",
+    "retry_exhausted",
+    "retry_not_retryable",
+)
+"""Strategies whose final failure fails the job: retries that run out stop it."""
 
 
 def build(topology: Topology, failing: str, strategy: str) -> Flow:
@@ -216,16 +233,17 @@ def test_failure_outcome(
 ) -> None:
     flow, job = run(topology, failing, strategy)
 
-    if strategy in ("stop", "retry_exhausted_critical"):
+    if strategy in STOPPING:
         before = list(
             topology.reference[: [n for n, _ in topology.reference].index(failing)]
         )
-        attempts = 3 if strategy == "retry_exhausted_critical" else 1
+        attempts = 3 if strategy.startswith("retry_exhausted") else 1
+        error_type = "ValueError" if "not_retryable" in strategy else "RuntimeError"
         assert job.status is JobStatus.FAILED
         assert received(flow) == as_received(topology, before)
         assert calls(flow) == {**as_calls(topology, before), failing: attempts}
         assert [(e.routine_id, e.error_type) for e in job.errors] == [
-            (failing, "RuntimeError")
+            (failing, error_type)
         ]
         assert job.error is job.errors[0]
         assert job.pending[-1].routine_id == failing
@@ -244,10 +262,8 @@ def test_failure_outcome(
         without = expected_without(topology, failing)
         count = deliveries_to(topology, failing)
         failed = 1 if strategy == "skip" else count
-        per_delivery = 3 if strategy == "retry_exhausted" else 1
-        error_type = (
-            "ValueError" if strategy == "retry_not_retryable" else "RuntimeError"
-        )
+        per_delivery = 3 if strategy == "retry_exhausted_optional" else 1
+        error_type = "ValueError" if "not_retryable" in strategy else "RuntimeError"
         assert job.status is JobStatus.COMPLETED
         assert received(flow) == as_received(topology, without)
         assert calls(flow) == {

@@ -194,7 +194,7 @@ async def _run_deliveries(
         if state is None:  # RoutineState(rid), without its slow generic call
             state = states[rid] = _new(RoutineState)
             state.routine_id, state.status, state.deliveries = rid, RUNNING, 0
-            state._errors = state._stats = None
+            state._errors = state._stats = state._error_counts = None
         old, data = buffers.get(target.key), delivery.data
         buffer = {**old, **data} if old else dict(data)
         buffers[target.key] = buffer

@@ -43,7 +43,7 @@ from flowforge.engine.stats import snapshot_routine
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.exceptions import ExecutionError, SerializationError
 from flowforge.execution_tracker import COMPLETED, FAILED, RETRIED, ROUTED
-from flowforge.job_state import JobState, JobStatus, new_job_state
+from flowforge.job_state import JobState, JobStatus, new_job_state, record_error
 from flowforge.record import (
     Delivery,
     ErrorRecord,
@@ -392,7 +392,7 @@ class Runtime:
         outcome = ROUTED if routed else FAILED
         self._record(job, state, delivery, outcome, started, duration)
         delivery_failed(job, delivery, error, retried=False)
-        _add_error(job, state, record)
+        _add_error(job, record, error)
         if routed:
             return
         strategy = handler.final_strategy()
@@ -431,7 +431,7 @@ class Runtime:
             routine_id=delivery.routine_id,
             buffer_key=None if slot is None else (delivery.routine_id, slot),
             history_from=job.history_total,
-            errors_from=len(job.errors),
+            errors_from=job.error_count,
         )
 
     def checkpoint(
@@ -481,7 +481,7 @@ class Runtime:
         state = job.routine_states.get(routine_id)
         if state is None:
             state = job.routine_states[routine_id] = RoutineState(routine_id)
-        _add_error(job, state, _error_record(delivery, error, self.clock))
+        _add_error(job, _error_record(delivery, error, self.clock), error)
         job.status = JobStatus.FAILED
 
     def _record(
@@ -544,9 +544,9 @@ def stopped_by_limit(job: JobState, error: ErrorRecord) -> bool:
     )
 
 
-def _add_error(job: JobState, state: RoutineState, record: ErrorRecord) -> None:
-    job.errors.append(record)
-    state.errors.append(record)
+def _add_error(job: JobState, record: ErrorRecord, cause: BaseException) -> None:
+    """Record an error in ``job``; ``cause`` stays in this process."""
+    record_error(job, record, cause)
 
 
 def _error_record(

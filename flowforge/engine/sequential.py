@@ -74,7 +74,7 @@ def run_loop(
         if state is None:  # RoutineState(rid), without its slow generic call
             state = states[rid] = _new(RoutineState)
             state.routine_id, state.status, state.deliveries = rid, RUNNING, 0
-            state._errors = state._stats = None
+            state._errors = state._stats = state._error_counts = None
         old, data, parameter = buffers.get(target.key), delivery.data, target.parameter
         # A handler given one value, never the dict, needs no copy.
         buffer = {**old, **data} if old else data if parameter in data else dict(data)

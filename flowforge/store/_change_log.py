@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from flowforge._error_log import new_errors
 from flowforge.exceptions import SerializationError
 from flowforge.record import delivery_to_data, error_to_data
 from flowforge.store._json import dumps, loads
@@ -97,7 +98,7 @@ def change_document(job: JobState, change: Change) -> ChangeDocument:
         None if routine_id is None else [routine_id, routine_data(job, routine_id)],
         None if key is None else [*key, *buffer_data(job, key)],
         errors_from,
-        [error_to_data(e) for e in errors[errors_from:]],
+        [error_to_data(e) for _, e in new_errors(errors, job.error_count, errors_from)],
         # History records are tuples of scalars: JSON writes them as arrays.
         [history[-k] for k in range(new, 0, -1)],
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from flowforge._codec import encode
+from flowforge._error_log import new_errors
 from flowforge.exceptions import SerializationError
 from flowforge.job_state import JobState
 from flowforge.record import delivery_to_data, error_to_data, routine_state_to_data
@@ -126,8 +127,8 @@ def change_rows(job: JobState, change: Change) -> ChangeRows:
             None if change.buffer_key is None else _buffer_row(job, change.buffer_key)
         ),
         errors=[
-            (n, dumps(error_to_data(job.errors[n])))
-            for n in range(change.errors_from, len(job.errors))
+            (n, dumps(error_to_data(record)))
+            for n, record in new_errors(job.errors, job.error_count, change.errors_from)
         ],
         history=[(first + i, dumps(list(raw))) for i, raw in enumerate(records)],
         history_floor=job.history_total - job.history_limit,

@@ -48,7 +48,8 @@ class Change:
         buffer_key: The slot buffer (with its join arrivals) that changed, or
             ``None``; a key missing from the job's buffers is deleted.
         history_from: ``job.history_total`` before the delivery.
-        errors_from: ``len(job.errors)`` before the delivery.
+        errors_from: ``job.error_count`` before the delivery: error records
+            are numbered in the order they were made, kept or not.
     """
 
     pending_from: int
