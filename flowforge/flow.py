@@ -14,17 +14,24 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from functools import partial
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final, Self, final
+from typing import TYPE_CHECKING, Self, final
 
 from flowforge._chain import chain
 from flowforge._diagram import to_dot, to_mermaid
 from flowforge._flow_data import flow_to_data, read_flow_data, wire_flow
+from flowforge._flow_settings import (
+    DEFAULT_HISTORY_LIMIT,
+    DEFAULT_MAX_DELIVERIES,
+    DEFAULT_MAX_WORKERS,
+    MAX_WORKERS,
+    SAVED_SETTINGS,
+    flow_settings,
+)
 from flowforge._validate import Finding, validate
 from flowforge._wiring import Wiring
-from flowforge._names import check_id, check_positive
-from flowforge._setting import Setting, optional
+from flowforge._names import check_positive
 from flowforge.connection import Connection
-from flowforge.engine.clock import SystemClock, check_clock
+from flowforge.engine.clock import SystemClock
 from flowforge.engine.jobs import (
     Start,
     cancel_paused,
@@ -41,12 +48,7 @@ from flowforge.engine.plan import PlanCache
 from flowforge.engine.run import check_strategy
 from flowforge.engine.setup import SEQUENTIAL, FlowSetup, JobRegistry, WorkerPool
 from flowforge.error_handler import ErrorHandler
-from flowforge.job_state import (
-    DEFAULT_MAX_PENDING,
-    MAX_HISTORY_LIMIT,
-    JobState,
-    JobStatus,
-)
+from flowforge.job_state import DEFAULT_MAX_PENDING, JobState, JobStatus
 from flowforge.routine import Routine
 
 if TYPE_CHECKING:
@@ -54,11 +56,6 @@ if TYPE_CHECKING:
     from flowforge.types import Clock
 
 __all__ = ["Flow"]
-
-DEFAULT_MAX_DELIVERIES: Final = 10_000_000
-DEFAULT_HISTORY_LIMIT: Final = 1000
-DEFAULT_MAX_WORKERS: Final = 8
-MAX_WORKERS: Final = 1_000_000
 
 
 @final
@@ -126,38 +123,17 @@ class Flow:
         self.execution_strategy = execution_strategy
         self.max_workers = max_workers
 
-    flow_id = Setting[str](
-        partial(check_id, what="flow_id"),
-        "The flow's id, recorded in every job it runs.",
-    )
-    error_handler = Setting[ErrorHandler | None](
-        optional(ErrorHandler, "error_handler"),
-        "Used for routines without their own; ``None`` means STOP.",
-    )
-    max_deliveries = Setting[int](
-        partial(check_positive, name="max_deliveries"),
-        "How many deliveries a job may make before it fails, a positive int.",
-    )
-    max_pending = Setting[int](
-        partial(check_positive, name="max_pending"),
-        "How many deliveries a job may hold waiting before it fails.",
-    )
-    history_limit = Setting[int](
-        partial(check_positive, name="history_limit", most=MAX_HISTORY_LIMIT),
-        "How many handled deliveries each job's history keeps, a positive int.",
-    )
-    clock = Setting["Clock | None"](
-        check_clock,
-        "The time seam given to the flow; ``None`` means the system clock.",
-    )
-    execution_strategy = Setting[str](
-        check_strategy,
-        'How jobs run by default, ``"sequential"`` or ``"concurrent"``.',
-    )
-    max_workers = Setting[int](
-        partial(check_positive, name="max_workers", most=MAX_WORKERS),
-        "How many handlers of one concurrent job may run at once.",
-    )
+    # The settings: checked when set, each documented (see _flow_settings).
+    (
+        flow_id,
+        error_handler,
+        max_deliveries,
+        max_pending,
+        history_limit,
+        clock,
+        execution_strategy,
+        max_workers,
+    ) = flow_settings()
 
     def _set(self, name: str, value: object) -> None:
         """Change a setting; the next job gets a setup that has it."""
@@ -361,26 +337,24 @@ class Flow:
         if setup is not None:
             return setup
         with self._lock:
-            if self._setup is None:
-                self._setup = self._new_setup()
+            if self._setup is not None:
+                return self._setup
+            self._setup = FlowSetup(
+                flow_id=self.flow_id,
+                plan=self._plans.get,
+                entry_plans=self._plans.entries,
+                jobs=self._jobs,
+                max_deliveries=self.max_deliveries,
+                max_pending=self.max_pending,
+                history_limit=self.history_limit,
+                error_handler=self.error_handler,
+                clock=self.clock or SystemClock(),
+                strategy=self.execution_strategy,
+                max_workers=self.max_workers,
+                executor=self._workers.get,
+                observers=resolve_observers(self._observers, self.error_handler),
+            )
             return self._setup
-
-    def _new_setup(self) -> FlowSetup:
-        return FlowSetup(
-            flow_id=self.flow_id,
-            plan=self._plans.get,
-            entry_plans=self._plans.entries,
-            jobs=self._jobs,
-            max_deliveries=self.max_deliveries,
-            max_pending=self.max_pending,
-            history_limit=self.history_limit,
-            error_handler=self.error_handler,
-            clock=self.clock or SystemClock(),
-            strategy=self.execution_strategy,
-            max_workers=self.max_workers,
-            executor=self._workers.get,
-            observers=resolve_observers(self._observers, self.error_handler),
-        )
 
     def execute(
         self,
@@ -555,9 +529,9 @@ class Flow:
         A job that cannot be read (its stored data is corrupted) or that
         started on another definition of this flow is left in the store as
         it is, with a :class:`~flowforge.FlowForgeWarning` naming it and why;
-        the other jobs are still recovered. So is a job that cannot be saved
-        while it runs (a ``StoreError`` or ``SerializationError``): it stays
-        as of its last checkpoint, with a warning, for a later ``recover``.
+        the other jobs are still recovered. So is a job whose store fails
+        while it runs; one holding a value that cannot be saved is stored
+        failed with the reason (see :doc:`/guide/persistence`).
 
         Returns:
             The recovered jobs' final states.
@@ -575,14 +549,7 @@ class Flow:
             SerializationError: If a routine holds a value that cannot be
                 saved; the message names the routine and the field.
         """
-        options = {
-            "max_deliveries": self.max_deliveries,
-            "max_pending": self.max_pending,
-            "history_limit": self.history_limit,
-            "execution_strategy": self.execution_strategy,
-            "max_workers": self.max_workers,
-            "error_handler": self.error_handler,
-        }
+        options = {name: getattr(self, name) for name in SAVED_SETTINGS}
         parts = (self._routines, self._connections, self._failures)
         return flow_to_data(self.flow_id, options, *parts)
 

@@ -1,4 +1,4 @@
-"""Keeping a failed delivery's payload, and routing final failures to a fallback.
+"""A failed delivery as an error record, its payload kept; routing it to a fallback.
 
 When a routine's error strategy gives up on a delivery for good, the runtime
 records the error with a copy of the delivery's data (:func:`kept_payload`)
@@ -10,20 +10,23 @@ checkpoints both together.
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flowforge._codec import decode, encode
 from flowforge._failure_route import FAILURE_KEYS
 from flowforge.exceptions import SerializationError
-from flowforge.record import RoutineStatus, new_delivery, time_to_data
+from flowforge.record import ErrorRecord, RoutineStatus, new_delivery, time_to_data
 from flowforge.types import Payload
 
 if TYPE_CHECKING:
     from flowforge.engine.plan import Plan
     from flowforge.job_state import JobState
-    from flowforge.record import Delivery, ErrorRecord, RoutineState
+    from flowforge.record import Delivery, RoutineState
+    from flowforge.types import Clock
 
-__all__ = ["kept_payload", "route_failure"]
+__all__ = ["error_record", "kept_payload", "route_failure"]
 
 
 def kept_payload(data: Payload) -> tuple[Payload | str, bool]:
@@ -99,4 +102,38 @@ def _guarded_repr(data: object) -> str:
         text = repr(data)
     except Exception as failure:  # noqa: BLE001  user code on the failure path
         return f"<payload: its repr raised {type(failure).__qualname__}>"
+    return str.__str__(text)  # a plain str, whatever a subclass overrides
+
+
+def error_record(delivery: Delivery, error: BaseException, clock: Clock) -> ErrorRecord:
+    """Return a failed delivery as an error record, its payload kept (or its repr)."""
+    payload, saved = kept_payload(delivery.data)
+    return ErrorRecord(
+        routine_id=delivery.routine_id,
+        slot=delivery.slot,
+        seq=delivery.seq,
+        attempt=delivery.attempt,
+        error_type=type(error).__qualname__,
+        message=_text(str, error),
+        traceback=_text(lambda e: "".join(traceback.format_exception(e)), error),
+        at=clock.now(),
+        payload=payload,
+        payload_saved=saved,
+    )
+
+
+def _text(render: Callable[[BaseException], str], error: BaseException) -> str:
+    """Return ``render(error)``, or a note saying it failed: user code is not trusted.
+
+    An exception's ``__str__`` (or what formatting its traceback calls) may
+    raise or return something else than a str; the failed delivery must be
+    recorded and kept all the same.
+    """
+    try:
+        text = render(error)
+    except Exception as failure:  # noqa: BLE001  user code on the failure path
+        name = type(error).__qualname__
+        return f"<{name}: rendering it raised {type(failure).__qualname__}>"
+    if not isinstance(text, str):
+        return f"<{type(error).__qualname__}: rendering it gave no str>"
     return str.__str__(text)  # a plain str, whatever a subclass overrides

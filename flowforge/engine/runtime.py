@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 import random
 import time
-import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Final, final
 
@@ -36,7 +35,7 @@ from flowforge.engine.entry import (
     entry_routine,
 )
 from flowforge._names import check_id
-from flowforge.engine.fallback import kept_payload, route_failure
+from flowforge.engine.fallback import error_record, route_failure
 from flowforge.engine.observe import delivery_failed, delivery_started
 from flowforge.engine.plan import Plan, Target
 from flowforge.engine.stats import snapshot_routine
@@ -386,13 +385,13 @@ class Runtime:
             delivery.attempt += 1
             job.pending.append(delivery)
             return
-        record = _error_record(delivery, error, self.clock)
+        record = error_record(delivery, error, self.clock)
         # Given up for good: a failure route, if any, handles it (fallback.py).
         routed = route_failure(job, self.setup.plan(), delivery, record, state)
         outcome = ROUTED if routed else FAILED
         self._record(job, state, delivery, outcome, started, duration)
         delivery_failed(job, delivery, error, retried=False)
-        _add_error(job, record, error)
+        record_error(job, record, error)
         if routed:
             return
         strategy = handler.final_strategy()
@@ -481,7 +480,7 @@ class Runtime:
         state = job.routine_states.get(routine_id)
         if state is None:
             state = job.routine_states[routine_id] = RoutineState(routine_id)
-        _add_error(job, _error_record(delivery, error, self.clock), error)
+        record_error(job, error_record(delivery, error, self.clock), error)
         job.status = JobStatus.FAILED
 
     def _record(
@@ -542,46 +541,6 @@ def stopped_by_limit(job: JobState, error: ErrorRecord) -> bool:
     return error.error_type == "ExecutionError" and error.message.startswith(
         limit_reached(job)
     )
-
-
-def _add_error(job: JobState, record: ErrorRecord, cause: BaseException) -> None:
-    """Record an error in ``job``; ``cause`` stays in this process."""
-    record_error(job, record, cause)
-
-
-def _error_record(
-    delivery: Delivery, error: BaseException, clock: Clock
-) -> ErrorRecord:
-    payload, saved = kept_payload(delivery.data)
-    return ErrorRecord(
-        routine_id=delivery.routine_id,
-        slot=delivery.slot,
-        seq=delivery.seq,
-        attempt=delivery.attempt,
-        error_type=type(error).__qualname__,
-        message=_text(str, error),
-        traceback=_text(lambda e: "".join(traceback.format_exception(e)), error),
-        at=clock.now(),
-        payload=payload,
-        payload_saved=saved,
-    )
-
-
-def _text(render: Callable[[BaseException], str], error: BaseException) -> str:
-    """Return ``render(error)``, or a note saying it failed: user code is not trusted.
-
-    An exception's ``__str__`` (or what formatting its traceback calls) may
-    raise or return something else than a str; the failed delivery must be
-    recorded and kept all the same.
-    """
-    try:
-        text = render(error)
-    except Exception as failure:  # noqa: BLE001  user code on the failure path
-        name = type(error).__qualname__
-        return f"<{name}: rendering it raised {type(failure).__qualname__}>"
-    if not isinstance(text, str):
-        return f"<{type(error).__qualname__}: rendering it gave no str>"
-    return str.__str__(text)  # a plain str, whatever a subclass overrides
 
 
 def drop_pending(job: JobState, now: float) -> None:
