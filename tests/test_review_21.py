@@ -1,0 +1,71 @@
+"""Regression tests for the holes an adversarial review of issue 21 found.
+
+Each test reproduces one defect through the public API: correlated joins,
+function routines, the routine harness, typed payloads and flow editing.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import pytest
+
+from flowforge import ErrorHandler, ErrorStrategy, Flow, JobStatus, Routine
+
+
+class Pairs(Routine):
+    """Emit each ``(left, right)`` key of ``keys`` on ``left`` and on ``right``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("keys", self.send)
+        self.define_event("left")
+        self.define_event("right")
+
+    def send(self, keys: list[tuple[object, object]]) -> None:
+        for left, right in keys:
+            self.emit("left", key=left, side="left")
+            self.emit("right", key=right, side="right")
+
+
+class Matched(Routine):
+    """A join correlated on ``key`` that records each group it fires with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fired: list[list[object]] = []
+        self.define_slot("both", self.both, "append", join=True, correlate="key")
+
+    def both(self, key: list[object], side: list[str]) -> None:
+        self.fired.append(key)
+
+
+def matching_flow() -> tuple[Flow, Matched]:
+    flow = Flow("matching")
+    flow.add_routine(Pairs(), "pairs")
+    matched = Matched()
+    matched.set_error_handler(ErrorHandler(ErrorStrategy.CONTINUE))
+    flow.add_routine(matched, "matched")
+    flow.connect("pairs", "left", "matched", "both")
+    flow.connect("pairs", "right", "matched", "both")
+    return flow, matched
+
+
+@pytest.mark.parametrize(
+    "key",
+    [math.nan, (1, math.nan), Decimal("NaN")],
+    ids=["float-nan", "tuple-with-nan", "decimal-nan"],
+)
+def test_a_key_that_never_equals_itself_is_that_deliverys_failure(
+    key: object,
+) -> None:
+    flow, matched = matching_flow()
+
+    job = flow.execute("pairs", {"keys": [(key, key)]})
+
+    assert job.status is JobStatus.COMPLETED
+    assert [error.error_type for error in job.errors] == ["ExecutionError"] * 2
+    assert all("never equals itself" in error.message for error in job.errors)
+    assert job.waiting_groups == {}
+    assert matched.fired == []
