@@ -14,8 +14,9 @@ value saved by the codec in turn (registered classes nest):
 Kind           Saved fields, and how the value is rebuilt
 =============  ====================================================================
 dataclass      every field (``dataclasses.fields``); the class is called with
-               its ``init`` fields (so ``__post_init__`` runs again), then the
-               other fields are set as saved
+               its ``init`` fields (so ``__post_init__`` runs again), then
+               every field is set as saved (a ``__post_init__`` that changes
+               a field does not change it twice)
 ``Enum``       ``{"value": member.value}``; rebuilt as ``cls(value)``
 ``NamedTuple`` every field; rebuilt as ``cls(**fields)``
 pydantic       every model field, and the extra fields a model allows; rebuilt
@@ -194,9 +195,8 @@ def _dataclass(cls: type) -> Codec:
     def build(data: dict[str, object]) -> object:
         _check_known(cls, data, names)
         value = cls(**{key: item for key, item in data.items() if key in init})
-        for key, item in data.items():
-            if key not in init:
-                object.__setattr__(value, key, item)  # frozen classes too
+        for key, item in data.items():  # as saved, whatever __post_init__ did
+            object.__setattr__(value, key, item)  # frozen classes too
         return value
 
     return (lambda value: {name: getattr(value, name) for name in names}), build

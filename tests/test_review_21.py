@@ -6,12 +6,23 @@ function routines, the routine harness, typed payloads and flow editing.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from decimal import Decimal
 
 import pytest
 
-from flowforge import ErrorHandler, ErrorStrategy, Flow, JobStatus, Routine
+from flowforge import (
+    ErrorHandler,
+    ErrorStrategy,
+    Flow,
+    JobState,
+    JobStatus,
+    Routine,
+    register_payload_type,
+)
+from flowforge.testing import Recorder
 
 
 class Pairs(Routine):
@@ -69,3 +80,25 @@ def test_a_key_that_never_equals_itself_is_that_deliverys_failure(
     assert all("never equals itself" in error.message for error in job.errors)
     assert job.waiting_groups == {}
     assert matched.fired == []
+
+
+@register_payload_type
+@dataclasses.dataclass
+class Audited:
+    """A dataclass whose ``__post_init__`` changes a field: it is not idempotent."""
+
+    steps: list[str]
+
+    def __post_init__(self) -> None:
+        self.steps = [*self.steps, "audited"]
+
+
+def test_dataclass_whose_post_init_changes_a_field_round_trips_exactly() -> None:
+    flow = Flow("audit")
+    flow.add_routine(Recorder(), "record")
+    job = flow.execute("record", {"value": Audited(["read"])})
+
+    loaded = JobState.deserialize(json.loads(json.dumps(job.serialize())))
+
+    assert job.entry_params["value"] == Audited(["read"])
+    assert loaded.entry_params == job.entry_params
