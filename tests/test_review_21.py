@@ -11,6 +11,7 @@ import json
 import math
 from decimal import Decimal
 
+import pydantic
 import pytest
 
 from flowforge import (
@@ -20,6 +21,7 @@ from flowforge import (
     JobState,
     JobStatus,
     Routine,
+    SerializationError,
     register_payload_type,
 )
 from flowforge.testing import Recorder
@@ -102,3 +104,51 @@ def test_dataclass_whose_post_init_changes_a_field_round_trips_exactly() -> None
 
     assert job.entry_params["value"] == Audited(["read"])
     assert loaded.entry_params == job.entry_params
+
+
+@register_payload_type(name="review21:Invoice")
+class Invoice(pydantic.BaseModel):
+    """A pydantic model with a required field and one with a default."""
+
+    amount: int
+    currency: str = "EUR"
+
+
+def saved_invoice(replace: str, by: str) -> dict[str, object]:
+    flow = Flow("invoices")
+    flow.add_routine(Recorder(), "record")
+    job = flow.execute("record", {"value": Invoice(amount=5)})
+    text = json.dumps(job.serialize())
+    assert replace in text
+    data: dict[str, object] = json.loads(text.replace(replace, by))
+    return data
+
+
+def test_a_pydantic_field_the_model_lost_is_refused() -> None:
+    data = saved_invoice('"currency"', '"vat"')
+
+    with pytest.raises(
+        SerializationError,
+        match=r"cannot rebuild a 'review21:Invoice' from its saved fields: saved "
+        r"fields \['vat'\] are no fields of Invoice",
+    ):
+        JobState.deserialize(data)
+
+
+def test_a_required_pydantic_field_the_model_gained_is_refused() -> None:
+    data = saved_invoice('"amount": 5, ', "")
+
+    with pytest.raises(
+        SerializationError,
+        match=r"cannot rebuild a 'review21:Invoice' from its saved fields: the "
+        r"saved value has no required field \['amount'\] of Invoice",
+    ):
+        JobState.deserialize(data)
+
+
+def test_a_pydantic_field_the_model_gained_with_a_default_takes_it() -> None:
+    data = saved_invoice(', "currency": "EUR"', "")
+
+    loaded = JobState.deserialize(data)
+
+    assert loaded.entry_params["value"] == Invoice(amount=5)
