@@ -15,6 +15,7 @@ import pydantic
 import pytest
 
 from flowforge import (
+    DefinitionError,
     ErrorHandler,
     ErrorStrategy,
     Flow,
@@ -23,6 +24,7 @@ from flowforge import (
     Routine,
     SerializationError,
     register_payload_type,
+    step,
 )
 from flowforge.testing import Recorder
 
@@ -152,3 +154,19 @@ def test_a_pydantic_field_the_model_gained_with_a_default_takes_it() -> None:
     loaded = JobState.deserialize(data)
 
     assert loaded.entry_params["value"] == Invoice(amount=5)
+
+
+@step(emits="text")
+def strip(text: str) -> str:
+    return text.strip()
+
+
+def test_chain_refuses_to_link_a_routine_to_itself_and_changes_nothing() -> None:
+    routine = strip()
+    flow = Flow()
+
+    with pytest.raises(DefinitionError, match=r"item 1 is item 0 again"):
+        flow.chain(routine, routine)
+
+    assert flow.routines == {}
+    assert flow.connections == ()
