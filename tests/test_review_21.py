@@ -15,6 +15,7 @@ import pydantic
 import pytest
 
 from flowforge import (
+    ArgumentTypeError,
     DefinitionError,
     ErrorHandler,
     ErrorStrategy,
@@ -170,3 +171,14 @@ def test_chain_refuses_to_link_a_routine_to_itself_and_changes_nothing() -> None
 
     assert flow.routines == {}
     assert flow.connections == ()
+
+
+def test_step_refuses_a_method_when_it_decorates_it() -> None:
+    with pytest.raises(
+        ArgumentTypeError, match=r"Cleaner.clean' is a method \(its first parameter"
+    ):
+
+        class Cleaner:
+            @step
+            def clean(self, text: str) -> str:
+                return text.strip()
