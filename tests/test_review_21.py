@@ -182,3 +182,44 @@ def test_step_refuses_a_method_when_it_decorates_it() -> None:
             @step
             def clean(self, text: str) -> str:
                 return text.strip()
+
+
+class Stored(Routine):
+    """Emit ``place`` only: an event that declares its keys, without the key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("item", self.store)
+        self.define_event("stored", ["place"])
+
+    def store(self, record_id: int) -> None:
+        self.emit("stored", place=f"p-{record_id}")
+
+
+def correlated_flow(param_mapping: dict[str, str] | None) -> Flow:
+    flow = Flow("keyless")
+    flow.add_routine(Pairs(), "pairs")
+    flow.add_routine(Stored(), "stored")
+    flow.add_routine(Matched(), "matched")
+    flow.connect("pairs", "left", "stored", "item", {"key": "record_id"})
+    flow.connect("pairs", "left", "matched", "both")
+    flow.connect("stored", "stored", "matched", "both", param_mapping)
+    return flow
+
+
+def test_validate_reports_a_correlated_join_no_input_can_carry_the_key_to() -> None:
+    flow = correlated_flow(None)
+
+    findings = [f for f in flow.validate() if f.severity == "error"]
+
+    assert [(f.code, f.routine_id, f.port) for f in findings] == [
+        ("join-never-completes", "matched", "both")
+    ]
+    assert "'stored'.'stored' declares the keys ['place']" in findings[0].message
+    assert "never carries its correlation key 'key'" in findings[0].message
+
+
+def test_validate_accepts_a_key_renamed_into_place_by_param_mapping() -> None:
+    flow = correlated_flow({"place": "key"})
+
+    assert [f for f in flow.validate() if f.severity == "error"] == []
