@@ -223,3 +223,20 @@ def test_validate_accepts_a_key_renamed_into_place_by_param_mapping() -> None:
     flow = correlated_flow({"place": "key"})
 
     assert [f for f in flow.validate() if f.severity == "error"] == []
+
+
+@pytest.mark.parametrize(
+    "damaged", [5, None, "x", [0, 1]], ids=["int", "none", "str", "list"]
+)
+def test_waiting_groups_of_a_damaged_job_skip_what_is_no_group(
+    damaged: object,
+) -> None:
+    flow, _ = matching_flow()
+    job = flow.execute("pairs", {"keys": [("a", "b"), ("c", "c")]})
+    data = json.loads(json.dumps(job.serialize()))
+    (buffer,) = [b for b in data["slot_buffers"] if b[0] == "matched"]
+    buffer[2]["groups"]["b"] = damaged
+
+    loaded = JobState.deserialize(data)
+
+    assert loaded.waiting_groups == {("matched", "both"): {"a": {0}}}
