@@ -240,3 +240,21 @@ def test_waiting_groups_of_a_damaged_job_skip_what_is_no_group(
     loaded = JobState.deserialize(data)
 
     assert loaded.waiting_groups == {("matched", "both"): {"a": {0}}}
+
+
+@register_payload_type(name="review21:Token")
+@dataclasses.dataclass(frozen=True, eq=False)
+class Token:
+    """A hashable dataclass compared by identity: no two loaded ones are equal."""
+
+    name: str
+
+
+def test_a_key_compared_by_identity_is_that_deliverys_failure() -> None:
+    flow, matched = matching_flow()
+    token = Token("t")
+
+    job = flow.execute("pairs", {"keys": [(token, token)]})
+
+    assert "a value compared by identity" in job.errors[0].message
+    assert matched.fired == []

@@ -70,8 +70,9 @@ def key_of(slot: Slot, data: Mapping[str, object], routine_id: str) -> object:
     if decode(encode(key, f"correlation key of {where}")) != key:
         raise ExecutionError(
             f"{where}: correlation key {key!r:.60} never equals itself once saved "
-            "(it holds a NaN), so its group could never complete after a resume; "
-            "use a key that equals itself, such as a str or an int"
+            "(a NaN, or a value compared by identity), so its group could never "
+            "complete after a resume; use a key compared by value, such as a str "
+            "or an int"
         )
     return key
 
