@@ -56,7 +56,8 @@ def chain(flow: Chainable, routines: Sequence[object]) -> list[str]:
         ArgumentTypeError: If an item is not a routine (a routine class, say).
         DefinitionError: If there is no routine, a routine that feeds the next
             has not exactly one event, a routine fed by the previous one has
-            not exactly one slot, or a link is already connected.
+            not exactly one slot, a routine follows itself, or a link is
+            already connected.
     """
     chained = [_checked(item, index) for index, item in enumerate(routines)]
     if not chained:
@@ -129,10 +130,18 @@ def _refuse_repeats(
     links: list[Link],
     known: dict[int, str],
 ) -> None:
-    """Refuse a link made twice in the chain, or already in ``flow``."""
+    """Refuse a link made twice in the chain or already in ``flow``, or a self-link."""
     existing = {(c.source_id, c.event, c.target_id, c.slot) for c in flow.connections}
     seen: set[tuple[int, str, int, str]] = set()
-    for (event, slot, _), source, target in zip(links, chained, chained[1:]):
+    for index, ((event, slot, _), source, target) in enumerate(
+        zip(links, chained, chained[1:])
+    ):
+        if source is target:
+            raise DefinitionError(
+                f"chain item {index + 1} is item {index} again, {source!r}: "
+                "chain would connect it to itself, a loop; pass another "
+                "routine, or connect a loop on purpose with flow.connect(...)"
+            )
         ends = (id(source), event, id(target), slot)
         source_id, target_id = known.get(id(source)), known.get(id(target))
         if ends in seen or (source_id, event, target_id, slot) in existing:

@@ -14,12 +14,14 @@ value saved by the codec in turn (registered classes nest):
 Kind           Saved fields, and how the value is rebuilt
 =============  ====================================================================
 dataclass      every field (``dataclasses.fields``); the class is called with
-               its ``init`` fields (so ``__post_init__`` runs again), then the
-               other fields are set as saved
+               its ``init`` fields (so ``__post_init__`` runs again), then
+               every field is set as saved (a ``__post_init__`` that changes
+               a field does not change it twice)
 ``Enum``       ``{"value": member.value}``; rebuilt as ``cls(value)``
 ``NamedTuple`` every field; rebuilt as ``cls(**fields)``
 pydantic       every model field, and the extra fields a model allows; rebuilt
-               by ``model_construct`` (the saved values were valid already)
+               by ``model_construct`` (the saved values were valid already),
+               after checking the fields as for the other kinds
 =============  ====================================================================
 
 A field that the class has gained since the value was saved takes its
@@ -194,9 +196,8 @@ def _dataclass(cls: type) -> Codec:
     def build(data: dict[str, object]) -> object:
         _check_known(cls, data, names)
         value = cls(**{key: item for key, item in data.items() if key in init})
-        for key, item in data.items():
-            if key not in init:
-                object.__setattr__(value, key, item)  # frozen classes too
+        for key, item in data.items():  # as saved, whatever __post_init__ did
+            object.__setattr__(value, key, item)  # frozen classes too
         return value
 
     return (lambda value: {name: getattr(value, name) for name in names}), build
@@ -224,7 +225,26 @@ def _pydantic(cls: type) -> Codec:
 
     # Any: model_construct is pydantic's, which the core does not import.
     construct: Callable[..., object] = cls.model_construct  # type: ignore[attr-defined]
-    return fields, lambda data: construct(**data)
+    model_fields: dict[str, Any] = cls.model_fields  # type: ignore[attr-defined]
+    names = tuple(model_fields)
+    extra = cls.model_config.get("extra") == "allow"  # type: ignore[attr-defined]
+
+    def build(data: dict[str, object]) -> object:
+        # model_construct validates nothing: it would drop a field the model
+        # lost and leave a required one it gained unset, so check as for others.
+        if not extra:
+            _check_known(cls, data, names)
+        missing = [
+            n for n, f in model_fields.items() if f.is_required() and n not in data
+        ]
+        if missing:
+            raise ValueError(
+                f"the saved value has no required field {missing} of "
+                f"{cls.__qualname__}; give the field a default"
+            )
+        return construct(**data)
+
+    return fields, build
 
 
 def _check_known(cls: type, data: Mapping[str, object], names: tuple[str, ...]) -> None:

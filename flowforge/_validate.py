@@ -49,6 +49,7 @@ def validate(
     """Return the findings of a flow's wiring: errors first, then in flow order."""
     findings = [
         *_joins(routines, connections),
+        *_keys(routines, connections),
         *_slots(routines, connections),
         *_events(routines, connections),
     ]
@@ -124,6 +125,35 @@ def _joins(
             if not _common_ancestor(sources, feeding, blocked):
                 loop = blocked is not None and _common_ancestor(sources, feeding, None)
                 yield _never_completes(routine_id, name, sources, loop)
+
+
+def _keys(
+    routines: Mapping[str, Routine], connections: Sequence[Connection]
+) -> Iterator[Finding]:
+    """A join correlated on a payload key that an input's event never carries.
+
+    An event that declares its keys (``output_params``) delivers those, renamed
+    by the connection's ``param_mapping``; when the key is not among them, each
+    of its deliveries fails, so no group of the join can complete.
+    """
+    for c in connections:
+        slot = routines[c.target_id].get_slot(c.slot)
+        key = slot.correlate
+        declared = routines[c.source_id].get_event(c.event).output_params
+        if not isinstance(key, str) or declared is None:
+            continue
+        mapping = c.param_mapping or {}
+        if key not in {mapping.get(name, name) for name in declared}:
+            yield Finding(
+                ERROR,
+                "join-never-completes",
+                c.target_id,
+                c.slot,
+                f"join {c.target_id!r}.{c.slot!r} never completes: "
+                f"{c.source_id!r}.{c.event!r} declares the keys {list(declared)}, "
+                f"so it never carries its correlation key {key!r}; emit the key, "
+                "or rename a key to it with param_mapping",
+            )
 
 
 def _waits_only(routine: Routine) -> bool:

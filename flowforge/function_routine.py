@@ -178,7 +178,8 @@ def step(
 
     Raises:
         ArgumentTypeError: If ``function`` is not a function made with ``def``
-            or ``async def`` (a lambda, a class, a ``functools.partial``).
+            or ``async def`` (a lambda, a class, a ``functools.partial``), or
+            is a method (defined in a class, with ``self`` or ``cls`` first).
         DefinitionError: If a name or option is invalid, or ``function`` is a
             generator function.
 
@@ -212,6 +213,7 @@ def _routine_class(
             f"@step decorates a function made with def or async def, got "
             f"{function!r}; wrap it in a def if needed"
         )
+    _refuse_method(function)
     if emits is not None:
         Event(emits)  # checks the name
     merge_strategy, join, timeout, correlate = slot_options
@@ -236,6 +238,24 @@ def _routine_class(
         "_input": _input_name(function),
     }
     return type(function.__name__, (FunctionRoutine,), namespace)
+
+
+def _refuse_method(function: Callable[..., object]) -> None:
+    """Refuse a function defined in a class body whose first parameter is ``self``.
+
+    A step is called with the slot's keys only, never with an instance, so
+    such a method could never be bound.
+    """
+    scopes = function.__qualname__.split(".")
+    parameters = list(inspect.signature(function).parameters)
+    in_class = len(scopes) > 1 and scopes[-2] != "<locals>"
+    if in_class and parameters[:1] in (["self"], ["cls"]):
+        raise ArgumentTypeError(
+            f"@step decorates a plain function, and {function.__qualname__!r} is "
+            f"a method (its first parameter is {parameters[0]!r}), which a step "
+            "has no instance to call with; define the function at module level, "
+            "or write a Routine subclass"
+        )
 
 
 def _input_name(function: Callable[..., object]) -> str | None:

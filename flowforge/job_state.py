@@ -216,7 +216,8 @@ class JobState:
         """Correlated joins' incomplete groups, by ``(routine_id, slot)`` then key.
 
         Each waiting key maps to the indexes of the connections it has heard
-        from; what they delivered is in :attr:`slot_buffers`.
+        from; what they delivered is in :attr:`slot_buffers`. In data damaged
+        since it was saved, what is no group is left out.
         """
         routines = self.flow_shape.get("routines")
         waiting: dict[tuple[str, str], dict[object, set[int]]] = {}
@@ -228,7 +229,11 @@ class JobState:
                 and slot in shape.get("correlated", ())
                 and isinstance(groups, dict)
             ):
-                waiting[(rid, slot)] = {key: set(seen) for key, seen in groups.items()}
+                waiting[(rid, slot)] = {  # what is no group (damaged data): left out
+                    key: {c for c in seen if type(c) is int}
+                    for key, seen in groups.items()
+                    if isinstance(seen, dict)
+                }
         return waiting
 
     @property

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
-from flowforge._codec import encode
+from flowforge._codec import decode, encode
 from flowforge.exceptions import ExecutionError
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ def key_of(slot: Slot, data: Mapping[str, object], routine_id: str) -> object:
     """Return the correlation key of ``data`` for ``slot``, a correlated join.
 
     Raises:
-        ExecutionError: If ``data`` has no such key, or the key is not hashable.
+        ExecutionError: If ``data`` has no such key, or the key is not hashable
+            or does not equal itself after a save and load (a NaN).
         SerializationError: If the key cannot be saved.
     """
     correlate = slot.correlate
@@ -66,7 +67,13 @@ def key_of(slot: Slot, data: Mapping[str, object], routine_id: str) -> object:
             f"{where}: correlation key {key!r:.60} is a {type(key).__name__}, "
             "which is not hashable; use a str, int, tuple or other hashable value"
         ) from error
-    encode(key, f"correlation key of {where}")
+    if decode(encode(key, f"correlation key of {where}")) != key:
+        raise ExecutionError(
+            f"{where}: correlation key {key!r:.60} never equals itself once saved "
+            "(a NaN, or a value compared by identity), so its group could never "
+            "complete after a resume; use a key compared by value, such as a str "
+            "or an int"
+        )
     return key
 
 
