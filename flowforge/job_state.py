@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -12,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, final
 
-from flowforge._atomic import TEMPORARY_NAME_EXTRA, write_atomically
+from flowforge._job_file import read_job_file, write_job_file
 from flowforge._codec import decode, encode
 from flowforge._error_log import add_error, failure, trim_errors
 from flowforge.exceptions import (
@@ -53,7 +51,6 @@ DEFAULT_HISTORY_LIMIT: Final = 1000
 DEFAULT_MAX_PENDING: Final = 1_000_000
 MAX_HISTORY_LIMIT: Final = 100_000_000
 """The largest history a job may keep: more is a mistake, not a setting."""
-FILE_KIND: Final = "flowforge.job_state"
 
 
 class JobStatus(StrEnum):
@@ -303,11 +300,7 @@ class JobState:
             OSError: If the file cannot be written (no permission, a full
                 disk); an existing file is left as it was.
         """
-        path = _target(path)
-        text = json.dumps(
-            {"kind": FILE_KIND, "job_state": self.serialize()}, allow_nan=False
-        )
-        write_atomically(path, text.encode("utf-8"))
+        write_job_file(path, self.serialize())
 
     @classmethod
     def load(cls, path: str | Path) -> JobState:
@@ -318,34 +311,11 @@ class JobState:
                 JSON, not a FlowForge job state, or of a newer version; the
                 message names the file.
         """
-        path = Path(_path_text(path))
-        if path.exists() and not path.is_file():  # a pipe would never answer
-            raise SerializationError(
-                f"cannot read job state file {str(path)!r}: it is no regular file"
-            )
+        where, data = read_job_file(path)
         try:
-            text = path.read_bytes().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise SerializationError(
-                f"cannot read job state file {str(path)!r}: {error}"
-            ) from error
-        if not text.strip():
-            raise SerializationError(f"job state file {str(path)!r} is empty")
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise SerializationError(
-                f"job state file {str(path)!r} is not valid JSON (truncated or "
-                f"corrupted?): {error}"
-            ) from error
-        if not isinstance(document, dict) or document.get("kind") != FILE_KIND:
-            raise SerializationError(f"{str(path)!r} is not a FlowForge job state file")
-        try:
-            return cls.deserialize(document.get("job_state"))
+            return cls.deserialize(data)
         except SerializationError as error:
-            raise SerializationError(
-                f"job state file {str(path)!r}: {error}"
-            ) from error
+            raise SerializationError(f"job state file {where!r}: {error}") from error
 
     def __repr__(self) -> str:
         """Return the job's identity and progress."""
@@ -408,45 +378,6 @@ def record_error(
     )
     job._error_total += 1
     job._cause = None if cause is None else (record, cause)
-
-
-def _path_text(path: object) -> str:
-    """Return ``path`` as text, if it is a str or a path object."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise ArgumentTypeError(
-            f"path must be a str or a path, got {type(path).__name__} {path!r:.60}"
-        )
-    text = os.fspath(path)
-    if not isinstance(text, str):  # a bytes path
-        raise ArgumentTypeError(f"path must be text, not bytes: {text!r:.60}")
-    return text
-
-
-def _target(path: str | Path) -> Path:
-    """Return the file ``save`` may replace at ``path``, or say why it may not."""
-    text = _path_text(path)
-    if not text or "\0" in text:
-        raise SerializationError(f"cannot save job state to {text!r}: not a file name")
-    target = Path(text)
-    folder = target.parent
-    if not folder.is_dir():
-        what = "is not a folder" if folder.exists() else "does not exist"
-        raise SerializationError(
-            f"cannot save job state to {text!r}: the folder {str(folder)!r} {what}; "
-            "create it first"
-        )
-    if target.is_symlink() or (target.exists() and not target.is_file()):
-        raise SerializationError(
-            f"cannot save job state to {text!r}: it exists and is no regular file "
-            "(a folder, a link, a device or a pipe), which save would replace"
-        )
-    limit = os.pathconf(folder, "PC_NAME_MAX") - TEMPORARY_NAME_EXTRA
-    if len(target.name.encode("utf-8", "surrogateescape")) > limit:
-        raise SerializationError(
-            f"cannot save job state to {text!r}: its name is longer than the "
-            f"{limit} bytes this folder allows beside a temporary file"
-        )
-    return target
 
 
 def _history_record(raw: RawRecord) -> HistoryRecord:
