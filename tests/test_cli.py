@@ -19,7 +19,7 @@ import _cli_flows
 import pytest
 from click.testing import CliRunner, Result
 
-from flowforge import FlowForgeError, _payload_types
+from flowforge import ErrorHandler, ErrorStrategy, FlowForgeError, _payload_types
 from flowforge.cli import main
 from flowforge.cli._app import _describe, cli
 from flowforge.store import JsonDirectoryStore, SqliteStore, Store
@@ -495,3 +495,19 @@ def test_import_registers_payload_types_before_a_command_reads_a_job(
     assert "weight" in shown.stdout and "3" in shown.stdout
     assert missing.exit_code == 1
     assert "cannot import 'no_such_module' (from --import" in missing.stderr
+
+
+def test_show_counts_every_error_and_how_many_are_kept(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db")
+    flow = _cli_flows.build_flow()
+    flow.history_limit = 1  # keeps the first 100 errors and the last one
+    flow.error_handler = ErrorHandler(ErrorStrategy.CONTINUE)
+    values = list(range(110))
+    flow.execute("numbers", {"values": values, "bad": values}, job_id="b", store=store)
+    store.close()
+
+    result = invoke("show", f"sqlite:///{tmp_path}/jobs.db", "b")
+
+    assert "errors (110, 101 kept)" in result.stdout

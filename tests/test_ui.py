@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from flowforge import Flow, JobStatus, Routine
+from flowforge import ErrorHandler, ErrorStrategy, Flow, JobStatus, Routine
 from flowforge.store import JsonDirectoryStore, MemoryStore, SqliteStore, Store
 from flowforge.ui import create_app
 from flowforge.ui._html import seconds
@@ -396,4 +396,37 @@ def test_job_page_lists_a_correlated_joins_waiting_groups(tmp_path: Path) -> Non
     flow.execute("split", {"records": [1, 3]}, job_id="pairs-2", store=store)
     complete = client(store).get("/jobs/pairs-2")
     assert complete.status_code == 200 and "Waiting groups" not in complete.text
+    store.close()
+
+
+class _Rejects(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("items", self.take)
+
+    def take(self, count: int) -> None:
+        raise ValueError(f"rejected {count}")
+
+
+def _many_errors(store: Store, job_id: str) -> None:
+    """A job with 200 failures, of which it keeps the first 100 and the last 5."""
+    flow = Flow("rejects", history_limit=5)
+    flow.add_routine(_Rejects(), "rejects")
+    flow.get_routine("rejects").set_error_handler(ErrorHandler(ErrorStrategy.CONTINUE))
+    flow.add_routine(_Halves(), "split")
+    flow.connect("split", "left", "rejects", "items", {"record_id": "count"})
+    flow.execute("split", {"records": [2] * 200}, job_id=job_id, store=store)
+
+
+def test_pages_count_every_error_and_say_how_many_are_kept(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "jobs.db")
+    _many_errors(store, "many")
+
+    page = client(store).get("/jobs/many").text
+    listing = client(store).get("/").text
+
+    assert "Errors (200)" in page
+    assert "The job keeps 105 of its 200 errors" in page
+    assert page.count('<article class="error">') == 105
+    assert re.search(r"many</a>.*?200", listing, re.S)
     store.close()

@@ -145,7 +145,9 @@ def _print_pending(report: dict[str, object]) -> None:
 def _print_errors(report: dict[str, object]) -> None:
     errors = _items(report, "errors")
     out = console()
-    out.print(Text(f"\nerrors ({len(errors)})", style="bold"))
+    total = report.get("error_count", len(errors))
+    kept = "" if total == len(errors) else f", {len(errors)} kept"
+    out.print(Text(f"\nerrors ({total}{kept})", style="bold"))
     for item in errors:
         where = f"{item['routine_id']}.{item['slot'] or 'call'}"
         head = f"  {item['at']} {where} #{item['seq']} attempt {item['attempt']}: "

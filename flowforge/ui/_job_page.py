@@ -98,6 +98,11 @@ def _errors(job: JobState) -> str:
     if not items:
         return '<p class="muted">No errors.</p>'
     blocks = []
+    if len(items) < job.error_count:
+        blocks.append(
+            f'<p class="muted">The job keeps {len(items):,} of its '
+            f"{job.error_count:,} errors: the first and the most recent.</p>"
+        )
     for item in items:
         where = f"{item['routine_id']}.{item['slot'] or 'call'}"
         title = "Payload (its repr: it cannot be saved)"
@@ -232,7 +237,7 @@ def job_body(job: JobState, *, base: str, flow: Flow | None, allowed: bool) -> s
     sections = [
         ("Timeline", timeline(job.get_execution_history())),
         ("Flow", _diagram(job, flow)),
-        (f"Errors ({len(job.errors)})", _errors(job)),
+        (f"Errors ({job.error_count})", _errors(job)),
         (f"Pending ({len(job.pending)})", _pending(job)),
         *_waiting_section(job),
         ("Routines", _routines(job)),

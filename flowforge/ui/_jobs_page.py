@@ -92,7 +92,7 @@ def _rows(
                 badge(record.status.value),
                 when(record.updated_at),
                 "?" if job is None else str(job.delivery_count),
-                "?" if job is None else _error_cell(len(job.errors)),
+                "?" if job is None else _error_cell(job.error_count),
             ]
         )
     return rows

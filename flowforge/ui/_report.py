@@ -60,7 +60,7 @@ def record_item(record: JobRecord, job: JobState | None = None) -> dict[str, obj
     if job is not None:
         item["created_at"] = time_text(job.created_at)
         item["deliveries"] = job.delivery_count
-        item["errors"] = len(job.errors)
+        item["errors"] = job.error_count
     return item
 
 
@@ -143,7 +143,7 @@ def routine_items(job: JobState) -> list[dict[str, object]]:
             "routine_id": routine_id,
             "status": state.status.value,
             "deliveries": state.deliveries,
-            "errors": len(state.errors),
+            "errors": sum(state.error_counts.values()),
         }
         try:
             figures = job.tracker.get_routine_performance(routine_id)
@@ -174,6 +174,7 @@ def job_report(job: JobState) -> dict[str, object]:
         "history_total": job.history_total,
         "pending": pending_items(job),
         "errors": error_items(job),
+        "error_count": job.error_count,
         "routines": routine_items(job),
         "history": history_items(job),
     }
