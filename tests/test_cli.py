@@ -490,6 +490,7 @@ def test_import_registers_payload_types_before_a_command_reads_a_job(
     missing = invoke("--import", "no_such_module", "show", url, "p1")
 
     assert unknown.exit_code == 1 and "cli-test:Parcel" in unknown.stderr
+    assert "(here: flowforge --import MODULE COMMAND ...)" in unknown.stderr
     assert shown.exit_code == 0
     assert "ValueError: cannot ship" in shown.stdout
     assert "weight" in shown.stdout and "3" in shown.stdout

@@ -35,6 +35,8 @@ class _Group(click.Group):
 
 def _describe(error: Exception) -> str:
     if isinstance(error, FlowForgeError):
+        if "unknown payload type" in str(error):  # registered in the user's code
+            return f"{error} (here: flowforge --import MODULE COMMAND ...)"
         return str(error)
     return f"{type(error).__name__}: {error} (run with --debug for the traceback)"
 
