@@ -346,8 +346,11 @@ async def run_concurrent_async(
     coordinator = ConcurrentLoop(runtime, launch, limit)
     coordinator.start(job)
     job._interrupt = interrupt
+    writer = Writer(runtime)
+    coordinator.defer_writes = writer.offloads
     try:
-        await _coordinate(coordinator, job, plan, outcomes, launched)
+        with writer:
+            await _coordinate(coordinator, job, plan, (outcomes, launched), writer)
     except BaseException:
         cancel_awaiting()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -364,12 +367,20 @@ async def _coordinate(
     coordinator: ConcurrentLoop,
     job: JobState,
     plan: Plan,
-    outcomes: asyncio.Queue[Outcome],
-    launched: dict[int, Ready],
+    running: tuple[asyncio.Queue[Outcome], dict[int, Ready]],
+    writer: Writer,
 ) -> None:
-    """Drive the coordinator until the job ends, pauses or fails."""
+    """Drive the coordinator until the job ends, pauses or fails.
+
+    A checkpoint the coordinator leaves due (for a slow store) is written
+    before anything else starts.
+    """
     clock = coordinator.runtime.clock
+    outcomes, launched = running
     while (wait := coordinator.step(job, plan)) is not None:
+        if coordinator.write_due is not None:
+            await writer.flush(coordinator, job, plan)
+            continue
         if wait.sleep is not None:
             await sleep_on_loop(clock, wait.sleep)
             coordinator.release_due_retries()
@@ -381,6 +392,7 @@ async def _coordinate(
             continue
         del launched[outcome[0].seq]
         coordinator.finish(job, plan, outcome)
+        await writer.flush(coordinator, job, plan)
     coordinator.end(job)
 
 

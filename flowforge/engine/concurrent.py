@@ -86,6 +86,9 @@ class ConcurrentLoop:
         self.held: list[Delivery] = []
         self.fatal: BaseException | None = None
         self.write_failed = False
+        self.defer_writes = False
+        """Leave each checkpoint in ``write_due`` for the caller to write (async)."""
+        self.write_due: tuple[Delivery, Change] | None = None
         self.results: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
 
     def run(self, job: JobState, plan: Plan) -> None:
@@ -119,6 +122,8 @@ class ConcurrentLoop:
         stopping = self.stopping(job)
         if not stopping:
             self._dispatch(job, plan)
+        if self.write_due is not None:
+            return Wait(None, 0.0)  # the caller writes it, then steps again
         if self.in_flight:
             return Wait(None, self._wait_seconds())
         if stopping or (not self.ready and not self.retries):
@@ -183,6 +188,8 @@ class ConcurrentLoop:
                 self._collect(job, delivery)
                 self._checkpoint(job, plan, delivery, change)
                 self._wake(routine_id)
+                if self.write_due is not None:
+                    return  # nothing changes the job until it is written
                 continue
             self.busy.add(routine_id)
             self.in_flight[delivery.seq] = delivery
@@ -226,6 +233,9 @@ class ConcurrentLoop:
         """
         if change is None or self.write_failed:
             return
+        if self.defer_writes:
+            self.write_due = (delivery, change)
+            return
         self.materialize(job)
         try:
             self.runtime.checkpoint(job, plan, delivery, change)
@@ -235,6 +245,12 @@ class ConcurrentLoop:
                 self.fatal = error
         finally:
             job.pending.clear()
+
+    def write_failure(self, error: BaseException) -> None:
+        """Note that a deferred checkpoint failed: nothing more starts."""
+        self.write_failed = True
+        if self.fatal is None:
+            self.fatal = error
 
     def _collect(self, job: JobState, finished: Delivery) -> None:
         """Move what the last delivery pushed on ``job.pending`` into the queues."""

@@ -5,7 +5,8 @@ thread: a hop to another thread would cost more than the write. Any other
 store (PostgreSQL across a network, a directory of JSON files that fsyncs)
 writes on a thread of the job's own, one checkpoint at a time, while the loop
 serves its other tasks. The job is never changed while its checkpoint is
-written: the loop that drives it waits for the write before going on.
+written: the loop that drives it waits for the write before going on (a
+concurrent job's handlers still run, but their outcomes wait).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from flowforge.store.memory import MemoryStore
 from flowforge.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
+    from flowforge.engine.concurrent import ConcurrentLoop
     from flowforge.store.base import Change
     from flowforge.engine.plan import Plan
     from flowforge.engine.runtime import Runtime
@@ -52,6 +54,11 @@ class Writer:
             else None
         )
 
+    @property
+    def offloads(self) -> bool:
+        """Whether checkpoints are written on the writer's own thread."""
+        return self._thread is not None
+
     def __enter__(self) -> Self:
         """Return the writer."""
         return self
@@ -79,3 +86,21 @@ class Writer:
         except asyncio.CancelledError:
             concurrent.futures.wait([work])
             raise
+
+    async def flush(self, loop: ConcurrentLoop, job: JobState, plan: Plan) -> None:
+        """Write the checkpoint a concurrent job's coordinator left due, if any.
+
+        The coordinator starts nothing while a write is due, so the job it
+        writes does not change meanwhile; a failed write stops the job as a
+        failed inline write does.
+        """
+        due, loop.write_due = loop.write_due, None
+        if due is None:
+            return
+        loop.materialize(job)
+        try:
+            await self.checkpoint(job, plan, *due)
+        except Exception as error:  # noqa: BLE001  raised once the tasks end
+            loop.write_failure(error)
+        finally:
+            job.pending.clear()
