@@ -13,6 +13,7 @@ run here with the same assertions, against PostgresStore.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import inspect
 import json
@@ -311,6 +312,33 @@ def test_threads_share_a_pooled_store(postgres_dsn: str, schema: str) -> None:
 
         assert failures == []
         assert len(store.list_jobs(status="completed")) == 6
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
+def test_async_jobs_write_their_checkpoints_off_the_loop(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch, strategy: str
+) -> None:
+    threads: list[threading.Thread] = []
+    real = PostgresStore.checkpoint
+
+    def watched(self: PostgresStore, *args: object, **kwargs: object) -> None:
+        threads.append(threading.current_thread())
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PostgresStore, "checkpoint", watched)
+    flow = test_store.diamond_flow()
+
+    async def main() -> tuple[JobStatus, threading.Thread]:
+        job = await flow.execute_async(
+            "start", {"value": 3}, store=store, execution_strategy=strategy
+        )
+        return job.status, threading.current_thread()
+
+    status, loop_thread = asyncio.run(main())
+
+    assert status is JobStatus.COMPLETED
+    assert threads and all(thread is not loop_thread for thread in threads)
+    assert len(store.list_jobs(status="completed")) == 1
 
 
 def test_a_dropped_connection_fails_one_call_then_reconnects(
