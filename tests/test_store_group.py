@@ -9,6 +9,7 @@ tests are in ``test_recovery_group.py``.
 from __future__ import annotations
 
 import pickle
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -201,21 +202,47 @@ def checkpoint(store: SqliteStore, job: JobState, owner: str) -> None:
     store.checkpoint(job, change, owner=owner, lease_until=FAR)
 
 
-def test_a_refused_checkpoint_rolls_its_group_back_and_stops_its_jobs(
+def test_a_failed_grouped_write_rolls_its_group_back_and_stops_its_jobs(
     tmp_path: Path,
 ) -> None:
     store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
-    job = new_job(store, "a")
-    checkpoint(store, job, "a")
+    job, other = new_job(store, "a"), new_job(store, "c")
+    with sqlite3.connect(tmp_path / "jobs.db") as db:  # a write SQLite refuses
+        db.execute(
+            f"CREATE TRIGGER fail BEFORE INSERT ON changes WHEN NEW.job_id = "
+            f"'{job.job_id}' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        )
+    db.close()
+    checkpoint(store, other, "c")
+
+    with pytest.raises(StoreError, match="disk on fire"):
+        checkpoint(store, job, "a")
+    with pytest.raises(StoreError, match="lost its last grouped checkpoints"):
+        checkpoint(store, other, "c")
+
+    store.save(other, owner="c", lease_until=FAR)  # a whole save mends it
+    checkpoint(store, other, "c")
+    store.close()
+
+
+def test_a_refused_checkpoint_leaves_the_other_jobs_of_its_group_alone(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job, other = new_job(store, "a"), new_job(store, "c")
+    other.delivery_count += 1
+    checkpoint(store, other, "c")
 
     with pytest.raises(StoreError, match="leased to 'a', not 'b'"):
-        checkpoint(store, job, "b")
-    with pytest.raises(StoreError, match="lost its last grouped checkpoints"):
-        checkpoint(store, job, "a")
-
-    store.save(job, owner="a", lease_until=FAR)  # a whole save mends it
+        checkpoint(store, job, "b")  # writes nothing: nothing to roll back
+    other.delivery_count += 1
+    checkpoint(store, other, "c")
     checkpoint(store, job, "a")
     store.close()
+    reopened = SqliteStore(tmp_path / "jobs.db")
+
+    assert reopened.load(other.job_id).delivery_count == other.delivery_count
+    reopened.close()
 
 
 def test_close_commits_the_open_group(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ prefix of the job's checkpoints: after a crash, at most N deliveries run again.
 If a grouped checkpoint or the commit fails, the whole transaction is rolled
 back and its jobs are marked *lost*: their next checkpoint raises, since it
 would add a change to a log that misses the ones before it, until a full save
-rewrites the job.
+rewrites the job. A checkpoint refused because its writer lost the job's
+lease writes nothing, so the transaction goes on.
 """
 
 from __future__ import annotations

@@ -216,25 +216,26 @@ class SqliteStore:
         # Taken out while writing: after a failed write, read the log back.
         log = self._logs.pop(job_id, None)
 
-        def write(db: sqlite3.Connection) -> LogState:
-            state = append(db, job_id, log, document, text, owner, lease_until)
-            if state is None:  # no row written: the lease is someone else's
-                _check_owner(db, job_id, owner, required=True)
-                raise StoreError(f"job {job_id!r} refused a change from {owner!r}")
-            return state
+        def write(db: sqlite3.Connection) -> LogState | None:
+            return append(db, job_id, log, document, text, owner, lease_until)
 
         if self._group is not None:
-            self._logs[job_id] = self._grouped(job_id, write)
-            return
-        if log is not None:  # one statement, committed alone, when that is all
-            work = due(log, document.document.status, lease_until, time.time())
-            if work.alone and self._guard(
-                "write to",
-                lambda: write_change(self._connection(), job_id, work.n, text, owner),
-            ):
-                self._logs[job_id] = noted(log, work.n, document)
-                return
-        self._logs[job_id] = self._write(write)
+            state = self._grouped(job_id, write)
+        else:
+            if log is not None:  # one statement, committed alone, when that is all
+                work = due(log, document.document.status, lease_until, time.time())
+                if work.alone and self._guard(
+                    "write to",
+                    lambda: write_change(
+                        self._connection(), job_id, work.n, text, owner
+                    ),
+                ):
+                    self._logs[job_id] = noted(log, work.n, document)
+                    return
+            state = self._write(write)
+        if state is None:  # no row written: the lease is someone else's
+            raise self._read(lambda db: _refusal(db, job_id, owner))
+        self._logs[job_id] = state
 
     def acquire(
         self,
@@ -396,9 +397,13 @@ class SqliteStore:
         return self._guard("read", lambda: self._transaction("BEGIN", work))
 
     def _grouped(
-        self, job_id: str, write: Callable[[sqlite3.Connection], LogState]
-    ) -> LogState:
-        """Write a checkpoint into the group's open transaction; commit it if due."""
+        self, job_id: str, write: Callable[[sqlite3.Connection], LogState | None]
+    ) -> LogState | None:
+        """Write a checkpoint into the group's open transaction; commit it if due.
+
+        ``None`` (not the lease owner) wrote nothing: the transaction, with
+        other jobs' checkpoints, goes on.
+        """
         group = self._group
         assert group is not None  # noqa: S101  the caller checked
         with group.lock:
@@ -414,7 +419,8 @@ class SqliteStore:
             except BaseException:
                 group.abort(job_id)
                 raise
-            group.added(job_id)
+            if state is not None:
+                group.added(job_id)
             return state
 
     def _forget(self, job_ids: set[str]) -> None:
@@ -569,6 +575,12 @@ def _record(db: sqlite3.Connection, job_id: str) -> JobRecord:
 
 def _now() -> float:
     return time.time()
+
+
+def _refusal(db: sqlite3.Connection, job_id: str, owner: str) -> StoreError:
+    """Return why ``owner``'s change of the job was refused (or raise it)."""
+    _check_owner(db, job_id, owner, required=True)
+    return StoreError(f"job {job_id!r} refused a change from {owner!r}")
 
 
 def _check_owner(
