@@ -8,6 +8,7 @@ tests are in ``test_recovery_group.py``.
 
 from __future__ import annotations
 
+import os
 import pickle
 import sqlite3
 import threading
@@ -305,3 +306,41 @@ def test_checkpoints_open_a_transaction_only_when_more_than_their_row_is_due(
     assert counts["BEGIN IMMEDIATE"] == begins
     assert counts["COMMIT"] == begins
     store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded:DeprecationWarning"
+)
+def test_a_forked_child_leaves_the_parents_open_group_to_the_parent(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    committed = job.delivery_count
+    for _ in range(3):  # an open group of three checkpoints
+        job.delivery_count += 1
+        checkpoint(store, job, "a")
+    reading, writing = os.pipe()
+
+    pid = os.fork()
+    if pid == 0:  # the child: read through the inherited store, report, exit
+        try:
+            seen = store.load(job.job_id).delivery_count
+            os.write(writing, str(seen).encode())
+        finally:
+            os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading) as pipe:
+        seen_by_child = int(pipe.read() or "-1")
+    os.waitpid(pid, 0)
+    job.delivery_count += 1
+    checkpoint(store, job, "a")
+    store.close()
+    reopened = SqliteStore(tmp_path / "jobs.db")
+
+    # The child saw the last commit; it neither committed nor rolled back the
+    # parent's group, which the parent committed whole.
+    assert seen_by_child == committed
+    assert reopened.load(job.job_id).delivery_count == committed + 4
+    reopened.close()

@@ -39,6 +39,7 @@ from flowforge.store._checks import (
 )
 from flowforge.store._rows import job_rows
 from flowforge.store._select import prune_one_by_one, readable_records, to_status
+from flowforge.store._sqlite_connect import enter_wal, inherit, reset_after_fork
 from flowforge.store._sqlite_group import Group, check_group
 from flowforge.store._sqlite_log import LogState, append, due, noted, write_change
 from flowforge.store._sqlite_rows import insert_job, load_job
@@ -121,7 +122,9 @@ class SqliteStore:
             handler runs (by a thread of the store's).
 
     Thread safety: safe to share between threads (each gets its own
-    connection) and between processes on one machine.
+    connection) and between processes on one machine. A copy made by
+    ``fork()`` opens connections of its own, and leaves an open group to
+    the parent.
     """
 
     def __init__(
@@ -151,6 +154,7 @@ class SqliteStore:
         self._group: Group | None = None
         if every > 1:
             self._group = Group(every, interval, self._guard, self._forget)
+        reset_after_fork(self, SqliteStore._leave_parent)
         self._write(self._migrate)
 
     # -- the Store protocol ---------------------------------------------------------
@@ -346,6 +350,15 @@ class SqliteStore:
             self._connections.clear()
         self._local = threading.local()
 
+    def _leave_parent(self) -> None:
+        """In a child made by ``fork()``, leave the parent's connections and group."""
+        inherit(self._connections)
+        self._connections, self._logs = [], {}
+        self._local, self._lock = threading.local(), threading.Lock()
+        if self._group is not None:
+            group = self._group
+            self._group = Group(group.every, group.interval, self._guard, self._forget)
+
     def __repr__(self) -> str:
         """Return the database path."""
         return f"SqliteStore({str(self.path)!r})"
@@ -378,7 +391,7 @@ class SqliteStore:
             check_same_thread=False,
         )
         try:
-            _enter_wal(connection, self._timeout)
+            enter_wal(connection, self._timeout)
             connection.execute(f"PRAGMA synchronous = {self._synchronous}")
             connection.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
         except BaseException:
@@ -496,26 +509,6 @@ def _reopen(
 
 _STATUSES: Final = frozenset(s.value for s in JobStatus)
 _RECORD_COLUMNS: Final = "job_id, flow_id, status, owner, lease_until, updated_at"
-
-
-def _enter_wal(connection: sqlite3.Connection, timeout: float) -> None:
-    """Switch ``connection``'s file to WAL mode, waiting up to ``timeout`` seconds.
-
-    Two processes opening a new file at once both try the switch; SQLite
-    then answers "database is locked" at once, without calling the busy
-    handler (waiting could deadlock), so the loser retries here.
-    """
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    while True:
-        try:
-            connection.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() >= deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
 
 
 def _to_record(row: tuple[object, ...]) -> JobRecord:

@@ -1,0 +1,72 @@
+"""SqliteStore's connections: WAL mode when opened, fresh ones after fork().
+
+SQLite forbids using in a child process a connection opened before
+``fork()``, even to close it: the child's copy believes it holds the locks
+(and, with group commit, the open write transaction) that only the parent
+holds, and writing through it can corrupt the file. A store whose process
+forks (``multiprocessing``'s default start method on Linux, a pre-forking
+server) therefore leaves, in the child, its inherited connections and group
+to the parent: they are kept referenced here, never used or closed, and the
+child's store opens connections of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+__all__ = ["enter_wal", "inherit", "reset_after_fork"]
+
+T = TypeVar("T")
+# Any: each owner is reset by its own function (a TypeVar per entry).
+_RESETS: Final[weakref.WeakKeyDictionary[Any, Callable[[Any], None]]] = (
+    weakref.WeakKeyDictionary()
+)
+_INHERITED: Final[list[sqlite3.Connection]] = []
+"""The parent's connections, in a child: never closed there (SQLite's rule)."""
+
+
+def reset_after_fork(owner: T, reset: Callable[[T], None]) -> None:
+    """Call ``reset(owner)`` in the child of every ``fork()`` while ``owner`` lives."""
+    _register()
+    _RESETS[owner] = reset
+
+
+def inherit(connections: list[sqlite3.Connection]) -> None:
+    """Keep the parent's ``connections`` alive, unused, in this child process."""
+    _INHERITED.extend(connections)
+
+
+@functools.cache
+def _register() -> None:
+    os.register_at_fork(after_in_child=_reset_all)
+
+
+def _reset_all() -> None:
+    for owner, reset in list(_RESETS.items()):
+        reset(owner)
+
+
+def enter_wal(connection: sqlite3.Connection, timeout: float) -> None:
+    """Switch ``connection``'s file to WAL mode, waiting up to ``timeout`` seconds.
+
+    Two processes opening a new file at once both try the switch; SQLite
+    then answers "database is locked" at once, without calling the busy
+    handler (waiting could deadlock), so the loser retries here.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
