@@ -344,3 +344,23 @@ def test_a_forked_child_leaves_the_parents_open_group_to_the_parent(
     assert seen_by_child == committed
     assert reopened.load(job.job_id).delivery_count == committed + 4
     reopened.close()
+
+
+def test_the_commit_thread_ends_once_the_store_is_idle(tmp_path: Path) -> None:
+    flow, _ = countdown_flow()
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=0.01)
+    before = set(threading.enumerate())
+
+    job = flow.execute("count", {"n": 40}, store=store)
+    started = [
+        thread
+        for thread in threading.enumerate()
+        if thread.name == "flowforge-group-commit" and thread not in before
+    ]
+    for thread in started:  # idle, it must not keep the unused store alive
+        thread.join(WAIT)
+
+    assert job.status is JobStatus.COMPLETED
+    assert not any(thread.is_alive() for thread in started)
+    assert flow.execute("count", {"n": 40}, store=store).status is JobStatus.COMPLETED
+    store.close()
