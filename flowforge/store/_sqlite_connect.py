@@ -1,4 +1,9 @@
-"""SqliteStore's connections: WAL mode when opened, fresh ones after fork().
+"""SqliteStore's connections: WAL mode, closing ended threads', fresh after fork().
+
+A store opens a connection per thread; once the thread has ended, nothing can
+reach it but the store's list, so the next opening closes it: a process
+whose threads come and go (one per request, one per durable async job's
+writer) keeps no more connections open than it has threads using the store.
 
 SQLite forbids using in a child process a connection opened before
 ``fork()``, even to close it: the child's copy believes it holds the locks
@@ -15,12 +20,13 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-__all__ = ["enter_wal", "inherit", "reset_after_fork"]
+__all__ = ["close_orphans", "enter_wal", "inherit", "reset_after_fork"]
 
 T = TypeVar("T")
 # Any: each owner is reset by its own function (a TypeVar per entry).
@@ -35,6 +41,21 @@ def reset_after_fork(owner: T, reset: Callable[[T], None]) -> None:
     """Call ``reset(owner)`` in the child of every ``fork()`` while ``owner`` lives."""
     _register()
     _RESETS[owner] = reset
+
+
+def close_orphans(
+    connections: dict[sqlite3.Connection, threading.Thread],
+    busy: sqlite3.Connection | None,
+) -> None:
+    """Close and forget the connections of ended threads.
+
+    ``busy`` (a group's) and any in a transaction are left open: the group's
+    commit thread still ends it. Call with the store's lock held.
+    """
+    for connection, thread in list(connections.items()):
+        if not (thread.is_alive() or connection is busy or connection.in_transaction):
+            connection.close()
+            del connections[connection]
 
 
 def inherit(connections: list[sqlite3.Connection]) -> None:

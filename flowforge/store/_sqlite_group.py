@@ -106,6 +106,11 @@ class Group:
         self._closed = False
         self._idle = False
 
+    @property
+    def db(self) -> sqlite3.Connection | None:
+        """The connection holding the open transaction, if any."""
+        return self._db
+
     def begin(self, db: sqlite3.Connection) -> None:
         """Make sure ``db`` holds the open transaction (call with ``lock`` held)."""
         if self._db is db:

@@ -39,7 +39,12 @@ from flowforge.store._checks import (
 )
 from flowforge.store._rows import job_rows
 from flowforge.store._select import prune_one_by_one, readable_records, to_status
-from flowforge.store._sqlite_connect import enter_wal, inherit, reset_after_fork
+from flowforge.store._sqlite_connect import (
+    close_orphans,
+    enter_wal,
+    inherit,
+    reset_after_fork,
+)
 from flowforge.store._sqlite_group import Group, check_group
 from flowforge.store._sqlite_log import LogState, append, due, noted, write_change
 from flowforge.store._sqlite_rows import insert_job, load_job
@@ -147,7 +152,7 @@ class SqliteStore:
         self._timeout = seconds(timeout, "timeout", MAX_TIMEOUT)
         self._synchronous = synchronous.upper()
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: dict[sqlite3.Connection, threading.Thread] = {}
         self._lock = threading.Lock()
         self._logs: dict[str, LogState] = {}
         every, interval = check_group(commit_every, commit_interval)
@@ -352,8 +357,8 @@ class SqliteStore:
 
     def _leave_parent(self) -> None:
         """In a child made by ``fork()``, leave the parent's connections and group."""
-        inherit(self._connections)
-        self._connections, self._logs = [], {}
+        inherit(list(self._connections))
+        self._connections, self._logs = {}, {}
         self._local, self._lock = threading.local(), threading.Lock()
         if self._group is not None:
             group = self._group
@@ -397,8 +402,10 @@ class SqliteStore:
         except BaseException:
             connection.close()
             raise
+        group = None if self._group is None else self._group.db
         with self._lock:
-            self._connections.append(connection)
+            close_orphans(self._connections, group)
+            self._connections[connection] = threading.current_thread()
         return connection
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
