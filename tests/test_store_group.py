@@ -364,3 +364,17 @@ def test_the_commit_thread_ends_once_the_store_is_idle(tmp_path: Path) -> None:
     assert not any(thread.is_alive() for thread in started)
     assert flow.execute("count", {"n": 40}, store=store).status is JobStatus.COMPLETED
     store.close()
+
+
+def test_another_store_opens_and_reads_while_a_group_is_open(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    committed = job.delivery_count
+    job.delivery_count += 1
+    checkpoint(store, job, "a")  # the group stays open: it holds the write lock
+
+    reader = SqliteStore(tmp_path / "jobs.db", timeout=0)  # opening only reads
+
+    assert reader.load(job.job_id).delivery_count == committed
+    reader.close()
+    store.close()

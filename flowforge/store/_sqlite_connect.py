@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-__all__ = ["close_orphans", "enter_wal", "inherit", "reset_after_fork"]
+__all__ = ["close_orphans", "enter_wal", "inherit", "is_current", "reset_after_fork"]
 
 T = TypeVar("T")
 # Any: each owner is reset by its own function (a TypeVar per entry).
@@ -71,6 +71,21 @@ def _register() -> None:
 def _reset_all() -> None:
     for owner, reset in list(_RESETS.items()):
         reset(owner)
+
+
+def is_current(db: sqlite3.Connection, version: int) -> bool:
+    """Say whether the file's schema is ``version`` already.
+
+    A read, so that opening a store never waits for another process's write
+    transaction (with group commit, one may stay open for a while).
+    """
+    try:
+        row = db.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+        ).fetchone()
+    except sqlite3.OperationalError:  # no meta table: a new file
+        return False
+    return row is not None and row[0] == str(version)
 
 
 def enter_wal(connection: sqlite3.Connection, timeout: float) -> None:

@@ -18,15 +18,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar, final
 
-from flowforge.exceptions import (
-    ArgumentTypeError,
-    JobNotFoundError,
-    StoreError,
-)
+from flowforge.exceptions import ArgumentTypeError, StoreError
 from flowforge.job_state import JobStatus
 from flowforge.store._change_log import log_change
 from flowforge.store._checks import (
@@ -43,11 +39,18 @@ from flowforge.store._sqlite_connect import (
     close_orphans,
     enter_wal,
     inherit,
+    is_current,
     reset_after_fork,
 )
 from flowforge.store._sqlite_group import Group, check_group
 from flowforge.store._sqlite_log import LogState, append, due, noted, write_change
-from flowforge.store._sqlite_rows import insert_job, load_job
+from flowforge.store._sqlite_rows import (
+    RECORD_COLUMNS,
+    insert_job,
+    load_job,
+    read_record,
+    to_record,
+)
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -160,7 +163,8 @@ class SqliteStore:
         if every > 1:
             self._group = Group(every, interval, self._guard, self._forget)
         reset_after_fork(self, SqliteStore._leave_parent)
-        self._write(self._migrate)
+        if not self._read(lambda db: is_current(db, SCHEMA_VERSION)):
+            self._write(self._migrate)
 
     # -- the Store protocol ---------------------------------------------------------
 
@@ -266,7 +270,7 @@ class SqliteStore:
                 (owner, lease_until, job_id, owner, replacing, now),
             )
             if cursor.rowcount == 0:
-                _record(db, job_id)
+                read_record(db, job_id)
                 return False
             return True
 
@@ -293,7 +297,7 @@ class SqliteStore:
     def get(self, job_id: str) -> JobRecord:
         """Return what the store knows about a job without loading it."""
         check_job_id(job_id)
-        return self._read(lambda db: _record(db, job_id))
+        return self._read(lambda db: read_record(db, job_id))
 
     def list_jobs(
         self, *, flow_id: str | None = None, status: JobStatus | str | None = None
@@ -306,7 +310,7 @@ class SqliteStore:
         """
         wanted = to_status(status)
         check_flow_id(flow_id)
-        query = f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE 1 = 1"  # noqa: S608
+        query = f"SELECT {RECORD_COLUMNS} FROM jobs WHERE 1 = 1"  # noqa: S608
         arguments: list[object] = []
         if flow_id is not None:
             query += " AND flow_id = ?"
@@ -316,7 +320,7 @@ class SqliteStore:
             arguments.append(wanted.value)
         query += " ORDER BY updated_at, job_id"
         rows = self._read(lambda db: db.execute(query, arguments).fetchall())
-        return readable_records(rows, _to_record)
+        return readable_records(rows, to_record)
 
     def delete(self, job_id: str) -> None:
         """Remove a job."""
@@ -325,7 +329,7 @@ class SqliteStore:
             self._group.lost.discard(job_id)
 
         def delete(db: sqlite3.Connection) -> None:
-            _record(db, job_id)
+            read_record(db, job_id)
             for table in ("jobs",) + _ROW_TABLES:
                 db.execute(
                     f"DELETE FROM {table} WHERE job_id = ?", (job_id,)
@@ -512,65 +516,6 @@ def _reopen(
         commit_every=every,
         commit_interval=interval,
     )
-
-
-_STATUSES: Final = frozenset(s.value for s in JobStatus)
-_RECORD_COLUMNS: Final = "job_id, flow_id, status, owner, lease_until, updated_at"
-
-
-def _to_record(row: tuple[object, ...]) -> JobRecord:
-    """Read a ``jobs`` row, whose columns may hold anything in a damaged file.
-
-    Raises:
-        StoreError: If a column holds what FlowForge never writes there.
-    """
-    job_id, flow_id, status, owner, lease_until, updated_at = row
-    if not (isinstance(status, str) and status in _STATUSES):
-        raise StoreError(
-            f"stored job {job_id!r} has an unknown status {status!r}: the database "
-            "is corrupted or was written by another program"
-        )
-    if not (
-        isinstance(job_id, str)
-        and isinstance(flow_id, str)
-        and (owner is None or isinstance(owner, str))
-        and (lease_until is None or isinstance(lease_until, float | int))
-        and isinstance(updated_at, float | int)
-    ):
-        raise _bad_metadata(row)
-    try:
-        when = datetime.fromtimestamp(updated_at, UTC)
-    except (OverflowError, ValueError, OSError) as error:
-        raise _bad_metadata(row) from error
-    until = None if lease_until is None else float(lease_until)
-    return JobRecord(job_id, flow_id, JobStatus(status), owner, until, when)
-
-
-_COLUMN_TYPES: Final = (str, str, str, str | None, float | int | None, float | int)
-
-
-def _bad_metadata(row: tuple[object, ...]) -> StoreError:
-    names = _RECORD_COLUMNS.split(", ")
-    bad = [
-        f"{name} {value!r}"
-        for name, value, kinds in zip(names, row, _COLUMN_TYPES, strict=True)
-        if not isinstance(value, kinds)
-    ] or [
-        f"updated_at {row[-1]!r}"
-    ]  # a number, but no time
-    return StoreError(
-        f"stored job {row[0]!r} has bad metadata ({', '.join(bad)}): the database "
-        "is corrupted or was written by another program"
-    )
-
-
-def _record(db: sqlite3.Connection, job_id: str) -> JobRecord:
-    row = db.execute(
-        f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)  # noqa: S608
-    ).fetchone()
-    if row is None:
-        raise JobNotFoundError(job_id=job_id)
-    return _to_record(row)
 
 
 def _now() -> float:
