@@ -8,7 +8,9 @@ tests are in ``test_recovery_group.py``.
 
 from __future__ import annotations
 
+import os
 import pickle
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -201,21 +203,47 @@ def checkpoint(store: SqliteStore, job: JobState, owner: str) -> None:
     store.checkpoint(job, change, owner=owner, lease_until=FAR)
 
 
-def test_a_refused_checkpoint_rolls_its_group_back_and_stops_its_jobs(
+def test_a_failed_grouped_write_rolls_its_group_back_and_stops_its_jobs(
     tmp_path: Path,
 ) -> None:
     store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
-    job = new_job(store, "a")
-    checkpoint(store, job, "a")
+    job, other = new_job(store, "a"), new_job(store, "c")
+    with sqlite3.connect(tmp_path / "jobs.db") as db:  # a write SQLite refuses
+        db.execute(
+            f"CREATE TRIGGER fail BEFORE INSERT ON changes WHEN NEW.job_id = "
+            f"'{job.job_id}' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        )
+    db.close()
+    checkpoint(store, other, "c")
+
+    with pytest.raises(StoreError, match="disk on fire"):
+        checkpoint(store, job, "a")
+    with pytest.raises(StoreError, match="lost its last grouped checkpoints"):
+        checkpoint(store, other, "c")
+
+    store.save(other, owner="c", lease_until=FAR)  # a whole save mends it
+    checkpoint(store, other, "c")
+    store.close()
+
+
+def test_a_refused_checkpoint_leaves_the_other_jobs_of_its_group_alone(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job, other = new_job(store, "a"), new_job(store, "c")
+    other.delivery_count += 1
+    checkpoint(store, other, "c")
 
     with pytest.raises(StoreError, match="leased to 'a', not 'b'"):
-        checkpoint(store, job, "b")
-    with pytest.raises(StoreError, match="lost its last grouped checkpoints"):
-        checkpoint(store, job, "a")
-
-    store.save(job, owner="a", lease_until=FAR)  # a whole save mends it
+        checkpoint(store, job, "b")  # writes nothing: nothing to roll back
+    other.delivery_count += 1
+    checkpoint(store, other, "c")
     checkpoint(store, job, "a")
     store.close()
+    reopened = SqliteStore(tmp_path / "jobs.db")
+
+    assert reopened.load(other.job_id).delivery_count == other.delivery_count
+    reopened.close()
 
 
 def test_close_commits_the_open_group(tmp_path: Path) -> None:
@@ -277,4 +305,76 @@ def test_checkpoints_open_a_transaction_only_when_more_than_their_row_is_due(
     assert counts["change"] == 201
     assert counts["BEGIN IMMEDIATE"] == begins
     assert counts["COMMIT"] == begins
+    store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+@pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded:DeprecationWarning"
+)
+def test_a_forked_child_leaves_the_parents_open_group_to_the_parent(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    committed = job.delivery_count
+    for _ in range(3):  # an open group of three checkpoints
+        job.delivery_count += 1
+        checkpoint(store, job, "a")
+    reading, writing = os.pipe()
+
+    pid = os.fork()
+    if pid == 0:  # the child: read through the inherited store, report, exit
+        try:
+            seen = store.load(job.job_id).delivery_count
+            os.write(writing, str(seen).encode())
+        finally:
+            os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading) as pipe:
+        seen_by_child = int(pipe.read() or "-1")
+    os.waitpid(pid, 0)
+    job.delivery_count += 1
+    checkpoint(store, job, "a")
+    store.close()
+    reopened = SqliteStore(tmp_path / "jobs.db")
+
+    # The child saw the last commit; it neither committed nor rolled back the
+    # parent's group, which the parent committed whole.
+    assert seen_by_child == committed
+    assert reopened.load(job.job_id).delivery_count == committed + 4
+    reopened.close()
+
+
+def test_the_commit_thread_ends_once_the_store_is_idle(tmp_path: Path) -> None:
+    flow, _ = countdown_flow()
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=0.01)
+    before = set(threading.enumerate())
+
+    job = flow.execute("count", {"n": 40}, store=store)
+    started = [
+        thread
+        for thread in threading.enumerate()
+        if thread.name == "flowforge-group-commit" and thread not in before
+    ]
+    for thread in started:  # idle, it must not keep the unused store alive
+        thread.join(WAIT)
+
+    assert job.status is JobStatus.COMPLETED
+    assert not any(thread.is_alive() for thread in started)
+    assert flow.execute("count", {"n": 40}, store=store).status is JobStatus.COMPLETED
+    store.close()
+
+
+def test_another_store_opens_and_reads_while_a_group_is_open(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    committed = job.delivery_count
+    job.delivery_count += 1
+    checkpoint(store, job, "a")  # the group stays open: it holds the write lock
+
+    reader = SqliteStore(tmp_path / "jobs.db", timeout=0)  # opening only reads
+
+    assert reader.load(job.job_id).delivery_count == committed
+    reader.close()
     store.close()

@@ -11,7 +11,8 @@ prefix of the job's checkpoints: after a crash, at most N deliveries run again.
 If a grouped checkpoint or the commit fails, the whole transaction is rolled
 back and its jobs are marked *lost*: their next checkpoint raises, since it
 would add a change to a log that misses the ones before it, until a full save
-rewrites the job.
+rewrites the job. A checkpoint refused because its writer lost the job's
+lease writes nothing, so the transaction goes on.
 """
 
 from __future__ import annotations
@@ -105,6 +106,11 @@ class Group:
         self._closed = False
         self._idle = False
 
+    @property
+    def db(self) -> sqlite3.Connection | None:
+        """The connection holding the open transaction, if any."""
+        return self._db
+
     def begin(self, db: sqlite3.Connection) -> None:
         """Make sure ``db`` holds the open transaction (call with ``lock`` held)."""
         if self._db is db:
@@ -112,7 +118,7 @@ class Group:
         self.commit()  # another connection's, if any: SQLite has one writer
         self._guard("write to", lambda: db.execute("BEGIN IMMEDIATE"))
         self._db, self._opened, self._count = db, time.monotonic(), 0
-        if self._flusher is None:
+        if self._flusher is None:  # none yet, or it ended while idle
             self._flusher = threading.Thread(
                 target=self._flush, name="flowforge-group-commit", daemon=True
             )
@@ -168,27 +174,31 @@ class Group:
         """Commit what is open and stop the flusher."""
         with self.lock:
             self._closed = True
+            flusher = self._flusher
             try:
                 self.commit()
             finally:
                 self.lock.notify()
-        if (
-            self._flusher is not None
-            and self._flusher is not threading.current_thread()
-        ):
-            self._flusher.join()
-        self._flusher = None
-        self._closed = False
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join()
+        with self.lock:
+            self._flusher, self._closed = None, False
 
     def _flush(self) -> None:
         # Woken only by the clock while transactions come and go (a wake-up
         # per transaction would cost the checkpoints more than it saves).
+        # Idle for an interval, it ends (the next transaction starts another),
+        # so that it never keeps an unused store, its connections and itself
+        # alive.
         with self.lock:
             while not self._closed:
                 if self._db is None:
                     self._idle = True
-                    self.lock.wait(self.interval)
+                    woken = self.lock.wait(self.interval)
                     self._idle = False
+                    if not woken and self._db is None:
+                        self._flusher = None
+                        return
                     continue
                 left = self._opened + self.interval - time.monotonic()
                 if left > 0:

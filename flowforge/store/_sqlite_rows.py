@@ -2,24 +2,28 @@
 
 A job is a row in ``jobs`` (its header and counters) plus rows for its
 pending deliveries, slot buffers, routine states, errors and history; loading
-replays the change log entries not folded into them yet.
+replays the change log entries not folded into them yet. A ``jobs`` row alone
+reads as a :class:`~flowforge.store.JobRecord`.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from flowforge.exceptions import JobNotFoundError, SerializationError
+from flowforge.exceptions import JobNotFoundError, SerializationError, StoreError
+from flowforge.job_state import JobStatus
 from flowforge.store._change_log import apply, fold
 from flowforge.store._rows import JobRows, assemble
 from flowforge.store._sqlite_log import read_changes
+from flowforge.store.base import JobRecord
 
 if TYPE_CHECKING:
     from flowforge.job_state import JobState
 
-__all__ = ["insert_job", "load_job"]
+__all__ = ["RECORD_COLUMNS", "insert_job", "load_job", "read_record", "to_record"]
 
 
 def insert_job(
@@ -137,3 +141,68 @@ _PENDING: Final = "SELECT row FROM pending WHERE job_id = ? ORDER BY pos"
 _BUFFERS: Final = (
     "SELECT routine_id, slot, buffer, arrivals FROM buffers WHERE job_id = ?"
 )
+
+
+_STATUSES: Final = frozenset(s.value for s in JobStatus)
+RECORD_COLUMNS: Final = "job_id, flow_id, status, owner, lease_until, updated_at"
+
+
+def to_record(row: tuple[object, ...]) -> JobRecord:
+    """Read a ``jobs`` row, whose columns may hold anything in a damaged file.
+
+    Raises:
+        StoreError: If a column holds what FlowForge never writes there.
+    """
+    job_id, flow_id, status, owner, lease_until, updated_at = row
+    if not (isinstance(status, str) and status in _STATUSES):
+        raise StoreError(
+            f"stored job {job_id!r} has an unknown status {status!r}: the database "
+            "is corrupted or was written by another program"
+        )
+    if not (
+        isinstance(job_id, str)
+        and isinstance(flow_id, str)
+        and (owner is None or isinstance(owner, str))
+        and (lease_until is None or isinstance(lease_until, float | int))
+        and isinstance(updated_at, float | int)
+    ):
+        raise _bad_metadata(row)
+    try:
+        when = datetime.fromtimestamp(updated_at, UTC)
+    except (OverflowError, ValueError, OSError) as error:
+        raise _bad_metadata(row) from error
+    until = None if lease_until is None else float(lease_until)
+    return JobRecord(job_id, flow_id, JobStatus(status), owner, until, when)
+
+
+_COLUMN_TYPES: Final = (str, str, str, str | None, float | int | None, float | int)
+
+
+def _bad_metadata(row: tuple[object, ...]) -> StoreError:
+    names = RECORD_COLUMNS.split(", ")
+    bad = [
+        f"{name} {value!r}"
+        for name, value, kinds in zip(names, row, _COLUMN_TYPES, strict=True)
+        if not isinstance(value, kinds)
+    ] or [
+        f"updated_at {row[-1]!r}"
+    ]  # a number, but no time
+    return StoreError(
+        f"stored job {row[0]!r} has bad metadata ({', '.join(bad)}): the database "
+        "is corrupted or was written by another program"
+    )
+
+
+def read_record(db: sqlite3.Connection, job_id: str) -> JobRecord:
+    """Return the ``jobs`` row of a job as a record.
+
+    Raises:
+        JobNotFoundError: If there is no such job.
+        StoreError: If the row holds what FlowForge never writes there.
+    """
+    row = db.execute(
+        f"SELECT {RECORD_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)  # noqa: S608
+    ).fetchone()
+    if row is None:
+        raise JobNotFoundError(job_id=job_id)
+    return to_record(row)

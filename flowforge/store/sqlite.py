@@ -18,15 +18,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeVar, final
 
-from flowforge.exceptions import (
-    ArgumentTypeError,
-    JobNotFoundError,
-    StoreError,
-)
+from flowforge.exceptions import ArgumentTypeError, StoreError
 from flowforge.job_state import JobStatus
 from flowforge.store._change_log import log_change
 from flowforge.store._checks import (
@@ -39,9 +35,22 @@ from flowforge.store._checks import (
 )
 from flowforge.store._rows import job_rows
 from flowforge.store._select import prune_one_by_one, readable_records, to_status
+from flowforge.store._sqlite_connect import (
+    close_orphans,
+    enter_wal,
+    inherit,
+    is_current,
+    reset_after_fork,
+)
 from flowforge.store._sqlite_group import Group, check_group
 from flowforge.store._sqlite_log import LogState, append, due, noted, write_change
-from flowforge.store._sqlite_rows import insert_job, load_job
+from flowforge.store._sqlite_rows import (
+    RECORD_COLUMNS,
+    insert_job,
+    load_job,
+    read_record,
+    to_record,
+)
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -121,7 +130,9 @@ class SqliteStore:
             handler runs (by a thread of the store's).
 
     Thread safety: safe to share between threads (each gets its own
-    connection) and between processes on one machine.
+    connection) and between processes on one machine. A copy made by
+    ``fork()`` opens connections of its own, and leaves an open group to
+    the parent.
     """
 
     def __init__(
@@ -144,14 +155,16 @@ class SqliteStore:
         self._timeout = seconds(timeout, "timeout", MAX_TIMEOUT)
         self._synchronous = synchronous.upper()
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: dict[sqlite3.Connection, threading.Thread] = {}
         self._lock = threading.Lock()
         self._logs: dict[str, LogState] = {}
         every, interval = check_group(commit_every, commit_interval)
         self._group: Group | None = None
         if every > 1:
             self._group = Group(every, interval, self._guard, self._forget)
-        self._write(self._migrate)
+        reset_after_fork(self, SqliteStore._leave_parent)
+        if not self._read(lambda db: is_current(db, SCHEMA_VERSION)):
+            self._write(self._migrate)
 
     # -- the Store protocol ---------------------------------------------------------
 
@@ -216,25 +229,26 @@ class SqliteStore:
         # Taken out while writing: after a failed write, read the log back.
         log = self._logs.pop(job_id, None)
 
-        def write(db: sqlite3.Connection) -> LogState:
-            state = append(db, job_id, log, document, text, owner, lease_until)
-            if state is None:  # no row written: the lease is someone else's
-                _check_owner(db, job_id, owner, required=True)
-                raise StoreError(f"job {job_id!r} refused a change from {owner!r}")
-            return state
+        def write(db: sqlite3.Connection) -> LogState | None:
+            return append(db, job_id, log, document, text, owner, lease_until)
 
         if self._group is not None:
-            self._logs[job_id] = self._grouped(job_id, write)
-            return
-        if log is not None:  # one statement, committed alone, when that is all
-            work = due(log, document.document.status, lease_until, time.time())
-            if work.alone and self._guard(
-                "write to",
-                lambda: write_change(self._connection(), job_id, work.n, text, owner),
-            ):
-                self._logs[job_id] = noted(log, work.n, document)
-                return
-        self._logs[job_id] = self._write(write)
+            state = self._grouped(job_id, write)
+        else:
+            if log is not None:  # one statement, committed alone, when that is all
+                work = due(log, document.document.status, lease_until, time.time())
+                if work.alone and self._guard(
+                    "write to",
+                    lambda: write_change(
+                        self._connection(), job_id, work.n, text, owner
+                    ),
+                ):
+                    self._logs[job_id] = noted(log, work.n, document)
+                    return
+            state = self._write(write)
+        if state is None:  # no row written: the lease is someone else's
+            raise self._read(lambda db: _refusal(db, job_id, owner))
+        self._logs[job_id] = state
 
     def acquire(
         self,
@@ -256,7 +270,7 @@ class SqliteStore:
                 (owner, lease_until, job_id, owner, replacing, now),
             )
             if cursor.rowcount == 0:
-                _record(db, job_id)
+                read_record(db, job_id)
                 return False
             return True
 
@@ -283,7 +297,7 @@ class SqliteStore:
     def get(self, job_id: str) -> JobRecord:
         """Return what the store knows about a job without loading it."""
         check_job_id(job_id)
-        return self._read(lambda db: _record(db, job_id))
+        return self._read(lambda db: read_record(db, job_id))
 
     def list_jobs(
         self, *, flow_id: str | None = None, status: JobStatus | str | None = None
@@ -296,7 +310,7 @@ class SqliteStore:
         """
         wanted = to_status(status)
         check_flow_id(flow_id)
-        query = f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE 1 = 1"  # noqa: S608
+        query = f"SELECT {RECORD_COLUMNS} FROM jobs WHERE 1 = 1"  # noqa: S608
         arguments: list[object] = []
         if flow_id is not None:
             query += " AND flow_id = ?"
@@ -306,7 +320,7 @@ class SqliteStore:
             arguments.append(wanted.value)
         query += " ORDER BY updated_at, job_id"
         rows = self._read(lambda db: db.execute(query, arguments).fetchall())
-        return readable_records(rows, _to_record)
+        return readable_records(rows, to_record)
 
     def delete(self, job_id: str) -> None:
         """Remove a job."""
@@ -315,7 +329,7 @@ class SqliteStore:
             self._group.lost.discard(job_id)
 
         def delete(db: sqlite3.Connection) -> None:
-            _record(db, job_id)
+            read_record(db, job_id)
             for table in ("jobs",) + _ROW_TABLES:
                 db.execute(
                     f"DELETE FROM {table} WHERE job_id = ?", (job_id,)
@@ -344,6 +358,15 @@ class SqliteStore:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
+
+    def _leave_parent(self) -> None:
+        """In a child made by ``fork()``, leave the parent's connections and group."""
+        inherit(list(self._connections))
+        self._connections, self._logs = {}, {}
+        self._local, self._lock = threading.local(), threading.Lock()
+        if self._group is not None:
+            group = self._group
+            self._group = Group(group.every, group.interval, self._guard, self._forget)
 
     def __repr__(self) -> str:
         """Return the database path."""
@@ -377,14 +400,16 @@ class SqliteStore:
             check_same_thread=False,
         )
         try:
-            _enter_wal(connection, self._timeout)
+            enter_wal(connection, self._timeout)
             connection.execute(f"PRAGMA synchronous = {self._synchronous}")
             connection.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
         except BaseException:
             connection.close()
             raise
+        group = None if self._group is None else self._group.db
         with self._lock:
-            self._connections.append(connection)
+            close_orphans(self._connections, group)
+            self._connections[connection] = threading.current_thread()
         return connection
 
     def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -396,9 +421,13 @@ class SqliteStore:
         return self._guard("read", lambda: self._transaction("BEGIN", work))
 
     def _grouped(
-        self, job_id: str, write: Callable[[sqlite3.Connection], LogState]
-    ) -> LogState:
-        """Write a checkpoint into the group's open transaction; commit it if due."""
+        self, job_id: str, write: Callable[[sqlite3.Connection], LogState | None]
+    ) -> LogState | None:
+        """Write a checkpoint into the group's open transaction; commit it if due.
+
+        ``None`` (not the lease owner) wrote nothing: the transaction, with
+        other jobs' checkpoints, goes on.
+        """
         group = self._group
         assert group is not None  # noqa: S101  the caller checked
         with group.lock:
@@ -414,7 +443,8 @@ class SqliteStore:
             except BaseException:
                 group.abort(job_id)
                 raise
-            group.added(job_id)
+            if state is not None:
+                group.added(job_id)
             return state
 
     def _forget(self, job_ids: set[str]) -> None:
@@ -488,87 +518,14 @@ def _reopen(
     )
 
 
-_STATUSES: Final = frozenset(s.value for s in JobStatus)
-_RECORD_COLUMNS: Final = "job_id, flow_id, status, owner, lease_until, updated_at"
-
-
-def _enter_wal(connection: sqlite3.Connection, timeout: float) -> None:
-    """Switch ``connection``'s file to WAL mode, waiting up to ``timeout`` seconds.
-
-    Two processes opening a new file at once both try the switch; SQLite
-    then answers "database is locked" at once, without calling the busy
-    handler (waiting could deadlock), so the loser retries here.
-    """
-    deadline = time.monotonic() + timeout
-    pause = 0.001
-    while True:
-        try:
-            connection.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() >= deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.05)
-
-
-def _to_record(row: tuple[object, ...]) -> JobRecord:
-    """Read a ``jobs`` row, whose columns may hold anything in a damaged file.
-
-    Raises:
-        StoreError: If a column holds what FlowForge never writes there.
-    """
-    job_id, flow_id, status, owner, lease_until, updated_at = row
-    if not (isinstance(status, str) and status in _STATUSES):
-        raise StoreError(
-            f"stored job {job_id!r} has an unknown status {status!r}: the database "
-            "is corrupted or was written by another program"
-        )
-    if not (
-        isinstance(job_id, str)
-        and isinstance(flow_id, str)
-        and (owner is None or isinstance(owner, str))
-        and (lease_until is None or isinstance(lease_until, float | int))
-        and isinstance(updated_at, float | int)
-    ):
-        raise _bad_metadata(row)
-    try:
-        when = datetime.fromtimestamp(updated_at, UTC)
-    except (OverflowError, ValueError, OSError) as error:
-        raise _bad_metadata(row) from error
-    until = None if lease_until is None else float(lease_until)
-    return JobRecord(job_id, flow_id, JobStatus(status), owner, until, when)
-
-
-_COLUMN_TYPES: Final = (str, str, str, str | None, float | int | None, float | int)
-
-
-def _bad_metadata(row: tuple[object, ...]) -> StoreError:
-    names = _RECORD_COLUMNS.split(", ")
-    bad = [
-        f"{name} {value!r}"
-        for name, value, kinds in zip(names, row, _COLUMN_TYPES, strict=True)
-        if not isinstance(value, kinds)
-    ] or [
-        f"updated_at {row[-1]!r}"
-    ]  # a number, but no time
-    return StoreError(
-        f"stored job {row[0]!r} has bad metadata ({', '.join(bad)}): the database "
-        "is corrupted or was written by another program"
-    )
-
-
-def _record(db: sqlite3.Connection, job_id: str) -> JobRecord:
-    row = db.execute(
-        f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)  # noqa: S608
-    ).fetchone()
-    if row is None:
-        raise JobNotFoundError(job_id=job_id)
-    return _to_record(row)
-
-
 def _now() -> float:
     return time.time()
+
+
+def _refusal(db: sqlite3.Connection, job_id: str, owner: str) -> StoreError:
+    """Return why ``owner``'s change of the job was refused (or raise it)."""
+    _check_owner(db, job_id, owner, required=True)
+    return StoreError(f"job {job_id!r} refused a change from {owner!r}")
 
 
 def _check_owner(
