@@ -440,6 +440,11 @@ class Runtime:
         if self.journal is None or change is None:
             return
         snapshot_routine(job, plan, delivery.routine_id)
+        self.commit(job, delivery, change)
+
+    def commit(self, job: JobState, delivery: Delivery, change: Change) -> None:
+        """Write a checkpoint whose routine's stats snapshot is taken (any thread)."""
+        assert self.journal is not None  # noqa: S101  durable jobs only
         try:
             self.journal.commit(job, change)
         except SerializationError:

@@ -16,6 +16,7 @@ import concurrent.futures
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final, Self, final
 
+from flowforge.engine.stats import snapshot_routine
 from flowforge.store.memory import MemoryStore
 from flowforge.store.sqlite import SqliteStore
 
@@ -80,7 +81,10 @@ class Writer:
         if self._thread is None or change is None:
             self.runtime.checkpoint(job, plan, delivery, change)
             return
-        work = self._thread.submit(self.runtime.checkpoint, job, plan, delivery, change)
+        # The stats snapshot is taken here: other jobs' handlers on this loop
+        # may change the routine's stats while the thread writes.
+        snapshot_routine(job, plan, delivery.routine_id)
+        work = self._thread.submit(self.runtime.commit, job, delivery, change)
         try:
             await asyncio.shield(asyncio.wrap_future(work))
         except asyncio.CancelledError:
