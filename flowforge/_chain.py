@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from flowforge._flow_data import Wirable
 from flowforge.connection import Connection
 from flowforge.exceptions import ArgumentTypeError, DefinitionError
 from flowforge.function_routine import FunctionRoutine
@@ -21,7 +22,7 @@ Link = tuple[str, str, dict[str, str]]
 """How one routine feeds the next: its event, the next one's slot, a renaming."""
 
 
-class Chainable(Protocol):
+class Chainable(Wirable, Protocol):
     """What chaining needs of a flow: its routines, connections and wiring."""
 
     @property
@@ -31,19 +32,6 @@ class Chainable(Protocol):
     @property
     def connections(self) -> tuple[Connection, ...]:
         """The flow's connections."""
-
-    def add_routine(self, routine: Routine, routine_id: str | None = None) -> str:
-        """Add a routine; return its id."""
-
-    def connect(
-        self,
-        source_id: str,
-        event: str,
-        target_id: str,
-        slot: str,
-        param_mapping: Mapping[str, str] | None = None,
-    ) -> Connection:
-        """Connect an event to a slot."""
 
 
 def chain(flow: Chainable, routines: Sequence[object]) -> list[str]:

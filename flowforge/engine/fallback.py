@@ -11,13 +11,14 @@ checkpoints both together.
 from __future__ import annotations
 
 import traceback
+from dataclasses import replace
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flowforge._codec import decode, encode
 from flowforge._failure_route import FAILURE_KEYS
 from flowforge.exceptions import SerializationError
-from flowforge.record import ErrorRecord, RoutineStatus, new_delivery, time_to_data
+from flowforge.record import ErrorRecord, RoutineStatus, error_to_data, new_delivery
 from flowforge.types import Payload
 
 if TYPE_CHECKING:
@@ -83,17 +84,10 @@ def route_failure(
 
 def failure_data(record: ErrorRecord) -> dict[str, object]:
     """Return an error record, without its payload, as plain data."""
-    return {
-        "routine_id": record.routine_id,
-        "slot": record.slot,
-        "seq": record.seq,
-        "attempt": record.attempt,
-        "error_type": record.error_type,
-        "message": record.message,
-        "traceback": record.traceback,
-        "at": time_to_data(record.at),
-        "payload_saved": record.payload_saved,
-    }
+    data = error_to_data(replace(record, payload=None, payload_saved=False))
+    del data["payload"]
+    data["payload_saved"] = record.payload_saved
+    return data
 
 
 def _guarded_repr(data: object) -> str:
