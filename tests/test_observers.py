@@ -6,9 +6,9 @@ import asyncio
 import contextvars
 import logging
 import threading
-from collections.abc import Callable
 
 import pytest
+from _engines import ENGINES, Run
 
 from flowforge import (
     ArgumentTypeError,
@@ -27,32 +27,6 @@ from flowforge.store import MemoryStore
 from flowforge.testing import FakeClock, Recorder
 
 SEEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("seen", default=None)
-
-Run = Callable[[Flow, str, dict[str, object]], JobState]
-
-
-def run_sync(strategy: str) -> Run:
-    def run(flow: Flow, entry: str, params: dict[str, object]) -> JobState:
-        return flow.execute(entry, params, execution_strategy=strategy)
-
-    return run
-
-
-def run_async(strategy: str) -> Run:
-    def run(flow: Flow, entry: str, params: dict[str, object]) -> JobState:
-        return asyncio.run(
-            flow.execute_async(entry, params, execution_strategy=strategy)
-        )
-
-    return run
-
-
-ENGINES = {
-    "sequential": run_sync("sequential"),
-    "concurrent": run_sync("concurrent"),
-    "async-sequential": run_async("sequential"),
-    "async-concurrent": run_async("concurrent"),
-}
 
 
 class Log:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from _engines import ENGINES, Run
 
 pytest.importorskip("opentelemetry.sdk")
 
@@ -22,37 +23,10 @@ from flowforge import (  # noqa: E402
     ErrorHandler,
     ErrorStrategy,
     Flow,
-    JobState,
     JobStatus,
     Routine,
 )
 from flowforge.otel import TracingObserver  # noqa: E402
-
-Run = Callable[[Flow, str, dict[str, object]], JobState]
-
-
-def run_sync(strategy: str) -> Run:
-    def run(flow: Flow, entry: str, params: dict[str, object]) -> JobState:
-        return flow.execute(entry, params, execution_strategy=strategy)
-
-    return run
-
-
-def run_async(strategy: str) -> Run:
-    def run(flow: Flow, entry: str, params: dict[str, object]) -> JobState:
-        return asyncio.run(
-            flow.execute_async(entry, params, execution_strategy=strategy)
-        )
-
-    return run
-
-
-ENGINES = {
-    "sequential": run_sync("sequential"),
-    "concurrent": run_sync("concurrent"),
-    "async-sequential": run_async("sequential"),
-    "async-concurrent": run_async("concurrent"),
-}
 
 
 @pytest.fixture
