@@ -196,6 +196,7 @@ def test_figures_read_after_every_run_match_figures_read_once() -> None:
         rows.append(each._routine_figures("a")["figures"])
 
     assert rows[-1] == once._routine_figures("a")["figures"]
+    assert isinstance(rows[-1], list)
     assert rows[-1][:3] == [len(durations), 0, 0]
     assert len(each._times_by_routine()["a"]) <= FOLD_AT
     assert each.serialize() == once.serialize()
