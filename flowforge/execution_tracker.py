@@ -112,17 +112,33 @@ class _Figures:
     def successes(self) -> int:
         return self.runs - self.failures - self.retries - self.routed
 
-    def fold(self, times: list[float]) -> None:
-        """Add ``times[folded:]`` to the totals; keep the recent samples only."""
-        if self.folded < len(times):
+    def fold(self, times: list[float], trim_at: int = SAMPLE_LIMIT) -> None:
+        """Add ``times[folded:]`` to the totals; keep the recent samples only.
+
+        The samples are cut to the most recent ``SAMPLE_LIMIT`` once there
+        are more than ``trim_at``: a store folds after every delivery, and
+        cutting one sample each time would move the whole list each time.
+        """
+        unfolded = len(times) - self.folded
+        if unfolded == 1:  # a store's fold after each delivery: no slice
+            took = times[-1]
+            self.runs += 1
+            self.total_time += took  # as sum([took]) adds: the same float
+            if took < self.min_time:
+                self.min_time = took
+            if took > self.max_time:
+                self.max_time = took
+        elif unfolded > 0:
             fresh = times[self.folded :]
             self.runs += len(fresh)
             self.total_time += sum(fresh)
             self.min_time = min(self.min_time, min(fresh))
             self.max_time = max(self.max_time, max(fresh))
-            if len(times) > SAMPLE_LIMIT:
-                del times[:-SAMPLE_LIMIT]
-            self.folded = len(times)
+        else:
+            return
+        if len(times) > trim_at:
+            del times[:-SAMPLE_LIMIT]
+        self.folded = len(times)
 
 
 @final
@@ -398,19 +414,25 @@ class ExecutionTracker:
         Leaves out the time samples, so that a store can save these figures
         after every delivery at a cost that does not grow with the job.
         """
-        row = (
-            _totals_row(self._summary(routine_id))
-            if routine_id in self._times
-            else None
-        )
-        counts = dict(self._events.get(routine_id, {}))
+        times = self._times.get(routine_id)
+        row = None
+        if times is not None:
+            figures = self._figures(routine_id)
+            # Samples are cut when the scheduler folds (at FOLD_AT), as
+            # in a job without a store, not by this fold after each delivery.
+            figures.fold(times, FOLD_AT - 1)
+            row = _totals_row(figures)
+        folded, live = self._events.get(routine_id), self._live
+        counts = dict(folded) if folded else {}
         for index in self._positions_of(routine_id):
-            if self._live[index]:
+            if live[index]:
                 event = self._keys()[index][1]
-                counts[event] = counts.get(event, 0) + self._live[index]
+                counts[event] = counts.get(event, 0) + live[index]
         events = [
             [event, count, [list(t) for t in self._targets_of((routine_id, event))]]
-            for event, count in sorted(counts.items())
+            for event, count in (
+                sorted(counts.items()) if len(counts) > 1 else counts.items()
+            )
         ]
         return {"figures": row, "events": events}
 

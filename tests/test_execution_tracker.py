@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from flowforge import ErrorHandler, ExecutionTracker, Flow, Routine, UnknownPortError
+from flowforge.execution_tracker import FOLD_AT
 from flowforge.testing import FakeClock
 
 
@@ -171,6 +172,47 @@ def test_routine_figures_list_only_that_routines_events_from_every_run() -> None
         ("b", "out"): 1,
     }
     assert tracker.get_flow_performance().events_emitted == 7
+
+
+def record_completed(tracker: ExecutionTracker, routine_id: str, took: float) -> None:
+    """Count a completed run as the sequential loop's finisher does."""
+    times = tracker._times_by_routine().setdefault(routine_id, [])
+    times.append(took)
+    if len(times) >= FOLD_AT:
+        tracker._fold(routine_id)
+
+
+def test_figures_read_after_every_run_match_figures_read_once() -> None:
+    # A store reads a routine's figures after each delivery (the fast fold of
+    # one new time); past the sample limit, the totals, the stored row and the
+    # samples kept are those of a tracker read only at the end.
+    durations = [((n * 7919) % 1000 + 1) * 1e-7 for n in range(FOLD_AT + 700)]
+    each, once = ExecutionTracker(), ExecutionTracker()
+    rows = []
+
+    for took in durations:
+        record_completed(each, "a", took)
+        record_completed(once, "a", took)
+        rows.append(each._routine_figures("a")["figures"])
+
+    assert rows[-1] == once._routine_figures("a")["figures"]
+    assert isinstance(rows[-1], list)
+    assert rows[-1][:3] == [len(durations), 0, 0]
+    assert len(each._times_by_routine()["a"]) <= FOLD_AT
+    assert each.serialize() == once.serialize()
+    assert each.get_routine_performance("a") == once.get_routine_performance("a")
+
+
+def test_routine_figures_list_a_routines_live_events_sorted_by_name() -> None:
+    tracker = ExecutionTracker()
+    tracker._know_routes({("a", "zeta"): (("b", "in"),), ("a", "alpha"): ()})
+    tracker._counts_by_position()[0] += 2
+    tracker._counts_by_position()[1] += 1
+
+    assert tracker._routine_figures("a")["events"] == [
+        ["alpha", 1, []],
+        ["zeta", 2, [["b", "in"]]],
+    ]
 
 
 # -- a failed job, resumed ----------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import fields
+from datetime import datetime
 
 import pytest
 
@@ -29,6 +30,7 @@ from flowforge.record import (
     RoutineStatus,
     new_delivery,
 )
+from flowforge.store import MemoryStore
 from flowforge.testing import FakeClock
 
 
@@ -560,3 +562,152 @@ def test_restoring_figures_mid_run_keeps_the_counting_list_working(
     assert job.tracker.get_event_counts() == {
         (f"hop_{i}", "output"): 1 for i in range(3)
     }
+
+
+# -- the inlined loop of a plain job ------------------------------------------------
+
+
+def test_only_the_inlined_loop_is_over_the_complexity_limit() -> None:
+    # .flake8 lets sequential.py exceed max-complexity for _run_inlined alone
+    # (see the module's docstring); every other function keeps the limit.
+    import ast
+    from pathlib import Path
+
+    import mccabe  # type: ignore[import-untyped]  # flake8's checker: no stubs
+
+    import flowforge.engine.sequential as sequential
+
+    source = Path(sequential.__file__).read_text(encoding="utf-8")
+    visitor = mccabe.PathGraphingAstVisitor()
+    visitor.preorder(ast.parse(source), visitor)
+    over = {graph.entity: graph.complexity() for graph in visitor.graphs.values()}
+    over = {name: n for name, n in over.items() if n > 10}
+    lengths = {
+        node.name: node.end_lineno - node.lineno + 1  # type: ignore[operator]
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.FunctionDef) and node.col_offset == 0
+    }
+
+    assert list(over) == ["_run_inlined"]
+    assert over["_run_inlined"] <= 25
+    assert lengths["_run_inlined"] <= 120
+    assert max(n for name, n in lengths.items() if name != "_run_inlined") < 70
+
+
+class StopAt:
+    """A clock whose ``n``-th ``monotonic()`` call once armed raises ``Interrupted``."""
+
+    def __init__(self, n: int) -> None:
+        self.clock = FakeClock()
+        self.calls = -1
+        self.n = n
+
+    def arm(self) -> None:
+        self.calls = 0
+
+    def monotonic(self) -> float:
+        if self.calls >= 0:
+            self.calls += 1
+            if self.calls == self.n:
+                raise Interrupted
+        return self.clock.monotonic()
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def sleep(self, seconds: float) -> None:
+        self.clock.sleep(seconds)
+
+
+class KeepJob(Hop):
+    """A hop that keeps the job it runs in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list[JobState] = []
+
+    def hop(self, n: int) -> None:
+        self.jobs.append(current_delivery().job)
+        super().hop(n)
+
+
+def test_an_interrupt_between_routing_and_the_next_handler_keeps_the_delivery() -> None:
+    # The run reads the clock twice as it begins, then twice per hop; the
+    # 5th read starts hop_1, whose delivery (hop_0's, reused) is routed but
+    # not pushed on the stack: the interrupt must leave it there.
+    first, hops = KeepJob(), [Hop(), Hop()]
+    clock = StopAt(5)
+    flow = Flow(flow_id="chain", clock=clock)
+    for index, hop in enumerate([first, *hops]):
+        flow.add_routine(hop, f"hop_{index}")
+        if index:
+            flow.connect(f"hop_{index - 1}", "output", f"hop_{index}", "input")
+
+    clock.arm()
+    with pytest.raises(Interrupted):
+        flow.execute("hop_0", {"n": 0}, job_id="j")
+    job = first.jobs[0]
+
+    assert [(d.routine_id, d.seq, d.data, d.attempt) for d in job.pending] == [
+        ("hop_1", 1, {"n": 1}, 0)
+    ]
+    assert [r.routine_id for r in job.get_execution_history()] == ["hop_0"]
+    assert (hops[0].seen, hops[1].seen) == ([], [])
+    assert job.delivery_count == 1
+
+
+class Split(Routine):
+    """Emit ``n`` on ``even`` or ``odd``, twice on ``both``: one event or many."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.split)
+        self.define_event("even")
+        self.define_event("odd")
+        self.define_event("both")
+
+    def split(self, n: int) -> None:
+        self.emit("even" if n % 2 == 0 else "odd", n=n)
+        if n == 3:
+            self.emit("both", n=n)
+            self.emit("both", n=n + 10)
+
+
+def split_flow() -> Flow:
+    flow = Flow(flow_id="split", max_deliveries=60)
+    flow.add_routine(Split(), "split")
+    for name in ("a", "b", "c"):
+        flow.add_routine(Hop(), name)
+    flow.connect("split", "even", "a", "input")  # one edge
+    flow.connect("split", "odd", "b", "input")  # fans out to two
+    flow.connect("split", "odd", "c", "input")
+    flow.connect("split", "both", "a", "input")
+    flow.connect("a", "output", "split", "input")
+    flow.connect("b", "output", "split", "input")
+    return flow
+
+
+def recorded(job: JobState) -> object:
+    history = [
+        (r.seq, r.routine_id, r.slot, r.outcome, r.attempt)
+        for r in job.get_execution_history()
+    ]
+    states = {rid: (s.status, s.deliveries) for rid, s in job.routine_states.items()}
+    return (
+        history,
+        states,
+        job.tracker.get_event_counts(),
+        job.slot_buffers,
+        (job.next_seq, job.delivery_count, job.history_total, job.status),
+    )
+
+
+def test_a_plain_job_records_what_a_durable_one_records() -> None:
+    # A plain job runs in the loop with the finisher inlined; a durable one
+    # (a store) calls the finisher: both record the same.
+    plain = split_flow().execute("split", {"n": 0}, job_id="j")
+    durable = split_flow().execute("split", {"n": 0}, job_id="j", store=MemoryStore())
+
+    assert recorded(plain) == recorded(durable)
+    assert plain.delivery_count == 60
+    assert plain.tracker.get_event_counts()[("split", "both")] == 2
