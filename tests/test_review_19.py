@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import logging
+import weakref
+
 import pytest
 
-from flowforge import ArgumentTypeError, Flow
+from flowforge import (
+    ArgumentTypeError,
+    ErrorHandler,
+    ErrorStrategy,
+    Flow,
+    JobFailedError,
+    Routine,
+)
 from flowforge.testing import Recorder
 
 
@@ -21,3 +33,51 @@ def test_add_observer_refuses_an_async_callback() -> None:
         flow.add_observer(AsyncEnd())
 
     assert flow.execute("r", {"a": 1}).status == "completed"
+
+
+class Big:
+    """Stands for a large object a failing handler's frame holds."""
+
+
+class Failing(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[weakref.ref[Big]] = []
+        self.define_slot("input", self.call)
+
+    def call(self, n: int) -> None:
+        big = Big()
+        self.refs.append(weakref.ref(big))
+        raise ValueError(f"cannot handle {n}")
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent", "async"])
+def test_completed_job_lets_go_of_the_exceptions_it_handled(
+    strategy: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pytest's log capture would keep the WARNING record's exc_info alive
+    monkeypatch.setattr(logging.getLogger("flowforge"), "propagate", False)
+    flow = Flow("let_go", error_handler=ErrorHandler(ErrorStrategy.CONTINUE))
+    failing = Failing()
+    flow.add_routine(failing, "failing")
+
+    if strategy == "async":
+        job = asyncio.run(flow.execute_async("failing", {"n": 1}))
+    else:
+        job = flow.execute("failing", {"n": 1}, execution_strategy=strategy)
+    gc.collect()
+
+    assert job.status == "completed"
+    assert job.error_count == 1
+    assert failing.refs[0]() is None
+
+
+def test_failed_job_keeps_its_cause_for_raise_for_status() -> None:
+    flow = Flow("keep_cause")
+    flow.add_routine(Failing(), "failing")
+
+    job = flow.execute("failing", {"n": 2})
+
+    with pytest.raises(JobFailedError, match="cannot handle 2") as raised:
+        job.raise_for_status()
+    assert isinstance(raised.value.__cause__, ValueError)
