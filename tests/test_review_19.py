@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import weakref
 
@@ -81,3 +82,52 @@ def test_failed_job_keeps_its_cause_for_raise_for_status() -> None:
     with pytest.raises(JobFailedError, match="cannot handle 2") as raised:
         job.raise_for_status()
     assert isinstance(raised.value.__cause__, ValueError)
+
+
+class Refuse(Routine):
+    """Fail every delivery; record what each one got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.got: list[dict[str, object]] = []
+        self.define_slot("input", self.call)
+
+    def call(self, **data: object) -> None:
+        self.got.append(data)
+        raise ValueError("refused")
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
+def test_failing_fallback_loop_passes_the_payload_on_unnested(strategy: str) -> None:
+    flow = Flow("loop", max_deliveries=300)
+    refuse = Refuse()
+    flow.add_routine(refuse, "refuse")
+    flow.connect_failures("refuse", "refuse", "input")
+
+    job = flow.execute("refuse", {"sku": "B-2"}, execution_strategy=strategy)
+
+    assert job.status == "failed"
+    assert len(refuse.got) == 300
+    assert refuse.got[-1]["payload"] == {"sku": "B-2"}
+    error = refuse.got[-1]["error"]
+    assert isinstance(error, dict) and error["seq"] == 298
+    assert job.errors[-2].payload == refuse.got[-1]
+    assert len(json.dumps(job.serialize())) < 1_000_000
+
+
+def test_fallback_of_a_fallback_gets_the_original_payload() -> None:
+    flow = Flow("chain")
+    flow.add_routine(Refuse(), "fetch")
+    flow.add_routine(Refuse(), "cache")
+    last = Recorder()
+    flow.add_routine(last, "last")
+    flow.connect_failures("fetch", "cache", "input")
+    flow.connect_failures("cache", "last", "input")
+
+    job = flow.execute("fetch", {"sku": "B-2"})
+
+    assert job.status == "completed"
+    (received,) = last.received
+    assert received["payload"] == {"sku": "B-2"}
+    error = received["error"]
+    assert isinstance(error, dict) and error["routine_id"] == "cache"

@@ -56,7 +56,8 @@ def route_failure(
 
     The fallback's delivery has the data ``{"error": ..., "payload": ...}``:
     the error record as plain data, and the failed delivery's data (its
-    ``repr`` text when it cannot be saved). It goes on top of the job's
+    ``repr`` text when it cannot be saved); when the failed delivery was
+    itself a routed failure, the payload it carried. It goes on top of the job's
     pending stack, so the sequential strategy runs it next. The failed
     routine's ``state`` is then as after a handled delivery: completed,
     unless it was skipped or failed before.
@@ -70,16 +71,34 @@ def route_failure(
     if state.status is RoutineStatus.RUNNING:
         state.status = RoutineStatus.COMPLETED
     error_key, payload_key = FAILURE_KEYS
-    data: Payload = {
-        error_key: failure_data(record),
-        payload_key: delivery.data if record.payload_saved else record.payload,
-    }
+    payload: object = delivery.data if record.payload_saved else record.payload
+    if _is_routed(plan, delivery):  # a fallback failed: pass on its payload
+        payload = delivery.data[payload_key]
+    data: Payload = {error_key: failure_data(record), payload_key: payload}
     seq = job.next_seq
     job.next_seq = seq + 1
     job.pending.append(
         new_delivery(seq, edge.target_id, edge.slot_name, data, edge.index)
     )
     return True
+
+
+def _is_routed(plan: Plan, delivery: Delivery) -> bool:
+    """Say whether ``delivery`` is a routed failure, made by :func:`route_failure`.
+
+    Its payload is passed on as it is rather than nested in the next routed
+    failure's: a chain or loop of failing fallbacks would otherwise nest one
+    level per hop, and copy and save ever larger payloads.
+    """
+    data = delivery.data
+    return (
+        isinstance(data, dict)
+        and data.keys() == set(FAILURE_KEYS)
+        and any(
+            edge.target_id == delivery.routine_id and edge.slot_name == delivery.slot
+            for edge in plan.failures.values()
+        )
+    )
 
 
 def failure_data(record: ErrorRecord) -> dict[str, object]:
