@@ -131,3 +131,30 @@ def test_fallback_of_a_fallback_gets_the_original_payload() -> None:
     assert received["payload"] == {"sku": "B-2"}
     error = received["error"]
     assert isinstance(error, dict) and error["routine_id"] == "cache"
+
+
+class Row:
+    """A value no store can save."""
+
+
+class RefuseRows(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.call)
+
+    def call(self, rows: list[Row]) -> None:
+        raise ValueError("bad batch")
+
+
+def test_error_record_keeps_a_bounded_repr_of_an_unsaveable_payload() -> None:
+    flow = Flow("rows", error_handler=ErrorHandler(ErrorStrategy.CONTINUE))
+    flow.add_routine(RefuseRows(), "rows")
+
+    job = flow.execute("rows", {"rows": [Row() for _ in range(1000)]})
+
+    (record,) = job.errors
+    assert not record.payload_saved
+    assert isinstance(record.payload, str)
+    assert record.payload.startswith("{'rows': [<")
+    assert len(record.payload) < 2100
+    assert record.payload.endswith("characters>")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import replace
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from flowforge._codec import decode, encode
 from flowforge._failure_route import FAILURE_KEYS
@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from flowforge.record import Delivery, RoutineState
     from flowforge.types import Clock
 
-__all__ = ["error_record", "kept_payload", "route_failure"]
+__all__ = ["REPR_LIMIT", "error_record", "kept_payload", "route_failure"]
+
+REPR_LIMIT: Final = 2000
+"""How many characters of an unsaveable payload's ``repr`` an error record keeps."""
 
 
 def kept_payload(data: Payload) -> tuple[Payload | str, bool]:
@@ -110,12 +113,19 @@ def failure_data(record: ErrorRecord) -> dict[str, object]:
 
 
 def _guarded_repr(data: object) -> str:
-    """Return ``repr(data)``, or a note if it fails: user code is not trusted."""
+    """Return ``repr(data)``, cut to :data:`REPR_LIMIT` characters, or a note.
+
+    User code is not trusted: a ``repr`` that raises gives a note instead, and
+    a long one is cut, since the job keeps up to ``history_limit`` records.
+    """
     try:
         text = repr(data)
     except Exception as failure:  # noqa: BLE001  user code on the failure path
         return f"<payload: its repr raised {type(failure).__qualname__}>"
-    return str.__str__(text)  # a plain str, whatever a subclass overrides
+    text = str.__str__(text)  # a plain str, whatever a subclass overrides
+    if len(text) <= REPR_LIMIT:
+        return text
+    return f"{text[:REPR_LIMIT]}... <payload repr cut: {len(text):,} characters>"
 
 
 def error_record(delivery: Delivery, error: BaseException, clock: Clock) -> ErrorRecord:
