@@ -15,9 +15,12 @@ from flowforge import (
     ErrorHandler,
     ErrorStrategy,
     Flow,
+    InvalidFlowError,
     JobFailedError,
+    JobState,
     Routine,
 )
+from flowforge.store import MemoryStore
 from flowforge.testing import Recorder
 
 
@@ -158,3 +161,55 @@ def test_error_record_keeps_a_bounded_repr_of_an_unsaveable_payload() -> None:
     assert record.payload.startswith("{'rows': [<")
     assert len(record.payload) < 2100
     assert record.payload.endswith("characters>")
+
+
+class Fallback(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.got: list[object] = []
+        self.define_slot("failed", self.call)
+
+    def call(self, error: dict[str, object], payload: object) -> None:
+        self.got.append(payload)
+
+
+def routed_flow(strategy: str, *, extra_connection: bool) -> Flow:
+    flow = Flow("routed", execution_strategy=strategy)
+    flow.add_routine(Refuse(), "fetch")
+    flow.add_routine(Fallback(), "cache")
+    flow.connect_failures("fetch", "cache", "failed")
+    if extra_connection:
+        flow.add_routine(Recorder(), "audit")
+        flow.add_routine(Recorder(), "archive")
+        flow.connect("audit", "output", "archive", "input")
+    return flow
+
+
+class PauseOnError:
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+
+    def on_error(self, delivery: object, error: BaseException) -> None:
+        self.flow.pause(reason="look at it")
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["memory", "store"])
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent"])
+def test_forced_resume_delivers_a_routed_failure_on_a_flow_with_a_new_connection(
+    strategy: str, durable: bool
+) -> None:
+    flow = routed_flow(strategy, extra_connection=False)
+    flow.add_observer(PauseOnError(flow))
+    store = MemoryStore() if durable else None
+    paused = flow.execute("fetch", {"sku": "B-2"}, job_id="j1", store=store)
+    assert paused.status == "paused"
+    changed = routed_flow(strategy, extra_connection=True)
+
+    with pytest.raises(InvalidFlowError, match="routine 'audit' was added"):
+        changed.resume(JobState.deserialize(paused.serialize()))
+    job = changed.resume("j1" if durable else paused, store=store, force=True)
+
+    assert job.status == "completed"
+    fallback = changed.get_routine("cache")
+    assert isinstance(fallback, Fallback)
+    assert fallback.got == [{"sku": "B-2"}]
