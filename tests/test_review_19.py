@@ -6,12 +6,14 @@ import asyncio
 import gc
 import json
 import logging
+import threading
 import weakref
 
 import pytest
 
 from flowforge import (
     ArgumentTypeError,
+    DeliveryInfo,
     ErrorHandler,
     ErrorStrategy,
     Flow,
@@ -213,3 +215,61 @@ def test_forced_resume_delivers_a_routed_failure_on_a_flow_with_a_new_connection
     fallback = changed.get_routine("cache")
     assert isinstance(fallback, Fallback)
     assert fallback.got == [{"sku": "B-2"}]
+
+
+class Stop(Routine):
+    """Fail at once; its failure stops the job."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.call)
+
+    def call(self, x: int) -> None:
+        raise ValueError("stops the job")
+
+
+class Late(Routine):
+    """Fail once the job has failed: an optional, handled failure."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = threading.Event()
+        self.define_slot("input", self.call)
+
+    def call(self, x: int) -> None:
+        assert self.failed.wait(10)
+        raise KeyError("handled")
+
+
+class Signal:
+    def __init__(self, late: Late) -> None:
+        self.late = late
+
+    def on_error(self, delivery: DeliveryInfo, error: BaseException) -> None:
+        if delivery.routine_id == "stop":
+            self.late.failed.set()
+
+
+def test_concurrent_job_reports_the_error_that_failed_it_not_a_later_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flow = Flow("late", execution_strategy="concurrent")
+    flow.add_routine(Recorder(), "source")
+    late = Late()
+    late.set_as_optional()
+    flow.add_routine(late, "late")
+    flow.add_routine(Stop(), "stop")
+    flow.connect("source", "output", "late", "input")
+    flow.connect("source", "output", "stop", "input")
+    flow.add_observer(Signal(late))
+
+    job = flow.execute("source", {"x": 1})
+
+    assert [e.routine_id for e in job.errors] == ["stop", "late"]
+    assert job.error is not None and job.error.routine_id == "stop"
+    with pytest.raises(JobFailedError, match="routine 'stop'") as raised:
+        job.raise_for_status()
+    assert isinstance(raised.value.__cause__, ValueError)
+    loaded = JobState.deserialize(job.serialize())
+    assert loaded.error is not None and loaded.error.routine_id == "stop"
+    assert "routine 'stop' slot 'input': ValueError" in caplog.messages[-1]

@@ -223,9 +223,9 @@ def _log_stop(job: JobState, error: BaseException | None) -> None:
 
 
 def _last_error(job: JobState) -> str:
-    if not job.errors:
+    last = job.error  # not always the last one recorded (concurrent strategies)
+    if last is None:
         return "no error recorded"
-    last = job.errors[-1]
     return (
         f"routine {last.routine_id!r} slot {last.slot!r}: "
         f"{last.error_type}: {last.message}"
