@@ -273,3 +273,46 @@ def test_concurrent_job_reports_the_error_that_failed_it_not_a_later_one(
     loaded = JobState.deserialize(job.serialize())
     assert loaded.error is not None and loaded.error.routine_id == "stop"
     assert "routine 'stop' slot 'input': ValueError" in caplog.messages[-1]
+
+
+class Editor(Routine):
+    """Add a connection to the flow while the job runs, then emit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+        self.define_slot("input", self.call)
+        self.define_event("output")
+        self.define_event("other")
+
+    def call(self, **data: object) -> None:
+        self.calls.append(sorted(data))
+        flow = self.get_config("flow")
+        assert isinstance(flow, Flow)
+        flow.connect("editor", "other", "audit", "input")
+        self.emit("output", sku="B-2")
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "concurrent", "async"])
+def test_routed_failure_reaches_its_fallback_when_the_flow_changes_mid_job(
+    strategy: str,
+) -> None:
+    flow = Flow("edited")
+    editor = Editor()
+    editor.set_config(flow=flow)
+    flow.add_routine(editor, "editor")
+    flow.add_routine(Refuse(), "fetch")
+    fallback = Fallback()
+    flow.add_routine(fallback, "cache")
+    flow.add_routine(Recorder(), "audit")
+    flow.connect("editor", "output", "fetch", "input")
+    flow.connect_failures("fetch", "cache", "failed")
+
+    if strategy == "async":
+        job = asyncio.run(flow.execute_async("editor", {"go": 1}))
+    else:
+        job = flow.execute("editor", {"go": 1}, execution_strategy=strategy)
+
+    assert job.status == "completed"
+    assert editor.calls == [["go"]]
+    assert fallback.got == [{"sku": "B-2"}]
