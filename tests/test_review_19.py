@@ -316,3 +316,29 @@ def test_routed_failure_reaches_its_fallback_when_the_flow_changes_mid_job(
     assert job.status == "completed"
     assert editor.calls == [["go"]]
     assert fallback.got == [{"sku": "B-2"}]
+
+
+class Verbose(Routine):
+    """Fail with a message that carries a whole response body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.call)
+
+    def call(self, n: int) -> None:
+        raise ValueError("server said " + "x" * 100_000 + " (end of body)")
+
+
+def test_error_record_keeps_a_bounded_message_and_traceback() -> None:
+    flow = Flow("verbose", error_handler=ErrorHandler(ErrorStrategy.CONTINUE))
+    flow.add_routine(Verbose(), "verbose")
+
+    job = flow.execute("verbose", {"n": 1})
+
+    (record,) = job.errors
+    assert record.message.startswith("server said xxx")
+    assert record.message.endswith("(end of body)")
+    assert "characters cut" in record.message
+    assert len(record.message) < 10_100
+    assert len(record.traceback) < 10_100
+    assert record.traceback.endswith("(end of body)\n")

@@ -27,10 +27,19 @@ if TYPE_CHECKING:
     from flowforge.record import Delivery, RoutineState
     from flowforge.types import Clock
 
-__all__ = ["REPR_LIMIT", "error_record", "kept_payload", "route_failure"]
+__all__ = [
+    "REPR_LIMIT",
+    "TEXT_LIMIT",
+    "cut_text",
+    "error_record",
+    "kept_payload",
+    "route_failure",
+]
 
 REPR_LIMIT: Final = 2000
 """How many characters of an unsaveable payload's ``repr`` an error record keeps."""
+TEXT_LIMIT: Final = 10_000
+"""How many characters of an error's message, and of its traceback, a record keeps."""
 
 
 def kept_payload(data: Payload) -> tuple[Payload | str, bool]:
@@ -112,6 +121,19 @@ def failure_data(record: ErrorRecord) -> dict[str, object]:
     return data
 
 
+def cut_text(text: str) -> str:
+    """Return ``text``, or its first and last ``TEXT_LIMIT / 2`` characters if longer.
+
+    A job keeps up to ``history_limit`` error records; an exception that
+    carries a whole response body must not make each of them that large.
+    """
+    if len(text) <= TEXT_LIMIT:
+        return text
+    half = TEXT_LIMIT // 2
+    cut = len(text) - 2 * half
+    return f"{text[:half]}\n... <{cut:,} characters cut> ...\n{text[-half:]}"
+
+
 def _guarded_repr(data: object) -> str:
     """Return ``repr(data)``, cut to :data:`REPR_LIMIT` characters, or a note.
 
@@ -159,4 +181,4 @@ def _text(render: Callable[[BaseException], str], error: BaseException) -> str:
         return f"<{name}: rendering it raised {type(failure).__qualname__}>"
     if not isinstance(text, str):
         return f"<{type(error).__qualname__}: rendering it gave no str>"
-    return str.__str__(text)  # a plain str, whatever a subclass overrides
+    return cut_text(str.__str__(text))  # a plain str, bounded
