@@ -342,3 +342,16 @@ def test_error_record_keeps_a_bounded_message_and_traceback() -> None:
     assert len(record.message) < 10_100
     assert len(record.traceback) < 10_100
     assert record.traceback.endswith("(end of body)\n")
+
+
+def test_failed_job_without_its_stopped_delivery_reports_its_last_error() -> None:
+    flow = Flow("no_pending", error_handler=ErrorHandler(ErrorStrategy.CONTINUE))
+    flow.add_routine(Failing(), "failing")
+    job = flow.execute("failing", {"n": 3})
+    data = job.serialize()
+    data["status"] = "failed"  # as a job stored failed on a value it cannot save
+
+    loaded = JobState.deserialize(data)
+
+    assert loaded.pending == []
+    assert loaded.error is not None and loaded.error.message == "cannot handle 3"
