@@ -8,13 +8,23 @@ routine's state keeps exact counts by exception type.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Final
 
 from flowforge.exceptions import JobFailedError
 from flowforge.record import ErrorRecord, RoutineState
 
-__all__ = ["ERROR_HEAD", "add_error", "failure", "new_errors", "trim_errors"]
+if TYPE_CHECKING:
+    from flowforge.record import Delivery
+
+__all__ = [
+    "ERROR_HEAD",
+    "add_error",
+    "failing_record",
+    "failure",
+    "new_errors",
+    "trim_errors",
+]
 
 ERROR_HEAD: Final = 100
 """How many of a job's first error records are always kept."""
@@ -103,3 +113,24 @@ def failure(
         traceback=None if live is not None else record.traceback,
     )
     return error, live
+
+
+def failing_record(
+    errors: Sequence[ErrorRecord], pending: Sequence[Delivery]
+) -> ErrorRecord | None:
+    """Return the record of the error that failed a job, from its kept ``errors``.
+
+    A delivery whose failure stopped the job goes back on the ``pending``
+    stack, so its record is the one whose delivery is pending. It need not be
+    the last record: in the concurrent strategies, deliveries in flight when
+    the job failed may record their own (handled) failures after it. A job
+    failed by a limit on a delivery that is not pending has its last record.
+    """
+    if not errors:
+        return None
+    by_delivery = {(r.seq, r.routine_id): r for r in errors}
+    for delivery in reversed(pending):
+        found = by_delivery.get((delivery.seq, delivery.routine_id))
+        if found is not None:
+            return found
+    return errors[-1]

@@ -12,7 +12,7 @@ from typing import Final, final
 
 from flowforge._job_file import read_job_file, write_job_file
 from flowforge._codec import decode, encode
-from flowforge._error_log import add_error, failure, trim_errors
+from flowforge._error_log import add_error, failing_record, failure, trim_errors
 from flowforge.exceptions import (
     ArgumentTypeError,
     SerializationError,
@@ -158,9 +158,8 @@ class JobState:
     @property
     def error(self) -> ErrorRecord | None:
         """The error that failed the job, if it failed because of one."""
-        if self.status is JobStatus.FAILED and self.errors:
-            return self.errors[-1]
-        return None
+        failed = self.status is JobStatus.FAILED
+        return failing_record(self.errors, self.pending) if failed else None
 
     @property
     def error_count(self) -> int:
@@ -377,7 +376,8 @@ def record_error(
         job.errors, job.routine_states, record, job.history_limit, job._error_heads
     )
     job._error_total += 1
-    job._cause = None if cause is None else (record, cause)
+    if job.status is not JobStatus.FAILED:  # keep the one that failed it
+        job._cause = None if cause is None else (record, cause)
 
 
 def _history_record(raw: RawRecord) -> HistoryRecord:

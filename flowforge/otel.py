@@ -92,7 +92,7 @@ class TracingObserver:
             return
         span.set_attribute(JOB_STATUS, job.status.value)
         if job.status is JobStatus.FAILED:
-            last = job.errors[-1] if job.errors else None
+            last = job.error  # the error that failed it, not the last recorded
             text = "" if last is None else f"{last.error_type}: {last.message}"
             span.set_status(Status(StatusCode.ERROR, text))
         span.end()

@@ -199,7 +199,7 @@ async def _run_deliveries(
         buffer = {**old, **data} if old else dict(data)
         buffers[target.key] = buffer
         ready = (target.routine, state, target, old, buffer)
-        outcome = await _run(runtime, job, delivery, ready, interrupt)
+        outcome = await _run(runtime, job, plan, delivery, ready, interrupt)
         if outcome is not None:
             emissions, started = outcome
             finished(delivery, state, started, monotonic() - started, emissions)
@@ -230,7 +230,7 @@ async def _deliver(
     ready = runtime.prepare(job, plan, delivery)
     if ready is None:
         return
-    outcome = await _run(runtime, job, delivery, ready, interrupt)
+    outcome = await _run(runtime, job, plan, delivery, ready, interrupt)
     if outcome is not None:
         emissions, started = outcome
         duration = runtime.monotonic() - started
@@ -240,6 +240,7 @@ async def _deliver(
 async def _run(
     runtime: Runtime,
     job: JobState,
+    plan: Plan,
     delivery: Delivery,
     ready: Ready,
     interrupt: Interrupt,
@@ -271,7 +272,6 @@ async def _run(
             job.pending.append(delivery)
             runtime.honour_stop_request(job)
             return None
-        plan = runtime.setup.plan()
         if not runtime.failed(job, plan, delivery, ready, emissions, error, started):
             raise
         return None

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from flowforge.job_state import JobState
     from flowforge.record import Delivery
 
-__all__ = ["MAX_ATTEMPT", "describe", "misfits"]
+__all__ = ["MAX_ATTEMPT", "describe", "detach_routed_failures", "misfits"]
 
 MAX_ATTEMPT: Final = 1_000_000
 """The highest retry attempt a stored delivery may have; more is damage."""
@@ -63,6 +63,23 @@ def misfits(
         if target is None or not seen <= target.join_sources:
             problems.append(f"join arrivals of {rid!r}.{slot!r} fit no join there")
     return problems
+
+
+def detach_routed_failures(job: JobState) -> None:
+    """Send ``job``'s pending routed failures to their slots by name, not by route.
+
+    A routed failure's delivery is numbered after the connections of the
+    flow it ran on (see :class:`~flowforge.record.Delivery`); on a changed
+    flow (a forced resume) that number can name another edge, or none. Such
+    a delivery then goes to its routine and slot by name, as an entry does,
+    and :func:`misfits` checks that they exist.
+    """
+    connections = job.flow_shape.get("connections")
+    if not isinstance(connections, list):
+        return
+    for delivery in job.pending:
+        if delivery.connection >= len(connections):
+            delivery.connection = -1
 
 
 def _retries(handler: ErrorHandler | None) -> int:

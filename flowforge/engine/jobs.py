@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final, final
 from flowforge._context import CURRENT
 from flowforge._names import check_type
 from flowforge.engine.fingerprint import describe_changes
-from flowforge.engine.fit import describe, misfits
+from flowforge.engine.fit import describe, detach_routed_failures, misfits
 from flowforge.engine.journal import DEFAULT_LEASE_SECONDS, Journal, is_dead_owner
 from flowforge.engine.observe import job_not_recovered, job_taken_over
 from flowforge.engine.stats import restore_stats
@@ -520,7 +520,9 @@ def _check_flow(setup: FlowSetup, job: JobState, force: bool) -> None:
     or the definition changed too much), before the job is claimed.
     """
     plan = setup.plan()
-    if job.flow_shape and job.flow_shape != plan.shape and not force:
+    if job.flow_shape and job.flow_shape != plan.shape and force:
+        detach_routed_failures(job)  # failure routes are numbered after connections
+    elif job.flow_shape and job.flow_shape != plan.shape:
         changes = describe_changes(job.flow_shape, plan.shape)
         raise InvalidFlowError(
             f"job {job.job_id!r} started on a different definition of flow "

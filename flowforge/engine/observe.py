@@ -10,6 +10,7 @@ whether or not a flow has observers; successful deliveries are never logged.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -104,13 +105,25 @@ def add_observer(observers: tuple[object, ...], observer: object) -> tuple[objec
     """Return ``observers`` with ``observer`` added.
 
     Raises:
-        ArgumentTypeError: If ``observer`` has none of the callbacks.
+        ArgumentTypeError: If ``observer`` has none of the callbacks, or an
+            ``async`` one (never awaited, it would never run).
         DefinitionError: If it was added already.
     """
     if not any(callable(getattr(observer, name, None)) for name in CALLBACKS):
         raise ArgumentTypeError(
             f"observer must have one or more of the methods {', '.join(CALLBACKS)} "
             f"(see flowforge.Observer), got {type(observer).__name__} {observer!r}"
+        )
+    coroutines = [
+        name
+        for name in CALLBACKS
+        if inspect.iscoroutinefunction(getattr(observer, name, None))
+    ]
+    if coroutines:  # called without an await, it would never run
+        raise ArgumentTypeError(
+            f"observer callbacks must be plain functions, not async ones: "
+            f"{type(observer).__name__}.{coroutines[0]}; in an async job they are "
+            "called on its task, so schedule any async work from a plain method"
         )
     if any(o is observer for o in observers):
         raise DefinitionError(f"observer {observer!r} was added to this flow already")
@@ -210,9 +223,9 @@ def _log_stop(job: JobState, error: BaseException | None) -> None:
 
 
 def _last_error(job: JobState) -> str:
-    if not job.errors:
+    last = job.error  # not always the last one recorded (concurrent strategies)
+    if last is None:
         return "no error recorded"
-    last = job.errors[-1]
     return (
         f"routine {last.routine_id!r} slot {last.slot!r}: "
         f"{last.error_type}: {last.message}"

@@ -297,5 +297,7 @@ def _settle(runtime: Runtime, job: JobState) -> None:
         status = job.status = JOB_COMPLETED
     if status is not JOB_PAUSED:
         job.finished_at = runtime.clock.now()
+    if status is not JOB_FAILED:  # only a failed job's raise_for_status chains it
+        job._cause = None  # the live exception holds its frames' locals
     if status is JOB_CANCELLED:
         drop_pending(job, runtime.monotonic() + job._wall_offset)

@@ -302,7 +302,7 @@ class Runtime:
             else plan.target(routine_id, slot_name)
         )
         if target.group_sources is not None:  # a correlated join
-            return self._prepare_group(job, delivery, target, state)
+            return self._prepare_group(job, plan, delivery, target)
         buffers = job.slot_buffers
         old = buffers.get(target.key)
         data = delivery.data
@@ -312,7 +312,7 @@ class Runtime:
             try:
                 buffer = target.slot.merge(old, data)
             except Exception as error:  # noqa: BLE001  a user's merge function failed
-                self._fail(job, delivery, target.routine, state, error, 0.0)
+                self._fail(job, plan, delivery, target.routine, state, error, 0.0)
                 return None
         buffers[target.key] = buffer
         if (
@@ -325,13 +325,14 @@ class Runtime:
         return (target.routine, state, target, old, buffer)
 
     def _prepare_group(
-        self, job: JobState, delivery: Delivery, target: Target, state: RoutineState
+        self, job: JobState, plan: Plan, delivery: Delivery, target: Target
     ) -> Ready | None:
         """Add a delivery to its correlated join's group; see :func:`gather`."""
+        state = job.routine_states[delivery.routine_id]  # prepare made it
         try:
             found = gather(job, target, delivery)
         except Exception as error:  # noqa: BLE001  a key or merge function failed
-            self._fail(job, delivery, target.routine, state, error, 0.0)
+            self._fail(job, plan, delivery, target.routine, state, error, 0.0)
             return None
         if found is None:
             self._record(job, state, delivery, BUFFERED, self.monotonic(), 0.0)
@@ -353,7 +354,7 @@ class Runtime:
         routine, state, target, _, _ = ready
         if error is not None:
             rollback(job, delivery, ready)
-            self._fail(job, delivery, routine, state, error, duration, started)
+            self._fail(job, plan, delivery, routine, state, error, duration, started)
             return
         if target is not None and target.group_sources is not None:
             close_group(job, target, ready[3])
@@ -369,6 +370,7 @@ class Runtime:
     def _fail(
         self,
         job: JobState,
+        plan: Plan,
         delivery: Delivery,
         routine: Routine,
         state: RoutineState,
@@ -387,7 +389,7 @@ class Runtime:
             return
         record = error_record(delivery, error, self.clock)
         # Given up for good: a failure route, if any, handles it (fallback.py).
-        routed = route_failure(job, self.setup.plan(), delivery, record, state)
+        routed = route_failure(job, plan, delivery, record, state)  # the run's plan
         outcome = ROUTED if routed else FAILED
         self._record(job, state, delivery, outcome, started, duration)
         delivery_failed(job, delivery, error, retried=False)
