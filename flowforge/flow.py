@@ -352,7 +352,9 @@ class Flow:
                 strategy=self.execution_strategy,
                 max_workers=self.max_workers,
                 executor=self._workers.get,
-                observers=resolve_observers(self._observers, self.error_handler),
+                observers=resolve_observers(
+                    self._observers, self.error_handler, self._failures
+                ),
             )
             return self._setup
 

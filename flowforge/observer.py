@@ -58,7 +58,9 @@ class DeliveryResult:
     Attributes:
         outcome: ``"completed"``; ``"retried"`` (it raised and will be tried
             again); ``"failed"`` (it raised and its error strategy gives up on
-            it); or ``"interrupted"`` (a ``KeyboardInterrupt``, or the job's
+            it); ``"routed"`` (it raised, was given up on, and goes to the
+            routine's failure route: handled, as the job's history says); or
+            ``"interrupted"`` (a ``KeyboardInterrupt``, or the job's
             cancelling, stopped it: it goes back on the job's stack).
         duration: Seconds the handler ran.
         error: What the handler raised, ``None`` when it completed.

@@ -48,7 +48,7 @@ SLOT: Final = "flowforge.slot"
 SEQ: Final = "flowforge.seq"
 ATTEMPT: Final = "flowforge.attempt"
 OUTCOME: Final = "flowforge.outcome"
-FAILURES: Final = ("retried", "failed")
+FAILURES: Final = ("retried", "failed", "routed")
 
 
 @final

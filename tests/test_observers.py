@@ -142,6 +142,25 @@ def test_observer_sees_a_failure_that_stops_the_job(run: Run) -> None:
     ]
 
 
+@pytest.mark.parametrize("run", ENGINES.values(), ids=list(ENGINES))
+def test_observer_sees_a_routed_failure_as_routed(run: Run) -> None:
+    flow = chain(fail_times=1)
+    flow.add_routine(Recorder(), "fallback")
+    flow.connect_failures("b", "fallback", "input")
+    log = Log()
+    flow.add_observer(log)
+
+    job = run(flow, "a", {"x": 1})
+
+    assert job.status is JobStatus.COMPLETED
+    assert ("end", "b", 0, "routed") in log.calls
+    assert ("error", "b", "RuntimeError") in log.calls
+    assert ("end", "fallback", 0, "completed") in log.calls
+    assert [r.outcome for r in job.get_execution_history() if r.routine_id == "b"] == [
+        "routed"
+    ]
+
+
 def test_observer_sees_a_continued_failure_as_an_error() -> None:
     flow = chain(fail_times=1, error_handler=ErrorHandler(ErrorStrategy.CONTINUE))
     log = Log()

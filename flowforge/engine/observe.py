@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Final, final
 
@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 COMPLETED: Final = "completed"
 RETRIED: Final = "retried"
 FAILED: Final = "failed"
+ROUTED: Final = "routed"
 INTERRUPTED: Final = "interrupted"
 JOB_FAILED: Final = JobStatus.FAILED
 
@@ -68,10 +69,14 @@ class Observers:
         "on_retry",
         "on_error",
         "error_handler",
+        "failures",
     )
 
     def __init__(
-        self, observers: Sequence[object], error_handler: ErrorHandler | None
+        self,
+        observers: Sequence[object],
+        error_handler: ErrorHandler | None,
+        failures: Container[str] = (),
     ) -> None:
         """Look each callback up once on every observer that has it."""
 
@@ -87,6 +92,8 @@ class Observers:
         self.on_error = found("on_error")
         self.error_handler = error_handler
         """The flow's error handler, which says whether a failure is retried."""
+        self.failures = failures
+        """The routines whose final failures the flow routes to a fallback."""
 
     def retries(self, routine: Routine, error: BaseException, attempt: int) -> bool:
         """Say whether the runtime will retry a delivery that failed with ``error``."""
@@ -95,10 +102,16 @@ class Observers:
 
 
 def resolve_observers(
-    observers: Sequence[object], error_handler: ErrorHandler | None
+    observers: Sequence[object],
+    error_handler: ErrorHandler | None,
+    failures: Container[str] = (),
 ) -> Observers | None:
-    """Return what the engine calls for ``observers``; ``None`` if there are none."""
-    return Observers(observers, error_handler) if observers else None
+    """Return what the engine calls for ``observers``; ``None`` if there are none.
+
+    ``failures`` holds the ids of the routines whose final failures are
+    routed (the flow's live mapping, so that later routes count).
+    """
+    return Observers(observers, error_handler, failures) if observers else None
 
 
 def add_observer(observers: tuple[object, ...], observer: object) -> tuple[object, ...]:
@@ -329,13 +342,13 @@ def delivery_ended(
     elif observers.retries(routine, error, info.attempt):
         outcome = RETRIED
     else:
-        outcome = FAILED
+        outcome = ROUTED if info.routine_id in observers.failures else FAILED
     about = _about(info)
     result = DeliveryResult(outcome, duration, error)
     _notify(observers.on_delivery_end, (info, result), about)
     if outcome is RETRIED:
         _notify(observers.on_retry, (info, error), about)
-    elif outcome is FAILED:
+    elif outcome is FAILED or outcome is ROUTED:
         _notify(observers.on_error, (info, error), about)
 
 
