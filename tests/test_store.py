@@ -14,7 +14,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from uuid import UUID
 
 import _store_worker
@@ -25,6 +25,7 @@ from flowforge.store._change_log import FOLD_EVERY
 from flowforge.store.sqlite import SCHEMA_VERSION
 
 from flowforge import (
+    ArgumentTypeError,
     DefinitionError,
     ErrorHandler,
     ErrorStrategy,
@@ -1672,3 +1673,38 @@ def test_registered_payload_types_load_back_as_themselves(store: Store) -> None:
     assert typed(loaded.pending[-1].data) == typed(TYPED_PAYLOAD)
     buffers = {key: typed(data) for key, data in job.slot_buffers.items()}
     assert {key: typed(data) for key, data in loaded.slot_buffers.items()} == buffers
+
+
+def wrong(value: object) -> Any:  # Any: lets a call pass what its types forbid
+    return value
+
+
+LEASE_CALLS: Final[dict[str, Callable[[Store], object]]] = {
+    "create-owner": lambda s: s.create(plain_job("j"), owner=wrong(7), lease_until=1),
+    "create-lease": lambda s: s.create(
+        plain_job("j"), owner="o", lease_until=wrong("soon")
+    ),
+    "save-owner": lambda s: s.save(plain_job("j"), owner=wrong(b"o"), lease_until=1),
+    "save-lease": lambda s: s.save(plain_job("j"), owner="o", lease_until=wrong(True)),
+    "checkpoint-owner": lambda s: s.checkpoint(
+        plain_job("j"), no_change(plain_job("j")), owner=wrong(3), lease_until=1.0
+    ),
+    "acquire-now": lambda s: s.acquire(
+        "j", owner="o", lease_until=1.0, now=wrong("now")
+    ),
+    "renew-lease": lambda s: s.renew("j", owner="o", lease_until=wrong([1.0])),
+}
+
+
+@pytest.mark.parametrize("call", list(LEASE_CALLS))
+def test_lease_arguments_of_the_wrong_type_are_refused_before_any_write(
+    store: Store, call: str
+) -> None:
+    store.save(plain_job("j"))
+    before = store.load("j").serialize()
+
+    with pytest.raises(ArgumentTypeError, match="(owner|lease_until|now) must be"):
+        LEASE_CALLS[call](store)
+
+    assert store.load("j").serialize() == before
+    assert store.get("j").owner is None

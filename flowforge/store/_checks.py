@@ -12,6 +12,7 @@ from flowforge.job_state import JobState
 
 __all__ = [
     "check_flow_id",
+    "check_lease",
     "check_job_id",
     "check_job_state",
     "check_path",
@@ -110,3 +111,27 @@ def seconds(value: object, name: str, maximum: float) -> float:
     if not 0 <= value <= maximum:  # also refuses NaN
         raise StoreError(f"{name} must be from 0 to {maximum:g} seconds, got {value!r}")
     return float(value)
+
+
+def check_lease(owner: object, lease_until: object, now: object = 0.0) -> None:
+    """Refuse lease arguments of the wrong type, before anything is written.
+
+    ``owner`` is an owner id (a str, or ``None`` where a call allows it);
+    ``lease_until`` and ``now`` are seconds since the epoch (an int or float,
+    not a bool; ``lease_until`` may be ``None`` where a call allows it).
+
+    Raises:
+        ArgumentTypeError: Naming the argument and what it got.
+    """
+    if owner is not None and not isinstance(owner, str):
+        raise ArgumentTypeError(
+            f"owner must be a str, got {type(owner).__name__} {reprlib.repr(owner)}"
+        )
+    for name, value in (("lease_until", lease_until), ("now", now)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float))
+        ):
+            raise ArgumentTypeError(
+                f"{name} must be seconds since the epoch (a float), got "
+                f"{type(value).__name__} {reprlib.repr(value)}"
+            )

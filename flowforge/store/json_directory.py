@@ -35,6 +35,7 @@ from flowforge.job_state import JobState, JobStatus
 from flowforge.store._checks import (
     check_flow_id,
     check_job_id,
+    check_lease,
     check_job_state,
     check_path,
     check_prune,
@@ -84,6 +85,7 @@ class JsonDirectoryStore:
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
+        check_lease(owner, lease_until)
         check_job_state(job_state)
         with self._locked():
             if os.path.lexists(self._path(job_state.job_id)):
@@ -99,6 +101,7 @@ class JsonDirectoryStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
+        check_lease(owner, lease_until)
         check_job_state(job_state)
         with self._locked():
             if owner is not None and self._path(job_state.job_id).exists():
@@ -109,6 +112,7 @@ class JsonDirectoryStore:
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         """Rewrite the job's file, renewing ``owner``'s lease."""
+        check_lease(owner, lease_until)
         check_job_state(job_state)
         with self._locked():
             self._check_owner(job_state.job_id, owner)
@@ -124,6 +128,7 @@ class JsonDirectoryStore:
         replacing: str | None = None,
     ) -> bool:
         """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
+        check_lease(owner, lease_until, now)
         with self._locked():
             document = self._read(job_id)
             holder, until = document.get("owner"), document.get("lease_until")
@@ -141,6 +146,7 @@ class JsonDirectoryStore:
 
     def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
         """Extend ``owner``'s lease: see :meth:`flowforge.store.Store.renew`."""
+        check_lease(owner, lease_until)
         with self._locked():
             try:
                 document = self._read(job_id)

@@ -20,6 +20,7 @@ from flowforge.store._change_log import (
 from flowforge.store._checks import (
     check_flow_id,
     check_job_id,
+    check_lease,
     check_job_state,
     check_prune,
 )
@@ -62,6 +63,7 @@ class MemoryStore:
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
+        check_lease(owner, lease_until)
         check_job_state(job_state)
         with self._lock:
             if job_state.job_id in self._jobs:
@@ -77,6 +79,7 @@ class MemoryStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
+        check_lease(owner, lease_until)
         check_job_state(job_state)
         with self._lock:
             entry = self._jobs.get(job_state.job_id)
@@ -88,6 +91,7 @@ class MemoryStore:
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         """Log what one delivery changed, renewing ``owner``'s lease."""
+        check_lease(owner, lease_until)
         check_job_state(job_state)
         document = logged(change_document(job_state, change))
         with self._lock:
@@ -112,6 +116,7 @@ class MemoryStore:
         replacing: str | None = None,
     ) -> bool:
         """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
+        check_lease(owner, lease_until, now)
         with self._lock:
             entry = self._entry(job_id)
             free = entry.owner is None or entry.lease_until is None
@@ -123,6 +128,7 @@ class MemoryStore:
 
     def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
         """Extend ``owner``'s lease: see :meth:`flowforge.store.Store.renew`."""
+        check_lease(owner, lease_until)
         with self._lock:
             entry = self._jobs.get(check_job_id(job_id))
             if entry is None or entry.owner != owner:

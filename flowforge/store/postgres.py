@@ -37,6 +37,7 @@ from flowforge.job_state import JobStatus
 from flowforge.store._checks import (
     check_flow_id,
     check_job_id,
+    check_lease,
     check_job_state,
     check_prune,
 )
@@ -135,6 +136,7 @@ class PostgresStore:
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
+        check_lease(owner, lease_until)
         rows = job_rows(check_job_state(job_state))
         job_id = job_state.job_id
         values = _job_values(job_state, rows, owner, lease_until)
@@ -155,6 +157,7 @@ class PostgresStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
+        check_lease(owner, lease_until)
         rows = job_rows(check_job_state(job_state))
         job_id = job_state.job_id
         values = _job_values(job_state, rows, owner, lease_until)
@@ -174,6 +177,7 @@ class PostgresStore:
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         """Save what one delivery changed, renewing ``owner``'s lease."""
+        check_lease(owner, lease_until)
         rows = change_rows(check_job_state(job_state), change)
         self._run(
             "write to",
@@ -192,6 +196,7 @@ class PostgresStore:
         replacing: str | None = None,
     ) -> bool:
         """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
+        check_lease(owner, lease_until, now)
         values = (owner, lease_until, check_job_id(job_id), owner, replacing, now)
 
         def acquire(db: _Database) -> bool:
@@ -204,6 +209,7 @@ class PostgresStore:
 
     def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
         """Extend ``owner``'s lease: see :meth:`flowforge.store.Store.renew`."""
+        check_lease(owner, lease_until)
         values = (lease_until, check_job_id(job_id), owner)
         return self._run(
             "write to",

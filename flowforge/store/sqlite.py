@@ -28,6 +28,7 @@ from flowforge.store._change_log import log_change
 from flowforge.store._checks import (
     check_flow_id,
     check_job_id,
+    check_lease,
     check_job_state,
     check_path,
     check_prune,
@@ -170,6 +171,7 @@ class SqliteStore:
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
+        check_lease(owner, lease_until)
         rows = job_rows(check_job_state(job_state))
 
         def create(db: sqlite3.Connection) -> bool:
@@ -194,6 +196,7 @@ class SqliteStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
+        check_lease(owner, lease_until)
         rows = job_rows(check_job_state(job_state))
         job_id = job_state.job_id
 
@@ -224,6 +227,7 @@ class SqliteStore:
         A change with nothing else due is one statement, committed on its
         own; with group commit, it joins the open transaction.
         """
+        check_lease(owner, lease_until)
         document, text = log_change(check_job_state(job_state), change)
         job_id = job_state.job_id
         # Taken out while writing: after a failed write, read the log back.
@@ -260,6 +264,7 @@ class SqliteStore:
         replacing: str | None = None,
     ) -> bool:
         """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
+        check_lease(owner, lease_until, now)
         check_job_id(job_id)
 
         def acquire(db: sqlite3.Connection) -> bool:
@@ -278,6 +283,7 @@ class SqliteStore:
 
     def renew(self, job_id: str, *, owner: str, lease_until: float) -> bool:
         """Extend ``owner``'s lease: see :meth:`flowforge.store.Store.renew`."""
+        check_lease(owner, lease_until)
         # Never a takeover: the change logs this store caches rely on only the
         # owner writing a job, from the full save that starts each run.
         check_job_id(job_id)
