@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -26,11 +24,10 @@ import pytest
 
 from _kill_flow import CHECKPOINTS, HANDLER_CALLS, HANDLER_POINTS, POINTS
 from test_recovery import (
-    FINAL_OUTCOMES,
     Recovery,
     Reference,
+    assert_recovered_as_uninterrupted,
     finished,
-    in_flight,
     kill_and_recover,
     named_cases,
     read_log,
@@ -115,20 +112,5 @@ def test_killed_async_job_recovers_to_the_uninterrupted_result(
     recoveries: dict[Case, Future[Recovery]],
 ) -> None:
     recovery = recoveries[(point, n)].result(timeout=300)
-    outcome, expected = recovery.outcome, reference.outcome
-    made, repeated = in_flight(reference, point, n)
-    resumed_at = made - (repeated is not None)
-    final = Counter(seq for seq, _, _, o, _ in outcome.history if o in FINAL_OUTCOMES)
 
-    assert recovery.returncode == -signal.SIGKILL, recovery.stderr
-    assert outcome.status == "completed"
-    assert outcome.results == expected.results
-    assert outcome.deliveries == expected.deliveries
-    assert outcome.delivery_count == expected.delivery_count
-    assert outcome.history == expected.history
-    assert final == {seq: 1 for seq in range(len(final))}
-    assert recovery.killed_log == reference.log[:made]
-    assert recovery.log[made:] == reference.log[resumed_at:]
-    assert [k for k, c in Counter(recovery.log).items() if c > 1] == (
-        [] if repeated is None else [repeated]
-    )
+    assert_recovered_as_uninterrupted(recovery, reference, point, n)

@@ -9,9 +9,7 @@ classes in the recovering process.
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,12 +22,13 @@ import _kill_steps
 from _kill_flow import POINTS
 from _kill_steps import HANDLER_CALLS, LOOPS
 from test_recovery import (
-    FINAL_OUTCOMES,
     Recovery,
     Reference,
+    assert_recovered_as_uninterrupted,
     finished,
-    in_flight,
+    kill_and_recover,
     read_log,
+    run_script,
 )
 
 SCRIPT: Final = Path(_kill_steps.__file__)
@@ -40,31 +39,7 @@ Case = tuple[str, int]
 
 
 def run_steps(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(SCRIPT), *map(str, args)]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-def kill_and_recover(directory: Path, point: str, n: int) -> Recovery:
-    db, log = directory / "jobs.sqlite", directory / "side_effects.log"
-    killed = run_steps("run", db, log, "--kill-at", f"{point}:{n}")
-    killed_log = read_log(log)
-    recovered = finished(
-        run_steps("recover", db, log),
-        f"killed run exited with {killed.returncode}, stderr: {killed.stderr}\n",
-    )
-    return Recovery(
-        point=point,
-        n=n,
-        db=db,
-        log_path=log,
-        returncode=killed.returncode,
-        stderr=killed.stderr,
-        killed_log=killed_log,
-        outcome=recovered,
-        log=read_log(log),
-    )
+    return run_script(*args, script=SCRIPT)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +63,7 @@ def recoveries(
                 tmp_path_factory.mktemp(f"steps-{point}-{n}"),
                 point,
                 n,
+                script=SCRIPT,
             )
             for point, n in CASES
         }
@@ -115,19 +91,5 @@ def test_killed_job_of_steps_recovers_to_the_uninterrupted_result(
     recoveries: dict[Case, Future[Recovery]],
 ) -> None:
     recovery = recoveries[(point, n)].result(timeout=300)
-    outcome, expected = recovery.outcome, reference.outcome
-    made, repeated = in_flight(reference, point, n)
-    resumed_at = made - (repeated is not None)
-    final = Counter(seq for seq, _, _, o, _ in outcome.history if o in FINAL_OUTCOMES)
 
-    assert recovery.returncode == -signal.SIGKILL, recovery.stderr
-    assert outcome.status == "completed"
-    assert outcome.results == expected.results
-    assert outcome.deliveries == expected.deliveries
-    assert outcome.history == expected.history
-    assert final == {seq: 1 for seq in range(len(final))}
-    assert recovery.killed_log == reference.log[:made]
-    assert recovery.log[made:] == reference.log[resumed_at:]
-    assert [k for k, c in Counter(recovery.log).items() if c > 1] == (
-        [] if repeated is None else [repeated]
-    )
+    assert_recovered_as_uninterrupted(recovery, reference, point, n)

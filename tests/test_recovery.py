@@ -181,10 +181,10 @@ class Recovery:
 
 
 def run_script(
-    *args: str | Path, flags: tuple[str, ...] = ()
+    *args: str | Path, flags: tuple[str, ...] = (), script: Path = SCRIPT
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``_kill_flow.py`` with ``args`` and ``flags`` (``--async``, say)."""
-    command = [sys.executable, str(SCRIPT), *map(str, args), *flags]
+    """Run ``script`` (``_kill_flow.py``) with ``args`` and ``flags`` (``--async``)."""
+    command = [sys.executable, str(script), *map(str, args), *flags]
     for attempt in range(3):
         try:
             return subprocess.run(
@@ -218,13 +218,18 @@ def finished(process: subprocess.CompletedProcess[str], before: str = "") -> Out
 
 
 def kill_and_recover(
-    directory: Path, point: str, n: int, flags: tuple[str, ...] = ()
+    directory: Path,
+    point: str,
+    n: int,
+    flags: tuple[str, ...] = (),
+    script: Path = SCRIPT,
 ) -> Recovery:
     db, log = directory / "jobs.sqlite", directory / "side_effects.log"
-    killed = run_script("run", db, log, "--kill-at", f"{point}:{n}", flags=flags)
+    at = f"{point}:{n}"
+    killed = run_script("run", db, log, "--kill-at", at, flags=flags, script=script)
     killed_log = read_log(log)
     recovered = finished(
-        run_script("recover", db, log, flags=flags),
+        run_script("recover", db, log, flags=flags, script=script),
         f"killed run exited with {killed.returncode}, stderr: {killed.stderr}\n",
     )
     return Recovery(
@@ -353,6 +358,29 @@ def test_random_kill_points_are_reproducible_and_distinct() -> None:
     assert again == random_cases()
     assert len({(point, n) for point, n, _ in CASES}) == len(CASES)
     assert len(again) >= 30
+
+
+def assert_recovered_as_uninterrupted(
+    recovery: Recovery, reference: Reference, point: str, n: int
+) -> None:
+    """A killed and recovered run ends as the reference, each side effect once."""
+    outcome, expected = recovery.outcome, reference.outcome
+    made, repeated = in_flight(reference, point, n)
+    resumed_at = made - (repeated is not None)
+    final = Counter(seq for seq, _, _, o, _ in outcome.history if o in FINAL_OUTCOMES)
+
+    assert recovery.returncode == -signal.SIGKILL, recovery.stderr
+    assert outcome.status == "completed"
+    assert outcome.results == expected.results
+    assert outcome.deliveries == expected.deliveries
+    assert outcome.delivery_count == expected.delivery_count
+    assert outcome.history == expected.history
+    assert final == {seq: 1 for seq in range(len(final))}
+    assert recovery.killed_log == reference.log[:made]
+    assert recovery.log[made:] == reference.log[resumed_at:]
+    assert [k for k, c in Counter(recovery.log).items() if c > 1] == (
+        [] if repeated is None else [repeated]
+    )
 
 
 def test_killed_run_dies_by_sigkill(recovery: Recovery) -> None:
