@@ -113,6 +113,24 @@ class KillSwitch:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def side_effect(switch: KillSwitch) -> int:
+    """Count a handler call and log its side effect between two kill points.
+
+    Returns the delivery's attempt.
+    """
+    delivery = current_delivery()
+    switch.handler_calls += 1
+    switch.kill_if("before-delivery", switch.handler_calls)
+    line = f"{delivery.routine_id} {delivery.seq} {delivery.attempt}\n"
+    fd = os.open(os.environ[LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+    switch.kill_if("inside-handler", switch.handler_calls)
+    return delivery.attempt
+
+
 class Logged(Routine):
     """A routine whose handlers log their side effect and obey the kill switch."""
 
@@ -124,18 +142,7 @@ class Logged(Routine):
 
     def enter(self) -> int:
         """Run the kill points around the side effect; return the attempt."""
-        delivery = current_delivery()
-        switch = self.switch
-        switch.handler_calls += 1
-        switch.kill_if("before-delivery", switch.handler_calls)
-        line = f"{delivery.routine_id} {delivery.seq} {delivery.attempt}\n"
-        fd = os.open(os.environ[LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
-        switch.kill_if("inside-handler", switch.handler_calls)
-        return delivery.attempt
+        return side_effect(self.switch)
 
 
 class Step(Logged):

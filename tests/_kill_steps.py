@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from _kill_flow import LOG_ENV, KillingStore, KillSwitch, summary
-from flowforge import ErrorHandler, ErrorStrategy, Flow, Routine, current_delivery
+from _kill_flow import LOG_ENV, KillingStore, KillSwitch, side_effect, summary
+from flowforge import ErrorHandler, ErrorStrategy, Flow, Routine
 from flowforge import step
 from flowforge.store import SqliteStore
 
@@ -39,17 +39,7 @@ SWITCH = KillSwitch()
 
 def logged() -> int:
     """Count the handler call, log its side effect around the kill points."""
-    delivery = current_delivery()
-    SWITCH.handler_calls += 1
-    SWITCH.kill_if("before-delivery", SWITCH.handler_calls)
-    line = f"{delivery.routine_id} {delivery.seq} {delivery.attempt}\n"
-    fd = os.open(os.environ[LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-    SWITCH.kill_if("inside-handler", SWITCH.handler_calls)
-    return delivery.attempt
+    return side_effect(SWITCH)
 
 
 @step(emits="value")
