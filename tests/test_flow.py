@@ -403,6 +403,15 @@ def test_flow_settings_are_checked_when_assigned(
         setattr(flow, name, value)
 
 
+def test_a_setting_cannot_be_deleted_and_keeps_its_value() -> None:
+    flow = Flow(max_workers=3)
+
+    with pytest.raises(AttributeError, match="cannot delete the setting 'max_workers'"):
+        del flow.max_workers
+
+    assert flow.max_workers == 3
+
+
 def test_a_changed_setting_reaches_the_next_job() -> None:
     flow = Flow()
     flow.add_routine(Relay(), "loop")
