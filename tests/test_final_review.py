@@ -1,0 +1,86 @@
+"""The last adversarial review of the whole change: each test a hole it found."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+from test_store import BACKENDS, no_change, open_store, plain_job
+
+from flowforge import ArgumentTypeError, StoreError
+from flowforge.store import Store
+
+
+@pytest.fixture(params=BACKENDS, ids=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh, empty store of each backend."""
+    opened = open_store(request.param, tmp_path)
+    yield opened
+    opened.close()
+
+
+def wrong(value: object) -> Any:  # Any: lets a call pass what its types forbid
+    return value
+
+
+NAN: Final = float("nan")
+
+# Calls whose owner or lease_until may not be None (only save's may), or NaN.
+UNLEASED_CALLS: Final[dict[str, Callable[[Store], object]]] = {
+    "create-owner-none": lambda s: s.create(
+        plain_job("k"), owner=wrong(None), lease_until=1.0
+    ),
+    "create-lease-none": lambda s: s.create(
+        plain_job("k"), owner="o", lease_until=wrong(None)
+    ),
+    "checkpoint-lease-none": lambda s: s.checkpoint(
+        plain_job("j"), no_change(plain_job("j")), owner="o", lease_until=wrong(None)
+    ),
+    "acquire-owner-none": lambda s: s.acquire(
+        "j", owner=wrong(None), lease_until=2e9, now=1e9
+    ),
+    "acquire-lease-none": lambda s: s.acquire(
+        "j", owner="o", lease_until=wrong(None), now=1e9
+    ),
+    "acquire-now-none": lambda s: s.acquire(
+        "j", owner="o", lease_until=2e9, now=wrong(None)
+    ),
+    "renew-owner-none": lambda s: s.renew("j", owner=wrong(None), lease_until=2e9),
+    "renew-lease-none": lambda s: s.renew("j", owner="o", lease_until=wrong(None)),
+}
+
+
+@pytest.mark.parametrize("call", list(UNLEASED_CALLS))
+def test_a_lease_call_refuses_none_where_it_needs_an_owner_or_a_time(
+    store: Store, call: str
+) -> None:
+    # Before: acquire(owner=None) "took" a free job for nobody and returned True;
+    # renew(owner=None) renewed an unleased job; a None lease_until freed a lease.
+    store.save(plain_job("j"))
+    before = store.load("j").serialize()
+
+    with pytest.raises(ArgumentTypeError, match="(owner|lease_until|now) must be"):
+        UNLEASED_CALLS[call](store)
+
+    assert store.load("j").serialize() == before
+    assert store.get("j").owner is None
+
+
+NAN_CALLS: Final[dict[str, Callable[[Store], object]]] = {
+    "acquire-lease": lambda s: s.acquire("j", owner="o", lease_until=NAN, now=1e9),
+    "acquire-now": lambda s: s.acquire("j", owner="o", lease_until=2e9, now=NAN),
+    "save-lease": lambda s: s.save(plain_job("j"), owner="o", lease_until=NAN),
+}
+
+
+@pytest.mark.parametrize("call", list(NAN_CALLS))
+def test_a_nan_lease_time_is_refused_before_any_write(store: Store, call: str) -> None:
+    # Before: a NaN lease never compared as expired, so the job was held forever.
+    store.save(plain_job("j"))
+
+    with pytest.raises(StoreError, match="(lease_until|now) must be a number"):
+        NAN_CALLS[call](store)
+
+    assert store.get("j").owner is None
