@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -9,8 +11,9 @@ from typing import Any, Final
 import pytest
 from test_store import BACKENDS, no_change, open_store, plain_job
 
-from flowforge import ArgumentTypeError, StoreError
+from flowforge import ArgumentTypeError, DefinitionError, Flow, StoreError
 from flowforge.store import Store
+from flowforge.testing import Relay
 
 
 @pytest.fixture(params=BACKENDS, ids=BACKENDS)
@@ -84,3 +87,36 @@ def test_a_nan_lease_time_is_refused_before_any_write(store: Store, call: str) -
         NAN_CALLS[call](store)
 
     assert store.get("j").owner is None
+
+
+def test_deleting_a_flow_setting_says_to_set_it_instead() -> None:
+    # Before: a raw AttributeError "__delete__", naming nothing.
+    flow = Flow("f", max_workers=3)
+
+    with pytest.raises(DefinitionError, match="max_workers cannot be deleted"):
+        del flow.max_workers
+
+    assert flow.max_workers == 3
+
+
+COPIES: Final[dict[str, Callable[[Flow], object]]] = {
+    "copy": copy.copy,
+    "deepcopy": copy.deepcopy,
+    "pickle": pickle.dumps,
+}
+
+
+@pytest.mark.parametrize("how", list(COPIES))
+def test_a_flow_refuses_to_be_copied_and_says_how_to_copy_it(how: str) -> None:
+    # Before: copy.copy gave a twin sharing the original's routines, jobs and
+    # pool (a routine added to the copy appeared in the original); deepcopy
+    # and pickle failed with "cannot pickle '_thread.lock' object".
+    flow = Flow("f")
+    flow.add_routine(Relay(), "a")
+
+    with pytest.raises(DefinitionError, match=r"Flow\.deserialize\(flow\.serialize"):
+        COPIES[how](flow)
+
+    twin = Flow.deserialize(flow.serialize())
+    twin.add_routine(Relay(), "b")
+    assert list(flow.routines) == ["a"]
