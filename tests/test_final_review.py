@@ -9,11 +9,19 @@ from pathlib import Path
 from typing import Any, Final
 
 import pytest
+from _engines import ENGINES, Run
 from test_store import BACKENDS, no_change, open_store, plain_job
 
-from flowforge import ArgumentTypeError, DefinitionError, Flow, StoreError
+from flowforge import (
+    ArgumentTypeError,
+    DefinitionError,
+    DeliveryInfo,
+    DeliveryResult,
+    Flow,
+    StoreError,
+)
 from flowforge.store import Store
-from flowforge.testing import Relay
+from flowforge.testing import FakeClock, Recorder, Relay
 
 
 @pytest.fixture(params=BACKENDS, ids=BACKENDS)
@@ -120,3 +128,42 @@ def test_a_flow_refuses_to_be_copied_and_says_how_to_copy_it(how: str) -> None:
     twin = Flow.deserialize(flow.serialize())
     twin.add_routine(Relay(), "b")
     assert list(flow.routines) == ["a"]
+
+
+class Outcomes:
+    """An observer keeping each delivery's ``(routine_id, outcome)``."""
+
+    def __init__(self) -> None:
+        self.ends: list[tuple[str, str]] = []
+
+    def on_delivery_end(self, info: DeliveryInfo, result: DeliveryResult) -> None:
+        self.ends.append((info.routine_id, result.outcome))
+
+
+@pytest.mark.parametrize("run", ENGINES.values(), ids=list(ENGINES))
+def test_observers_see_the_outcome_the_history_records_when_routes_change(
+    run: Run,
+) -> None:
+    # The run routes failures by its own plan; observers read the flow's live
+    # routes, so a failure route added during the job made them say "routed"
+    # for a failure that failed the job (and the reverse for one removed).
+    flow = Flow("edited", clock=FakeClock())
+    flow.add_routine(Relay(), "a")
+    flow.add_routine(Recorder(), "b")
+    flow.add_routine(Recorder(), "fallback")
+    flow.connect("a", "output", "b", "input")
+    flow.get_routine("b").set_config(fail_times=1)
+
+    def add_route(data: dict[str, object]) -> dict[str, object]:
+        flow.connect_failures("b", "fallback", "input")
+        return data
+
+    flow.get_routine("a").set_config(transform=add_route)
+    outcomes = Outcomes()
+    flow.add_observer(outcomes)
+
+    job = run(flow, "a", {"x": 1})
+
+    history = [(r.routine_id, r.outcome) for r in job.get_execution_history()]
+    assert history == [("a", "completed"), ("b", "failed")]
+    assert outcomes.ends == history
