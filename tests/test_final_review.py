@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import pickle
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
+from click.testing import CliRunner
 from _engines import ENGINES, Run
 from test_store import BACKENDS, no_change, open_store, plain_job
 
@@ -20,6 +22,7 @@ from flowforge import (
     Flow,
     StoreError,
 )
+from flowforge.cli._app import cli
 from flowforge.store import Store
 from flowforge.testing import FakeClock, Recorder, Relay
 
@@ -167,3 +170,57 @@ def test_observers_see_the_outcome_the_history_records_when_routes_change(
     history = [(r.routine_id, r.outcome) for r in job.get_execution_history()]
     assert history == [("a", "completed"), ("b", "failed")]
     assert outcomes.ends == history
+
+
+HOSTILE_MODULE: Final = """
+class Hostile(Exception):
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+
+raise Hostile()
+"""
+
+
+def test_import_names_the_module_even_when_its_error_has_no_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: the error's failing __str__ replaced the report, which said only
+    # "RuntimeError: no text for you", naming neither --import nor the module.
+    (tmp_path / "hostile_import.py").write_text(HOSTILE_MODULE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "hostile_import", raising=False)
+
+    result = CliRunner().invoke(
+        cli, ["--import", "hostile_import", "jobs", f"sqlite:///{tmp_path}/j.db"]
+    )
+
+    assert result.exit_code == 1
+    assert "cannot import 'hostile_import' (from --import" in result.stderr
+    assert "Hostile" in result.stderr
+
+
+HOSTILE_BUILDER: Final = """
+class Hostile(Exception):
+    def __str__(self):
+        raise RuntimeError("no text for you")
+
+
+def build():
+    raise Hostile()
+"""
+
+
+def test_a_flow_builder_whose_error_has_no_text_is_still_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "hostile_builder.py").write_text(HOSTILE_BUILDER, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "hostile_builder", raising=False)
+
+    result = CliRunner().invoke(cli, ["draw", "hostile_builder:build"])
+
+    assert result.exit_code == 1
+    assert "calling 'hostile_builder:build' failed: Hostile" in result.stderr
