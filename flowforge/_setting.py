@@ -8,11 +8,11 @@ flow its engine setup is out of date (``owner._set``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, Self, TypeVar, overload
+from typing import Any, Generic, NoReturn, Protocol, Self, TypeVar, overload
 
-from flowforge.exceptions import ArgumentTypeError
+from flowforge.exceptions import ArgumentTypeError, DefinitionError
 
-__all__ = ["Setting", "optional"]
+__all__ = ["Setting", "optional", "refuse_copy"]
 
 T = TypeVar("T")
 
@@ -61,6 +61,27 @@ class Setting(Generic[T]):
     def __set__(self, instance: _Owner, value: T) -> None:
         """Check ``value`` and store it; the owner's next job sees it."""
         instance._set(self._name, self._check(value))
+
+    def __delete__(self, instance: object) -> NoReturn:
+        """Refuse: a flow always has each setting."""
+        name = self._name[1:]
+        raise DefinitionError(
+            f"{name} cannot be deleted: a flow always has it; "
+            f"set flow.{name} to a new value instead"
+        )
+
+
+def refuse_copy(flow: object, *args: object) -> NoReturn:
+    """Refuse to copy or pickle a flow: a copy would share its routines and jobs.
+
+    Raises:
+        DefinitionError: Saying how to copy a flow's definition instead.
+    """
+    raise DefinitionError(
+        f"a {type(flow).__name__} cannot be copied or pickled (it holds its "
+        "jobs, lock and pool); copy its definition with "
+        "Flow.deserialize(flow.serialize())"
+    )
 
 
 def optional(kind: type[T], name: str) -> Callable[[object], T | None]:

@@ -27,6 +27,7 @@ from flowforge._flow_settings import (
     SAVED_SETTINGS,
     flow_settings,
 )
+from flowforge._setting import refuse_copy
 from flowforge._validate import Finding, validate
 from flowforge._wiring import Wiring
 from flowforge._names import check_positive
@@ -134,6 +135,8 @@ class Flow:
         execution_strategy,
         max_workers,
     ) = flow_settings()
+    # A copy would share the routines, jobs and pool: say how to copy instead.
+    __copy__ = __deepcopy__ = __reduce_ex__ = refuse_copy
 
     def _set(self, name: str, value: object) -> None:
         """Change a setting; the next job gets a setup that has it."""

@@ -60,8 +60,7 @@ def _import(module_name: str, given: str) -> object:
         return importlib.import_module(module_name)
     except Exception as error:  # any error of the user's module is reported
         raise CommandError(
-            f"cannot import {module_name!r} (from {given}): "
-            f"{type(error).__name__}: {error}"
+            f"cannot import {module_name!r} (from {given}): {_error_text(error)}"
         ) from error
 
 
@@ -77,8 +76,16 @@ def _as_flow(value: object, target: str) -> Flow:
         built = value()
     except Exception as error:  # the user's builder failed: report it
         raise CommandError(
-            f"calling {target!r} failed: {type(error).__name__}: {error}"
+            f"calling {target!r} failed: {_error_text(error)}"
         ) from error
     if not isinstance(built, Flow):
         raise CommandError(f"{target!r} returned a {type(built).__name__}, not a Flow")
     return built
+
+
+def _error_text(error: BaseException) -> str:
+    """Return ``Type: message``; the user's error may fail to give its text."""
+    try:
+        return f"{type(error).__name__}: {error}"
+    except Exception:  # noqa: BLE001  a hostile __str__ must not hide the report
+        return f"{type(error).__name__} (its message could not be read)"

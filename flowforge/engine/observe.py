@@ -10,6 +10,7 @@ whether or not a flow has observers; successful deliveries are never logged.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 from collections.abc import Callable, Container, Sequence
@@ -34,6 +35,7 @@ __all__ = [
     "delivery_ended",
     "delivery_failed",
     "delivery_started",
+    "for_run",
     "job_ended",
     "job_not_recovered",
     "job_started",
@@ -112,6 +114,19 @@ def resolve_observers(
     routed (the flow's live mapping, so that later routes count).
     """
     return Observers(observers, error_handler, failures) if observers else None
+
+
+def for_run(observers: Observers | None, failures: Container[str]) -> Observers | None:
+    """Return ``observers`` for one run, whose failures route by ``failures``.
+
+    A run routes failures by its own plan: a route added or removed while it
+    runs does not change what the observers are told.
+    """
+    if observers is None:
+        return None
+    bound = copy.copy(observers)
+    bound.failures = failures
+    return bound
 
 
 def add_observer(observers: tuple[object, ...], observer: object) -> tuple[object, ...]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Final
 from flowforge._context import CURRENT, DeliveryContext
 from flowforge.engine.awaiting import run_async_loop, run_concurrent_async
 from flowforge.engine.concurrent import ConcurrentLoop
-from flowforge.engine.observe import job_ended, job_started
+from flowforge.engine.observe import for_run, job_ended, job_started
 from flowforge.engine.routing import JOB_RUNNING
 from flowforge.engine.runtime import Runtime, drop_pending
 from flowforge.engine.sequential import run_loop
@@ -161,6 +161,7 @@ def _running(runtime: Runtime, job: JobState, plan: Plan) -> Iterator[DeliveryCo
     logged and told to the flow's observers (see ``observe``).
     """
     context, began, token = _begin(runtime, job, plan)
+    runtime.observers = for_run(runtime.observers, plan.failures)
     watched = job_started(runtime.observers, job)
     try:
         yield context

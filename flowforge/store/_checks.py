@@ -113,25 +113,30 @@ def seconds(value: object, name: str, maximum: float) -> float:
     return float(value)
 
 
-def check_lease(owner: object, lease_until: object, now: object = 0.0) -> None:
+def check_lease(
+    owner: object, lease_until: object, now: object = 0.0, *, unleased_ok: bool = False
+) -> None:
     """Refuse lease arguments of the wrong type, before anything is written.
 
-    ``owner`` is an owner id (a str, or ``None`` where a call allows it);
-    ``lease_until`` and ``now`` are seconds since the epoch (an int or float,
-    not a bool; ``lease_until`` may be ``None`` where a call allows it).
+    ``owner`` is an owner id (a str); ``lease_until`` and ``now`` are seconds
+    since the epoch (an int or float, not a bool, not NaN). With
+    ``unleased_ok`` (``save``), ``owner`` and ``lease_until`` may be ``None``.
 
     Raises:
         ArgumentTypeError: Naming the argument and what it got.
+        StoreError: If a time is NaN, which no lease would ever pass.
     """
-    if owner is not None and not isinstance(owner, str):
+    if not (owner is None and unleased_ok) and not isinstance(owner, str):
         raise ArgumentTypeError(
             f"owner must be a str, got {type(owner).__name__} {reprlib.repr(owner)}"
         )
     for name, value in (("lease_until", lease_until), ("now", now)):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float))
-        ):
+        if value is None and unleased_ok:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ArgumentTypeError(
                 f"{name} must be seconds since the epoch (a float), got "
                 f"{type(value).__name__} {reprlib.repr(value)}"
             )
+        if value != value:  # NaN: never expires, never compares
+            raise StoreError(f"{name} must be a number of seconds, got nan")

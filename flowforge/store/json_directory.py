@@ -101,7 +101,7 @@ class JsonDirectoryStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
-        check_lease(owner, lease_until)
+        check_lease(owner, lease_until, unleased_ok=True)
         check_job_state(job_state)
         with self._locked():
             if owner is not None and self._path(job_state.job_id).exists():

@@ -79,7 +79,7 @@ class MemoryStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
-        check_lease(owner, lease_until)
+        check_lease(owner, lease_until, unleased_ok=True)
         check_job_state(job_state)
         with self._lock:
             entry = self._jobs.get(job_state.job_id)

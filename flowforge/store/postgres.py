@@ -157,7 +157,7 @@ class PostgresStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
-        check_lease(owner, lease_until)
+        check_lease(owner, lease_until, unleased_ok=True)
         rows = job_rows(check_job_state(job_state))
         job_id = job_state.job_id
         values = _job_values(job_state, rows, owner, lease_until)

@@ -196,7 +196,7 @@ class SqliteStore:
         lease_until: float | None = None,
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
-        check_lease(owner, lease_until)
+        check_lease(owner, lease_until, unleased_ok=True)
         rows = job_rows(check_job_state(job_state))
         job_id = job_state.job_id
 
