@@ -52,12 +52,6 @@ class Setting(Generic[T]):
         value: T = getattr(instance, self._name)
         return value
 
-    def __delete__(self, instance: object) -> None:
-        """Refuse: a setting always has a value."""
-        raise AttributeError(
-            f"cannot delete the setting {self._name[1:]!r}; assign a new value instead"
-        )
-
     def __set__(self, instance: _Owner, value: T) -> None:
         """Check ``value`` and store it; the owner's next job sees it."""
         instance._set(self._name, self._check(value))

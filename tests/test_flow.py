@@ -406,7 +406,7 @@ def test_flow_settings_are_checked_when_assigned(
 def test_a_setting_cannot_be_deleted_and_keeps_its_value() -> None:
     flow = Flow(max_workers=3)
 
-    with pytest.raises(AttributeError, match="cannot delete the setting 'max_workers'"):
+    with pytest.raises(DefinitionError, match="max_workers cannot be deleted"):
         del flow.max_workers
 
     assert flow.max_workers == 3
