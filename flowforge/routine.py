@@ -161,12 +161,10 @@ class Routine:
         Raises:
             UnknownPortError: If there is no such slot.
         """
-        try:
-            return self._slots[name]
-        except (KeyError, TypeError):  # TypeError: an unhashable name
-            raise UnknownPortError(
-                f"{self!r} has no slot {name!r}; slots: {sorted(self._slots)}"
-            ) from None
+        port = self._slots.get(name) if isinstance(name, str) else None
+        if port is None:
+            raise _no_port(self, "slot", name, self._slots)
+        return port
 
     def get_event(self, name: str) -> Event:
         """Return the event ``name``.
@@ -174,12 +172,10 @@ class Routine:
         Raises:
             UnknownPortError: If there is no such event.
         """
-        try:
-            return self._events[name]
-        except (KeyError, TypeError):  # TypeError: an unhashable name
-            raise UnknownPortError(
-                f"{self!r} has no event {name!r}; events: {sorted(self._events)}"
-            ) from None
+        port = self._events.get(name) if isinstance(name, str) else None
+        if port is None:
+            raise _no_port(self, "event", name, self._events)
+        return port
 
     @property
     def slots(self) -> Mapping[str, Slot]:
@@ -444,3 +440,17 @@ def _bad_key(what: str, key: object) -> ArgumentTypeError:
 
 
 ROUTINE_TYPES[Routine._type_name] = Routine
+
+
+def _no_port(
+    routine: Routine, kind: str, name: object, ports: Mapping[str, object]
+) -> UnknownPortError:
+    """Say that ``routine`` has no such port; never call a non-text name's methods."""
+    if not isinstance(name, str):
+        return UnknownPortError(
+            f"{routine!r} has no such {kind}: {kind} names are str, got "
+            f"{type(name).__name__}; {kind}s: {sorted(ports)}"
+        )
+    return UnknownPortError(
+        f"{routine!r} has no {kind} {name!r}; {kind}s: {sorted(ports)}"
+    )

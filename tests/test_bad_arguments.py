@@ -218,12 +218,12 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
     (
         "Routine.get_slot-name-list",
         lambda: Plain().get_slot(wrong(["input"])),
-        "has no slot ['input']",
+        "has no such slot: slot names are str, got list",
     ),
     (
         "Routine.get_event-name-int",
         lambda: Plain().get_event(wrong(5)),
-        "has no event 5",
+        "has no such event: event names are str, got int",
     ),
     (
         "Routine.set_stat-key-list",

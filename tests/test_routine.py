@@ -436,5 +436,30 @@ def test_deserializing_a_class_that_skips_super_init_raises_serialization_error(
 def test_looking_up_an_unhashable_port_name_raises_unknown_port_error(
     lookup: Callable[[Recorder], object],
 ) -> None:
-    with pytest.raises(UnknownPortError, match=r"has no (slot \['input'\]|event \{\})"):
+    with pytest.raises(
+        UnknownPortError,
+        match=r"slot names are str, got list|event names are str, got dict",
+    ):
         lookup(Recorder())
+
+
+class Hostile:
+    """A port name whose every method raises, as crafted input might."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("repr")
+
+    def __hash__(self) -> int:
+        raise RuntimeError("hash")
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("eq")
+
+
+@pytest.mark.parametrize("kind", ["slot", "event"])
+def test_looking_up_a_port_by_a_hostile_name_never_calls_its_methods(
+    kind: str,
+) -> None:
+    lookup = getattr(Recorder(), f"get_{kind}")
+    with pytest.raises(UnknownPortError, match=f"{kind} names are str, got Hostile"):
+        lookup(Hostile())
