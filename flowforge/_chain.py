@@ -7,6 +7,7 @@ cannot be wired leaves the flow as it was.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -73,7 +74,9 @@ def _checked(item: object, index: int) -> Routine:
             f"chain item {index} is the class {name}, not a routine: pass an "
             f"instance, {name}()"
         )
-    raise ArgumentTypeError(f"chain item {index} must be a Routine, got {item!r}")
+    raise ArgumentTypeError(
+        f"chain item {index} must be a Routine, got {reprlib.repr(item)}"
+    )
 
 
 def _link(source: Routine, target: Routine, index: int) -> Link:

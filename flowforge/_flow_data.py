@@ -14,14 +14,18 @@ from typing import Protocol, TypeVar, final
 from flowforge.connection import Connection
 from flowforge.error_handler import ErrorHandler
 from flowforge.exceptions import (
-    ArgumentTypeError,
     DefinitionError,
     SerializationError,
     UnknownRoutineTypeError,
 )
 from flowforge.job_state import DEFAULT_MAX_PENDING
 from flowforge.routine import Routine
-from flowforge.serialization import FORMAT_VERSION, check_version, read
+from flowforge.serialization import (
+    FORMAT_VERSION,
+    check_registry,
+    check_version,
+    read,
+)
 
 __all__ = ["FlowParts", "flow_to_data", "read_flow_data", "wire_flow"]
 
@@ -120,10 +124,7 @@ def read_flow_data(
         SerializationError: If the data is malformed.
     """
     where = "flow"
-    if registry is not None and not isinstance(registry, Mapping):
-        raise ArgumentTypeError(
-            f"registry must be a mapping of type names to classes, got {registry!r}"
-        )
+    check_registry(registry)
     data = check_version(data, where)
     handler = data.get("error_handler")
     parts = FlowParts(

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import reprlib
 import json
 import os
 from pathlib import Path
@@ -64,7 +65,8 @@ def _path_text(path: object) -> str:
     """Return ``path`` as text, if it is a str or a path object."""
     if not isinstance(path, (str, os.PathLike)):
         raise ArgumentTypeError(
-            f"path must be a str or a path, got {type(path).__name__} {path!r:.60}"
+            f"path must be a str or a path, got {type(path).__name__} "
+            f"{reprlib.repr(path)}"
         )
     text = os.fspath(path)
     if not isinstance(text, str):  # a bytes path

@@ -43,7 +43,9 @@ def check_id(value: object, what: str) -> str:
         DefinitionError: If ``value`` is not such a string.
     """
     if not isinstance(value, str) or not value.strip():
-        raise DefinitionError(f"{what} must be a non-empty str, got {value!r}")
+        raise DefinitionError(
+            f"{what} must be a non-empty str, got {reprlib.repr(value)}"
+        )
     try:
         value.encode()
     except UnicodeEncodeError as error:

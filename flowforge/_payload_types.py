@@ -32,6 +32,7 @@ registry is read from any thread.
 
 from __future__ import annotations
 
+import reprlib
 import dataclasses
 import enum
 import inspect
@@ -150,7 +151,7 @@ def _add(entry: PayloadType) -> None:
 def _entry(cls: object, name: str | None) -> PayloadType:
     if not isinstance(cls, type) or _kind(cls) is None:
         raise ArgumentTypeError(
-            f"register_payload_type expects {KINDS} class, got {cls!r}"
+            f"register_payload_type expects {KINDS} class, got {reprlib.repr(cls)}"
         )
     if name is None:
         name = _qualified(cls)

@@ -7,6 +7,7 @@ flow its engine setup is out of date (``owner._set``).
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable
 from typing import Any, Generic, NoReturn, Protocol, Self, TypeVar, overload
 
@@ -88,7 +89,8 @@ def optional(kind: type[T], name: str) -> Callable[[object], T | None]:
     def check(value: object) -> T | None:
         if value is not None and not isinstance(value, kind):
             raise ArgumentTypeError(
-                f"{name}: expected an {kind.__name__} or None, got {value!r}"
+                f"{name}: expected an {kind.__name__} or None, got "
+                f"{reprlib.repr(value)}"
             )
         return value
 

@@ -8,6 +8,7 @@ changes in place. A flow is edited only while none of its jobs runs.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 from typing import final
 
@@ -53,7 +54,9 @@ class Wiring:
     def add(self, routine: Routine, routine_id: str | None) -> str:
         """Add ``routine``; return its id. See :meth:`Flow.add_routine`."""
         if not isinstance(routine, Routine):
-            raise ArgumentTypeError(f"add_routine expects a Routine, got {routine!r}")
+            raise ArgumentTypeError(
+                f"add_routine expects a Routine, got {reprlib.repr(routine)}"
+            )
         if not hasattr(routine, "_slots"):
             raise DefinitionError(
                 f"{type(routine).__qualname__}.__init__ must call super().__init__()"
@@ -95,7 +98,8 @@ class Wiring:
         source_id, event, target_id, slot = ends
         declared = self.get(source_id, flow_id).get_event(event).output_params
         self.get(target_id, flow_id).get_slot(slot)
-        connection = Connection(source_id, event, target_id, slot, param_mapping or {})
+        mapping = {} if param_mapping is None else param_mapping
+        connection = Connection(source_id, event, target_id, slot, mapping)
         unknown = [
             k
             for k in connection.param_mapping
@@ -165,8 +169,10 @@ class Wiring:
     ) -> None:
         """Route ``source_id``'s final failures. See :meth:`Flow.connect_failures`."""
         self.get(source_id, flow_id)
+        target = self.get(target_id, flow_id)
+        check_type(slot, str, "slot", "a slot name (a str)")
         where = f"failure route {source_id!r} -> {target_id!r}.{slot!r}"
-        check_failure_slot(self.get(target_id, flow_id).get_slot(slot), where)
+        check_failure_slot(target.get_slot(slot), where)
         known = self.failures.get(source_id)
         if known is not None:
             raise DefinitionError(
@@ -199,7 +205,7 @@ def _ends(given: Connection | str, rest: tuple[str | None, ...]) -> Ends:
     if not all(isinstance(part, str) for part in ends):
         raise ArgumentTypeError(
             "disconnect expects a Connection, or source_id, event, target_id and "
-            f"slot as str, got {ends!r}"
+            f"slot as str, got {reprlib.repr(ends)}"
         )
     return ends  # type: ignore[return-value]  # four str, checked above
 

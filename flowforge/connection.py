@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import final
 
-from flowforge._names import check_name
+from flowforge._names import check_name, check_type
 from flowforge.exceptions import (
     ArgumentTypeError,
     DefinitionError,
@@ -52,14 +53,16 @@ class Connection:
         ):
             if not isinstance(value, str):
                 raise ArgumentTypeError(
-                    f"{what} must be a str, got {type(value).__name__} {value!r}"
+                    f"{what} must be a str, got {type(value).__name__} "
+                    f"{reprlib.repr(value)}"
                 )
         check_name(self.event, "event")
         check_name(self.slot, "slot")
-        if not isinstance(self.param_mapping, Mapping):
+        given = self.param_mapping
+        if not isinstance(given, Mapping):
             raise DefinitionError(
                 "param_mapping must be a mapping {event_key: slot_key}, got "
-                f"{type(self.param_mapping).__name__} {self.param_mapping!r}"
+                f"{type(given).__name__} {reprlib.repr(given)}"
             )
         mapping = dict(self.param_mapping)
         for key, value in mapping.items():
@@ -68,7 +71,13 @@ class Connection:
         object.__setattr__(self, "param_mapping", mapping)
 
     def apply(self, data: Payload) -> Payload:
-        """Return ``data`` as the target slot receives it."""
+        """Return ``data`` as the target slot receives it.
+
+        Raises:
+            ArgumentTypeError: If ``data`` is not a mapping.
+        """
+        if type(data) is not dict and not isinstance(data, Mapping):
+            check_type(data, Mapping, "data", "a mapping of the event's keys")
         mapping = self.param_mapping
         if not mapping:
             return data

@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import pickle
+import reprlib
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,9 +27,12 @@ except ImportError as error:  # pragma: no cover - tested in a subprocess
         'pip install "flowforge[dask]"'
     ) from error
 
-from flowforge.engine.jobs import resume_job, start_job
+from flowforge._names import check_type
+from flowforge.engine.entry import check_entry_params
+from flowforge.engine.jobs import check_store, resume_job, start_job
 from flowforge.engine.journal import DEFAULT_LEASE_SECONDS
 from flowforge.exceptions import (
+    ArgumentTypeError,
     DefinitionError,
     JobNotFoundError,
     JobStateError,
@@ -131,17 +135,11 @@ class DaskRunner:
         retries: int = 0,
     ) -> None:
         """Bind the runner to ``client`` and preload modules on its workers."""
-        if isinstance(preload, str):
-            raise TypeError(f"preload takes a list of module names, got {preload!r}")
-        if not lease_seconds > 0:
-            raise DefinitionError(
-                f"lease_seconds must be positive, got {lease_seconds!r}"
-            )
+        self.client = check_type(client, Client, "client", "a distributed.Client")
+        self.preload = _preload(preload)
+        self.lease_seconds = _lease_seconds(lease_seconds)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise DefinitionError(f"retries must be an int >= 0, got {retries!r}")
-        self.client = client
-        self.preload = tuple(preload)
-        self.lease_seconds = float(lease_seconds)
         self.retries = retries
         if self.preload:
             _register_preload(client, self.preload)
@@ -186,6 +184,7 @@ class DaskRunner:
             StoreError: If ``store`` cannot be sent to the workers.
         """
         request = self._request(flow, entry_routine_id, entry_slot, store)
+        check_entry_params(entry_params)
         job = _Job(_job_id(job_id), entry_params)
         return self.client.submit(
             _run_job, job, request=request, key=_key(job), retries=self.retries
@@ -211,7 +210,15 @@ class DaskRunner:
                 ``params_list``, or repeats an id.
         """
         request = self._request(flow, entry_routine_id, entry_slot, store)
-        jobs = _jobs(list(params_list), job_ids)
+        check_type(params_list, Iterable, "params_list", "an iterable of params")
+        params = list(params_list)
+        for item in params:
+            check_entry_params(item)
+        if isinstance(job_ids, str) or not isinstance(job_ids, Sequence | None):
+            raise ArgumentTypeError(
+                f"job_ids must be a list of job ids or None, got {job_ids!r}"
+            )
+        jobs = _jobs(params, job_ids)
         return self.client.map(
             _run_job,
             jobs,
@@ -264,7 +271,12 @@ class DaskRunner:
         entry_slot: str | None,
         store: Store | None,
     ) -> _Request:
+        check_type(flow, Flow, "flow", "a Flow")
         flow.get_routine(entry_routine_id)
+        if entry_slot is not None:
+            check_type(entry_slot, str, "entry_slot", "a slot name (a str) or None")
+        if store is not None:
+            check_store(store)
         text = json.dumps(flow.serialize(), separators=(",", ":"))
         return _Request(
             flow=text,
@@ -314,6 +326,29 @@ def _register_preload(client: Client, modules: tuple[str, ...]) -> None:
         # Workers that join later would fail the same way: forget the plugin.
         client.unregister_worker_plugin(name)  # type: ignore[no-untyped-call]
         raise
+
+
+def _preload(preload: object) -> tuple[str, ...]:
+    """Return ``preload`` as a tuple of module names, or refuse it."""
+    if isinstance(preload, str) or not isinstance(preload, Iterable):
+        raise ArgumentTypeError(
+            f"preload must be a list of module names, got {reprlib.repr(preload)}"
+        )
+    return tuple(
+        check_type(name, str, "preload item", "a module name (a str)")
+        for name in preload
+    )
+
+
+def _lease_seconds(value: object) -> float:
+    """Return ``value`` as a lease length, or refuse it."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentTypeError(
+            f"lease_seconds must be a number of seconds, got {reprlib.repr(value)}"
+        )
+    if not 0 < value < float("inf"):
+        raise DefinitionError(f"lease_seconds must be positive, got {value!r}")
+    return float(value)
 
 
 def _pack_store(store: Store) -> bytes:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import reprlib
 import math
 import random
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Final, final
 
+from flowforge._names import check_type
 from flowforge.exceptions import ArgumentTypeError, DefinitionError, SerializationError
 from flowforge.serialization import (
     FORMAT_VERSION,
+    check_registry,
     check_version,
     exception_name,
     read,
@@ -106,7 +109,8 @@ class ErrorHandler:
         self.retry_backoff = _seconds(retry_backoff, "retry_backoff")
         if self.retry_backoff < 1:
             raise DefinitionError(
-                f"retry_backoff must be at least 1 (got {retry_backoff!r}); "
+                "retry_backoff must be at least 1 (got "
+                f"{reprlib.repr(retry_backoff)}); "
                 "use 1 for a constant delay"
             )
         self.max_retry_delay = (
@@ -117,13 +121,17 @@ class ErrorHandler:
         self.retry_jitter = _seconds(retry_jitter, "retry_jitter")
         if self.retry_jitter > 1:
             raise DefinitionError(
-                f"retry_jitter must be in [0, 1], got {retry_jitter!r}"
+                f"retry_jitter must be in [0, 1], got {reprlib.repr(retry_jitter)}"
             )
         self.retryable_exceptions = _exception_types(retryable_exceptions)
         if not isinstance(is_critical, bool):
-            raise DefinitionError(f"is_critical must be a bool, got {is_critical!r}")
+            raise DefinitionError(
+                f"is_critical must be a bool, got {reprlib.repr(is_critical)}"
+            )
         if not isinstance(is_optional, bool):
-            raise DefinitionError(f"is_optional must be a bool, got {is_optional!r}")
+            raise DefinitionError(
+                f"is_optional must be a bool, got {reprlib.repr(is_optional)}"
+            )
         if is_critical and is_optional:
             raise DefinitionError(
                 "an error handler cannot be both critical and optional; choose "
@@ -148,9 +156,12 @@ class ErrorHandler:
             attempt: The failed attempt, 0 for the first delivery.
 
         Raises:
-            ArgumentTypeError: If ``attempt`` is not an int.
+            ArgumentTypeError: If ``error`` is not an exception or ``attempt``
+                is not an int.
+            DefinitionError: If ``attempt`` is negative.
         """
         _attempt(attempt)
+        check_type(error, BaseException, "error", "an exception")
         return (
             self.strategy is ErrorStrategy.RETRY
             and attempt < self.max_retries
@@ -165,8 +176,12 @@ class ErrorHandler:
         always a finite number of seconds, however large ``attempt``.
 
         Raises:
-            ArgumentTypeError: If ``attempt`` is not an int.
+            ArgumentTypeError: If ``attempt`` is not an int, or ``rng`` is
+                neither a ``random.Random`` nor ``None``.
+            DefinitionError: If ``attempt`` is negative.
         """
+        if rng is not None:
+            check_type(rng, random.Random, "rng", "a random.Random or None")
         cap = MAX_RETRY_DELAY if self.max_retry_delay is None else self.max_retry_delay
         backoff = self._backoff(_attempt(attempt))
         delay = cap if backoff is None else min(backoff, cap)
@@ -233,6 +248,7 @@ class ErrorHandler:
                 exception class.
         """
         where = "error handler"
+        check_registry(registry)
         data = check_version(data, where)
         names = read(data, "retryable_exceptions", list, where)
         try:
@@ -285,23 +301,31 @@ class ErrorHandler:
 
 def _strategy(value: ErrorStrategy | str) -> ErrorStrategy:
     try:
+        if not isinstance(value, str):  # hashing another object calls its code
+            raise ValueError(value)
         return ErrorStrategy(value)
     except ValueError:
         choices = ", ".join(repr(s.value) for s in ErrorStrategy)
         raise DefinitionError(
-            f"unknown error strategy {value!r}; use one of {choices}"
+            f"unknown error strategy {reprlib.repr(value)}; use one of {choices}"
         ) from None
 
 
 def _count(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise DefinitionError(f"{name} must be a non-negative int, got {value!r}")
+        raise DefinitionError(
+            f"{name} must be a non-negative int, got {reprlib.repr(value)}"
+        )
     return value
 
 
 def _attempt(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ArgumentTypeError(f"attempt must be an int, got {value!r}")
+        raise ArgumentTypeError(f"attempt must be an int, got {reprlib.repr(value)}")
+    if value < 0:
+        raise DefinitionError(
+            f"attempt must be 0 or more (0 is the first), got {value}"
+        )
     return value
 
 
@@ -310,7 +334,8 @@ def _delay(value: float, name: str) -> float:
     if seconds > MAX_RETRY_DELAY:
         raise DefinitionError(
             f"{name} must be at most {MAX_RETRY_DELAY:g} seconds (one week), got "
-            f"{value!r}; a job that must wait longer is better paused and resumed"
+            f"{reprlib.repr(value)}; a job that must wait longer is better paused "
+            "and resumed"
         )
     return seconds
 
@@ -319,7 +344,7 @@ def _seconds(value: float, name: str) -> float:
     finite = isinstance(value, (int, float)) and math.isfinite(value)
     if isinstance(value, bool) or not finite or not value >= 0:
         raise DefinitionError(
-            f"{name} must be a finite, non-negative number, got {value!r}"
+            f"{name} must be a finite, non-negative number, got {reprlib.repr(value)}"
         )
     return float(value)
 
@@ -330,14 +355,15 @@ def _exception_types(
     if isinstance(types, (str, bytes)) or not isinstance(types, type | Iterable):
         raise DefinitionError(
             "retryable_exceptions must be an exception class or an iterable of "
-            f"them, got {types!r}"
+            f"them, got {reprlib.repr(types)}"
         )
     items: tuple[object, ...] = (types,) if isinstance(types, type) else tuple(types)
     result: list[type[BaseException]] = []
     for item in items:
         if not (isinstance(item, type) and issubclass(item, BaseException)):
             raise DefinitionError(
-                f"retryable_exceptions must hold exception classes, got {item!r}"
+                "retryable_exceptions must hold exception classes, got "
+                f"{reprlib.repr(item)}"
             )
         result.append(item)
     return tuple(result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import final
 
-from flowforge._names import check_name
+from flowforge._names import check_name, check_type
 from flowforge.exceptions import (
     ArgumentTypeError,
     DefinitionError,
@@ -49,8 +49,14 @@ class Event:
         """Raise if ``data`` carries a key outside the declared output params.
 
         Raises:
+            ArgumentTypeError: If ``data`` is not a mapping or ``routine_id``
+                is not a str.
             DefinitionError: If a key is not declared.
         """
+        if type(data) is not dict and not isinstance(data, Mapping):
+            check_type(data, Mapping, "data", "a mapping of the emitted keys")
+        if type(routine_id) is not str:
+            check_type(routine_id, str, "routine_id", "a str")
         if self.output_params is None:
             return
         extra = [key for key in data if key not in self.output_params]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, final
 
+from flowforge._names import check_type
 from flowforge.exceptions import SerializationError, UnknownPortError
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 
@@ -347,8 +348,10 @@ class ExecutionTracker:
         """Return the figures of one routine.
 
         Raises:
+            ArgumentTypeError: If ``routine_id`` is not a str.
             UnknownPortError: If the routine's handler never ran in this job.
         """
+        check_type(routine_id, str, "routine_id", "a str")
         if routine_id not in self._times:
             raise UnknownPortError(
                 f"routine {routine_id!r} has no recorded runs; "
@@ -400,7 +403,13 @@ class ExecutionTracker:
         return self._counts()
 
     def get_event_targets(self, routine_id: str, event: str) -> Targets:
-        """Return the ``(routine_id, slot)`` pairs an emitted event was sent to."""
+        """Return the ``(routine_id, slot)`` pairs an emitted event was sent to.
+
+        Raises:
+            ArgumentTypeError: If ``routine_id`` or ``event`` is not a str.
+        """
+        check_type(routine_id, str, "routine_id", "a str")
+        check_type(event, str, "event", "a str")
         return self._targets_of((routine_id, event))
 
     @property

@@ -452,7 +452,7 @@ class Flow:
         Raises:
             JobStateError: If the job is not running.
         """
-        job = control_target(self._engine_setup(), job_state, "pause")
+        job = control_target(self._engine_setup(), job_state, "pause", reason)
         job._stop_request = (JobStatus.PAUSED, reason, checkpoint)
 
     def cancel(
@@ -475,7 +475,7 @@ class Flow:
                 unchanged).
         """
         setup = self._engine_setup()
-        job = control_target(setup, job_state, "cancel")
+        job = control_target(setup, job_state, "cancel", reason, store)
         if job.status is JobStatus.PAUSED:
             cancel_paused(setup, job, store)
             return

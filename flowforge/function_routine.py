@@ -9,6 +9,7 @@ name. The class is made with ``type()`` from a fixed base,
 
 from __future__ import annotations
 
+import reprlib
 import functools
 import inspect
 from collections.abc import Callable
@@ -211,7 +212,7 @@ def _routine_class(
     if not inspect.isfunction(function) or function.__name__ == "<lambda>":
         raise ArgumentTypeError(
             f"@step decorates a function made with def or async def, got "
-            f"{function!r}; wrap it in a def if needed"
+            f"{reprlib.repr(function)}; wrap it in a def if needed"
         )
     _refuse_method(function)
     if emits is not None:

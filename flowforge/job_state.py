@@ -12,6 +12,7 @@ from typing import Final, final
 
 from flowforge._job_file import read_job_file, write_job_file
 from flowforge._codec import decode, encode
+from flowforge._names import check_type
 from flowforge._error_log import add_error, failing_record, failure, trim_errors
 from flowforge.exceptions import (
     ArgumentTypeError,
@@ -241,8 +242,10 @@ class JobState:
         """Return what routine ``routine_id`` did in this job.
 
         Raises:
+            ArgumentTypeError: If ``routine_id`` is not a str.
             UnknownPortError: If the routine has not run in this job.
         """
+        check_type(routine_id, str, "routine_id", "a str")
         try:
             return self.routine_states[routine_id]
         except KeyError:

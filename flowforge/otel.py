@@ -29,6 +29,7 @@ except ImportError as error:  # pragma: no cover - needs the extra missing
         'pip install "flowforge[otel]"'
     ) from error
 
+from flowforge._names import check_type
 from flowforge.job_state import JobState, JobStatus
 from flowforge.observer import DeliveryInfo, DeliveryResult
 
@@ -69,7 +70,15 @@ class TracingObserver:
     __slots__ = ("_tracer", "_jobs", "_deliveries", "_lock")
 
     def __init__(self, tracer_provider: TracerProvider | None = None) -> None:
-        """Make spans with a ``flowforge`` tracer of ``tracer_provider``."""
+        """Make spans with a ``flowforge`` tracer of ``tracer_provider``.
+
+        Raises:
+            ArgumentTypeError: If ``tracer_provider`` is neither an
+                OpenTelemetry ``TracerProvider`` nor ``None``.
+        """
+        if tracer_provider is not None:
+            kind = trace.TracerProvider
+            check_type(tracer_provider, kind, "tracer_provider", "a TracerProvider")
         self._tracer = trace.get_tracer("flowforge", tracer_provider=tracer_provider)
         self._jobs: dict[str, Span] = {}
         self._deliveries: dict[tuple[str, int], tuple[Span, Token[Context]]] = {}

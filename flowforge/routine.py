@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -23,6 +24,7 @@ from flowforge.exceptions import (
 from flowforge.serialization import (
     FORMAT_VERSION,
     ROUTINE_TYPES,
+    check_registry,
     check_version,
     read,
     type_name,
@@ -239,19 +241,15 @@ class Routine:
 
     def set_stat(self, key: str, value: object) -> None:
         """Set statistic ``key`` to ``value``."""
+        _check_key("stat", key)
         with self._lock:
-            try:
-                self._stats[key] = value
-            except TypeError:  # an unhashable key
-                raise _bad_key("stat", key) from None
+            self._stats[key] = value
 
     def get_stat(self, key: str, default: object = None) -> object:
         """Return statistic ``key``, or ``default`` when unset."""
+        _check_key("stat", key)
         with self._lock:
-            try:
-                return self._stats.get(key, default)
-            except TypeError:  # an unhashable key
-                raise _bad_key("stat", key) from None
+            return self._stats.get(key, default)
 
     def increment_stat(self, key: str, amount: int | float = 1) -> int | float:
         """Add ``amount`` to statistic ``key`` (0 when unset); return the new value.
@@ -260,14 +258,16 @@ class Routine:
             ArgumentTypeError: If ``amount`` or the current value is not a number.
         """
         if isinstance(amount, bool) or not isinstance(amount, (int, float)):
-            raise ArgumentTypeError(f"amount must be a number, got {amount!r}")
+            raise ArgumentTypeError(
+                f"amount must be a number, got {reprlib.repr(amount)}"
+            )
+        _check_key("stat", key)
         with self._lock:
-            try:
-                current = self._stats.get(key, 0)
-            except TypeError:  # an unhashable key
-                raise _bad_key("stat", key) from None
+            current = self._stats.get(key, 0)
             if isinstance(current, bool) or not isinstance(current, (int, float)):
-                raise ArgumentTypeError(f"stat {key!r} holds {current!r}, not a number")
+                raise ArgumentTypeError(
+                    f"stat {key!r} holds {reprlib.repr(current)}, not a number"
+                )
             value = current + amount
             self._stats[key] = value
             return value
@@ -288,10 +288,8 @@ class Routine:
 
     def get_config(self, key: str, default: object = None) -> object:
         """Return configuration value ``key``, or ``default`` when unset."""
-        try:
-            return self._config.get(key, default)
-        except TypeError:  # an unhashable key
-            raise _bad_key("config", key) from None
+        _check_key("config", key)
+        return self._config.get(key, default)
 
     def config(self) -> dict[str, object]:
         """Return a copy of the configuration."""
@@ -306,7 +304,8 @@ class Routine:
         """Use ``handler`` for this routine's failures; ``None`` defers to the flow."""
         if handler is not None and not isinstance(handler, ErrorHandler):
             raise ArgumentTypeError(
-                f"handler: expected an ErrorHandler or None, got {handler!r}"
+                "handler: expected an ErrorHandler or None, got "
+                f"{reprlib.repr(handler)}"
             )
         self._error_handler = handler
 
@@ -379,6 +378,7 @@ class Routine:
             SerializationError: If the data is malformed or does not match
                 what the class defines.
         """
+        check_registry(registry)
         data = check_version(data, "routine")
         name = read(data, "type", str, "routine")
         routine_cls = (registry or {}).get(name) or ROUTINE_TYPES.get(name)
@@ -433,10 +433,12 @@ class Routine:
         )
 
 
-def _bad_key(what: str, key: object) -> ArgumentTypeError:
-    return ArgumentTypeError(
-        f"{what} key must be a str, got {type(key).__name__} {key!r}"
-    )
+def _check_key(what: str, key: object) -> None:
+    """Refuse a stat or config key that is not a str, before it is hashed."""
+    if not isinstance(key, str):
+        raise ArgumentTypeError(
+            f"{what} key must be a str, got {type(key).__name__} {reprlib.repr(key)}"
+        )
 
 
 ROUTINE_TYPES[Routine._type_name] = Routine

@@ -18,11 +18,12 @@ import builtins
 from collections.abc import Mapping
 from typing import Final, TypeVar
 
-from flowforge.exceptions import SerializationError
+from flowforge.exceptions import ArgumentTypeError, SerializationError
 
 __all__ = [
     "FORMAT_VERSION",
     "ROUTINE_TYPES",
+    "check_registry",
     "check_version",
     "exception_name",
     "read",
@@ -103,6 +104,19 @@ def read_optional(
     if data.get(key) is None:
         return None
     return read(data, key, kind, where)
+
+
+def check_registry(registry: object) -> None:
+    """Refuse a ``registry`` argument that is neither ``None`` nor a mapping.
+
+    Raises:
+        ArgumentTypeError: Naming ``registry`` and the type it got.
+    """
+    if registry is not None and not isinstance(registry, Mapping):
+        raise ArgumentTypeError(
+            "registry must be a mapping of type names to classes, got "
+            f"{type(registry).__name__}"
+        )
 
 
 def exception_name(cls: type[BaseException]) -> str:

@@ -7,6 +7,7 @@ new data into a buffer and how to call its handler with it.
 
 from __future__ import annotations
 
+import reprlib
 import functools
 import inspect
 import math
@@ -14,7 +15,7 @@ from collections.abc import Callable, Mapping
 from types import FunctionType
 from typing import Final, final
 
-from flowforge._names import check_name
+from flowforge._names import check_name, check_type
 from flowforge.exceptions import (
     ArgumentTypeError,
     DefinitionError,
@@ -89,19 +90,24 @@ class Slot:
     ) -> None:
         """Validate the slot's definition and analyse its handler once."""
         self.name = check_name(name, "slot")
-        if not callable(merge_strategy) and merge_strategy not in MERGE_STRATEGIES:
+        if not callable(merge_strategy) and (
+            not isinstance(merge_strategy, str)
+            or merge_strategy not in MERGE_STRATEGIES
+        ):
             raise DefinitionError(
-                f"slot {name!r}: unknown merge_strategy {merge_strategy!r}; use "
+                f"slot {name!r}: unknown merge_strategy "
+                f"{reprlib.repr(merge_strategy)}; use "
                 "'override', 'append' or a callable merge(old, new) -> dict"
             )
         if not isinstance(join, bool):
             raise ArgumentTypeError(
                 f"slot {name!r}: join must be a bool, got {type(join).__name__} "
-                f"{join!r}"
+                f"{reprlib.repr(join)}"
             )
         if handler is not None and not callable(handler):
             raise ArgumentTypeError(
-                f"slot {name!r}: handler must be callable or None, got {handler!r}"
+                f"slot {name!r}: handler must be callable or None, got "
+                f"{reprlib.repr(handler)}"
             )
         self.handler = handler
         self.merge_strategy = merge_strategy
@@ -117,7 +123,15 @@ class Slot:
         ``"append"`` extends the lists of ``buffer`` in place (the engine
         undoes that when the handler fails); the other strategies return a
         new dict.
+
+        Raises:
+            ArgumentTypeError: If ``buffer`` is neither a mapping nor ``None``,
+                or ``data`` is not a mapping.
         """
+        if type(data) is not dict and not isinstance(data, Mapping):
+            check_type(data, Mapping, "data", "a mapping of the arriving keys")
+        if buffer is not None and type(buffer) is not dict:
+            check_type(buffer, dict, "buffer", "a dict or None")
         strategy = self.merge_strategy
         if strategy == "override":
             return {**buffer, **data} if buffer else dict(data)
@@ -159,8 +173,12 @@ class Slot:
         """Call the handler with ``buffer``, binding keys to its parameters.
 
         Raises:
+            ArgumentTypeError: If ``buffer`` is not a mapping or
+                ``routine_id`` is not a str.
             DefinitionError: If a required parameter has no key in ``buffer``.
         """
+        check_type(buffer, Mapping, "buffer", "a mapping of the slot's keys")
+        check_type(routine_id, str, "routine_id", "a str")
         return self._invoke(buffer, routine_id)
 
     def serialize(self) -> dict[str, object]:
@@ -297,7 +315,7 @@ def _check_timeout(timeout: object, name: str, is_async: bool) -> float | None:
     ):
         raise DefinitionError(
             f"slot {name!r}: timeout must be a positive number of seconds or "
-            f"None, got {timeout!r}"
+            f"None, got {reprlib.repr(timeout)}"
         )
     if not is_async:
         raise DefinitionError(
@@ -323,7 +341,8 @@ def _check_correlate(correlate: object, name: str, join: bool) -> Correlate | No
     if not callable(correlate):
         raise ArgumentTypeError(
             f"slot {name!r}: correlate must be a payload key (str) or a function "
-            f"of the payload, got {type(correlate).__name__} {correlate!r:.60}"
+            f"of the payload, got {type(correlate).__name__} "
+            f"{reprlib.repr(correlate)}"
         )
     if awaits(correlate, f"slot {name!r} correlate"):
         raise DefinitionError(
@@ -360,7 +379,9 @@ def _restore_callable(ref: object, owner: object, where: str) -> Handler | None:
             "cannot be restored from data; define the slot in the routine's "
             "__init__ or use a method as the handler"
         )
-    raise SerializationError(f"{where}: expected {{'method': name}}, got {ref!r}")
+    raise SerializationError(
+        f"{where}: expected {{'method': name}}, got {reprlib.repr(ref)}"
+    )
 
 
 def _restore_method(owner: object, name: str, where: str) -> Handler:

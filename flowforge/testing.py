@@ -25,8 +25,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, final
 
 from flowforge._context import CURRENT, DeliveryContext, current_delivery
-from flowforge._names import free_id
+from flowforge._names import check_type, free_id
 from flowforge.engine.entry import choose_entry_slot
+from flowforge.engine.jobs import check_store
 from flowforge.engine.plan import is_async_source
 from flowforge.engine.routing import refuse_awaitable
 from flowforge.exceptions import ArgumentTypeError, ExecutionError
@@ -74,7 +75,12 @@ class Outcome:
     given, if the handler raised); ``None`` when there is none (a source)."""
 
     def payloads(self, event: str) -> list[Payload]:
-        """Return the payloads emitted on ``event``, in order."""
+        """Return the payloads emitted on ``event``, in order.
+
+        Raises:
+            ArgumentTypeError: If ``event`` is not a str (an event name).
+        """
+        check_type(event, str, "event", "an event name (a str)")
         return [data for name, data in self.emissions if name == event]
 
 
@@ -162,7 +168,9 @@ class _Call:
         buffer: Mapping[str, object] | None,
     ) -> None:
         if not isinstance(routine, Routine):
-            raise ArgumentTypeError(f"deliver expects a Routine, got {routine!r}")
+            raise ArgumentTypeError(
+                f"deliver expects a Routine, got {reprlib.repr(routine)}"
+            )
         routine.slots  # noqa: B018  raises if __init__ skipped super().__init__()
         self.routine = routine
         self.params = _payload(data, "data")
@@ -286,7 +294,18 @@ class FakeClock:
     """
 
     def __init__(self, start: datetime | None = None) -> None:
-        """Start at ``start`` (2026-01-01 UTC by default) and monotonic 0."""
+        """Start at ``start`` (2026-01-01 UTC by default) and monotonic 0.
+
+        Raises:
+            ArgumentTypeError: If ``start`` is not an aware datetime or ``None``.
+        """
+        if start is not None and (
+            not isinstance(start, datetime) or start.utcoffset() is None
+        ):
+            raise ArgumentTypeError(
+                "start must be an aware datetime (with a tzinfo, such as "
+                f"datetime(2026, 1, 1, tzinfo=UTC)) or None, got {reprlib.repr(start)}"
+            )
         self._start = start or datetime(2026, 1, 1, tzinfo=UTC)
         self._elapsed = 0.0
         self.sleeps: list[float] = []
@@ -300,7 +319,12 @@ class FakeClock:
         return self._start + timedelta(seconds=self._elapsed)
 
     def sleep(self, seconds: float) -> None:
-        """Record ``seconds`` and advance the clock by it."""
+        """Record ``seconds`` and advance the clock by it.
+
+        Raises:
+            ArgumentTypeError: If ``seconds`` is not a finite number of 0 or more.
+        """
+        _check_seconds(seconds)
         self.sleeps.append(seconds)
         self._elapsed += seconds
 
@@ -309,12 +333,29 @@ class FakeClock:
         self.sleep(seconds)
 
     def advance(self, seconds: float) -> None:
-        """Move the clock forward by ``seconds`` without recording a sleep."""
-        self._elapsed += seconds
+        """Move the clock forward by ``seconds`` without recording a sleep.
+
+        Raises:
+            ArgumentTypeError: If ``seconds`` is not a finite number of 0 or more.
+        """
+        self._elapsed += _check_seconds(seconds)
 
     def __repr__(self) -> str:
         """Return the elapsed time."""
         return f"FakeClock(elapsed={self._elapsed})"
+
+
+def _check_seconds(seconds: object) -> float:
+    """Return ``seconds`` if a clock can move by it: a finite number, 0 or more."""
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not 0 <= seconds < float("inf")
+    ):
+        raise ArgumentTypeError(
+            f"seconds must be a finite number of 0 or more, got {reprlib.repr(seconds)}"
+        )
+    return float(seconds)
 
 
 class Recorder(Routine):
@@ -385,8 +426,12 @@ class StoreWrapper:
     """
 
     def __init__(self, inner: Store) -> None:
-        """Wrap ``inner``."""
-        self.inner = inner
+        """Wrap ``inner``.
+
+        Raises:
+            ArgumentTypeError: If ``inner`` is not a :class:`~flowforge.store.Store`.
+        """
+        self.inner = check_store(inner)
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Pass the call on."""

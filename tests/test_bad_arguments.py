@@ -1,68 +1,32 @@
-"""Bad arguments to the public methods of the model and the stores.
+"""Bad arguments to the model: slots, events, connections, error handlers, routines.
 
 Each one raises a FlowForgeError (a wrong type: an ArgumentTypeError, which is
-also a TypeError) whose message names the argument. ``Flow`` and the engine
-(``execute``, ``pause``, ``resume``, ``recover``...) have their own table.
+also a TypeError) whose message names the argument. Flows, jobs and the testing
+helpers are in ``test_bad_arguments_flow.py``, stores in
+``test_bad_arguments_store.py``; ``test_bad_arguments_coverage.py`` checks that
+together they cover every parameter of the public API.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+import dataclasses
+import random
+from collections.abc import Callable
 
 import pytest
 
+from _bad_args import Case, Plain, assert_refused, calls, ids, wrong
 from flowforge import (
-    ArgumentTypeError,
     Connection,
     ErrorHandler,
     Event,
-    Flow,
-    FlowForgeError,
-    JobState,
     Routine,
     Slot,
-)
-from flowforge.store import (
-    Change,
-    JsonDirectoryStore,
-    MemoryStore,
-    SqliteStore,
-    Store,
+    register_payload_type,
+    step,
 )
 
-
-def wrong(value: object) -> Any:  # Any: lets a call pass what its types forbid
-    """Return ``value`` typed so that mypy lets a test pass it anywhere."""
-    return value
-
-
-class TextClock:
-    """A clock whose monotonic() gives text: refused when the flow gets it."""
-
-    def monotonic(self) -> str:
-        return "12:00"
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def sleep(self, seconds: float) -> None:
-        raise AssertionError("never called")
-
-
-class Plain(Routine):
-    """A routine with one slot and one event."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.define_slot("input", self.handle)
-        self.define_event("output")
-
-    def handle(self, value: object) -> None:
-        self.emit("output", value=value)
+NAN = float("nan")
 
 
 def plain_with_text_stat() -> Plain:
@@ -71,9 +35,105 @@ def plain_with_text_stat() -> Plain:
     return routine
 
 
-MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
+def function(value: int) -> dict[str, int]:
+    return {"value": value}
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+SLOT_DATA = Slot("input", merge_strategy="append").serialize()
+HANDLER_DATA = Plain().get_slot("input").serialize()
+
+SLOT_CASES: list[Case] = [
     ("Slot-name-int", lambda: Slot(wrong(5)), "slot name must be a str, got int"),
+    ("Slot-name-not-identifier", lambda: Slot("in put"), "slot name 'in put' is not"),
     ("Slot-handler-int", lambda: Slot("input", wrong(5)), "handler must be callable"),
+    (
+        "Slot-handler-str",
+        lambda: Slot("input", wrong("handle")),
+        "slot 'input': handler must be callable or None, got 'handle'",
+    ),
+    (
+        "Slot-join-str",
+        lambda: Slot("input", join=wrong("yes")),
+        "slot 'input': join must be a bool, got str 'yes'",
+    ),
+    (
+        "Slot-merge_strategy-unknown",
+        lambda: Slot("input", merge_strategy=wrong("sum")),
+        "slot 'input': unknown merge_strategy 'sum'",
+    ),
+    (
+        "Slot-merge_strategy-list",
+        lambda: Slot("input", merge_strategy=wrong([])),
+        "slot 'input': unknown merge_strategy []",
+    ),
+    (
+        "Slot-timeout-str",
+        lambda: Slot("input", timeout=wrong("5")),
+        "slot 'input': timeout must be a positive number of seconds or None, got '5'",
+    ),
+    (
+        "Slot-timeout-nan",
+        lambda: Slot("input", timeout=NAN),
+        "timeout must be a positive number of seconds or None, got nan",
+    ),
+    (
+        "Slot-timeout-negative",
+        lambda: Slot("input", timeout=-1),
+        "timeout must be a positive number of seconds or None, got -1",
+    ),
+    (
+        "Slot-correlate-int",
+        lambda: Slot("input", join=True, correlate=wrong(5)),
+        "slot 'input': correlate must be a payload key (str) or a function",
+    ),
+    (
+        "Slot-correlate-without-join",
+        lambda: Slot("input", correlate="key"),
+        "slot 'input': correlate groups a join's inputs by key, so it needs join=True",
+    ),
+    (
+        "Slot.deserialize-data-int",
+        lambda: Slot.deserialize(5),
+        "slot data must be a dict, got int",
+    ),
+    (
+        "Slot.deserialize-owner-int",
+        lambda: Slot.deserialize(HANDLER_DATA, 5),
+        "cannot restore method 'handle' of int",
+    ),
+    (
+        "Slot.invoke-buffer-int",
+        lambda: Slot("input", function).invoke(wrong(5), "r"),
+        "buffer must be a mapping of the slot's keys, got int 5",
+    ),
+    (
+        "Slot.invoke-routine_id-int",
+        lambda: Slot("input", function).invoke({"value": 1}, wrong(5)),
+        "routine_id must be a str, got int 5",
+    ),
+    (
+        "Slot.merge-buffer-int",
+        lambda: Slot("input").merge(wrong(5), {"a": 1}),
+        "buffer must be a dict or None, got int 5",
+    ),
+    (
+        "Slot.merge-data-int",
+        lambda: Slot("input").merge({}, wrong(5)),
+        "data must be a mapping of the arriving keys, got int 5",
+    ),
+    (
+        "Slot.merge-data-pairs",
+        lambda: Slot("input").merge({}, wrong([("a", 1)])),
+        "data must be a mapping of the arriving keys, got list [('a', 1)]",
+    ),
+]
+
+EVENT_CASES: list[Case] = [
     ("Event-name-None", lambda: Event(wrong(None)), "event name must be a str"),
     (
         "Event-output_params-str",
@@ -91,35 +151,23 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "output parameter name must be a str, got int",
     ),
     (
-        "Slot-join-str",
-        lambda: Slot("input", join=wrong("yes")),
-        "slot 'input': join must be a bool, got str 'yes'",
+        "Event.check-data-int",
+        lambda: Event("out").check(wrong(5), "r"),
+        "data must be a mapping of the emitted keys, got int 5",
     ),
     (
-        "Slot-merge_strategy-unknown",
-        lambda: Slot("input", merge_strategy=wrong("sum")),
-        "slot 'input': unknown merge_strategy 'sum'",
+        "Event.check-routine_id-int",
+        lambda: Event("out").check({}, wrong(5)),
+        "routine_id must be a str, got int 5",
     ),
     (
-        "Routine.define_slot-join-int",
-        lambda: Plain().define_slot("other", join=wrong(1)),
-        "slot 'other': join must be a bool, got int 1",
+        "Event.deserialize-data-str",
+        lambda: Event.deserialize("output"),
+        "event data must be a dict, got str",
     ),
-    (
-        "Routine.define_slot-name-int",
-        lambda: Plain().define_slot(wrong(5)),
-        "slot name must be a str",
-    ),
-    (
-        "Routine.define_event-name-bytes",
-        lambda: Plain().define_event(wrong(b"out")),
-        "event name must be a str",
-    ),
-    (
-        "Routine.set_error_handler-str",
-        lambda: Plain().set_error_handler(wrong("stop")),
-        "handler: expected an ErrorHandler or None",
-    ),
+]
+
+CONNECTION_CASES: list[Case] = [
     (
         "Connection-param_mapping-str",
         lambda: Connection("a", "output", "b", "input", wrong("xy")),
@@ -129,6 +177,11 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "Connection-param_mapping-key-int",
         lambda: Connection("a", "output", "b", "input", wrong({1: "x"})),
         "param_mapping key name must be a str, got int",
+    ),
+    (
+        "Connection-param_mapping-value-int",
+        lambda: Connection("a", "output", "b", "input", wrong({"x": 1})),
+        "param_mapping value name must be a str, got int",
     ),
     (
         "Connection-source_id-int",
@@ -146,19 +199,47 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "event name must be a str, got list",
     ),
     (
-        "Connection-slot-name",
+        "Connection-slot-not-identifier",
         lambda: Connection("a", "output", "b", "in put"),
         "slot name 'in put' is not valid",
     ),
+    (
+        "Connection.apply-data-int",
+        lambda: Connection("a", "output", "b", "input", {"x": "y"}).apply(wrong(5)),
+        "data must be a mapping of the event's keys, got int 5",
+    ),
+    (
+        "Connection.apply-data-list",
+        lambda: Connection("a", "output", "b", "input").apply(wrong([1])),
+        "data must be a mapping of the event's keys, got list [1]",
+    ),
+    (
+        "Connection.deserialize-data-None",
+        lambda: Connection.deserialize(None),
+        "connection data must be a dict, got NoneType",
+    ),
+]
+
+HANDLER_CASES: list[Case] = [
     (
         "ErrorHandler-strategy-unknown",
         lambda: ErrorHandler("bogus"),
         "unknown error strategy 'bogus'",
     ),
     (
+        "ErrorHandler-strategy-list",
+        lambda: ErrorHandler(wrong([])),
+        "unknown error strategy []",
+    ),
+    (
         "ErrorHandler-max_retries-str",
         lambda: ErrorHandler(max_retries=wrong("3")),
         "max_retries must be a non-negative int, got '3'",
+    ),
+    (
+        "ErrorHandler-max_retries-bool",
+        lambda: ErrorHandler(max_retries=True),
+        "max_retries must be a non-negative int, got True",
     ),
     (
         "ErrorHandler-retry_delay-str",
@@ -171,9 +252,29 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "retry_delay must be at most 604800 seconds",
     ),
     (
+        "ErrorHandler-retry_delay-inf",
+        lambda: ErrorHandler(retry_delay=float("inf")),
+        "retry_delay must be a finite, non-negative number, got inf",
+    ),
+    (
         "ErrorHandler-retry_backoff-below-1",
         lambda: ErrorHandler(retry_backoff=0.5),
         "retry_backoff must be at least 1",
+    ),
+    (
+        "ErrorHandler-retry_backoff-nan",
+        lambda: ErrorHandler(retry_backoff=NAN),
+        "retry_backoff must be a finite, non-negative number, got nan",
+    ),
+    (
+        "ErrorHandler-max_retry_delay-negative",
+        lambda: ErrorHandler(max_retry_delay=-1),
+        "max_retry_delay must be a finite, non-negative number, got -1",
+    ),
+    (
+        "ErrorHandler-max_retry_delay-str",
+        lambda: ErrorHandler(max_retry_delay=wrong("5")),
+        "max_retry_delay must be a finite, non-negative number, got '5'",
     ),
     (
         "ErrorHandler-retry_jitter-above-1",
@@ -181,9 +282,19 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "retry_jitter must be in [0, 1]",
     ),
     (
+        "ErrorHandler-retry_jitter-nan",
+        lambda: ErrorHandler(retry_jitter=NAN),
+        "retry_jitter must be a finite, non-negative number, got nan",
+    ),
+    (
         "ErrorHandler-retryable_exceptions-int",
         lambda: ErrorHandler(retryable_exceptions=wrong(5)),
         "retryable_exceptions must be an exception class or an iterable",
+    ),
+    (
+        "ErrorHandler-retryable_exceptions-item-str",
+        lambda: ErrorHandler(retryable_exceptions=wrong(["ValueError"])),
+        "retryable_exceptions must hold exception classes, got 'ValueError'",
     ),
     (
         "ErrorHandler-is_critical-str",
@@ -191,14 +302,102 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "is_critical must be a bool",
     ),
     (
+        "ErrorHandler-is_optional-int",
+        lambda: ErrorHandler(is_optional=wrong(1)),
+        "is_optional must be a bool, got 1",
+    ),
+    (
         "ErrorHandler.retry_delay_for-attempt-str",
         lambda: ErrorHandler("retry").retry_delay_for(wrong("1")),
         "attempt must be an int, got '1'",
     ),
     (
+        "ErrorHandler.retry_delay_for-attempt-negative",
+        lambda: ErrorHandler("retry").retry_delay_for(-1),
+        "attempt must be 0 or more (0 is the first), got -1",
+    ),
+    (
+        "ErrorHandler.retry_delay_for-rng-int",
+        lambda: ErrorHandler("retry", retry_jitter=0.5).retry_delay_for(1, wrong(5)),
+        "rng must be a random.Random or None, got int 5",
+    ),
+    (
+        "ErrorHandler.retry_delay_for-rng-module",
+        lambda: ErrorHandler("retry").retry_delay_for(1, wrong(random)),
+        "rng must be a random.Random or None, got module",
+    ),
+    (
         "ErrorHandler.should_retry-attempt-None",
         lambda: ErrorHandler("retry").should_retry(ValueError(), wrong(None)),
         "attempt must be an int, got None",
+    ),
+    (
+        "ErrorHandler.should_retry-error-str",
+        lambda: ErrorHandler("retry").should_retry(wrong("boom"), 0),
+        "error must be an exception, got str 'boom'",
+    ),
+    (
+        "ErrorHandler.deserialize-data-list",
+        lambda: ErrorHandler.deserialize([]),
+        "error handler data must be a dict, got list",
+    ),
+    (
+        "ErrorHandler.deserialize-registry-int",
+        lambda: ErrorHandler.deserialize(ErrorHandler().serialize(), wrong(5)),
+        "registry must be a mapping of type names to classes, got int",
+    ),
+]
+
+ROUTINE_CASES: list[Case] = [
+    (
+        "Routine.define_slot-join-int",
+        lambda: Plain().define_slot("other", join=wrong(1)),
+        "slot 'other': join must be a bool, got int 1",
+    ),
+    (
+        "Routine.define_slot-name-int",
+        lambda: Plain().define_slot(wrong(5)),
+        "slot name must be a str",
+    ),
+    (
+        "Routine.define_slot-name-list",
+        lambda: Plain().define_slot(wrong(["input"])),
+        "slot name must be a str, got list",
+    ),
+    (
+        "Routine.define_slot-handler-int",
+        lambda: Plain().define_slot("other", wrong(5)),
+        "slot 'other': handler must be callable or None, got 5",
+    ),
+    (
+        "Routine.define_slot-merge_strategy-int",
+        lambda: Plain().define_slot("other", merge_strategy=wrong(5)),
+        "slot 'other': unknown merge_strategy 5",
+    ),
+    (
+        "Routine.define_slot-timeout-str",
+        lambda: Plain().define_slot("other", timeout=wrong("1")),
+        "slot 'other': timeout must be a positive number of seconds or None",
+    ),
+    (
+        "Routine.define_slot-correlate-int",
+        lambda: Plain().define_slot("other", join=True, correlate=wrong(5)),
+        "slot 'other': correlate must be a payload key (str) or a function",
+    ),
+    (
+        "Routine.define_event-name-bytes",
+        lambda: Plain().define_event(wrong(b"out")),
+        "event name must be a str",
+    ),
+    (
+        "Routine.define_event-output_params-int",
+        lambda: Plain().define_event("more", wrong(5)),
+        "event 'more': output_params must be a list of names, not a int",
+    ),
+    (
+        "Routine.set_error_handler-handler-str",
+        lambda: Plain().set_error_handler(wrong("stop")),
+        "handler: expected an ErrorHandler or None",
     ),
     (
         "Routine.set_as_optional-strategy-unknown",
@@ -211,9 +410,14 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "max_retries must be a non-negative int",
     ),
     (
-        "Routine.define_slot-name-list",
-        lambda: Plain().define_slot(wrong(["input"])),
-        "slot name must be a str, got list",
+        "Routine.set_as_critical-retry_delay-str",
+        lambda: Plain().set_as_critical(retry_delay=wrong("1")),
+        "retry_delay must be a finite, non-negative number, got '1'",
+    ),
+    (
+        "Routine.set_as_critical-retry_backoff-nan",
+        lambda: Plain().set_as_critical(retry_backoff=NAN),
+        "retry_backoff must be a finite, non-negative number, got nan",
     ),
     (
         "Routine.get_slot-name-list",
@@ -231,6 +435,11 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "stat key must be a str, got list",
     ),
     (
+        "Routine.set_stat-key-int",
+        lambda: Plain().set_stat(wrong(5), 1),
+        "stat key must be a str, got int 5",
+    ),
+    (
         "Routine.get_stat-key-dict",
         lambda: Plain().get_stat(wrong({})),
         "stat key must be a str, got dict",
@@ -241,9 +450,19 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "amount must be a number, got '1'",
     ),
     (
+        "Routine.increment_stat-amount-bool",
+        lambda: Plain().increment_stat("n", True),
+        "amount must be a number, got True",
+    ),
+    (
         "Routine.increment_stat-key-list",
         lambda: Plain().increment_stat(wrong([])),
         "stat key must be a str, got list",
+    ),
+    (
+        "Routine.increment_stat-key-holds-text",
+        lambda: plain_with_text_stat().increment_stat("count"),
+        "stat 'count' holds 'many', not a number",
     ),
     (
         "Routine.get_config-key-list",
@@ -251,333 +470,88 @@ MODEL_CASES: list[tuple[str, Callable[[], object], str]] = [
         "config key must be a str, got list",
     ),
     (
-        "Routine.emit-outside-handler",
+        "Routine.emit-event_name-outside-a-handler",
         lambda: Plain().emit("output", value=1),
         "emit('output') called outside one of its handlers",
     ),
     (
-        "Routine.deserialize-not-a-dict",
+        "Routine.deserialize-data-list",
         lambda: Routine.deserialize(wrong([1])),
-        "routine",
+        "routine data must be a dict, got list",
     ),
     (
-        "Slot.deserialize-int",
-        lambda: Slot.deserialize(5),
-        "slot data must be a dict, got int",
-    ),
-    (
-        "Event.deserialize-str",
-        lambda: Event.deserialize("output"),
-        "event data must be a dict, got str",
-    ),
-    (
-        "Connection.deserialize-None",
-        lambda: Connection.deserialize(None),
-        "connection data must be a dict, got NoneType",
-    ),
-    (
-        "ErrorHandler.deserialize-list",
-        lambda: ErrorHandler.deserialize([]),
-        "error handler data must be a dict, got list",
-    ),
-    (
-        "Routine.increment_stat-text-stat",
-        lambda: plain_with_text_stat().increment_stat("count"),
-        "stat 'count' holds 'many', not a number",
+        "Routine.deserialize-registry-list",
+        lambda: Routine.deserialize(Plain().serialize(), wrong([])),
+        "registry must be a mapping of type names to classes, got list",
     ),
 ]
 
-
-# -- flows and the jobs they run ---------------------------------------------------
-
-
-def wired() -> Flow:
-    flow = Flow("bad")
-    flow.add_routine(Plain(), "plain")
-    return flow
-
-
-FLOW_CASES: list[tuple[str, Callable[[], object], str]] = [
-    ("pause-int", lambda: wired().pause(wrong(123)), "job_state must be"),
-    ("cancel-int", lambda: wired().cancel(wrong(123)), "job_state must be"),
-    ("resume-none", lambda: wired().resume(wrong(None)), "job_state must be"),
-    ("recover-none", lambda: wired().recover(wrong(None)), "store must be a Store"),
+FUNCTION_CASES: list[Case] = [
     (
-        "execute-store-str",
-        lambda: wired().execute("plain", {"value": 1}, store=wrong("jobs.db")),
-        "store must be a Store",
+        "step-function-int",
+        lambda: step(wrong(5)),
+        "@step decorates a function made with def or async def, got 5",
     ),
     (
-        "resume-store-str",
-        lambda: wired().resume("job", store=wrong("jobs.db")),
-        "store must be a Store",
+        "step-function-lambda",
+        lambda: step(lambda value: value),
+        "@step decorates a function made with def or async def, got <function",
     ),
     (
-        "execute-params-int",
-        lambda: wired().execute("plain", wrong(5)),
-        "entry_params must be a mapping",
+        "step-emits-int",
+        lambda: step(emits=wrong(5))(function),
+        "event name must be a str, got int",
     ),
     (
-        "connect-id-list",
-        lambda: wired().connect(wrong(["plain"]), "output", "plain", "input"),
-        "routine_id must be a str",
-    ),
-    ("get_routine-dict", lambda: wired().get_routine(wrong({})), "routine_id must"),
-    ("add_routine-int", lambda: wired().add_routine(wrong(5)), "expects a Routine"),
-    (
-        "add_routine-id-list",
-        lambda: wired().add_routine(Plain(), wrong(["x"])),
-        "routine id name must be a str",
+        "step-slot-int",
+        lambda: step(slot=wrong(5))(function),
+        "slot name must be a str, got int",
     ),
     (
-        "set_error_handler-str",
-        lambda: wired().set_error_handler(wrong("stop")),
-        "error_handler: expected an ErrorHandler",
+        "step-merge_strategy-int",
+        lambda: step(merge_strategy=wrong(5))(function),
+        "slot 'input': unknown merge_strategy 5",
     ),
     (
-        "clock-int",
-        lambda: Flow(clock=wrong(5)),
-        "clock must be an object with monotonic()",
+        "step-join-str",
+        lambda: step(join=wrong("yes"))(function),
+        "slot 'input': join must be a bool, got str 'yes'",
     ),
     (
-        "clock-monotonic-str",
-        lambda: Flow(clock=wrong(TextClock())),
-        "monotonic() must return seconds as a float, got '12:00'",
+        "step-timeout-str",
+        lambda: step(timeout=wrong("1"))(function),
+        "slot 'input': timeout must be a positive number of seconds or None",
     ),
     (
-        "history_limit-huge",
-        lambda: Flow(history_limit=10**30),
-        "history_limit must be a positive int of at most",
+        "step-correlate-int",
+        lambda: step(join=True, correlate=wrong(5))(function),
+        "slot 'input': correlate must be a payload key (str) or a function",
     ),
     (
-        "max_workers-huge",
-        lambda: Flow(max_workers=10**9),
-        "max_workers must be a positive int of at most",
+        "register_payload_type-cls-int",
+        lambda: register_payload_type(wrong(5)),
+        "register_payload_type expects a dataclass, an Enum, a NamedTuple or a "
+        "pydantic model class, got 5",
     ),
     (
-        "strategy-unknown",
-        lambda: Flow(execution_strategy="fast"),
-        "unknown execution strategy 'fast'",
-    ),
-    (
-        "deserialize-routine-int",
-        lambda: Flow.deserialize({**wired().serialize(), "routines": [5]}),
-        "flow routines[0] must be a dict",
-    ),
-    (
-        "job_state-history_limit-huge",
-        lambda: JobState.deserialize(
-            {
-                **wired().execute("plain", {"value": 1}).serialize(),
-                "history_limit": 10**30,
-            }
-        ),
-        "field 'history_limit' must be from 1 to",
+        "register_payload_type-name-int",
+        lambda: register_payload_type(name=wrong(5))(Point),
+        "name must be a non-empty str, got 5",
     ),
 ]
 
-
-@pytest.mark.parametrize(
-    ("call", "message"),
-    [(call, message) for _, call, message in MODEL_CASES + FLOW_CASES],
-    ids=[name for name, _, _ in MODEL_CASES + FLOW_CASES],
+MODEL_CASES: list[Case] = (
+    SLOT_CASES
+    + EVENT_CASES
+    + CONNECTION_CASES
+    + HANDLER_CASES
+    + ROUTINE_CASES
+    + FUNCTION_CASES
 )
+
+
+@pytest.mark.parametrize(("call", "message"), calls(MODEL_CASES), ids=ids(MODEL_CASES))
 def test_bad_argument_to_the_model_raises_a_flowforge_error_naming_it(
     call: Callable[[], object], message: str
 ) -> None:
-    with pytest.raises(FlowForgeError, match=re.escape(message)) as caught:
-        call()
-
-    assert not isinstance(caught.value, TypeError) or isinstance(
-        caught.value, ArgumentTypeError
-    )
-
-
-# -- stores ------------------------------------------------------------------------
-
-BACKENDS = ["memory", "json_directory", "sqlite"]
-
-
-def open_store(backend: str, folder: Path) -> Store:
-    if backend == "memory":
-        return MemoryStore()
-    if backend == "json_directory":
-        return JsonDirectoryStore(folder / "jobs")
-    return SqliteStore(folder / "jobs.db")
-
-
-@pytest.fixture(params=BACKENDS, ids=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(request.param, tmp_path)
-    yield opened
-    opened.close()
-
-
-def a_job() -> JobState:
-    return JobState(
-        job_id="job",
-        flow_id="flow",
-        entry_routine_id="start",
-        entry_params={},
-        entry_slot=None,
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-    )
-
-
-NO_CHANGE = Change(
-    pending_from=0, routine_id=None, buffer_key=None, history_from=0, errors_from=0
-)
-
-STORE_CASES: list[tuple[str, Callable[[Store], object], str]] = [
-    ("load-int", lambda s: s.load(wrong(123)), "job_id must be a str, got int 123"),
-    ("load-None", lambda s: s.load(wrong(None)), "job_id must be a str, got NoneType"),
-    ("load-list", lambda s: s.load(wrong(["a"])), "job_id must be a str, got list"),
-    ("get-list", lambda s: s.get(wrong(["a"])), "job_id must be a str, got list"),
-    ("delete-dict", lambda s: s.delete(wrong({})), "job_id must be a str, got dict"),
-    (
-        "acquire-list",
-        lambda s: s.acquire(wrong(["a"]), owner="A", lease_until=2e9, now=1e9),
-        "job_id must be a str, got list",
-    ),
-    (
-        "renew-list",
-        lambda s: s.renew(wrong(["a"]), owner="A", lease_until=2e9),
-        "job_id must be a str, got list",
-    ),
-    ("save-str", lambda s: s.save(wrong("job")), "job_state must be a JobState"),
-    (
-        "create-dict",
-        lambda s: s.create(wrong({}), owner="A", lease_until=2e9),
-        "job_state must be a JobState, got dict",
-    ),
-    (
-        "checkpoint-None",
-        lambda s: s.checkpoint(wrong(None), NO_CHANGE, owner="A", lease_until=2e9),
-        "job_state must be a JobState, got NoneType",
-    ),
-    (
-        "list_jobs-flow_id-int",
-        lambda s: s.list_jobs(flow_id=wrong(5)),
-        "flow_id must be a str or None, got int",
-    ),
-    (
-        "list_jobs-status-list",
-        lambda s: s.list_jobs(status=wrong(["done"])),
-        "unknown job status ['done']",
-    ),
-    (
-        "prune-older_than-int",
-        lambda s: s.prune(older_than=wrong(5)),
-        "older_than must be a datetime.timedelta or None, got int 5",
-    ),
-    (
-        "prune-keep-str",
-        lambda s: s.prune(keep=wrong("3")),
-        "keep must be an int or None, got str '3'",
-    ),
-    (
-        "prune-keep-bool",
-        lambda s: s.prune(keep=wrong(True)),
-        "keep must be an int or None, got bool",
-    ),
-    (
-        "prune-keep-negative",
-        lambda s: s.prune(keep=-1),
-        "keep must be zero or more",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("call", "message"),
-    [(call, message) for _, call, message in STORE_CASES],
-    ids=[name for name, _, _ in STORE_CASES],
-)
-def test_bad_argument_to_a_store_raises_a_flowforge_error_naming_it(
-    store: Store, call: Callable[[Store], object], message: str
-) -> None:
-    store.save(a_job())
-
-    with pytest.raises(FlowForgeError, match=re.escape(message)) as caught:
-        call(store)
-
-    assert not isinstance(caught.value, TypeError) or isinstance(
-        caught.value, ArgumentTypeError
-    )
-    assert store.load("job") == a_job()
-
-
-OPEN_CASES: list[tuple[str, Callable[[Path], object], str]] = [
-    (
-        "SqliteStore-timeout-str",
-        lambda p: SqliteStore(p / "a.db", timeout=wrong("x")),
-        "timeout must be a number of seconds, got str 'x'",
-    ),
-    (
-        "SqliteStore-timeout-nan",
-        lambda p: SqliteStore(p / "a.db", timeout=float("nan")),
-        "timeout must be from 0 to 2e+06 seconds, got nan",
-    ),
-    (
-        "SqliteStore-timeout-negative",
-        lambda p: SqliteStore(p / "a.db", timeout=-1),
-        "timeout must be from 0 to 2e+06 seconds, got -1",
-    ),
-    (
-        "SqliteStore-timeout-huge",
-        lambda p: SqliteStore(p / "a.db", timeout=1e12),
-        "timeout must be from 0 to 2e+06 seconds, got 1000000000000.0",
-    ),
-    (
-        "SqliteStore-synchronous-int",
-        lambda p: SqliteStore(p / "a.db", synchronous=wrong(1)),
-        "synchronous must be a str, got int",
-    ),
-    (
-        "SqliteStore-synchronous-unknown",
-        lambda p: SqliteStore(p / "a.db", synchronous="sometimes"),
-        "unknown synchronous setting 'sometimes'",
-    ),
-    (
-        "SqliteStore-path-int",
-        lambda p: SqliteStore(wrong(5)),
-        "path must be a str or a path, got int",
-    ),
-    (
-        "JsonDirectoryStore-folder-None",
-        lambda p: JsonDirectoryStore(wrong(None)),
-        "folder must be a str or a path, got NoneType",
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("call", "message"),
-    [(call, message) for _, call, message in OPEN_CASES],
-    ids=[name for name, _, _ in OPEN_CASES],
-)
-def test_bad_argument_opening_a_store_raises_a_flowforge_error_naming_it(
-    tmp_path: Path, call: Callable[[Path], object], message: str
-) -> None:
-    with pytest.raises(FlowForgeError, match=re.escape(message)):
-        call(tmp_path)
-
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        ({"database": 5}, "database must be a connection string or a ConnectionPool"),
-        ({"database": "", "schema": 5}, "schema must be a str, got int 5"),
-        ({"database": "", "schema": "a b"}, "schema must be a plain identifier"),
-    ],
-    ids=["database-int", "schema-int", "schema-not-identifier"],
-)
-def test_bad_argument_opening_a_postgres_store_raises_a_flowforge_error_naming_it(
-    arguments: dict[str, object], message: str
-) -> None:
-    postgres = pytest.importorskip("flowforge.store.postgres")
-
-    with pytest.raises(FlowForgeError, match=re.escape(message)):
-        postgres.PostgresStore(**arguments)
+    assert_refused(call, message)

@@ -7,6 +7,7 @@ once; a real one's would block the event loop).
 
 from __future__ import annotations
 
+import reprlib
 import asyncio
 import inspect
 import time
@@ -72,7 +73,8 @@ def check_clock(clock: Clock | None) -> Clock | None:
     ):
         raise DefinitionError(
             "clock must be an object with monotonic(), now() and sleep() methods "
-            f"(such as flowforge.testing.FakeClock()), or None; got {clock!r}"
+            "(such as flowforge.testing.FakeClock()), or None; got "
+            f"{reprlib.repr(clock)}"
         )
     reading = clock.monotonic()
     if isinstance(reading, bool) or not isinstance(reading, (int, float)):
@@ -100,6 +102,6 @@ def checked_now(clock: Clock) -> datetime:
     if not isinstance(now, datetime) or now.utcoffset() is None:
         raise ExecutionError(
             f"clock {clock!r}: now() must return an aware datetime (with a time "
-            f"zone, such as datetime.now(UTC)), got {now!r}"
+            f"zone, such as datetime.now(UTC)), got {reprlib.repr(now)}"
         )
     return now

@@ -11,6 +11,7 @@ import reprlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from flowforge._names import check_type
 from flowforge.engine.plan import is_source
 from flowforge.exceptions import ArgumentTypeError, DefinitionError, UnknownPortError
 
@@ -26,8 +27,10 @@ def entry_routine(plan: Plan, flow_id: str, routine_id: str) -> Routine:
     """Return the routine a new job starts at.
 
     Raises:
+        ArgumentTypeError: If ``routine_id`` is not a str.
         UnknownPortError: If the flow has no such routine.
     """
+    check_type(routine_id, str, "entry_routine_id", "a routine id (a str)")
     try:
         return plan.routines[routine_id]
     except (KeyError, TypeError):  # TypeError: an unhashable id

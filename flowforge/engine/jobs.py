@@ -177,6 +177,7 @@ def _resumed(
 ) -> tuple[Journal | None, JobState]:
     """Check that a job may be resumed and lease it; return its journal and it."""
     check_type(job, (JobState, str), "job_state", "a JobState or a job id")
+    check_type(force, bool, "force", "a bool")
     journal = _journal(store, lease_seconds)
     if isinstance(job, str):
         if journal is None:
@@ -260,17 +261,26 @@ def cancel_paused(setup: FlowSetup, job: JobState, store: Store | None) -> None:
 
 
 def control_target(
-    setup: FlowSetup, job_state: JobState | str | None, action: str
+    setup: FlowSetup,
+    job_state: JobState | str | None,
+    action: str,
+    reason: object,
+    *more: object,
 ) -> JobState:
     """Return the job that ``flow.pause`` or ``flow.cancel`` (``action``) acts on.
 
     ``None`` means the job of the handler that calls; an id, one of the
-    flow's jobs running in this process.
+    flow's jobs running in this process. ``reason`` (a str) and ``cancel``'s
+    ``store`` (``more``) are checked first, whatever the job's status.
 
     Raises:
+        ArgumentTypeError: If ``reason`` or ``store`` has the wrong type.
         ExecutionError: If ``job_state`` is ``None`` outside a handler.
         JobStateError: If no such job runs, or the job's status forbids it.
     """
+    check_type(reason, str, "reason", "a str")
+    if more and more[0] is not None:
+        check_store(more[0])
     if job_state is None:
         context = CURRENT.get()
         if context is None:

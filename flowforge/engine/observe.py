@@ -10,6 +10,7 @@ whether or not a flow has observers; successful deliveries are never logged.
 
 from __future__ import annotations
 
+import reprlib
 import copy
 import inspect
 import logging
@@ -140,7 +141,8 @@ def add_observer(observers: tuple[object, ...], observer: object) -> tuple[objec
     if not any(callable(getattr(observer, name, None)) for name in CALLBACKS):
         raise ArgumentTypeError(
             f"observer must have one or more of the methods {', '.join(CALLBACKS)} "
-            f"(see flowforge.Observer), got {type(observer).__name__} {observer!r}"
+            f"(see flowforge.Observer), got {type(observer).__name__} "
+            f"{reprlib.repr(observer)}"
         )
     coroutines = [
         name
@@ -169,7 +171,8 @@ def remove_observer(
     kept = tuple(o for o in observers if o is not observer)
     if len(kept) == len(observers):
         raise DefinitionError(
-            f"observer {observer!r} is not an observer of this flow; nothing to remove"
+            f"observer {reprlib.repr(observer)} is not an observer of this flow; "
+            "nothing to remove"
         )
     return kept
 

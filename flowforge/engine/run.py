@@ -8,6 +8,7 @@ its routines' stats snapshots and, for a durable job, its final state.
 
 from __future__ import annotations
 
+import reprlib
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -62,7 +63,7 @@ def check_strategy(strategy: str) -> str:
     """
     if not (isinstance(strategy, str) and strategy in STRATEGIES):
         raise DefinitionError(
-            f"unknown execution strategy {strategy!r}; use 'sequential' or "
+            f"unknown execution strategy {reprlib.repr(strategy)}; use 'sequential' or "
             "'concurrent'"
         )
     return strategy

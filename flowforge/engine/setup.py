@@ -8,6 +8,7 @@ change of the wiring reaches the next job without a new setup.
 
 from __future__ import annotations
 
+import reprlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -116,7 +117,7 @@ class WorkerPool:
         if executor is not None and not callable(getattr(executor, "submit", None)):
             raise ArgumentTypeError(
                 "executor must be a concurrent.futures.Executor (with submit()) "
-                f"or None, got {executor!r}"
+                f"or None, got {reprlib.repr(executor)}"
             )
         self._executor = executor
         self._pool: ThreadPoolExecutor | None = None

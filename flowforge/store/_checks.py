@@ -6,9 +6,12 @@ import os
 import reprlib
 from datetime import timedelta
 from pathlib import Path
+from typing import Final
 
+from flowforge._names import check_type
 from flowforge.exceptions import ArgumentTypeError, StoreError
 from flowforge.job_state import JobState
+from flowforge.store.base import Change
 
 __all__ = [
     "check_flow_id",
@@ -19,6 +22,10 @@ __all__ = [
     "check_prune",
     "seconds",
 ]
+
+
+NO_CHANGE_GIVEN: Final = object()
+"""``check_lease``'s ``change`` when the caller is not ``checkpoint``."""
 
 
 def check_job_id(job_id: object) -> str:
@@ -114,13 +121,21 @@ def seconds(value: object, name: str, maximum: float) -> float:
 
 
 def check_lease(
-    owner: object, lease_until: object, now: object = 0.0, *, unleased_ok: bool = False
+    owner: object,
+    lease_until: object,
+    now: object = 0.0,
+    *,
+    unleased_ok: bool = False,
+    replacing: object = None,
+    change: object = NO_CHANGE_GIVEN,
 ) -> None:
     """Refuse lease arguments of the wrong type, before anything is written.
 
     ``owner`` is an owner id (a str); ``lease_until`` and ``now`` are seconds
     since the epoch (an int or float, not a bool, not NaN). With
     ``unleased_ok`` (``save``), ``owner`` and ``lease_until`` may be ``None``.
+    ``acquire`` passes its ``replacing`` (a str or ``None``) and
+    ``checkpoint`` its ``change`` (a :class:`~flowforge.store.Change`).
 
     Raises:
         ArgumentTypeError: Naming the argument and what it got.
@@ -140,3 +155,7 @@ def check_lease(
             )
         if value != value:  # NaN: never expires, never compares
             raise StoreError(f"{name} must be a number of seconds, got nan")
+    if replacing is not None:
+        check_type(replacing, str, "replacing", "an owner id (a str) or None")
+    if change is not NO_CHANGE_GIVEN:
+        check_type(change, Change, "change", "a flowforge.store.Change")

@@ -112,7 +112,7 @@ class JsonDirectoryStore:
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         """Rewrite the job's file, renewing ``owner``'s lease."""
-        check_lease(owner, lease_until)
+        check_lease(owner, lease_until, change=change)
         check_job_state(job_state)
         with self._locked():
             self._check_owner(job_state.job_id, owner)
@@ -128,7 +128,7 @@ class JsonDirectoryStore:
         replacing: str | None = None,
     ) -> bool:
         """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
-        check_lease(owner, lease_until, now)
+        check_lease(owner, lease_until, now, replacing=replacing)
         with self._locked():
             document = self._read(job_id)
             holder, until = document.get("owner"), document.get("lease_until")

@@ -91,7 +91,7 @@ class MemoryStore:
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         """Log what one delivery changed, renewing ``owner``'s lease."""
-        check_lease(owner, lease_until)
+        check_lease(owner, lease_until, change=change)
         check_job_state(job_state)
         document = logged(change_document(job_state, change))
         with self._lock:
@@ -116,7 +116,7 @@ class MemoryStore:
         replacing: str | None = None,
     ) -> bool:
         """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
-        check_lease(owner, lease_until, now)
+        check_lease(owner, lease_until, now, replacing=replacing)
         with self._lock:
             entry = self._entry(job_id)
             free = entry.owner is None or entry.lease_until is None

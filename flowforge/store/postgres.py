@@ -177,7 +177,7 @@ class PostgresStore:
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
         """Save what one delivery changed, renewing ``owner``'s lease."""
-        check_lease(owner, lease_until)
+        check_lease(owner, lease_until, change=change)
         rows = change_rows(check_job_state(job_state), change)
         self._run(
             "write to",
@@ -196,7 +196,7 @@ class PostgresStore:
         replacing: str | None = None,
     ) -> bool:
         """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
-        check_lease(owner, lease_until, now)
+        check_lease(owner, lease_until, now, replacing=replacing)
         values = (owner, lease_until, check_job_id(job_id), owner, replacing, now)
 
         def acquire(db: _Database) -> bool:

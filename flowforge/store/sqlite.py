@@ -227,7 +227,7 @@ class SqliteStore:
         A change with nothing else due is one statement, committed on its
         own; with group commit, it joins the open transaction.
         """
-        check_lease(owner, lease_until)
+        check_lease(owner, lease_until, change=change)
         document, text = log_change(check_job_state(job_state), change)
         job_id = job_state.job_id
         # Taken out while writing: after a failed write, read the log back.
@@ -264,7 +264,7 @@ class SqliteStore:
         replacing: str | None = None,
     ) -> bool:
         """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
-        check_lease(owner, lease_until, now)
+        check_lease(owner, lease_until, now, replacing=replacing)
         check_job_id(job_id)
 
         def acquire(db: sqlite3.Connection) -> bool:
