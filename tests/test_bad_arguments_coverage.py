@@ -347,6 +347,16 @@ HOSTILE_CASES: list[tuple[str, Callable[[], object], str]] = [
         "replacing must be an owner id",
     ),
     (
+        "MemoryStore.list_jobs",
+        lambda: MemoryStore().list_jobs(status=wrong(H)),
+        "unknown job status <Hostile instance at",
+    ),
+    (
+        "SqliteStore-commit_every",
+        lambda: SqliteStore("unused.db", commit_every=wrong(H)),
+        "commit_every must be an int (deliveries per transaction), got Hostile",
+    ),
+    (
         "SqliteStore",
         lambda: SqliteStore(wrong(H)),
         "path must be a str or a path, got Hostile",

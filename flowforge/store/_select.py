@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -35,11 +36,13 @@ def to_status(status: JobStatus | str | None) -> JobStatus | None:
     if status is None:
         return None
     try:
+        if not isinstance(status, str):  # hashing another object calls its code
+            raise ValueError(status)
         return JobStatus(status)
     except ValueError:
         choices = ", ".join(s.value for s in JobStatus)
         raise StoreError(
-            f"unknown job status {status!r}; use one of {choices}"
+            f"unknown job status {reprlib.repr(status)}; use one of {choices}"
         ) from None
 
 

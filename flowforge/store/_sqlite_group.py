@@ -17,6 +17,7 @@ lease writes nothing, so the transaction goes on.
 
 from __future__ import annotations
 
+import reprlib
 import logging
 import sqlite3
 import threading
@@ -46,7 +47,7 @@ def check_group(commit_every: object, commit_interval: object) -> tuple[int, flo
     if isinstance(commit_every, bool) or not isinstance(commit_every, int):
         raise ArgumentTypeError(
             f"commit_every must be an int (deliveries per transaction), got "
-            f"{type(commit_every).__name__} {commit_every!r}"
+            f"{type(commit_every).__name__} {reprlib.repr(commit_every)}"
         )
     if not 1 <= commit_every <= MAX_COMMIT_EVERY:
         raise StoreError(
@@ -58,7 +59,7 @@ def check_group(commit_every: object, commit_interval: object) -> tuple[int, flo
     ):
         raise ArgumentTypeError(
             f"commit_interval must be a number of seconds, got "
-            f"{type(commit_interval).__name__} {commit_interval!r}"
+            f"{type(commit_interval).__name__} {reprlib.repr(commit_interval)}"
         )
     if not 0 < commit_interval <= MAX_INTERVAL:  # also refuses NaN
         raise StoreError(
