@@ -1346,6 +1346,8 @@ def test_processes_writing_to_one_store_lose_and_tear_nothing(
     assert all(job.status is JobStatus.COMPLETED for job in returned.values())
     assert {job_id: store.load(job_id) for job_id in returned} == returned
     assert len(store.list_jobs()) == processes * jobs_each
+    # Every process created jobs of one flow at once: its shape is stored once.
+    assert stored_text(store).count('"connections":[') == 1
     store.close()
 
 
