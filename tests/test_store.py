@@ -22,6 +22,7 @@ import pytest
 from _payloads import TYPED_PAYLOAD
 
 from flowforge.store._change_log import FOLD_EVERY
+from flowforge.store import _shapes
 from flowforge.store._shapes import stored_shape
 from flowforge.store.sqlite import SCHEMA_VERSION
 
@@ -395,6 +396,28 @@ def test_jobs_of_one_flow_store_its_shape_once(store: Store) -> None:
         loaded = store.load(job.job_id)
         assert loaded == job
         assert json.dumps(loaded.flow_shape) == json.dumps(job.flow_shape)
+
+
+def test_only_the_first_job_of_a_flow_writes_its_shape_out(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow = marked_flow()
+    written: list[object] = []
+    dumps = _shapes.dumps
+
+    def counting(value: object) -> str:
+        written.append(value)
+        return dumps(value)
+
+    monkeypatch.setattr(_shapes, "dumps", counting)
+
+    jobs = [
+        flow.execute("start", {"n": n}, job_id=f"job-{n}", store=store)
+        for n in range(5)
+    ]
+
+    assert written == [jobs[0].flow_shape]
+    assert all(job.flow_shape is jobs[0].flow_shape for job in jobs)
 
 
 def test_saving_a_job_again_keeps_its_shape_once(store: Store) -> None:

@@ -158,6 +158,7 @@ class MemoryStore:
                 [],
             )
             history = dict(entry.history)
+            shapes = {entry.shape_id: self._shapes.get(entry.shape_id)}
             if entry.log:
                 apply(fold(entry.log, f"change log of job {job_id!r}"), rows, history)
         return assemble(
@@ -168,7 +169,7 @@ class MemoryStore:
             rows.routines.values(),
             rows.errors,
             [history[n] for n in sorted(history)],
-            self._shapes.get,
+            shapes.get,
         )
 
     def get(self, job_id: str) -> JobRecord:
