@@ -22,6 +22,7 @@ import pytest
 from _payloads import TYPED_PAYLOAD
 
 from flowforge.store._change_log import FOLD_EVERY
+from flowforge.store import _json as store_json
 from flowforge.store import _shapes
 from flowforge.store._shapes import stored_shape
 from flowforge.store.sqlite import SCHEMA_VERSION
@@ -403,11 +404,10 @@ def test_only_the_first_job_of_a_flow_writes_its_shape_out(
 ) -> None:
     flow = marked_flow()
     written: list[object] = []
-    dumps = _shapes.dumps
 
     def counting(value: object) -> str:
         written.append(value)
-        return dumps(value)
+        return store_json.dumps(value)
 
     monkeypatch.setattr(_shapes, "dumps", counting)
 

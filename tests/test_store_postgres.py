@@ -514,7 +514,8 @@ def test_a_version_1_schema_is_upgraded_and_its_jobs_load_as_they_were(
     with closing(PostgresStore(postgres_dsn, schema=schema)) as store:
         store.save(job)
     # What version 1 wrote: the shape inside the job's header, no shapes table.
-    header = json.loads(sql(postgres_dsn, f'SELECT header FROM "{schema}".jobs')[0][0])
+    rows = sql(postgres_dsn, f'SELECT header FROM "{schema}".jobs')
+    header = json.loads(str(rows[0][0]))
     del header["flow_shape_id"]
     header["flow_shape"] = job.flow_shape
     sql(postgres_dsn, f'UPDATE "{schema}".jobs SET header = %s', json.dumps(header))
