@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -1465,6 +1466,43 @@ def test_sqlite_load_of_corrupted_data_says_what_is_wrong(
         store.load(job_id)
 
     assert isinstance(caught.value, (SerializationError, StoreError))
+
+
+def name_shape(path: Path, text: str | bytes, shape_id: str | None = None) -> None:
+    """Store ``text`` as a flow shape and make the job name it (by its own id)."""
+    if shape_id is None:
+        raw = text if isinstance(text, bytes) else text.encode()
+        shape_id = hashlib.sha256(raw).hexdigest()
+        corrupt(path, "INSERT OR REPLACE INTO shapes VALUES (?, ?)", shape_id, text)
+    corrupt(
+        path,
+        "UPDATE jobs SET header = json_set(header, '$.flow_shape_id', ?)",
+        shape_id,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "shape_id", "message"),
+    [
+        ("{}", "not-an-id", "malformed flow shape id 'not-an-id'"),
+        ("{}", "0" * 64, "names flow shape '0{64}', which the store does not hold"),
+        ("[1, 2]", None, "is corrupted: not a JSON object"),
+        ('{"routines": ', None, "is corrupted: Expecting value"),
+        (b"\xff{}", None, "is corrupted: its text does not match its id"),
+    ],
+    ids=["malformed-id", "missing", "not-an-object", "not-json", "a-blob"],
+)
+def test_sqlite_load_of_a_damaged_shape_says_what_is_wrong(
+    sqlite_with_job: tuple[SqliteStore, Path, str],
+    text: str | bytes,
+    shape_id: str | None,
+    message: str,
+) -> None:
+    store, path, job_id = sqlite_with_job
+    name_shape(path, text, shape_id)
+
+    with pytest.raises(SerializationError, match=message):
+        store.load(job_id)
 
 
 def test_sqlite_load_of_a_history_row_numbered_with_text_says_so(
