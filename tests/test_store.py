@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -22,6 +23,9 @@ import pytest
 from _payloads import TYPED_PAYLOAD
 
 from flowforge.store._change_log import FOLD_EVERY
+from flowforge.store import _json as store_json
+from flowforge.store import _shapes
+from flowforge.store._shapes import stored_shape
 from flowforge.store.sqlite import SCHEMA_VERSION
 
 from flowforge import (
@@ -329,6 +333,145 @@ def test_saved_job_keeps_the_exact_types_of_its_payloads(store: Store) -> None:
     assert typed(loaded.routine_states["gate"].stats) == typed(
         job.routine_states["gate"].stats
     )
+
+
+# -- flow shapes, kept once per flow definition ------------------------------------
+
+MARKER: Final = "idle_marker_routine"
+"""A routine id that only a stored flow shape holds: no job reaches it."""
+
+
+def marked_flow() -> Flow:
+    """``start -> sink``, beside a routine no job reaches (named ``MARKER``)."""
+    flow = Flow("marked")
+    flow.add_routine(Source(), "start")
+    flow.add_routine(Recorder(), "sink")
+    flow.add_routine(Relay(), MARKER)
+    flow.connect("start", "output", "sink", "input")
+    return flow
+
+
+def stored_text(store: Store) -> str:
+    """Return the job and shape data ``store`` holds, as text (behind its back)."""
+    if isinstance(store, MemoryStore):
+        headers = [entry.rows.header for entry in store._jobs.values()]
+        return "".join(headers + list(store._shapes.values()))
+    if isinstance(store, JsonDirectoryStore):
+        files = sorted(p for p in store.folder.iterdir() if p.name != ".lock")
+        return "".join(p.read_text("utf-8") for p in files)
+    if isinstance(store, SqliteStore):
+        with closing(sqlite3.connect(store.path)) as db:
+            return "\n".join(db.iterdump())
+    postgres: Any = store  # Any: PostgresStore, which this module does not import
+    query = (
+        f"SELECT (SELECT string_agg(header, '') FROM \"{postgres.schema}\".jobs) "
+        f"|| (SELECT string_agg(shape, '') FROM \"{postgres.schema}\".shapes)"
+    )
+    return str(postgres._run("read", lambda db: db.execute(query).fetchone()[0]))
+
+
+def lose_shape(store: Store, shape: dict[str, object]) -> None:
+    """Remove a flow shape from ``store`` behind its back, as damage would."""
+    shape_id = stored_shape(shape).shape_id
+    if isinstance(store, MemoryStore):
+        del store._shapes[shape_id]
+    elif isinstance(store, JsonDirectoryStore):
+        (store.folder / f"{shape_id}.shape").unlink()
+    elif isinstance(store, SqliteStore):
+        corrupt(store.path, "DELETE FROM shapes WHERE shape_id = ?", shape_id)
+    else:
+        postgres: Any = store  # Any: PostgresStore, which this module does not import
+        delete = f'DELETE FROM "{postgres.schema}".shapes WHERE shape_id = %s'
+        postgres._run("write to", lambda db: db.execute(delete, (shape_id,)))
+
+
+def test_jobs_of_one_flow_store_its_shape_once(store: Store) -> None:
+    flow = marked_flow()
+
+    jobs = [
+        flow.execute("start", {"n": n}, job_id=f"job-{n}", store=store)
+        for n in range(10)
+    ]
+
+    assert stored_text(store).count(MARKER) == 1
+    for job in jobs:
+        loaded = store.load(job.job_id)
+        assert loaded == job
+        assert json.dumps(loaded.flow_shape) == json.dumps(job.flow_shape)
+
+
+def test_only_the_first_job_of_a_flow_writes_its_shape_out(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow = marked_flow()
+    written: list[object] = []
+
+    def counting(value: object) -> str:
+        written.append(value)
+        return store_json.dumps(value)
+
+    monkeypatch.setattr(_shapes, "dumps", counting)
+
+    jobs = [
+        flow.execute("start", {"n": n}, job_id=f"job-{n}", store=store)
+        for n in range(5)
+    ]
+
+    assert written == [jobs[0].flow_shape]
+    assert all(job.flow_shape is jobs[0].flow_shape for job in jobs)
+
+
+def test_saving_a_job_again_keeps_its_shape_once(store: Store) -> None:
+    job = paused_job()
+    store.save(job)
+    store.save(JobState.deserialize(job.serialize()))  # an equal shape, a new dict
+    store.save(plain_job("other", flow_id="rich"))  # another shape: empty
+
+    assert store.load(job.job_id) == job
+    assert store.load("other") == plain_job("other", flow_id="rich")
+    assert stored_text(store).count('"connections":[') == 1
+
+
+def test_deleting_every_job_of_a_shape_leaves_the_store_usable(store: Store) -> None:
+    job = paused_job()
+    store.save(job)
+    store.delete(job.job_id)
+
+    store.save(job)
+
+    assert store.load(job.job_id) == job
+
+
+def test_a_job_naming_a_shape_the_store_lacks_raises_serialization_error(
+    store: Store,
+) -> None:
+    job = paused_job()
+    store.save(job)
+    lose_shape(store, job.flow_shape)
+
+    with pytest.raises(SerializationError, match="names flow shape '[0-9a-f]{64}'"):
+        store.load(job.job_id)
+    assert store.get(job.job_id).status is JobStatus.PAUSED
+
+
+def test_recover_skips_a_job_whose_shape_is_lost_and_recovers_the_rest(
+    store: Store,
+) -> None:
+    flow = rich_flow()
+    sound = paused_job("sound")
+    damaged = paused_job("damaged")
+    damaged.flow_shape = {**damaged.flow_shape, "lost": True}  # a shape of its own
+    for job in (sound, damaged):
+        job.status = JobStatus.RUNNING
+        store.save(job)
+    lose_shape(store, damaged.flow_shape)
+
+    with pytest.warns(FlowForgeWarning, match="job 'damaged' was not recovered"):
+        recovered = flow.recover(store)
+
+    assert [job.job_id for job in recovered] == ["sound"]
+    assert store.get("damaged").status is JobStatus.RUNNING
+    assert store.get("sound").status is not JobStatus.RUNNING
 
 
 def test_saving_again_replaces_the_stored_job(store: Store) -> None:
@@ -1065,33 +1208,78 @@ def test_sqlite_load_of_a_corrupted_change_says_which(
     store.close()
 
 
-def test_sqlite_store_upgrades_a_version_1_file_and_keeps_its_jobs(
-    tmp_path: Path,
+V2_DUMP: Final = Path(__file__).with_name("data") / "store_v2.sql"
+"""A schema version 2 store (shapes inside job headers), from ``make_store_v2.py``."""
+V2_JOBS: Final = V2_DUMP.with_suffix(".json")
+"""What FlowForge of schema version 2 loaded from it, job by job."""
+
+
+def old_store(path: Path, version: int) -> dict[str, dict[str, Any]]:
+    """Write the version 2 store at ``path`` (cut back to ``version``).
+
+    Return each job's serialized state as that FlowForge loaded it.
+    """
+    expected: dict[str, dict[str, Any]] = json.loads(V2_JOBS.read_text("utf-8"))
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(V2_DUMP.read_text("utf-8"))
+        if version == 1:  # the same rows, without the change log
+            for table in ("jobs", "pending", "buffers", "routines", "errors"):
+                db.execute(f"DELETE FROM {table} WHERE job_id = 'rich-logged'")
+            db.executescript(
+                "DROP TABLE changes; ALTER TABLE jobs DROP COLUMN folded; "
+                "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
+            )
+            del expected["rich-logged"]
+    return expected
+
+
+def stored_shape_ids(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as db:
+        return [row[0] for row in db.execute("SELECT shape_id FROM shapes")]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_sqlite_store_upgrades_an_old_file_and_loads_its_jobs_as_they_were(
+    tmp_path: Path, version: int
 ) -> None:
     path = tmp_path / "jobs.db"
-    job = paused_job()
-    first = SqliteStore(path)
-    first.save(job)
-    first.close()
-    # What version 1 wrote: the same rows, without the change log.
-    with closing(sqlite3.connect(path)) as db:
-        db.executescript(
-            "DROP TABLE changes; ALTER TABLE jobs DROP COLUMN folded; "
-            "UPDATE meta SET value = '1' WHERE key = 'schema_version';"
-        )
+    expected = old_store(path, version)
 
     upgraded = SqliteStore(path)
 
-    assert upgraded.load(job.job_id) == job
+    loaded = {
+        r.job_id: upgraded.load(r.job_id).serialize() for r in upgraded.list_jobs()
+    }
+    assert loaded == expected
     with closing(sqlite3.connect(path)) as db:
-        version = db.execute("SELECT value FROM meta").fetchone()[0]
+        version_now = db.execute("SELECT value FROM meta").fetchone()[0]
         columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
-    assert (version, columns[-1]) == (str(SCHEMA_VERSION), "folded")
+    assert (version_now, columns[-1]) == (str(SCHEMA_VERSION), "folded")
+    assert stored_shape_ids(path) == []  # old jobs keep their shape until saved
     done = countdown_flow().execute(
         "loop", {"n": FOLD_SPAN}, job_id="new", store=upgraded
     )
     assert upgraded.load("new") == done
     upgraded.close()
+
+
+def test_sqlite_jobs_of_an_upgraded_file_resume_and_share_one_shape(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    old_store(path, 2)
+    store = SqliteStore(path)
+    flow = rich_flow()
+
+    paused = ["rich-1", "rich-2", "rich-durable"]  # rich-logged is leased
+
+    resumed = [flow.resume(store.load(job_id), store=store) for job_id in paused]
+
+    assert [job.status for job in resumed] == [JobStatus.COMPLETED] * 3
+    assert len(stored_shape_ids(path)) == 1  # the three rich jobs' shape, once
+    for job in resumed:
+        assert store.load(job.job_id) == job
+    store.close()
 
 
 # -- concurrency -----------------------------------------------------------------
@@ -1182,6 +1370,8 @@ def test_processes_writing_to_one_store_lose_and_tear_nothing(
     assert all(job.status is JobStatus.COMPLETED for job in returned.values())
     assert {job_id: store.load(job_id) for job_id in returned} == returned
     assert len(store.list_jobs()) == processes * jobs_each
+    # Every process created jobs of one flow at once: its shape is stored once.
+    assert stored_text(store).count('"connections":[') == 1
     store.close()
 
 
@@ -1276,6 +1466,43 @@ def test_sqlite_load_of_corrupted_data_says_what_is_wrong(
         store.load(job_id)
 
     assert isinstance(caught.value, (SerializationError, StoreError))
+
+
+def name_shape(path: Path, text: str | bytes, shape_id: str | None = None) -> None:
+    """Store ``text`` as a flow shape and make the job name it (by its own id)."""
+    if shape_id is None:
+        raw = text if isinstance(text, bytes) else text.encode()
+        shape_id = hashlib.sha256(raw).hexdigest()
+        corrupt(path, "INSERT OR REPLACE INTO shapes VALUES (?, ?)", shape_id, text)
+    corrupt(
+        path,
+        "UPDATE jobs SET header = json_set(header, '$.flow_shape_id', ?)",
+        shape_id,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "shape_id", "message"),
+    [
+        ("{}", "not-an-id", "malformed flow shape id 'not-an-id'"),
+        ("{}", "0" * 64, "names flow shape '0{64}', which the store does not hold"),
+        ("[1, 2]", None, "is corrupted: not a JSON object"),
+        ('{"routines": ', None, "is corrupted: Expecting value"),
+        (b"\xff{}", None, "is corrupted: its text does not match its id"),
+    ],
+    ids=["malformed-id", "missing", "not-an-object", "not-json", "a-blob"],
+)
+def test_sqlite_load_of_a_damaged_shape_says_what_is_wrong(
+    sqlite_with_job: tuple[SqliteStore, Path, str],
+    text: str | bytes,
+    shape_id: str | None,
+    message: str,
+) -> None:
+    store, path, job_id = sqlite_with_job
+    name_shape(path, text, shape_id)
+
+    with pytest.raises(SerializationError, match=message):
+        store.load(job_id)
 
 
 def test_sqlite_load_of_a_history_row_numbered_with_text_says_so(

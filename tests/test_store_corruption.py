@@ -2,8 +2,9 @@
 
 A job is saved, then its record is changed behind the store's back: a SQLite
 column set to random text, numbers, blobs or JSON, or one value deep inside a
-row's JSON replaced; a JSON directory file overwritten with random bytes or
-JSON, or one value deep inside it replaced. ``load``, ``get`` and
+row's JSON replaced (the flow shape's row too); a JSON directory file (a
+job's, or its flow shape's) overwritten with random bytes or JSON, or one
+value deep inside it replaced. ``load``, ``get`` and
 ``list_jobs`` must then succeed or raise a FlowForgeError, never another
 exception (``list_jobs`` leaves out what it cannot read, with a warning).
 """
@@ -67,6 +68,7 @@ SQLITE_COLUMNS: Final = {
     "routines": ("row", "routine_id"),
     "errors": ("row", "n"),
     "history": ("row", "n"),
+    "shapes": ("shape", "shape_id"),
 }
 KEYS: Final = {
     "jobs": ("job_id",),
@@ -75,13 +77,14 @@ KEYS: Final = {
     "routines": ("job_id", "routine_id"),
     "errors": ("job_id", "n"),
     "history": ("job_id", "n"),
+    "shapes": ("shape_id",),
 }
-"""Each table's primary key: its rows have no rowid."""
+"""Each table's primary key."""
 JSON_COLUMNS: Final = [
     (table, column)
     for table, columns in SQLITE_COLUMNS.items()
     for column in columns
-    if column in ("header", "row", "buffer", "arrivals")
+    if column in ("header", "row", "buffer", "arrivals", "shape")
 ]
 EXAMPLES: Final = settings(
     max_examples=100,
@@ -193,20 +196,23 @@ def test_sqlite_row_with_one_json_value_replaced_loads_or_raises_a_flowforge_err
         store.close()
 
 
-def json_store(folder: str) -> tuple[JsonDirectoryStore, Path]:
+def json_store(folder: str, pattern: str = "*.json") -> tuple[JsonDirectoryStore, Path]:
     store = JsonDirectoryStore(folder)
     store.save(JOB)
-    (path,) = Path(folder).glob("*.json")
+    (path,) = Path(folder).glob(pattern)
     return store, path
 
 
 @EXAMPLES
-@given(content=st.binary(max_size=64) | JSON_VALUES.map(lambda v: json.dumps(v)))
+@given(
+    content=st.binary(max_size=64) | JSON_VALUES.map(lambda v: json.dumps(v)),
+    pattern=st.sampled_from(["*.json", "*.shape"]),
+)
 def test_json_file_overwritten_with_anything_loads_or_raises_a_flowforge_error(
-    content: bytes | str,
+    content: bytes | str, pattern: str
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        store, path = json_store(folder)
+        store, path = json_store(folder, pattern)
         if isinstance(content, str):
             content = content.encode("utf-8")
         path.write_bytes(content)
@@ -215,12 +221,12 @@ def test_json_file_overwritten_with_anything_loads_or_raises_a_flowforge_error(
 
 
 @EXAMPLES
-@given(data=st.data())
+@given(data=st.data(), pattern=st.sampled_from(["*.json", "*.shape"]))
 def test_json_file_with_one_value_replaced_loads_or_raises_a_flowforge_error(
-    data: st.DataObject,
+    data: st.DataObject, pattern: str
 ) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        store, path = json_store(folder)
+        store, path = json_store(folder, pattern)
         document = json.loads(path.read_text(encoding="utf-8"))
         path.write_text(json.dumps(replace_deep(data, document)), encoding="utf-8")
 

@@ -412,6 +412,7 @@ EXPECTED_TABLES: Final = [
     "meta",
     "pending",
     "routines",
+    "shapes",
 ]
 
 
@@ -506,6 +507,32 @@ def test_a_stored_schema_version_it_cannot_use_is_refused(
             store.list_jobs()
 
 
+def test_a_version_1_schema_is_upgraded_and_its_jobs_load_as_they_were(
+    postgres_dsn: str, schema: str
+) -> None:
+    job = paused_job()
+    with closing(PostgresStore(postgres_dsn, schema=schema)) as store:
+        store.save(job)
+    # What version 1 wrote: the shape inside the job's header, no shapes table.
+    rows = sql(postgres_dsn, f'SELECT header FROM "{schema}".jobs')
+    header = json.loads(str(rows[0][0]))
+    del header["flow_shape_id"]
+    header["flow_shape"] = job.flow_shape
+    sql(postgres_dsn, f'UPDATE "{schema}".jobs SET header = %s', json.dumps(header))
+    sql(postgres_dsn, f'DROP TABLE "{schema}".shapes')
+    sql(postgres_dsn, f"UPDATE \"{schema}\".meta SET value = '1'")
+
+    with closing(PostgresStore(postgres_dsn, schema=schema)) as upgraded:
+        assert upgraded.load(job.job_id) == job
+        assert tables(postgres_dsn, schema) == EXPECTED_TABLES
+        version = sql(postgres_dsn, f'SELECT value FROM "{schema}".meta')
+        assert version == [(str(SCHEMA_VERSION),)]
+        upgraded.save(job)  # saved again: its shape moves out of its header
+        assert upgraded.load(job.job_id) == job
+    stored = sql(postgres_dsn, f'SELECT count(*) FROM "{schema}".shapes')
+    assert stored == [(1,)]
+
+
 # -- corrupted data ----------------------------------------------------------------
 
 
@@ -518,6 +545,8 @@ def test_a_stored_schema_version_it_cannot_use_is_refused(
         ("history", "row", "{not json", "corrupted"),
         ("pending", "row", "{}", "pending"),
         ("jobs", "status", "bogus", "bogus"),
+        ("shapes", "shape", "{not json", "corrupted"),
+        ("shapes", "shape", "{}", "does not match its id"),
     ],
     ids=[
         "header-not-json",
@@ -526,6 +555,8 @@ def test_a_stored_schema_version_it_cannot_use_is_refused(
         "history-not-json",
         "pending-wrong-shape",
         "unknown-status",
+        "shape-not-json",
+        "shape-replaced",
     ],
 )
 def test_load_of_corrupted_data_says_what_is_wrong(
@@ -688,6 +719,8 @@ def test_processes_writing_to_one_store_lose_and_tear_nothing(
     assert all(job.status is JobStatus.COMPLETED for job in returned.values())
     assert {job_id: store.load(job_id) for job_id in returned} == returned
     assert len(store.list_jobs()) == processes * jobs_each
+    # Every process created jobs of one flow at once: its shape is stored once.
+    assert sql(postgres_dsn, f'SELECT count(*) FROM "{schema}".shapes') == [(1,)]
 
 
 def test_processes_racing_to_create_one_job_id_have_exactly_one_winner(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,13 +31,14 @@ def flow_shape(
     Failure routes are a part only when the flow has some, so that a flow
     without any keeps the fingerprint it had before they existed.
     """
+    names = _Names()
     shape: Shape = {
         "routines": {
             routine_id: {
                 "type": routine._type_name,
-                "slots": sorted(routine.slots),
-                "joins": sorted(n for n, s in routine.slots.items() if s.is_join),
-                "events": sorted(routine.events),
+                "slots": names(routine.slots),
+                "joins": names(n for n, s in routine.slots.items() if s.is_join),
+                "events": names(routine.events),
                 **_correlated(routine),
             }
             for routine_id, routine in routines.items()
@@ -50,6 +51,21 @@ def flow_shape(
             for source, (target, slot) in failures.items()
         ]
     return shape
+
+
+class _Names(dict[tuple[str, ...], list[str]]):
+    """Sorted name lists, one list object per distinct list (never changed).
+
+    Most routines of a flow have the same few ports: sharing their lists
+    saves about 200 bytes per routine of a large flow.
+    """
+
+    def __call__(self, names: Iterable[str]) -> list[str]:
+        key = tuple(sorted(names))
+        found = self.get(key)
+        if found is None:
+            found = self[key] = list(key)
+        return found
 
 
 def _correlated(routine: Routine) -> Shape:

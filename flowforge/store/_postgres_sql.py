@@ -41,7 +41,14 @@ CREATE TABLE {s}.history (
     PRIMARY KEY (job_id, n))
 """
 
-MIGRATIONS: Final[dict[int, str]] = {1: _SCHEMA_V1}
+_SCHEMA_V2: Final = """
+CREATE TABLE {s}.shapes (
+    shape_id TEXT COLLATE "C" PRIMARY KEY, shape TEXT NOT NULL)
+"""
+"""Version 2 keeps each flow shape once, named by id in its jobs' headers
+(version 1 headers hold their shape, and load as they are)."""
+
+MIGRATIONS: Final[dict[int, str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 """Schema version -> the SQL that upgrades the previous version to it."""
 
 
@@ -113,6 +120,10 @@ class Statements:
         ARRAY(SELECT row FROM {s}.history h WHERE h.job_id = j.job_id ORDER BY n)
         FROM {s}.jobs j WHERE j.job_id = %s"""
     delete_job = "DELETE FROM {s}.jobs WHERE job_id = %s RETURNING 1"
+    shape = "SELECT shape FROM {s}.shapes WHERE shape_id = %s"
+    shape_exists = "SELECT 1 FROM {s}.shapes WHERE shape_id = %s"
+    insert_shape = """INSERT INTO {s}.shapes VALUES (%s, %s)
+        ON CONFLICT (shape_id) DO NOTHING"""
     # Locking in id order keeps two concurrent prunes from deadlocking.
     lock_ended = """SELECT job_id FROM {s}.jobs WHERE job_id = ANY(%s)
         AND status = ANY(%s) AND (owner IS NULL OR lease_until < %s)

@@ -3,12 +3,13 @@
 A job's small, rarely changing fields form its *header*; its pending
 deliveries, slot buffers, routine states, errors and history are rows, so
 that a checkpoint after one delivery writes only the rows that delivery
-changed. Every row is JSON text.
+changed. Every row is JSON text. The header names the flow's shape by id
+(see :mod:`flowforge.store._shapes`); the store keeps the shape apart, once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -18,6 +19,7 @@ from flowforge.exceptions import SerializationError
 from flowforge.job_state import JobState
 from flowforge.record import delivery_to_data, error_to_data, routine_state_to_data
 from flowforge.store._json import dumps, loads
+from flowforge.store._shapes import StoredShape, join_shape, split_shape
 from flowforge.store.base import Change
 
 __all__ = [
@@ -56,6 +58,8 @@ class JobRows:
     routines: dict[str, str]
     errors: list[str]
     history: list[tuple[int, str]]
+    shape: StoredShape | None = None
+    """The flow's shape, which the header names by id (kept apart, once)."""
 
 
 @dataclass(slots=True)
@@ -86,6 +90,7 @@ def job_rows(job: JobState) -> JobRows:
     """Cut a whole job state into a header and rows."""
     data = job.serialize()
     header = {k: v for k, v in data.items() if k not in ROW_KEYS + COUNTER_KEYS}
+    shape = split_shape(header)
     arrivals = {(rid, slot): seen for rid, slot, seen in _rows(data, "join_arrivals")}
     buffers: dict[BufferKey, tuple[str | None, str | None]] = {
         (rid, slot): (dumps(buffer), _arrivals(arrivals.pop((rid, slot), None)))
@@ -104,6 +109,7 @@ def job_rows(job: JobState) -> JobRows:
         history=[
             (first + i, dumps(row)) for i, row in enumerate(_rows(data, "history"))
         ],
+        shape=shape,
     )
 
 
@@ -143,13 +149,18 @@ def assemble(
     routines: Iterable[str],
     errors: Iterable[str],
     history: Iterable[str],
+    shapes: Callable[[str], str | None],
 ) -> JobState:
     """Rebuild a job state from its header, counters and rows (in order).
 
     A history row is one record, or a batch: a JSON array of records.
+    ``shapes`` returns the text of the flow shape of an id (``None`` if the
+    store has none); a header written before shapes were kept apart holds
+    its shape itself.
 
     Raises:
-        SerializationError: If any part is not valid JSON or not a job state.
+        SerializationError: If any part is not valid JSON or not a job state,
+            or the header names a shape the store does not hold.
     """
     try:
         data = loads(header)
@@ -169,6 +180,8 @@ def assemble(
         # ValueError: not JSON, or bytes that are not UTF-8 (from a damaged
         # database); RecursionError: JSON nested too deep to parse.
         raise SerializationError(f"stored job data is corrupted: {error}") from error
+    if isinstance(data, dict):
+        join_shape(data, shapes, f"stored job {data.get('job_id')!r}")
     job = JobState.deserialize(data)
     for row in data["routine_states"]:
         if isinstance(row, dict) and "tracker" in row:

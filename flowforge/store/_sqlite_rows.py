@@ -3,7 +3,9 @@
 A job is a row in ``jobs`` (its header and counters) plus rows for its
 pending deliveries, slot buffers, routine states, errors and history; loading
 replays the change log entries not folded into them yet. A ``jobs`` row alone
-reads as a :class:`~flowforge.store.JobRecord`.
+reads as a :class:`~flowforge.store.JobRecord`. The job's flow shape is a row
+of ``shapes``, shared by every job of that flow definition (version 2 files
+hold it in the job's header, and still load).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from flowforge.exceptions import JobNotFoundError, SerializationError, StoreErro
 from flowforge.job_state import JobStatus
 from flowforge.store._change_log import apply, fold
 from flowforge.store._rows import JobRows, assemble
+from flowforge.store._shapes import StoredShape
 from flowforge.store._sqlite_log import read_changes
 from flowforge.store.base import JobRecord
 
@@ -55,6 +58,7 @@ def insert_job(
         ),
     )
     job_id = job.job_id
+    insert_shape(db, rows.shape)
     db.executemany(
         "INSERT INTO pending VALUES (?, ?, ?)",
         [(job_id, pos, row) for pos, row in enumerate(rows.pending)],
@@ -75,6 +79,27 @@ def insert_job(
         "INSERT INTO history VALUES (?, ?, ?)",
         [(job_id, n, row) for n, row in rows.history],
     )
+
+
+def insert_shape(db: sqlite3.Connection, shape: StoredShape | None) -> None:
+    """Store a flow shape unless it is stored already (writers take turns)."""
+    if shape is None:
+        return
+    found = db.execute(
+        "SELECT 1 FROM shapes WHERE shape_id = ?", (shape.shape_id,)
+    ).fetchone()
+    if found is None:
+        db.execute(
+            "INSERT OR IGNORE INTO shapes VALUES (?, ?)",
+            (shape.shape_id, shape.text()),
+        )
+
+
+def _shape_text(db: sqlite3.Connection, shape_id: str) -> str | None:
+    row = db.execute(
+        "SELECT shape FROM shapes WHERE shape_id = ?", (shape_id,)
+    ).fetchone()
+    return None if row is None else row[0]
 
 
 def load_job(db: sqlite3.Connection, job_id: str) -> JobState:
@@ -134,6 +159,7 @@ def load_job(db: sqlite3.Connection, job_id: str) -> JobState:
         rows.routines.values(),
         rows.errors,
         [history[n] for n in sorted(history)],
+        lambda shape_id: _shape_text(db, shape_id),
     )
 
 

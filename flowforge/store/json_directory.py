@@ -7,6 +7,12 @@ jobs. Writes take an advisory lock on the folder (``fcntl.flock``), so several
 processes may share it on one machine. The store opens only regular files in
 its folder: never through a symbolic link, and never a FIFO or a device, which
 could block it or lead it outside the folder.
+
+A job's file names its flow's shape by id; the shape itself is the file
+``<shape id>.shape`` beside it, written once for every job of that flow
+definition and kept when jobs are deleted (see
+:mod:`flowforge.store._shapes`). Job files written before shapes were kept
+apart hold their shape, and load as they are.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from flowforge.store._checks import (
     check_prune,
 )
 from flowforge.store._select import prune_one_by_one, select_listed, to_status
+from flowforge.store._shapes import StoredShape, join_shape, split_shape
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -50,6 +57,7 @@ __all__ = ["JsonDirectoryStore"]
 
 FILE_KIND: Final = "flowforge.stored_job"
 SUFFIX: Final = ".json"
+SHAPE_SUFFIX: Final = ".shape"
 OPEN_FLAGS: Final = os.O_NOFOLLOW | os.O_NONBLOCK
 """Refuse symbolic links; never wait opening a FIFO (see ``_open_regular``)."""
 MAX_NAME_BYTES: Final = 255
@@ -162,7 +170,10 @@ class JsonDirectoryStore:
         """Return the saved job state."""
         document = self._read(job_id)
         try:
-            return JobState.deserialize(document.get("job_state"))
+            data = document.get("job_state")
+            if isinstance(data, dict):
+                join_shape(data, self._shape_text, "the job")
+            return JobState.deserialize(data)
         except SerializationError as error:
             raise SerializationError(
                 f"job file {str(self._path(job_id))!r}: {error}"
@@ -260,6 +271,8 @@ class JsonDirectoryStore:
     def _write(
         self, job: JobState, owner: str | None, lease_until: float | None
     ) -> None:
+        data = job.serialize()
+        self._keep_shape(split_shape(data))
         document = {
             "kind": FILE_KIND,
             "job_id": job.job_id,
@@ -268,9 +281,35 @@ class JsonDirectoryStore:
             "owner": None if lease_until is None else owner,
             "lease_until": lease_until,
             "updated_at": datetime.now(UTC).timestamp(),
-            "job_state": job.serialize(),
+            "job_state": data,
         }
         self._dump(job.job_id, document)
+
+    def _keep_shape(self, shape: StoredShape) -> None:
+        """Write a flow shape's file unless it exists (with the folder locked)."""
+        path = self.folder / (shape.shape_id + SHAPE_SUFFIX)
+        if os.path.lexists(path):
+            return
+        try:
+            write_atomically(path, shape.text().encode("utf-8"))
+        except OSError as error:
+            raise StoreError(
+                f"cannot write flow shape file {str(path)!r}: {error}"
+            ) from error
+
+    def _shape_text(self, shape_id: str) -> str | None:
+        """Return a flow shape file's text, or ``None`` if there is none."""
+        path = self.folder / (shape_id + SHAPE_SUFFIX)
+        try:
+            descriptor = _open_regular(path, os.O_RDONLY)
+            with os.fdopen(descriptor, "rb") as handle:
+                return handle.read().decode("utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as error:
+            raise StoreError(
+                f"cannot read flow shape file {str(path)!r}: {error}"
+            ) from error
 
     def _dump(self, job_id: str, document: Mapping[str, object]) -> None:
         document = {**document, "updated_at": datetime.now(UTC).timestamp()}

@@ -1,8 +1,12 @@
-"""MemoryStore: job states kept in this process, for tests and short-lived jobs."""
+"""MemoryStore: job states kept in this process, for tests and short-lived jobs.
+
+Each flow shape is kept once, as JSON text, for as long as a job names it.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, final
@@ -41,6 +45,7 @@ class _Entry:
     lease_until: float | None
     updated_at: datetime
     rows: JobRows
+    shape_id: str
     history: dict[int, str] = field(default_factory=dict)
     log: list[Logged] = field(default_factory=list)
 
@@ -59,6 +64,8 @@ class MemoryStore:
     def __init__(self) -> None:
         """Create an empty store."""
         self._jobs: dict[str, _Entry] = {}
+        self._shapes: dict[str, str] = {}
+        self._named: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
@@ -151,6 +158,7 @@ class MemoryStore:
                 [],
             )
             history = dict(entry.history)
+            shapes = {entry.shape_id: self._shapes.get(entry.shape_id)}
             if entry.log:
                 apply(fold(entry.log, f"change log of job {job_id!r}"), rows, history)
         return assemble(
@@ -161,6 +169,7 @@ class MemoryStore:
             rows.routines.values(),
             rows.errors,
             [history[n] for n in sorted(history)],
+            shapes.get,
         )
 
     def get(self, job_id: str) -> JobRecord:
@@ -181,7 +190,7 @@ class MemoryStore:
         """Remove a job."""
         with self._lock:
             self._entry(job_id)
-            del self._jobs[job_id]
+            self._drop(job_id)
 
     def prune(
         self, *, older_than: timedelta | None = None, keep: int | None = None
@@ -191,7 +200,8 @@ class MemoryStore:
         doomed = select_prunable(self.list_jobs(), older_than=older_than, keep=keep)
         with self._lock:
             for job_id in doomed:
-                self._jobs.pop(job_id, None)
+                if job_id in self._jobs:
+                    self._drop(job_id)
         return doomed
 
     def close(self) -> None:
@@ -200,11 +210,34 @@ class MemoryStore:
     def _put(self, job: JobState, owner: str | None, lease_until: float | None) -> None:
         rows = job_rows(job)
         history = dict(rows.history)
+        shape = rows.shape
+        assert shape is not None  # noqa: S101  job_rows names the shape
+        if shape.shape_id not in self._shapes:
+            self._shapes[shape.shape_id] = shape.text()
+        self._named[shape.shape_id] += 1
+        rows.shape = None  # its text is kept above, once
+        if job.job_id in self._jobs:
+            self._drop(job.job_id)
         if lease_until is None:
             owner = None
         self._jobs[job.job_id] = _Entry(
-            job.flow_id, owner, lease_until, datetime.now(UTC), rows, history
+            job.flow_id,
+            owner,
+            lease_until,
+            datetime.now(UTC),
+            rows,
+            shape.shape_id,
+            history,
         )
+
+    def _drop(self, job_id: str) -> None:
+        """Forget a job, and its flow's shape once no job names it."""
+        entry = self._jobs.pop(job_id)
+        shape_id = entry.shape_id
+        self._named[shape_id] -= 1
+        if self._named[shape_id] <= 0:
+            del self._named[shape_id]
+            self._shapes.pop(shape_id, None)
 
     def _entry(self, job_id: str) -> _Entry:
         entry = self._jobs.get(check_job_id(job_id))

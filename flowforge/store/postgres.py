@@ -4,7 +4,8 @@ Needs the optional extra ``flowforge[postgres]`` (psycopg 3 and psycopg_pool);
 ``flowforge.store`` does not import this module, so the core never needs them.
 The tables match :class:`~flowforge.store.SqliteStore`'s: a job is a row in
 ``jobs`` plus rows for its pending deliveries, slot buffers, routine states,
-errors and history, so a checkpoint writes only what one delivery changed.
+errors and history, so a checkpoint writes only what one delivery changed;
+its flow's shape is a row of ``shapes``, one per flow definition.
 Every write is one transaction that first locks the job's row in ``jobs`` (and
 checks the lease there), so writers of one job take turns; every read is one
 statement, so it sees one consistent snapshot.
@@ -41,8 +42,10 @@ from flowforge.store._checks import (
     check_job_state,
     check_prune,
 )
+from flowforge.store._postgres_rows import job_values, read_version, to_record
 from flowforge.store._postgres_sql import MIGRATIONS, ROW_TABLES, Statements
 from flowforge.store._rows import ChangeRows, JobRows, assemble, change_rows, job_rows
+from flowforge.store._shapes import StoredShape
 from flowforge.store._select import (
     ENDED,
     readable_records,
@@ -56,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 T = TypeVar("T")
 # psycopg types a connection by its row type; FlowForge reads plain tuples.
 _Database = psycopg.Connection[tuple[Any, ...]]
@@ -139,7 +142,7 @@ class PostgresStore:
         check_lease(owner, lease_until)
         rows = job_rows(check_job_state(job_state))
         job_id = job_state.job_id
-        values = _job_values(job_state, rows, owner, lease_until)
+        values = job_values(job_state, rows, owner, lease_until)
 
         def create(db: _Database) -> bool:
             if db.execute(self._sql.create, values).fetchone() is None:
@@ -160,7 +163,7 @@ class PostgresStore:
         check_lease(owner, lease_until, unleased_ok=True)
         rows = job_rows(check_job_state(job_state))
         job_id = job_state.job_id
-        values = _job_values(job_state, rows, owner, lease_until)
+        values = job_values(job_state, rows, owner, lease_until)
 
         def save(db: _Database) -> None:
             written = db.execute(self._sql.upsert, (*values, owner, owner)).fetchone()
@@ -234,6 +237,7 @@ class PostgresStore:
             routines,
             errors,
             history,
+            self._shape_text,
         )
 
     def get(self, job_id: str) -> JobRecord:
@@ -262,7 +266,7 @@ class PostgresStore:
             arguments.append(wanted.value)
         query += " ORDER BY updated_at, job_id"
         rows = self._run("read", lambda db: db.execute(query, arguments).fetchall())
-        return readable_records(rows, _to_record)
+        return readable_records(rows, to_record)
 
     def delete(self, job_id: str) -> None:
         """Remove a job."""
@@ -343,7 +347,7 @@ class PostgresStore:
         version = 0
         if exists is not None and exists[0] is not None:
             found = db.execute(sql.version).fetchone()
-            version = _version(found, self._where, self.schema)
+            version = read_version(found, self._where, self.schema)
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"PostgreSQL store {self._where}, schema {self.schema!r} has schema "
@@ -461,7 +465,7 @@ class PostgresStore:
         row = db.execute(self._sql.record, (job_id,)).fetchone()
         if row is None:
             raise JobNotFoundError(job_id=job_id)
-        return _to_record(row)
+        return to_record(row)
 
     def _refuse(self, db: _Database, job_id: str, owner: str) -> None:
         row = db.execute(self._sql.owner, (job_id,)).fetchone()
@@ -471,8 +475,24 @@ class PostgresStore:
             "process took it over, so this one must stop running it"
         )
 
+    def _shape_text(self, shape_id: str) -> str | None:
+        """Return a stored flow shape's text (shapes are never deleted)."""
+        row = self._run(
+            "read", lambda db: db.execute(self._sql.shape, (shape_id,)).fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def _insert_shape(self, db: _Database, shape: StoredShape | None) -> None:
+        """Store a flow shape unless it is stored already."""
+        if shape is None:
+            return
+        known = db.execute(self._sql.shape_exists, (shape.shape_id,)).fetchone()
+        if known is None:
+            db.execute(self._sql.insert_shape, (shape.shape_id, shape.text()))
+
     def _insert_rows(self, db: _Database, job_id: str, rows: JobRows) -> None:
         sql = self._sql
+        self._insert_shape(db, rows.shape)
         _insert(db, sql.insert_pending, job_id, *_columns(enumerate(rows.pending), 2))
         buffers = [(r, s, b, a) for (r, s), (b, a) in rows.buffers.items()]
         _insert(db, sql.upsert_buffers, job_id, *_columns(buffers, 4))
@@ -534,48 +554,6 @@ def _insert(db: _Database, query: str, job_id: str, *columns: list[object]) -> N
 
 def _reopen(dsn: str, schema: str) -> PostgresStore:
     return PostgresStore(dsn, schema=schema)
-
-
-def _job_values(
-    job: JobState, rows: JobRows, owner: str | None, lease_until: float | None
-) -> tuple[object, ...]:
-    """Return the ``jobs`` row of ``job``, in the insert statement's order."""
-    counters = rows.counters
-    return (
-        job.job_id,
-        job.flow_id,
-        counters["status"],
-        None if lease_until is None else owner,
-        lease_until,
-        counters["delivery_count"],
-        counters["next_seq"],
-        counters["history_total"],
-        rows.header,
-    )
-
-
-def _to_record(row: tuple[Any, ...]) -> JobRecord:
-    job_id, flow_id, status, owner, lease_until, updated_at = row
-    try:
-        job_status = JobStatus(status)
-    except ValueError:
-        raise StoreError(
-            f"stored job {job_id!r} has an unknown status {status!r}: the database "
-            "is corrupted or was written by another program"
-        ) from None
-    return JobRecord(
-        job_id, flow_id, job_status, owner, lease_until, updated_at.astimezone(UTC)
-    )
-
-
-def _version(row: tuple[Any, ...] | None, where: str, schema: str) -> int:
-    text = None if row is None else row[0]
-    if text is None or not str(text).isdigit():
-        raise StoreError(
-            f"PostgreSQL store {where}, schema {schema!r} has an unreadable schema "
-            f"version {text!r} in its meta table"
-        )
-    return int(text)
 
 
 def _parse(dsn: str) -> dict[str, str]:

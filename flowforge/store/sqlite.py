@@ -3,7 +3,8 @@
 The file is in WAL mode with a busy timeout; every write is one short
 ``BEGIN IMMEDIATE`` transaction. A job is a row in ``jobs`` (its header and
 counters) plus rows for its pending deliveries, slot buffers, routine states,
-errors and history. A checkpoint writes one row of the job's change log (one
+errors and history; its flow's shape is a row of ``shapes``, kept once per
+flow definition. A checkpoint writes one row of the job's change log (one
 JSON document of what the delivery changed, written only while the writer
 holds the lease); every ``FOLD_EVERY`` checkpoints the log is folded into the
 other rows in the same transaction, and loading replays what is not folded
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 MAX_TIMEOUT: Final = 2_000_000.0
 """The longest busy timeout, in seconds: SQLite keeps it in milliseconds in an int."""
 T = TypeVar("T")
@@ -99,7 +100,13 @@ CREATE TABLE changes (
 FOLD_EVERY``, and ``jobs.folded`` is the last change folded into the rows.
 Version 1 files hold no unfolded changes."""
 
-_MIGRATIONS: Final[dict[int, str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+_SCHEMA_V3: Final = """
+CREATE TABLE shapes (shape_id TEXT PRIMARY KEY, shape TEXT NOT NULL);
+"""
+"""Version 3 keeps each flow shape once, named by id in the headers of its
+jobs; version 2 headers hold their shape, and load as they are."""
+
+_MIGRATIONS: Final[dict[int, str]] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 """Schema version -> the SQL that upgrades the previous version to it."""
 
 _ROW_TABLES: Final = ("pending", "buffers", "routines", "errors", "history", "changes")
