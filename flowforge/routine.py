@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from flowforge._codec import decode, encode
-from flowforge._context import CURRENT
+from flowforge._context import CURRENT, too_many_emissions
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.event import Event
 from flowforge.exceptions import (
@@ -215,7 +215,9 @@ class Routine:
         Raises:
             UnknownPortError: If the routine has no such event.
             DefinitionError: If ``data`` has a key the event does not declare.
-            ExecutionError: If called outside one of this routine's handlers.
+            ExecutionError: If called outside one of this routine's handlers, or
+                if this call's emissions would pass the flow's ``max_pending``
+                (the delivery then fails, its emissions discarded).
         """
         context = CURRENT.get()
         if context is None or context._routine is not self:
@@ -228,7 +230,12 @@ class Routine:
             self.get_event(event_name)
         elif event.output_params is not None:
             event.check(data, context.routine_id)
-        context._emissions.append((event_name, data))
+        emissions = context._emissions
+        # An empty list's truth costs less than len(): the usual one emission
+        # per call pays only that.
+        if emissions and len(emissions) >= context.job._max_pending:
+            raise too_many_emissions(context, event_name)
+        emissions.append((event_name, data))
 
     # -- user statistics ---------------------------------------------------------
 
