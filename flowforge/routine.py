@@ -225,10 +225,11 @@ class Routine:
                 f"{self!r}.emit({event_name!r}) called outside one of its handlers; "
                 "emit only from a slot handler or a source routine's __call__"
             )
-        event = self._events.get(event_name)
-        if event is None:
-            self.get_event(event_name)
-        elif event.output_params is not None:
+        try:  # cheaper than .get() on CPython 3.11 when the name is there
+            event = self._events[event_name]
+        except KeyError:
+            event = self.get_event(event_name)  # raises UnknownPortError
+        if event.output_params is not None:
             event.check(data, context.routine_id)
         emissions = context._emissions
         # An empty list's truth costs less than len(): the usual one emission
