@@ -7,6 +7,7 @@ A cycle that emits twice per delivery doubles its pending work at each step;
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from flowforge import (
     JobStatus,
     Routine,
 )
-from flowforge.store import MemoryStore, Store
+from flowforge.store import MemoryStore, SqliteStore, Store
 
 
 class Doubler(Routine):
@@ -224,3 +225,23 @@ def test_the_emit_past_max_pending_raises_an_execution_error_in_the_handler() ->
         raise caught[0]
     assert job.status is JobStatus.COMPLETED  # it caught the error: 2 were sent
     assert job.routine_states["counter"].deliveries == 2
+
+
+def test_a_call_emitting_past_max_pending_leaves_the_sqlite_store_as_it_was(
+    tmp_path: Path,
+) -> None:
+    flow, _, _ = flooding_flow("sequential", max_pending=5)
+    store = SqliteStore(tmp_path / "jobs.db")
+
+    try:
+        job = run_flood(flow, "sync", 6, store)
+        stored = store.load(job.job_id)
+    finally:
+        store.close()
+
+    assert stored.status is JobStatus.FAILED
+    assert stored.error is not None
+    assert "after 5 emissions in one handler call" in stored.error.message
+    assert [(d.routine_id, d.data) for d in stored.pending] == [("flood", {"count": 6})]
+    assert "counter" not in stored.routine_states
+    assert stored.delivery_count == job.delivery_count
