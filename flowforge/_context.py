@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from flowforge.record import Delivery
     from flowforge.types import Payload
 
-__all__ = ["DeliveryContext", "current_delivery"]
+__all__ = ["DeliveryContext", "current_delivery", "too_many_emissions"]
 
 
 @final
@@ -91,3 +91,22 @@ def current_delivery() -> DeliveryContext:
             "inside a handler (or a source routine's __call__) run by FlowForge"
         )
     return context
+
+
+def too_many_emissions(context: DeliveryContext, event_name: str) -> ExecutionError:
+    """Return the error of an emission past the flow's bound on pending work.
+
+    One handler call's emissions all become pending deliveries when it
+    returns, so more of them than ``Flow(max_pending=...)`` allows would be
+    held in memory before the scheduler's own check: the emit that crosses
+    the bound fails the delivery instead (its emissions are discarded).
+    """
+    job, routine_id = context.job, context.routine_id
+    limit = job._max_pending
+    return ExecutionError(
+        f"job {job.job_id!r} reached the flow's limit of {limit:,} pending "
+        f"deliveries: routine {routine_id!r} emitted {event_name!r} after "
+        f"{limit:,} emissions in one handler call, so the delivery fails and its "
+        "emissions are discarded. Make it emit less per call (split the work "
+        "over several deliveries), or raise Flow(max_pending=...)"
+    )

@@ -20,7 +20,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
-CORE = ["dispatch", "shapes", "memory", "durable", "concurrency", "async", "flow_size"]
+CORE = [
+    "dispatch",
+    "shapes",
+    "memory",
+    "durable",
+    "concurrency",
+    "async",
+    "flow_size",
+    "hop_size",
+]
 
 
 @pytest.fixture

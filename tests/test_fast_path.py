@@ -9,6 +9,7 @@ whose targets come from the flow's plan. They assert behaviour, never speed.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from dataclasses import fields
 from datetime import datetime
 
@@ -23,6 +24,7 @@ from flowforge import (
     Routine,
     current_delivery,
 )
+from flowforge.engine.plan import Edge, Route
 from flowforge.execution_tracker import FOLD_AT, SAMPLE_LIMIT
 from flowforge.record import (
     Delivery,
@@ -391,6 +393,39 @@ def test_a_route_names_its_single_edge_only_when_it_has_exactly_one() -> None:
     assert len(routes["two"]["output"].edges) == 2
     assert routes["two"]["output"].single is None
     assert routes["a"]["output"].single is None  # connected nowhere
+
+
+class Gather(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.gather, join=True)
+
+    def gather(self, n: int) -> None:
+        pass
+
+
+def test_each_edge_and_target_hold_what_the_plan_holds_for_them() -> None:
+    # The inlined loop reads a routed hop's next target from its edge
+    # (Edge.hop) and the routes from the target, instead of Plan.direct and
+    # Plan.routes: they must be the same objects.
+    flow = split_flow()
+    flow.add_routine(Gather(), "gather")
+    flow.connect("c", "output", "gather", "input")  # a join: no inlined target
+    plan = flow._plans.get()
+    edges = [*plan.edges, *(e for r in plan.routes.values() for e in _edges(r))]
+
+    mismatched = [e for e in edges if e.hop is not plan.direct[e.index]]
+
+    assert mismatched == []
+    assert len(edges) == 2 * len(plan.edges)
+    assert (plan.edges[-1].target_id, plan.edges[-1].hop) == ("gather", None)
+    assert all(
+        target.routes is plan.routes[rid] for (rid, _), target in plan.targets.items()
+    )
+
+
+def _edges(routes: Mapping[str, Route]) -> list[Edge]:
+    return [edge for route in routes.values() for edge in route.edges]
 
 
 def test_a_pickled_tracker_keeps_its_figures_but_not_the_flow_routes() -> None:

@@ -7,10 +7,19 @@ A cycle that emits twice per delivery doubles its pending work at each step;
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from flowforge import DefinitionError, Flow, JobState, JobStatus, Routine
+from flowforge import (
+    DefinitionError,
+    ExecutionError,
+    Flow,
+    JobState,
+    JobStatus,
+    Routine,
+)
+from flowforge.store import MemoryStore, SqliteStore, Store
 
 
 class Doubler(Routine):
@@ -74,3 +83,165 @@ def test_the_delivery_limit_still_applies_under_a_generous_pending_bound() -> No
     assert job.status is JobStatus.FAILED
     assert job.error is not None
     assert "limit of 200 deliveries" in job.error.message
+
+
+class Flood(Routine):
+    """Emit ``count`` times in one handler call, counting the emits that passed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.flood)
+        self.define_event("output")
+
+    def flood(self, count: int) -> None:
+        for n in range(count):
+            self.emit("output", n=n)
+            self.increment_stat("emitted")
+
+
+class Counter(Routine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", self.count)
+
+    def count(self, n: int) -> None:
+        self.increment_stat("received")
+
+
+def flooding_flow(strategy: str, max_pending: int) -> tuple[Flow, Flood, Counter]:
+    flood, counter = Flood(), Counter()
+    flow = Flow("flood", execution_strategy=strategy, max_pending=max_pending)
+    flow.add_routine(flood, "flood")
+    flow.add_routine(counter, "counter")
+    flow.connect("flood", "output", "counter", "input")
+    return flow, flood, counter
+
+
+def run_flood(flow: Flow, mode: str, count: int, store: Store | None) -> JobState:
+    if mode == "async":
+        return asyncio.run(flow.execute_async("flood", {"count": count}, store=store))
+    return flow.execute("flood", {"count": count}, store=store)
+
+
+ENGINES = [
+    pytest.param("sequential", "sync", False, id="sequential"),
+    pytest.param("sequential", "async", False, id="sequential-async"),
+    pytest.param("concurrent", "sync", False, id="concurrent"),
+    pytest.param("concurrent", "async", False, id="concurrent-async"),
+    pytest.param("sequential", "sync", True, id="sequential-durable"),
+    pytest.param("concurrent", "sync", True, id="concurrent-durable"),
+    pytest.param("sequential", "async", True, id="async-durable"),
+]
+
+
+@pytest.mark.parametrize(("strategy", "mode", "durable"), ENGINES)
+def test_one_call_emitting_past_max_pending_fails_at_the_emit_that_crosses_it(
+    strategy: str, mode: str, durable: bool
+) -> None:
+    flow, flood, counter = flooding_flow(strategy, max_pending=5)
+    store = MemoryStore() if durable else None
+
+    job = run_flood(flow, mode, 6, store)
+
+    assert flood.stats() == {"emitted": 5}  # the 6th emit raised
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.message.startswith(
+        f"job {job.job_id!r} reached the flow's limit of 5 pending deliveries: "
+        "routine 'flood' emitted 'output' after 5 emissions in one handler call"
+    )
+    assert "Flow(max_pending=...)" in job.error.message
+    assert counter.stats() == {}
+    assert "counter" not in job.routine_states
+    assert [(d.routine_id, d.data) for d in job.pending] == [("flood", {"count": 6})]
+    if store is not None:
+        stored = store.load(job.job_id)
+        assert stored.status is JobStatus.FAILED
+        assert [d.routine_id for d in stored.pending] == ["flood"]
+        assert "counter" not in stored.routine_states
+
+
+@pytest.mark.parametrize(("strategy", "mode", "durable"), ENGINES)
+def test_one_call_may_emit_exactly_max_pending_times(
+    strategy: str, mode: str, durable: bool
+) -> None:
+    flow, _, counter = flooding_flow(strategy, max_pending=5)
+    store = MemoryStore() if durable else None
+
+    job = run_flood(flow, mode, 5, store)
+
+    assert job.status is JobStatus.COMPLETED
+    assert counter.stats() == {"received": 5}
+
+
+def test_a_source_emitting_past_max_pending_fails_clearly() -> None:
+    class Spring(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_event("output")
+
+        def __call__(self, count: int) -> None:
+            for n in range(count):
+                self.emit("output", n=n)
+
+    flow = Flow("spring", max_pending=3)
+    flow.add_routine(Spring(), "spring")
+    flow.add_routine(Counter(), "counter")
+    flow.connect("spring", "output", "counter", "input")
+
+    job = flow.execute("spring", {"count": 4})
+
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert "routine 'spring' emitted 'output' after 3 emissions" in job.error.message
+    assert "counter" not in job.routine_states
+
+
+def test_the_emit_past_max_pending_raises_an_execution_error_in_the_handler() -> None:
+    caught: list[BaseException] = []
+
+    class Careful(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_slot("input", self.flood)
+            self.define_event("output")
+
+        def flood(self, count: int) -> None:
+            try:
+                for n in range(count):
+                    self.emit("output", n=n)
+            except ExecutionError as error:
+                caught.append(error)
+
+    flow = Flow("careful", max_pending=2)
+    flow.add_routine(Careful(), "careful")
+    flow.add_routine(Counter(), "counter")
+    flow.connect("careful", "output", "counter", "input")
+
+    job = flow.execute("careful", {"count": 3})
+
+    assert len(caught) == 1
+    with pytest.raises(ExecutionError, match="limit of 2 pending deliveries"):
+        raise caught[0]
+    assert job.status is JobStatus.COMPLETED  # it caught the error: 2 were sent
+    assert job.routine_states["counter"].deliveries == 2
+
+
+def test_a_call_emitting_past_max_pending_leaves_the_sqlite_store_as_it_was(
+    tmp_path: Path,
+) -> None:
+    flow, _, _ = flooding_flow("sequential", max_pending=5)
+    store = SqliteStore(tmp_path / "jobs.db")
+
+    try:
+        job = run_flood(flow, "sync", 6, store)
+        stored = store.load(job.job_id)
+    finally:
+        store.close()
+
+    assert stored.status is JobStatus.FAILED
+    assert stored.error is not None
+    assert "after 5 emissions in one handler call" in stored.error.message
+    assert [(d.routine_id, d.data) for d in stored.pending] == [("flood", {"count": 6})]
+    assert "counter" not in stored.routine_states
+    assert stored.delivery_count == job.delivery_count

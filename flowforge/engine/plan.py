@@ -63,6 +63,9 @@ class Target:
     group_sources: tuple[int, ...] | None = None
     """A correlated join's sources in connection order; ``None`` for any other
     slot (see :mod:`flowforge.engine.correlate`)."""
+    routes: Mapping[str, Route] = field(default_factory=dict, compare=False)
+    """The routine's routes by event, the same mapping as ``Plan.routes[id]``:
+    a hop reaches them from its target, not through a dict of every routine."""
 
 
 @final
@@ -77,6 +80,13 @@ class Edge:
     slot_name: str
     order: int = 0
     """Position among its event's edges: the offset of its delivery's seq."""
+    hop: Target | None = field(init=False, compare=False, repr=False)
+    """``target`` if it is ``direct``, else ``None``: what ``Plan.direct`` holds
+    at ``index``, read by the loop from the edge it routed along."""
+
+    def __post_init__(self) -> None:
+        """Note the target the loop's inlined path takes, if any."""
+        object.__setattr__(self, "hop", self.target if self.target.direct else None)
 
 
 @final
@@ -233,8 +243,11 @@ def compile_plan(
     joins: dict[tuple[str, str], set[int]] = {}
     for index, connection in enumerate(connections):
         joins.setdefault((connection.target_id, connection.slot), set()).add(index)
-    targets = {
-        (rid, name): _target(rid, routine, slot, joins.get((rid, name), set()))
+    routes: dict[str, dict[str, Route]] = {rid: {} for rid in routines}
+    targets = {  # each target shares its routine's routes, filled below
+        (rid, name): _target(
+            rid, routine, slot, joins.get((rid, name), set()), routes[rid]
+        )
         for rid, routine in routines.items()
         for name, slot in routine.slots.items()
     }
@@ -249,7 +262,6 @@ def compile_plan(
     route_keys = tuple(
         (rid, event) for rid, routine in routines.items() for event in routine.events
     )
-    routes: dict[str, dict[str, Route]] = {rid: {} for rid in routines}
     for index, (rid, event) in enumerate(route_keys):
         routes[rid][event] = _route(rid, event, fan_out.get((rid, event), []), index)
     event_targets = {(rid, e): routes[rid][e].targets for rid, e in route_keys}
@@ -293,7 +305,13 @@ def is_async_source(routine: Routine) -> bool:
     )
 
 
-def _target(rid: str, routine: Routine, slot: Slot, sources: set[int]) -> Target:
+def _target(
+    rid: str,
+    routine: Routine,
+    slot: Slot,
+    sources: set[int],
+    routes: Mapping[str, Route],
+) -> Target:
     override = slot.merge_strategy == "override"
     return Target(
         routine_id=rid,
@@ -309,6 +327,7 @@ def _target(rid: str, routine: Routine, slot: Slot, sources: set[int]) -> Target
         is_async=slot.is_async,
         timeout=slot.timeout,
         group_sources=None if slot.correlate is None else tuple(sorted(sources)),
+        routes=routes,
     )
 
 

@@ -15,7 +15,7 @@ A job with neither a journal nor observers (the usual one) runs in
 :func:`_run_inlined`, which also does what :func:`finisher`'s function does,
 in the loop, and keeps the reused delivery in a local instead of pushing it
 on the stack and popping it again. It is the one function of the package over
-STYLE's limits (108 lines, complexity 23), an exception recorded in
+STYLE's limits (117 lines, complexity 25), an exception recorded in
 ``.flake8`` and held to this one function by ``tests/test_fast_path.py``: it
 saves about a tenth of a hop (``benchmarks/README.md``). The other jobs run in
 :func:`_run_finishing`, which calls a finisher; ``tests/test_fast_path.py``
@@ -80,13 +80,17 @@ def _run_inlined(
 
     ``held`` is a routed delivery not yet on the stack nor run: whatever
     interrupts the loop (a ``KeyboardInterrupt``) puts it back on the stack.
+    A routed hop takes its next target from the edge (``Edge.hop``, what
+    ``direct`` holds for it) and its routes from the target, and reuses the
+    emission list it emptied; the context is pointed at the delivery and the
+    list when one is popped (the general path points it elsewhere).
     """
     pending, states, buffers = job.pending, job.routine_states, job.slot_buffers
     limit, monotonic = runtime.setup.max_deliveries, runtime.monotonic
     direct, general, failed = plan.direct, runtime.deliver, runtime.failed
     history, tracker, wall_offset = job._history, job.tracker, job._wall_offset
-    run_times, routes = tracker._times_by_routine(), plan.routes
-    counts = tracker._counts_by_position()
+    run_times, counts = tracker._times_by_routine(), tracker._counts_by_position()
+    emissions: Emissions = []
     delivery: Delivery | None = None
     held: Delivery | None = None
     try:
@@ -95,10 +99,15 @@ def _run_inlined(
                 if not pending or job.status is not JOB_RUNNING:
                     return
                 delivery = pending.pop()
-            stop = job._stop_request is not None or job.delivery_count >= limit
-            if (stop or delivery.attempt) and not runtime.may_deliver(job, delivery):
+                target = direct[delivery.connection]
+                context._delivery, context._emissions = delivery, emissions
+            if (
+                job._stop_request is not None
+                or job.delivery_count >= limit
+                or delivery.attempt
+            ) and not runtime.may_deliver(job, delivery):
                 return
-            rid, target = delivery.routine_id, direct[delivery.connection]
+            rid = delivery.routine_id
             state = states.get(rid)
             if target is None or (state is not None and state.status is SKIPPED):
                 held = None
@@ -111,21 +120,21 @@ def _run_inlined(
                 state._errors = state._stats = state._error_counts = None
             old, data = buffers.get(target.key), delivery.data
             parameter = target.parameter
-            # A handler given one value, never the dict, needs no copy.
-            buffer = (
-                {**old, **data} if old else data if parameter in data else dict(data)
-            )
+            if old:
+                buffer = {**old, **data}
+                argument = buffer[parameter] if parameter in buffer else buffer
+            elif parameter in data:  # given one value, never the dict: no copy
+                buffer, argument = data, data[parameter]
+            else:
+                buffer = argument = dict(data)
             buffers[target.key] = buffer
-            emissions: Emissions = []
-            context._routine, context._delivery = target.routine, delivery
-            context._emissions = emissions
+            context._routine = target.routine
             started = monotonic()
             try:
                 held = None  # from here, failed() puts it back if need be
                 if parameter is None:
                     result = target.invoke(buffer, rid)
                 else:  # what the slot's invoker would do, one call fewer
-                    argument = buffer[parameter] if parameter in buffer else buffer
                     result = target.handler(argument)  # type: ignore[misc]
                 if result is not None:
                     refuse_awaitable(result)
@@ -134,16 +143,15 @@ def _run_inlined(
                 ready = (target.routine, state, target, old, buffer)
                 if not failed(job, plan, delivery, ready, emissions, error, started):
                     raise
-                delivery = None
+                emissions, delivery = [], None  # the failure path had the list
                 continue
             took = monotonic() - started
             context._routine = None
             # From here on, what finisher()'s function does.
             if state.status is RUNNING:
                 state.status = DONE
-            at = started + wall_offset
-            seq, slot, attempt = delivery.seq, delivery.slot, delivery.attempt
-            history.append((seq, rid, slot, COMPLETED, attempt, at, took))
+            at, slot, attempt = started + wall_offset, delivery.slot, delivery.attempt
+            history.append((delivery.seq, rid, slot, COMPLETED, attempt, at, took))
             job.history_total += 1
             job.delivery_count += 1
             state.deliveries += 1
@@ -157,26 +165,27 @@ def _run_inlined(
             if len(emissions) != 1:
                 if emissions:
                     route_emissions(job, plan, rid, emissions)
+                    emissions.clear()
                 delivery = None
                 continue
-            event, data = emissions[0]
+            event, data = emissions.pop()
             try:
-                route = routes[rid][event]
+                route = target.routes[event]
             except KeyError:  # defined after this job's plan was made: no edges
                 delivery = None
                 continue
             counts[route.index] += 1
             edge = route.single
             if edge is None:
-                route_emissions(job, plan, rid, emissions, counted=True)
+                route_emissions(job, plan, rid, [(event, data)], counted=True)
                 delivery = None
                 continue
             delivery.data = data if edge.apply is None else edge.apply(data)
-            delivery.seq = job.next_seq
-            job.next_seq += 1
+            seq = delivery.seq = job.next_seq
+            job.next_seq = seq + 1
             delivery.routine_id, delivery.slot = edge.target_id, edge.slot_name
             delivery.connection, delivery.attempt = edge.index, 0
-            held = delivery  # the next one: run at once, not pushed and popped
+            held, target = delivery, edge.hop  # run at once, not pushed and popped
     except BaseException:
         if held is not None and (not pending or pending[-1] is not held):
             pending.append(held)
