@@ -225,12 +225,13 @@ class Routine:
         context = CURRENT.get()
         if context is None or context._routine is not self:
             raise ExecutionError(
-                f"{self!r}.emit({event_name!r}) called outside one of its handlers; "
-                "emit only from a slot handler or a source routine's __call__"
+                f"{self!r}.emit({reprlib.repr(event_name)}) called outside one of "
+                "its handlers; emit only from a slot handler or a source routine's "
+                "__call__"
             )
         try:  # cheaper than .get() on CPython 3.11 when the name is there
             event = self._events[event_name]
-        except KeyError:
+        except Exception:  # missing, unhashable, or a hash that raises
             event = self.get_event(event_name)  # raises UnknownPortError
         if event.output_params is not None:
             event.check(data, context.routine_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -463,3 +463,34 @@ def test_looking_up_a_port_by_a_hostile_name_never_calls_its_methods(
     lookup = getattr(Recorder(), f"get_{kind}")
     with pytest.raises(UnknownPortError, match=f"{kind} names are str, got Hostile"):
         lookup(Hostile())
+
+
+def test_emitting_a_hostile_event_name_fails_the_delivery_naming_its_type() -> None:
+    class Emitter(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_slot("input", handler=self.receive)
+            self.define_event("output")
+            self.errors: list[Exception] = []
+
+        def receive(self, **_: object) -> None:
+            names: list[Any] = [[1], Hostile()]
+            for name in names:
+                try:
+                    self.emit(name)
+                except UnknownPortError as error:
+                    self.errors.append(error)
+
+    emitter = Emitter()
+    with pytest.raises(ExecutionError, match="called outside one of its handlers"):
+        emitter.emit(cast(Any, Hostile()))
+    flow = Flow("hostile_emit")
+    flow.add_routine(emitter, "emitter")
+
+    job = flow.execute("emitter", {})
+
+    assert job.status is JobStatus.COMPLETED
+    assert [str(e).split(": ", 1)[1].split(";")[0] for e in emitter.errors] == [
+        "event names are str, got list",
+        "event names are str, got Hostile",
+    ]
