@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 
 from flowforge._error_log import new_errors
 from flowforge.exceptions import SerializationError
-from flowforge.record import delivery_to_data, error_to_data
+from flowforge.record import error_to_data
 from flowforge.store._json import dumps, loads
-from flowforge.store._rows import BufferKey, buffer_data, routine_data
+from flowforge.store._rows import BufferKey, buffer_data, pending_data, routine_data
 
 if TYPE_CHECKING:
     from flowforge.job_state import JobState
@@ -95,7 +95,7 @@ def change_document(job: JobState, change: Change) -> ChangeDocument:
         total,
         job.history_limit,
         change.pending_from,
-        [delivery_to_data(d) for d in job.pending[change.pending_from :]],
+        [pending_data(d) for d in job.pending[change.pending_from :]],
         None if routine_id is None else [routine_id, routine_data(job, routine_id)],
         None if key is None else [*key, *buffer_data(job, key)],
         errors_from,

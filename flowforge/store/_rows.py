@@ -16,7 +16,7 @@ from flowforge._codec import encode
 from flowforge._error_log import new_errors
 from flowforge.exceptions import SerializationError
 from flowforge.job_state import JobState
-from flowforge.record import delivery_to_data, error_to_data
+from flowforge.record import Delivery, delivery_to_data, error_to_data
 from flowforge.store._json import dumps, loads
 from flowforge.store.base import Change
 
@@ -29,6 +29,7 @@ __all__ = [
     "change_rows",
     "dumps",
     "job_rows",
+    "pending_data",
     "routine_data",
 ]
 
@@ -190,7 +191,7 @@ def routine_data(job: JobState, routine_id: str) -> dict[str, object]:
         "routine_id": state.routine_id,
         "status": str(state.status),  # a StrEnum's value, without .value's cost
         "deliveries": state.deliveries,
-        "stats": _encoded(stats, "routine_states[{!r}].stats", routine_id),
+        "stats": _encoded(stats or {}, "routine_states[{!r}].stats", routine_id),
         "error_counts": dict(counts) if counts else {},
         "tracker": job.tracker._routine_figures(routine_id),
     }
@@ -204,14 +205,21 @@ def buffer_data(job: JobState, key: BufferKey) -> tuple[object, list[int] | None
     return (data, None if seen is None else sorted(seen))
 
 
-def _encoded(value: dict[str, object] | None, path: str, name: object) -> object:
+def pending_data(delivery: Delivery) -> list[object]:
+    """Return a pending delivery as ``delivery_to_data`` does, for a checkpoint."""
+    d = delivery
+    data = _encoded(d.data, "pending[{}].data", d.seq)
+    return [d.seq, d.routine_id, d.slot, data, d.connection, d.attempt]
+
+
+def _encoded(value: object, path: str, name: object) -> object:
     """Return ``encode(value, path.format(name))``, formatting the path on error only.
 
     Raises:
         SerializationError: As ``encode``, naming where the bad value is.
     """
-    if not value:
-        return {}  # what encode returns for an empty (or no) dict
+    if type(value) is dict and not value:
+        return {}  # what encode returns for an empty dict
     try:
         return encode(value)
     except SerializationError:
