@@ -18,8 +18,14 @@ from test_store import paused_job
 
 from flowforge import ArgumentTypeError, JobState, JobStatus, StoreError
 from flowforge.exceptions import SerializationError
-from flowforge.record import Delivery, delivery_to_data, routine_state_to_data
+from flowforge.record import (
+    Delivery,
+    RoutineStatus,
+    delivery_to_data,
+    routine_state_to_data,
+)
 from flowforge.store import SqliteStore
+from flowforge.store._change_log import change_document
 from flowforge.store._rows import buffer_data, pending_data, routine_data
 from flowforge.store.base import Change
 
@@ -148,3 +154,30 @@ def test_checkpoint_takes_an_int_lease_time(tmp_path: Path) -> None:
 
     assert store.load(job.job_id).delivery_count == job.delivery_count
     store.close()
+
+
+@pytest.mark.parametrize("status", list(JobStatus), ids=[s.value for s in JobStatus])
+def test_a_change_document_names_the_job_status_by_its_value(status: JobStatus) -> None:
+    job = paused_job()
+    job.status = status
+
+    document = change_document(job, NO_CHANGE)
+
+    assert document.status == status.value
+    assert type(document.status) is str
+
+
+@pytest.mark.parametrize(
+    "status", list(RoutineStatus), ids=[s.value for s in RoutineStatus]
+)
+def test_a_routine_row_names_the_routine_status_by_its_value(
+    status: RoutineStatus,
+) -> None:
+    job = paused_job()
+    rid = next(iter(job.routine_states))
+    job.routine_states[rid].status = status
+
+    row = routine_data(job, rid)
+
+    assert row["status"] == status.value
+    assert type(row["status"]) is str
