@@ -450,10 +450,13 @@ class SqliteStore:
                     f"job {job_id!r} lost its last grouped checkpoints to a failed "
                     "commit; it stops here, resume it from the store"
                 )
-            db = self._connection()
+            db = getattr(self._local, "connection", None) or self._connection()
             group.begin(db)
-            try:
-                state = self._guard("write to", lambda: write(db))
+            try:  # as _guard does, without a function call per checkpoint
+                state = write(db)
+            except (sqlite3.Error, UnicodeEncodeError) as error:
+                group.abort(job_id)
+                raise self._failed("write to", error) from error
             except BaseException:
                 group.abort(job_id)
                 raise
