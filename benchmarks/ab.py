@@ -12,7 +12,9 @@ job. The collector runs before each sample and is off during it, unless
 ``--keep-gc`` (which times as ``_harness.py`` does).
 
 Run ``python benchmarks/ab.py --base REV [--repeats N] [--workloads chain,start]
-[--quick] [--keep-gc] [--json PATH]``.
+[--quick] [--keep-gc] [--json PATH] [--deliveries N] [--commit-every N]``
+(``--deliveries`` sizes the durable job, ``--commit-every`` gives its store
+group commit, with the interval out of reach).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class Settings:
     deliveries: int
     start_jobs: int
     keep_gc: bool
+    commit_every: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,13 @@ def durable(v: Version, deliveries: int, settings: Settings) -> Sample:
 
     def sample() -> float:
         with tempfile.TemporaryDirectory(prefix="flowforge-ab-") as folder:
-            store = v.sqlite_store(Path(folder) / "jobs.db")
+            path, every = Path(folder) / "jobs.db", settings.commit_every
+            # Only a group commit names its options: older bases lack them.
+            store = (
+                v.sqlite_store(path)
+                if every == 1
+                else v.sqlite_store(path, commit_every=every, commit_interval=3600)
+            )
             try:
                 return timed(lambda: run(store), total, settings)
             finally:
@@ -269,6 +278,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument("--keep-gc", action="store_true", help="GC on in samples")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--deliveries", type=int, help="durable job's deliveries (default 101)"
+    )
+    parser.add_argument(
+        "--commit-every", type=int, default=1, help="durable group commit N (1)"
+    )
     args = parser.parse_args(argv)
     args.workloads = args.workloads.split(",")
     if args.repeats < 1 or not set(args.workloads) <= set(WORKLOADS):
@@ -288,8 +303,14 @@ def revisions(base: str) -> tuple[str, str]:
 def main(args: argparse.Namespace) -> int:
     """Load both versions, time the chosen workloads, print and save the figures."""
     loads = [os.getloadavg()]
-    sizes = (10, 20, 20) if args.quick else (200, 100, 500)
-    settings = Settings(*sizes, keep_gc=args.keep_gc)
+    chain_jobs, deliveries, start_jobs = (10, 20, 20) if args.quick else (200, 100, 500)
+    settings = Settings(
+        chain_jobs,
+        deliveries if args.deliveries is None else args.deliveries,
+        start_jobs,
+        keep_gc=args.keep_gc,
+        commit_every=args.commit_every,
+    )
     base_rev, head_rev = revisions(args.base)
     with tempfile.TemporaryDirectory(prefix="flowforge-ab-base-") as folder:
         base, head = import_base(args.base, Path(folder)), import_version(ROOT)
@@ -304,7 +325,10 @@ def main(args: argparse.Namespace) -> int:
     loads.append(os.getloadavg())
     start, end = (", ".join(f"{x:.2f}" for x in load) for load in loads)
     print(f"base {base_rev}, head {head_rev}; CPython {platform.python_version()}")
-    print(f"repeats={args.repeats}, quick={args.quick}, keep_gc={args.keep_gc}")
+    print(
+        f"repeats={args.repeats}, quick={args.quick}, keep_gc={args.keep_gc}, "
+        f"deliveries={settings.deliveries}, commit_every={settings.commit_every}"
+    )
     print(f"load average (1, 5, 15 min): start {start}; end {end}")
     print()
     print(format_table(results))

@@ -426,7 +426,7 @@ class ExecutionTracker:
         times = self._times.get(routine_id)
         row = None
         if times is not None:
-            figures = self._figures(routine_id)
+            figures = self._totals.get(routine_id) or self._figures(routine_id)
             # Samples are cut when the scheduler folds (at FOLD_AT), as
             # in a job without a store, not by this fold after each delivery.
             figures.fold(times, FOLD_AT - 1)
@@ -434,9 +434,10 @@ class ExecutionTracker:
         folded, live = self._events.get(routine_id), self._live
         counts = dict(folded) if folded else {}
         for index in self._positions_of(routine_id):
-            if live[index]:
+            count = live[index]
+            if count:
                 event = self._keys()[index][1]
-                counts[event] = counts.get(event, 0) + live[index]
+                counts[event] = counts.get(event, 0) + count
         events = [
             [event, count, [list(t) for t in self._targets_of((routine_id, event))]]
             for event, count in (

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 
 from flowforge._error_log import new_errors
 from flowforge.exceptions import SerializationError
-from flowforge.record import delivery_to_data, error_to_data
+from flowforge.record import error_to_data
 from flowforge.store._json import dumps, loads
-from flowforge.store._rows import BufferKey, buffer_data, routine_data
+from flowforge.store._rows import BufferKey, buffer_data, pending_data, routine_data
 
 if TYPE_CHECKING:
     from flowforge.job_state import JobState
@@ -82,25 +82,30 @@ def change_document(job: JobState, change: Change) -> ChangeDocument:
         SerializationError: If a payload cannot be saved; the message says where.
     """
     history = job._history
-    new = min(job.history_total - change.history_from, len(history))
+    total = job.history_total
+    new = min(total - change.history_from, len(history))
     routine_id = change.routine_id
     key = change.buffer_key
-    errors = job.errors
     errors_from = change.errors_from
+    count = job.error_count
     return ChangeDocument(
-        job.status.value,
+        str(job.status),  # a StrEnum's value, without .value's cost
         job.delivery_count,
         job.next_seq,
-        job.history_total,
+        total,
         job.history_limit,
         change.pending_from,
-        [delivery_to_data(d) for d in job.pending[change.pending_from :]],
+        [pending_data(d) for d in job.pending[change.pending_from :]],
         None if routine_id is None else [routine_id, routine_data(job, routine_id)],
         None if key is None else [*key, *buffer_data(job, key)],
         errors_from,
-        [error_to_data(e) for _, e in new_errors(errors, job.error_count, errors_from)],
+        (
+            [error_to_data(e) for _, e in new_errors(job.errors, count, errors_from)]
+            if count > errors_from
+            else []
+        ),
         # History records are tuples of scalars: JSON writes them as arrays.
-        [history[-k] for k in range(new, 0, -1)],
+        [history[-1]] if new == 1 else [history[-k] for k in range(new, 0, -1)],
     )
 
 

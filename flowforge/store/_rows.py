@@ -17,7 +17,7 @@ from flowforge._codec import encode
 from flowforge._error_log import new_errors
 from flowforge.exceptions import SerializationError
 from flowforge.job_state import JobState
-from flowforge.record import delivery_to_data, error_to_data, routine_state_to_data
+from flowforge.record import Delivery, delivery_to_data, error_to_data
 from flowforge.store._json import dumps, loads
 from flowforge.store._shapes import StoredShape, join_shape, split_shape
 from flowforge.store.base import Change
@@ -31,6 +31,7 @@ __all__ = [
     "change_rows",
     "dumps",
     "job_rows",
+    "pending_data",
     "routine_data",
 ]
 
@@ -190,18 +191,52 @@ def assemble(
 
 
 def routine_data(job: JobState, routine_id: str) -> dict[str, object]:
-    """Return a routine's state with its tracker figures, as JSON data."""
-    row = routine_state_to_data(job.routine_states[routine_id])
-    row["tracker"] = job.tracker._routine_figures(routine_id)
-    return row
+    """Return a routine's state with its tracker figures, as JSON data.
+
+    The same data as ``routine_state_to_data`` plus ``"tracker"``, built
+    here because a checkpoint builds it after every delivery: empty stats
+    and error counts skip the codec, and an error's path is worked out only
+    when there is an error.
+    """
+    state = job.routine_states[routine_id]
+    stats, counts = state._stats, state._error_counts
+    return {
+        "routine_id": state.routine_id,
+        "status": str(state.status),  # a StrEnum's value, without .value's cost
+        "deliveries": state.deliveries,
+        "stats": _encoded(stats or {}, "routine_states[{!r}].stats", routine_id),
+        "error_counts": dict(counts) if counts else {},
+        "tracker": job.tracker._routine_figures(routine_id),
+    }
 
 
 def buffer_data(job: JobState, key: BufferKey) -> tuple[object, list[int] | None]:
     """Return a slot buffer and its join arrivals as JSON data (``None`` if absent)."""
     buffer = job.slot_buffers.get(key)
     seen = job.join_arrivals.get(key)
-    data = None if buffer is None else encode(buffer, f"slot_buffers[{key!r}]")
+    data = None if buffer is None else _encoded(buffer, "slot_buffers[{!r}]", key)
     return (data, None if seen is None else sorted(seen))
+
+
+def pending_data(delivery: Delivery) -> list[object]:
+    """Return a pending delivery as ``delivery_to_data`` does, for a checkpoint."""
+    d = delivery
+    data = _encoded(d.data, "pending[{}].data", d.seq)
+    return [d.seq, d.routine_id, d.slot, data, d.connection, d.attempt]
+
+
+def _encoded(value: object, path: str, name: object) -> object:
+    """Return ``encode(value, path.format(name))``, formatting the path on error only.
+
+    Raises:
+        SerializationError: As ``encode``, naming where the bad value is.
+    """
+    if type(value) is dict and not value:
+        return {}  # what encode returns for an empty dict
+    try:
+        return encode(value)
+    except SerializationError:
+        return encode(value, path.format(name))  # raises again, with the path
 
 
 def _routine_row(job: JobState, routine_id: str) -> str:

@@ -234,11 +234,24 @@ class SqliteStore:
         A change with nothing else due is one statement, committed on its
         own; with group commit, it joins the open transaction.
         """
-        check_lease(owner, lease_until, change=change)
+        # The usual types pass check_lease: check the others only.
+        if not (
+            type(owner) is str
+            and type(lease_until) is float
+            and type(change) is Change
+            and lease_until == lease_until  # not NaN
+        ):
+            check_lease(owner, lease_until, change=change)
         document, text = log_change(check_job_state(job_state), change)
         job_id = job_state.job_id
         # Taken out while writing: after a failed write, read the log back.
         log = self._logs.pop(job_id, None)
+        if log is not None and self._group is None:
+            # One statement, committed alone, when that is all there is to write.
+            work = due(log, document.document.status, lease_until, time.time())
+            if work.alone and self._write_alone(job_id, work.n, text, owner):
+                self._logs[job_id] = noted(log, work.n, document)
+                return
 
         def write(db: sqlite3.Connection) -> LogState | None:
             return append(db, job_id, log, document, text, owner, lease_until)
@@ -246,16 +259,6 @@ class SqliteStore:
         if self._group is not None:
             state = self._grouped(job_id, write)
         else:
-            if log is not None:  # one statement, committed alone, when that is all
-                work = due(log, document.document.status, lease_until, time.time())
-                if work.alone and self._guard(
-                    "write to",
-                    lambda: write_change(
-                        self._connection(), job_id, work.n, text, owner
-                    ),
-                ):
-                    self._logs[job_id] = noted(log, work.n, document)
-                    return
             state = self._write(write)
         if state is None:  # no row written: the lease is someone else's
             raise self._read(lambda db: _refusal(db, job_id, owner))
@@ -433,6 +436,14 @@ class SqliteStore:
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return self._guard("read", lambda: self._transaction("BEGIN", work))
 
+    def _write_alone(self, job_id: str, n: int, text: str, owner: str) -> bool:
+        """Write change ``n`` in one autocommitted statement; say if it was written."""
+        connection = getattr(self._local, "connection", None) or self._connection()
+        try:  # as _guard does, without a function call for the hot path
+            return write_change(connection, job_id, n, text, owner)
+        except (sqlite3.Error, UnicodeEncodeError) as error:
+            raise self._failed("write to", error) from error
+
     def _grouped(
         self, job_id: str, write: Callable[[sqlite3.Connection], LogState | None]
     ) -> LogState | None:
@@ -449,10 +460,13 @@ class SqliteStore:
                     f"job {job_id!r} lost its last grouped checkpoints to a failed "
                     "commit; it stops here, resume it from the store"
                 )
-            db = self._connection()
+            db = getattr(self._local, "connection", None) or self._connection()
             group.begin(db)
-            try:
-                state = self._guard("write to", lambda: write(db))
+            try:  # as _guard does, without a function call per checkpoint
+                state = write(db)
+            except (sqlite3.Error, UnicodeEncodeError) as error:
+                group.abort(job_id)
+                raise self._failed("write to", error) from error
             except BaseException:
                 group.abort(job_id)
                 raise
@@ -488,9 +502,10 @@ class SqliteStore:
         try:
             return work()
         except (sqlite3.Error, UnicodeEncodeError) as error:  # text UTF-8 refuses
-            raise StoreError(
-                f"cannot {action} SQLite store {str(self.path)!r}: {error}"
-            ) from error
+            raise self._failed(action, error) from error
+
+    def _failed(self, action: str, error: Exception) -> StoreError:
+        return StoreError(f"cannot {action} SQLite store {str(self.path)!r}: {error}")
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
