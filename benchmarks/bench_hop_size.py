@@ -24,8 +24,9 @@ from itertools import pairwise
 from typing import Final
 
 from _harness import Comparison, Options, Target, compare, parse_options, report
+from bench_dispatch import MESSAGE, Relay
 
-from flowforge import Flow, JobStatus, Routine
+from flowforge import Flow, JobStatus
 
 SMALL: Final = 100
 SIZES: Final = (10_000, 100_000)
@@ -34,19 +35,6 @@ HOPS: Final = 100_000
 QUICK_HOPS: Final = 10_000
 GROWTH_GOAL: Final = 1.5
 REPEATS: Final = 7
-MESSAGE: Final[dict[str, object]] = {"order_id": 7, "item": "widget", "amount": 12.5}
-
-
-class Relay(Routine):
-    """Pass each message on to whatever is connected to ``output``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.define_slot("input", handler=self.relay)
-        self.define_event("output")
-
-    def relay(self, message: dict[str, object]) -> None:
-        self.emit("output", message=message)
 
 
 def chain_jobs(length: int, hops: int) -> tuple[Flow, int]:

@@ -10,9 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from _bad_args import a_job, assert_refused
 from flowforge.store import Store
-from test_bad_arguments_store import STORE_CASES
+from test_bad_arguments_store import STORE_CASES, assert_refused_leaving_the_job
 from test_store_postgres import postgres_dsn, schema, store
 
 __all__ = ["postgres_dsn", "schema", "store"]  # fixtures, used by name
@@ -26,9 +25,4 @@ __all__ = ["postgres_dsn", "schema", "store"]  # fixtures, used by name
 def test_bad_argument_to_a_postgres_store_raises_a_flowforge_error_naming_it(
     store: Store, call: Callable[[Store], object], message: str
 ) -> None:
-    store.save(a_job())
-
-    assert_refused(lambda: call(store), message)
-
-    assert store.load("job") == a_job()
-    assert [record.owner for record in store.list_jobs()] == [None]
+    assert_refused_leaving_the_job(store, call, message)

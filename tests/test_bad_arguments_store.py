@@ -212,6 +212,13 @@ STORE_CASES: list[StoreCase] = [
 def test_bad_argument_to_a_store_raises_a_flowforge_error_naming_it(
     store: Store, call: Callable[[Store], object], message: str
 ) -> None:
+    assert_refused_leaving_the_job(store, call, message)
+
+
+def assert_refused_leaving_the_job(
+    store: Store, call: Callable[[Store], object], message: str
+) -> None:
+    """Check that ``call`` is refused and leaves a saved job as it was."""
     store.save(a_job())
 
     assert_refused(lambda: call(store), message)
