@@ -30,7 +30,8 @@ def entry_routine(plan: Plan, flow_id: str, routine_id: str) -> Routine:
         ArgumentTypeError: If ``routine_id`` is not a str.
         UnknownPortError: If the flow has no such routine.
     """
-    check_type(routine_id, str, "entry_routine_id", "a routine id (a str)")
+    if type(routine_id) is not str:  # the usual id skips the call
+        check_type(routine_id, str, "entry_routine_id", "a routine id (a str)")
     try:
         return plan.routines[routine_id]
     except (KeyError, TypeError):  # TypeError: an unhashable id
@@ -74,15 +75,15 @@ def choose_entry_slot(
         return routine.get_slot(entry_slot).name
     if is_source(routine):
         return None
-    slots = list(routine.slots)
+    slots = routine.slots
     if len(slots) == 1:
-        return slots[0]
+        return next(iter(slots))  # its one name, without a list
     if not slots:
         raise DefinitionError(
             f"entry routine {routine_id!r} has no slots and does not override "
             "__call__; give it a slot or make it a source routine"
         )
     raise DefinitionError(
-        f"entry routine {routine_id!r} has several slots {slots}; "
+        f"entry routine {routine_id!r} has several slots {list(slots)}; "
         "choose one with execute(..., entry_slot=...)"
     )

@@ -83,11 +83,14 @@ def start_job(
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> JobState:
     """Create a job and run it; with a store, never run a job id twice."""
-    plain = entry_slot is None and job_id is None and strategy is None
-    if plain and store is None:
-        start = PLAIN_START  # the usual job: no object to build
-    else:
-        start = Start(entry_slot, job_id, store, strategy, lease_seconds, False)
+    if store is None and strategy is None:  # the usual job: what _start does
+        check_no_running_loop(setup)
+        runtime = new_runtime(setup)
+        job = runtime.new_job(
+            entry_routine_id, entry_params, entry_slot=entry_slot, job_id=job_id
+        )
+        return run_job(runtime, job)
+    start = Start(entry_slot, job_id, store, strategy, lease_seconds, False)
     started = _start(setup, entry_routine_id, entry_params, start)
     return started if isinstance(started, JobState) else run_job(*started)
 
@@ -117,10 +120,6 @@ class Start:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     on_loop: bool = True
     """The job runs on an event loop (``execute_async``): no thread pool."""
-
-
-PLAIN_START: Final = Start(on_loop=False)
-"""How ``execute`` starts a job given no slot, id, store or strategy."""
 
 
 def _start(

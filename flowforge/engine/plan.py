@@ -128,6 +128,9 @@ class Plan:
     failures: Mapping[str, Edge] = field(default_factory=dict)
     """Each routine's failure route by its id, an edge in ``edges`` after the
     connections' (its index is ``len(connections)`` or more)."""
+    stats: tuple[dict[str, object], ...] = ()
+    """Each routine's stats dict (``Routine._stats``, which it changes in place),
+    so that a job's end sees at once whether any routine recorded stats."""
 
     def target(self, routine_id: str, slot: str) -> Target:
         """Return the target for a delivery that came from no connection."""
@@ -286,6 +289,7 @@ def compile_plan(
         route_keys,
         {rid: tuple(indexes) for rid, indexes in positions.items()},
         failed,
+        tuple(routine._stats for routine in routines.values()),
     )
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import reprlib
 import asyncio
-from collections.abc import Iterator
 from concurrent.futures import Executor
-from contextlib import contextmanager
 from contextvars import Token
 from typing import TYPE_CHECKING, Final
 
@@ -108,22 +106,32 @@ def run_job(runtime: Runtime, job: JobState) -> JobState:
     plan = runtime.setup.plan()
     if plan.has_async:
         return _run_on_private_loop(runtime, job)
-    with _running(runtime, job, plan) as context:
+    run = _begin(runtime, job, plan)
+    try:
         if runtime.executor is None:
-            run_loop(runtime, job, _loop_plan(runtime, job, plan), context)
+            run_loop(runtime, job, _loop_plan(runtime, job, plan), run[0])
         else:
             ConcurrentLoop(runtime, None, runtime.max_workers).run(job, plan)
+    except BaseException as error:
+        _stopped(runtime, job, plan, run, error)
+        raise
+    _ended(runtime, job, plan, run)
     return job
 
 
 async def run_job_async(runtime: Runtime, job: JobState) -> JobState:
     """Run ``job`` on the running event loop, awaiting async handlers; return it."""
     plan = runtime.setup.plan()
-    with _running(runtime, job, plan):
+    run = _begin(runtime, job, plan)
+    try:
         if runtime.strategy == SEQUENTIAL:
             await run_async_loop(runtime, job, plan)
         else:
             await run_concurrent_async(runtime, job, plan, runtime.max_workers)
+    except BaseException as error:
+        _stopped(runtime, job, plan, run, error)
+        raise
+    _ended(runtime, job, plan, run)
     return job
 
 
@@ -153,29 +161,25 @@ def check_no_running_loop(setup: FlowSetup) -> None:
     )
 
 
-@contextmanager
-def _running(runtime: Runtime, job: JobState, plan: Plan) -> Iterator[DeliveryContext]:
-    """Begin a run; when its loop ends, settle the job and save it, as it ended.
+Run = tuple[DeliveryContext, float, Token[DeliveryContext | None], bool]
+"""A run begun by ``_begin``: its context, start time, context token, and
+whether its end is reported however it ends.
 
-    A run stopped by an exception is saved as it stands (unless the store
-    itself failed), so that a resume continues it. The run's start and end are
-    logged and told to the flow's observers (see ``observe``).
-    """
-    context, began, token = _begin(runtime, job, plan)
-    runtime.observers = for_run(runtime.observers, plan.failures)
-    watched = job_started(runtime.observers, job)
-    try:
-        yield context
-    except BaseException as error:
-        _stopped(runtime, job, plan, began, token, error)
-        raise
+A run's loop sits between ``_begin`` and ``_ended`` (or ``_stopped``, if an
+exception stops it), written out in ``run_job`` rather than in a context
+manager, which would cost a few calls per job.
+"""
+
+
+def _ended(runtime: Runtime, job: JobState, plan: Plan, run: Run) -> None:
+    """Settle a run whose loop returned, and save the job, as it ended."""
     _settle(runtime, job)
     try:
-        _finish(runtime, job, plan, began, token, write=True)
+        _finish(runtime, job, plan, run, write=True)
     except BaseException as failure:
         job_ended(runtime.observers, job, failure)
         raise
-    if watched or job.status is JOB_FAILED:  # else its end is not reported
+    if run[3] or job.status is JOB_FAILED:  # else its end is not reported
         job_ended(runtime.observers, job, None)
 
 
@@ -183,27 +187,32 @@ def _stopped(
     runtime: Runtime,
     job: JobState,
     plan: Plan,
-    began: float,
-    token: Token[DeliveryContext | None],
+    run: Run,
     error: BaseException,
 ) -> None:
-    """Save a run that ``error`` stopped, unless a store failed; log and observe it."""
+    """Save a run that ``error`` stopped, unless a store failed; log and observe it.
+
+    A run stopped by an exception is saved as it stands (unless the store
+    itself failed), so that a resume continues it.
+    """
     failed = _failed_unsaved(runtime, job, error)
     try:
         write = _writes_after(error)
-        _finish(runtime, job, plan, began, token, write=write, saved=failed)
+        _finish(runtime, job, plan, run, write=write, saved=failed)
     except BaseException as failure:
         job_ended(runtime.observers, job, failure)
         raise
     job_ended(runtime.observers, job, error)
 
 
-def _begin(
-    runtime: Runtime, job: JobState, plan: Plan
-) -> tuple[DeliveryContext, float, Token[DeliveryContext | None]]:
-    """Mark the job running, save it if durable, and note it as running."""
+def _begin(runtime: Runtime, job: JobState, plan: Plan) -> Run:
+    """Mark the job running, save it if durable, and note it as running.
+
+    The run's start is logged and told to the flow's observers (see
+    ``observe``), as its end will be.
+    """
     status, job.status = job.status, JOB_RUNNING
-    now = runtime.clock.now()
+    now = runtime.now()
     job.started_at = job.started_at or now
     job._wall_offset = now.timestamp() - runtime.monotonic()
     context = DeliveryContext(job)
@@ -218,7 +227,9 @@ def _begin(
     except BaseException:
         job.status = status  # not started: resumable as it was
         raise
-    return context, began, CURRENT.set(context)
+    token = CURRENT.set(context)
+    runtime.observers = observers = for_run(runtime.observers, plan.failures)
+    return context, began, token, job_started(observers, job)
 
 
 def _failed_unsaved(
@@ -271,8 +282,7 @@ def _finish(
     runtime: Runtime,
     job: JobState,
     plan: Plan,
-    began: float,
-    token: Token[DeliveryContext | None],
+    run: Run,
     *,
     write: bool,
     saved: JobState | None = None,
@@ -281,10 +291,10 @@ def _finish(
 
     ``saved`` is the state to save instead of ``job``'s, if given.
     """
-    CURRENT.reset(token)
+    CURRENT.reset(run[2])
     job._interrupt = None
     runtime.setup.jobs.discard(job)
-    job.tracker._add_wall_time(runtime.monotonic() - began)
+    job.tracker._add_wall_time(runtime.monotonic() - run[1])
     try:
         snapshot_stats(job, plan)
     finally:  # the lease is released even if a routine's stats cannot be
@@ -298,7 +308,7 @@ def _settle(runtime: Runtime, job: JobState) -> None:
     if status is JOB_RUNNING and not job.pending:
         status = job.status = JOB_COMPLETED
     if status is not JOB_PAUSED:
-        job.finished_at = runtime.clock.now()
+        job.finished_at = runtime.now()
     if status is not JOB_FAILED:  # only a failed job's raise_for_status chains it
         job._cause = None  # the live exception holds its frames' locals
     if status is JOB_CANCELLED:
