@@ -265,8 +265,8 @@ class JsonDirectoryStore:
             except FileNotFoundError:
                 raise JobNotFoundError(job_id=job_id) from None
             self._writers.pop(job_id, None)
-            for suffix in (LOG_SUFFIX, HELD_SUFFIX):
-                self._sibling(job_id, suffix).unlink(missing_ok=True)
+            _remove(self._sibling(job_id, LOG_SUFFIX), "change log")
+            _remove(self._sibling(job_id, HELD_SUFFIX), "lease file")
 
     def prune(
         self, *, older_than: timedelta | None = None, keep: int | None = None
@@ -338,12 +338,7 @@ class JsonDirectoryStore:
         log = self._sibling(job_id, LOG_SUFFIX)
         folded = stale_last(log)
         self._write(job, owner, lease_until, folded=folded)
-        try:
-            log.unlink(missing_ok=True)
-        except OSError as error:
-            raise StoreError(
-                f"cannot remove change log {str(log)!r}: {error}"
-            ) from error
+        _remove(log, "change log")
         write_held(self._sibling(job_id, HELD_SUFFIX), owner, lease_until)
         self._writers.pop(job_id, None)
         if owner is not None and lease_until is not None:
@@ -374,13 +369,7 @@ class JsonDirectoryStore:
 
     def _drop_log(self, job_id: str) -> None:
         """Remove the job's change log, once its file holds every change."""
-        path = self._sibling(job_id, LOG_SUFFIX)
-        try:
-            path.unlink(missing_ok=True)
-        except OSError as error:
-            raise StoreError(
-                f"cannot remove change log {str(path)!r}: {error}"
-            ) from error
+        _remove(self._sibling(job_id, LOG_SUFFIX), "change log")
 
     def _lease(self, job_id: str) -> tuple[str | None, float | None]:
         """Return the job's owner and lease, without reading its file if it can."""
@@ -478,3 +467,15 @@ class JsonDirectoryStore:
                 f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "
                 "process took it over, so this one must stop running it"
             )
+
+
+def _remove(path: Path, what: str) -> None:
+    """Remove a job's file if it exists.
+
+    Raises:
+        StoreError: If it cannot be removed (a folder in its place, say).
+    """
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot remove {what} {str(path)!r}: {error}") from error
