@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from flowforge import (
     Flow,
     FlowForgeWarning,
+    JobNotFoundError,
     JobState,
     JobStatus,
     Routine,
@@ -429,3 +430,71 @@ def test_a_log_cut_anywhere_loads_the_changes_whose_lines_are_whole(cut: int) ->
         assert comparable(job.serialize()) == states[whole - 1]
     else:
         assert job.delivery_count == 0
+
+
+@pytest.mark.parametrize("folded", [-1, "3", 1.5, None], ids=str)
+def test_a_job_file_with_a_bad_folded_number_raises_serialization_error(
+    tmp_path: Path, folded: object
+) -> None:
+    stopped(tmp_path, 10)
+    document = json.loads(job_path(tmp_path).read_text())
+    document["folded"] = folded
+    job_path(tmp_path).write_text(json.dumps(document))
+
+    with pytest.raises(SerializationError, match=r"'count-job' has folded"):
+        JsonDirectoryStore(tmp_path).load(JOB_ID)
+
+
+def test_a_log_line_that_is_not_utf8_raises_serialization_error(
+    tmp_path: Path,
+) -> None:
+    stopped(tmp_path, 10)
+    path = log_path(tmp_path)
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[2] = b"3 \xff\xfe\n"
+    path.write_bytes(b"".join(lines))
+
+    with pytest.raises(SerializationError, match="change 3: 'utf-8' codec"):
+        JsonDirectoryStore(tmp_path).load(JOB_ID)
+
+
+HELD: Final = {
+    "not-json": b"{",
+    "not-a-lease": b'{"kind": "other"}',
+    "bad-owner": b'{"kind": "flowforge.lease", "owner": 5, "lease_until": 1}',
+}
+
+
+@pytest.mark.parametrize("content", list(HELD), ids=list(HELD))
+def test_a_damaged_lease_file_raises_store_error(tmp_path: Path, content: str) -> None:
+    stopped(tmp_path, 10)
+    (tmp_path / f"{JOB_ID}.held").write_bytes(HELD[content])
+    store = JsonDirectoryStore(tmp_path)
+
+    with pytest.raises(StoreError, match="lease file"):
+        store.get(JOB_ID)
+    with pytest.raises(StoreError, match="lease file"):
+        store.acquire(JOB_ID, owner="B", lease_until=2e9, now=0)
+
+
+def test_a_lease_file_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    stopped(tmp_path, 10)
+    held = tmp_path / f"{JOB_ID}.held"
+    held.unlink()
+    held.mkdir()
+    store = JsonDirectoryStore(tmp_path)
+
+    with pytest.raises(StoreError, match="cannot read lease file .*regular file"):
+        store.get(JOB_ID)
+
+
+def test_a_lease_file_left_without_its_job_is_no_job(tmp_path: Path) -> None:
+    stopped(tmp_path, 10)
+    job_path(tmp_path).unlink()
+    store = JsonDirectoryStore(tmp_path)
+
+    renewed = store.renew(JOB_ID, owner="B", lease_until=2e9)
+
+    assert renewed is False
+    with pytest.raises(JobNotFoundError, match="count-job"):
+        store.acquire(JOB_ID, owner="B", lease_until=2e9, now=0)
