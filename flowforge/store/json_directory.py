@@ -158,7 +158,7 @@ class JsonDirectoryStore:
             if work.fold or work.status:
                 self._write(job_state, owner, lease_until, folded=log.last)
                 self._drop_log(job_id)
-                writer.log = LogState([], log.last, log.last, log.renewed_at)
+                writer.log = LogState(None, log.last, log.last, log.renewed_at)
                 writer.inode, writer.size = None, 0
             if work.renew or work.fold:
                 write_held(self._sibling(job_id, HELD_SUFFIX), owner, lease_until)
