@@ -15,6 +15,12 @@ With ``--commit-every N``, the store commits a transaction per N checkpoints
 (group commit): ``after-commit:K`` then means after checkpoint K's write, which
 is committed only at the end of its group.
 
+With ``--store json`` (used by ``test_recovery_json.py``), the job is kept in
+a :class:`~flowforge.store.JsonDirectoryStore` in the folder ``json-jobs``
+beside DB instead of in DB, and one more kill point exists:
+``inside-fold:N`` dies inside the store's N-th fold of the job's change log,
+after the job's file was rewritten and before the log is removed.
+
 With ``--fallback`` (used by ``test_failure_routing.py``), ``t4`` fails every
 attempt of odd rounds: after its retries these failures go, by the flow's
 failure route, to ``rescue``, which sends them on to ``t5`` as ``t4`` would.
@@ -62,7 +68,7 @@ from typing import Final
 from flowforge.testing import StoreWrapper
 from flowforge import ErrorHandler, ErrorStrategy, Flow, JobState, Routine
 from flowforge import current_delivery
-from flowforge.store import Change, SqliteStore, Store
+from flowforge.store import Change, JsonDirectoryStore, SqliteStore, Store
 
 FLOW_ID: Final = "kill_flow"
 JOB_ID: Final = "kill-job"
@@ -75,6 +81,9 @@ BRANCHES: Final = ("a", "b", "c", "d")
 CHAIN: Final = 5
 TAIL: Final = 6
 POINTS: Final = ("before-delivery", "inside-handler", "before-commit", "after-commit")
+FOLD_POINT: Final = "inside-fold"
+"""A kill point of ``--store json`` only, counted in folds of the change log."""
+JSON_FOLDER: Final = "json-jobs"
 HANDLER_POINTS: Final = ("before-delivery", "inside-handler")
 """Points counted in handler calls; the others are counted in checkpoints."""
 HANDLER_CALLS: Final = 65
@@ -98,12 +107,17 @@ class KillSwitch:
     n: int = 0
     handler_calls: int = 0
     checkpoints: int = 0
+    folds: int = 0
 
     @classmethod
     def parse(cls, text: str) -> KillSwitch:
         """Read ``POINT:N``."""
         point, _, number = text.partition(":")
-        if point not in POINTS or not number.isdigit() or int(number) < 1:
+        if (
+            point not in (*POINTS, FOLD_POINT)
+            or not number.isdigit()
+            or int(number) < 1
+        ):
             raise ValueError(f"--kill-at wants POINT:N with POINT in {POINTS}")
         return cls(point, int(number))
 
@@ -365,6 +379,25 @@ class KillingStore(StoreWrapper):
         switch.kill_if("after-commit", switch.checkpoints)
 
 
+def open_store(db: Path, kind: str, switch: KillSwitch, commit_every: int) -> Store:
+    """Return the store of ``kind`` (``sqlite`` or ``json``) that keeps the job."""
+    if kind == "sqlite":
+        # Group commit by count only (the interval is out of reach), so that
+        # where a kill falls in a group is deterministic.
+        return SqliteStore(db, commit_every=commit_every, commit_interval=3600)
+    store = JsonDirectoryStore(db.parent / JSON_FOLDER)
+    drop_log = store._drop_log
+
+    def folding(job_id: str) -> None:
+        switch.folds += 1
+        switch.kill_if(FOLD_POINT, switch.folds)
+        drop_log(job_id)
+
+    # The one place to stand between a fold's rename and the log's removal.
+    store._drop_log = folding  # type: ignore[method-assign]  # a kill point
+    return store
+
+
 def summary(job: JobState, switch: KillSwitch | None = None) -> dict[str, object]:
     """Return what a run must reproduce, as JSON types.
 
@@ -407,13 +440,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--async", dest="is_async", action="store_true")
     parser.add_argument("--commit-every", type=int, default=1)
     parser.add_argument("--fallback", action="store_true")
+    parser.add_argument("--store", choices=("sqlite", "json"), default="sqlite")
     args = parser.parse_args(argv)
     os.environ[LOG_ENV] = str(args.log)
     switch: KillSwitch = args.kill_at
     flow = build_flow(switch, is_async=args.is_async, fallback=args.fallback)
-    # Group commit by count only (the interval is out of reach), so that
-    # where a kill falls in a group is deterministic.
-    store = SqliteStore(args.db, commit_every=args.commit_every, commit_interval=3600)
+    store = open_store(args.db, args.store, switch, args.commit_every)
     if args.command == "recover":
         jobs = flow.recover(store)
         if [job.job_id for job in jobs] != [JOB_ID]:

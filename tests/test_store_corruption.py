@@ -3,8 +3,9 @@
 A job is saved, then its record is changed behind the store's back: a SQLite
 column set to random text, numbers, blobs or JSON, or one value deep inside a
 row's JSON replaced (the flow shape's row too); a JSON directory file (a
-job's, or its flow shape's) overwritten with random bytes or JSON, or one
-value deep inside it replaced. ``load``, ``get`` and
+job's, its flow shape's, its change log or its lease file) overwritten with
+random bytes or JSON, or one value deep inside it (or inside one line of the
+log) replaced. ``load``, ``get`` and
 ``list_jobs`` must then succeed or raise a FlowForgeError, never another
 exception (``list_jobs`` leaves out what it cannot read, with a warning).
 """
@@ -22,13 +23,15 @@ from typing import Any, Final
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_store import paused_job
+from test_store import no_change, paused_job
 
 from flowforge import FlowForgeError, FlowForgeWarning, JobState
 from flowforge.store import JsonDirectoryStore, SqliteStore, Store
 
 JOB: Final = paused_job()
 JOB_ID: Final = JOB.job_id
+RUNNING: Final = JobState.deserialize({**JOB.serialize(), "status": "running"})
+"""The job as a running one, whose checkpoints a JSON directory store logs."""
 
 SCALARS: Final = (
     st.none()
@@ -198,7 +201,9 @@ def test_sqlite_row_with_one_json_value_replaced_loads_or_raises_a_flowforge_err
 
 def json_store(folder: str, pattern: str = "*.json") -> tuple[JsonDirectoryStore, Path]:
     store = JsonDirectoryStore(folder)
-    store.save(JOB)
+    store.save(RUNNING, owner="A", lease_until=2e9)
+    for _ in range(3):  # a change log of three lines
+        store.checkpoint(RUNNING, no_change(RUNNING), owner="A", lease_until=2e9)
     (path,) = Path(folder).glob(pattern)
     return store, path
 
@@ -206,7 +211,7 @@ def json_store(folder: str, pattern: str = "*.json") -> tuple[JsonDirectoryStore
 @EXAMPLES
 @given(
     content=st.binary(max_size=64) | JSON_VALUES.map(lambda v: json.dumps(v)),
-    pattern=st.sampled_from(["*.json", "*.shape"]),
+    pattern=st.sampled_from(["*.json", "*.shape", "*.log", "*.held"]),
 )
 def test_json_file_overwritten_with_anything_loads_or_raises_a_flowforge_error(
     content: bytes | str, pattern: str
@@ -221,7 +226,7 @@ def test_json_file_overwritten_with_anything_loads_or_raises_a_flowforge_error(
 
 
 @EXAMPLES
-@given(data=st.data(), pattern=st.sampled_from(["*.json", "*.shape"]))
+@given(data=st.data(), pattern=st.sampled_from(["*.json", "*.shape", "*.held"]))
 def test_json_file_with_one_value_replaced_loads_or_raises_a_flowforge_error(
     data: st.DataObject, pattern: str
 ) -> None:
@@ -229,5 +234,25 @@ def test_json_file_with_one_value_replaced_loads_or_raises_a_flowforge_error(
         store, path = json_store(folder, pattern)
         document = json.loads(path.read_text(encoding="utf-8"))
         path.write_text(json.dumps(replace_deep(data, document)), encoding="utf-8")
+
+        read_back(store)
+
+
+@EXAMPLES
+@given(data=st.data(), line=st.integers(0, 2))
+def test_json_log_line_with_one_value_replaced_loads_or_raises_a_flowforge_error(
+    data: st.DataObject, line: int
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        store, path = json_store(folder, "*.log")
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        number, _, text = lines[line].partition(" ")
+        document = [int(number), json.loads(text)]
+        changed = replace_deep(data, document)
+        if isinstance(changed, list) and len(changed) == 2:
+            lines[line] = f"{json.dumps(changed[0])} {json.dumps(changed[1])}\n"
+        else:
+            lines[line] = json.dumps(changed) + "\n"
+        path.write_text("".join(lines), encoding="utf-8")
 
         read_back(store)

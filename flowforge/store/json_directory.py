@@ -1,9 +1,12 @@
-"""JsonDirectoryStore: one JSON file per job in a folder, written atomically.
+"""JsonDirectoryStore: one JSON file per job in a folder, and a log of its changes.
 
-Readable and easy to back up or inspect by hand. Every write replaces the
-job's whole file (temporary file, fsync, rename), so a checkpoint costs as much
-as the job's live state; prefer :class:`~flowforge.store.SqliteStore` for long
-jobs. Writes take an advisory lock on the folder (``fcntl.flock``), so several
+Readable and easy to back up or inspect by hand. A checkpoint appends one line
+to the job's change log (``<job>.log``) and fsyncs it; every ``FOLD_EVERY``
+changes, and when the job's status changes, the job's file is rewritten
+atomically (temporary file, fsync, rename) with the log folded in, and the
+log removed. The lease lives in a tiny file of its own (``<job>.held``), so a
+checkpoint never reads the job's file (see :mod:`flowforge.store._json_log`).
+Writes take an advisory lock on the folder (``fcntl.flock``), so several
 processes may share it on one machine. The store opens only regular files in
 its folder: never through a symbolic link, and never a FIFO or a device, which
 could block it or lead it outside the folder.
@@ -20,8 +23,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import stat
 import threading
+import time
 import urllib.parse
 import warnings
 from collections.abc import Iterator
@@ -38,6 +41,7 @@ from flowforge.exceptions import (
     StoreError,
 )
 from flowforge.job_state import JobState, JobStatus
+from flowforge.store._change_log import Logged, log_change
 from flowforge.store._checks import (
     check_flow_id,
     check_job_id,
@@ -46,8 +50,23 @@ from flowforge.store._checks import (
     check_path,
     check_prune,
 )
-from flowforge.store._select import prune_one_by_one, select_listed, to_status
+from flowforge.store._json_log import (
+    Appended,
+    LogLines,
+    Writer,
+    append_change,
+    folded_of,
+    job_record,
+    open_regular,
+    read_held,
+    read_log,
+    replay,
+    stale_last,
+    write_held,
+)
+from flowforge.store._select import prune_one_by_one, select_listed
 from flowforge.store._shapes import StoredShape, join_shape, split_shape
+from flowforge.store._sqlite_log import Due, LogState
 from flowforge.store.base import Change, JobRecord
 
 if TYPE_CHECKING:
@@ -58,8 +77,10 @@ __all__ = ["JsonDirectoryStore"]
 FILE_KIND: Final = "flowforge.stored_job"
 SUFFIX: Final = ".json"
 SHAPE_SUFFIX: Final = ".shape"
-OPEN_FLAGS: Final = os.O_NOFOLLOW | os.O_NONBLOCK
-"""Refuse symbolic links; never wait opening a FIFO (see ``_open_regular``)."""
+LOG_SUFFIX: Final = ".log"
+HELD_SUFFIX: Final = ".held"
+"""The lease file's suffix: no longer than ``.json``, so that its temporary
+file's name fits wherever the job file's does."""
 MAX_NAME_BYTES: Final = 255
 """The longest file name most file systems accept."""
 
@@ -90,6 +111,7 @@ class JsonDirectoryStore:
             ) from error
         self._lock_path = self.folder / ".lock"
         self._thread_lock = threading.Lock()
+        self._writers: dict[str, Writer] = {}
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
@@ -98,7 +120,7 @@ class JsonDirectoryStore:
         with self._locked():
             if os.path.lexists(self._path(job_state.job_id)):
                 return False
-            self._write(job_state, owner, lease_until)
+            self._replace(job_state, owner, lease_until)
             return True
 
     def save(
@@ -114,17 +136,33 @@ class JsonDirectoryStore:
         with self._locked():
             if owner is not None and self._path(job_state.job_id).exists():
                 self._check_owner(job_state.job_id, owner, unleased_ok=True)
-            self._write(job_state, owner, lease_until)
+            self._replace(job_state, owner, lease_until)
 
     def checkpoint(
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
     ) -> None:
-        """Rewrite the job's file, renewing ``owner``'s lease."""
+        """Append what one delivery changed to the job's log, while ``owner`` leases it.
+
+        Every ``FOLD_EVERY`` changes, and when the job's status is no longer
+        running, the job's file is rewritten with the log folded in; the
+        lease is renewed once a third of it has passed.
+        """
         check_lease(owner, lease_until, change=change)
         check_job_state(job_state)
+        document, text = log_change(job_state, change)
+        job_id = job_state.job_id
         with self._locked():
-            self._check_owner(job_state.job_id, owner)
-            self._write(job_state, owner, lease_until)
+            self._check_owner(job_id, owner)
+            writer, work = self._append(job_id, owner, document, text, lease_until)
+            log = writer.log
+            if work.fold or work.status:
+                self._write(job_state, owner, lease_until, folded=log.last)
+                self._drop_log(job_id)
+                writer.log = LogState(None, log.last, log.last, log.renewed_at)
+                writer.inode, writer.size = None, 0
+            if work.renew or work.fold:
+                write_held(self._sibling(job_id, HELD_SUFFIX), owner, lease_until)
+                writer.log.renewed_at = time.time()
 
     def acquire(
         self,
@@ -138,17 +176,15 @@ class JsonDirectoryStore:
         """Lease a job to ``owner``: see :meth:`flowforge.store.Store.acquire`."""
         check_lease(owner, lease_until, now, replacing=replacing)
         with self._locked():
-            document = self._read(job_id)
-            holder, until = document.get("owner"), document.get("lease_until")
-            expired = isinstance(until, (int, float)) and until < now
+            holder, until = self._lease(job_id)
+            expired = until is not None and until < now
             if (
                 holder is None
                 or until is None
                 or holder in (owner, replacing)
                 or expired
             ):
-                document["owner"], document["lease_until"] = owner, lease_until
-                self._dump(job_id, document)
+                write_held(self._sibling(job_id, HELD_SUFFIX), owner, lease_until)
                 return True
             return False
 
@@ -157,23 +193,26 @@ class JsonDirectoryStore:
         check_lease(owner, lease_until)
         with self._locked():
             try:
-                document = self._read(job_id)
+                holder, _ = self._lease(job_id)
             except JobNotFoundError:
                 return False
-            if document.get("owner") != owner:
+            if holder != owner:
                 return False
-            document["lease_until"] = lease_until
-            self._dump(job_id, document)
+            write_held(self._sibling(job_id, HELD_SUFFIX), owner, lease_until)
             return True
 
     def load(self, job_id: str) -> JobState:
-        """Return the saved job state."""
+        """Return the saved job state, with the changes logged since its last fold."""
         document = self._read(job_id)
         try:
             data = document.get("job_state")
             if isinstance(data, dict):
                 join_shape(data, self._shape_text, "the job")
-            return JobState.deserialize(data)
+            job = JobState.deserialize(data)
+            lines = self._lines(job_id, document)
+            if lines.documents:
+                job = replay(job, lines.documents, f"change log of job {job_id!r}")
+            return job
         except SerializationError as error:
             raise SerializationError(
                 f"job file {str(self._path(job_id))!r}: {error}"
@@ -181,7 +220,19 @@ class JsonDirectoryStore:
 
     def get(self, job_id: str) -> JobRecord:
         """Return what the store knows about a job without loading it."""
-        return _record(job_id, self._read(job_id), self._path(job_id))
+        document = self._read(job_id)
+        held = read_held(self._sibling(job_id, HELD_SUFFIX))
+        if held is not None:
+            document["owner"], document["lease_until"] = held
+        lines = self._lines(job_id, document)
+        if lines.documents:
+            document["status"] = lines.documents[-1].document.status
+            log = self._sibling(job_id, LOG_SUFFIX)
+            try:
+                document["updated_at"] = log.stat().st_mtime
+            except FileNotFoundError:  # folded since it was read
+                pass
+        return job_record(job_id, document, self._path(job_id))
 
     def list_jobs(
         self, *, flow_id: str | None = None, status: JobStatus | str | None = None
@@ -200,19 +251,22 @@ class JsonDirectoryStore:
                 records.append(self.get(job_id))
             except JobNotFoundError:  # deleted since the folder was listed
                 continue
-            except StoreError as error:
+            except (StoreError, SerializationError) as error:
                 warnings.warn(
                     f"{error}; it is not listed", FlowForgeWarning, stacklevel=2
                 )
         return select_listed(records, flow_id=flow_id, status=status)
 
     def delete(self, job_id: str) -> None:
-        """Remove a job's file."""
+        """Remove a job's file, its change log and its lease file."""
         with self._locked():
             try:
                 self._path(job_id).unlink()
             except FileNotFoundError:
                 raise JobNotFoundError(job_id=job_id) from None
+            self._writers.pop(job_id, None)
+            _remove(self._sibling(job_id, LOG_SUFFIX), "change log")
+            _remove(self._sibling(job_id, HELD_SUFFIX), "lease file")
 
     def prune(
         self, *, older_than: timedelta | None = None, keep: int | None = None
@@ -247,6 +301,10 @@ class JsonDirectoryStore:
             )
         return self.folder / name
 
+    def _sibling(self, job_id: str, suffix: str) -> Path:
+        """Return the path of the job's change log or lease file."""
+        return self._path(job_id).with_suffix(suffix)
+
     def _job_ids(self) -> Iterator[str]:
         for path in sorted(self.folder.glob("*" + SUFFIX)):
             yield urllib.parse.unquote(path.name[: -len(SUFFIX)])
@@ -256,7 +314,7 @@ class JsonDirectoryStore:
         with self._thread_lock:
             path = self._lock_path
             try:
-                descriptor = _open_regular(path, os.O_RDWR | os.O_CREAT)
+                descriptor = open_regular(path, os.O_RDWR | os.O_CREAT)
             except OSError as error:
                 raise StoreError(
                     f"cannot lock store folder {str(self.folder)!r} with "
@@ -268,8 +326,68 @@ class JsonDirectoryStore:
             finally:
                 os.close(descriptor)
 
-    def _write(
+    def _replace(
         self, job: JobState, owner: str | None, lease_until: float | None
+    ) -> None:
+        """Write the whole job, over any change log and lease (with the folder locked).
+
+        The file names the last number in the log it replaces as folded, so
+        that a crash before the log is removed leaves its lines skipped.
+        """
+        job_id = job.job_id
+        log = self._sibling(job_id, LOG_SUFFIX)
+        folded = stale_last(log)
+        self._write(job, owner, lease_until, folded=folded)
+        _remove(log, "change log")
+        write_held(self._sibling(job_id, HELD_SUFFIX), owner, lease_until)
+        self._writers.pop(job_id, None)
+        if owner is not None and lease_until is not None:
+            state = LogState(None, folded, folded, time.time())
+            self._writers[job_id] = Writer(owner, state, None, 0)
+
+    def _append(
+        self, job_id: str, owner: str, document: Logged, text: str, until: float
+    ) -> tuple[Writer, Due]:
+        """Append a change to the job's log (with the folder locked)."""
+        cached = self._writers.pop(job_id, None)  # back once the line is written
+        writer, work = append_change(
+            self._sibling(job_id, LOG_SUFFIX),
+            cached if cached is not None and cached.owner == owner else None,
+            Appended(document, text, until),
+            f"change log of job {job_id!r}",
+            lambda: folded_of(self._read(job_id), job_id),
+        )
+        writer.owner = owner
+        self._writers[job_id] = writer
+        return writer, work
+
+    def _lines(self, job_id: str, document: Mapping[str, object]) -> LogLines:
+        """Return the job's logged changes not folded into its file."""
+        where = f"change log of job {job_id!r}"
+        folded = folded_of(document, job_id)
+        return read_log(self._sibling(job_id, LOG_SUFFIX), folded, where)
+
+    def _drop_log(self, job_id: str) -> None:
+        """Remove the job's change log, once its file holds every change."""
+        _remove(self._sibling(job_id, LOG_SUFFIX), "change log")
+
+    def _lease(self, job_id: str) -> tuple[str | None, float | None]:
+        """Return the job's owner and lease, without reading its file if it can."""
+        held = read_held(self._sibling(job_id, HELD_SUFFIX))
+        if held is not None:
+            if not os.path.lexists(self._path(job_id)):
+                raise JobNotFoundError(job_id=job_id)
+            return held
+        record = job_record(job_id, self._read(job_id), self._path(job_id))
+        return record.owner, record.lease_until
+
+    def _write(
+        self,
+        job: JobState,
+        owner: str | None,
+        lease_until: float | None,
+        *,
+        folded: int,
     ) -> None:
         data = job.serialize()
         self._keep_shape(split_shape(data))
@@ -281,6 +399,7 @@ class JsonDirectoryStore:
             "owner": None if lease_until is None else owner,
             "lease_until": lease_until,
             "updated_at": datetime.now(UTC).timestamp(),
+            "folded": folded,
             "job_state": data,
         }
         self._dump(job.job_id, document)
@@ -301,7 +420,7 @@ class JsonDirectoryStore:
         """Return a flow shape file's text, or ``None`` if there is none."""
         path = self.folder / (shape_id + SHAPE_SUFFIX)
         try:
-            descriptor = _open_regular(path, os.O_RDONLY)
+            descriptor = open_regular(path, os.O_RDONLY)
             with os.fdopen(descriptor, "rb") as handle:
                 return handle.read().decode("utf-8")
         except FileNotFoundError:
@@ -324,7 +443,7 @@ class JsonDirectoryStore:
     def _read(self, job_id: str) -> dict[str, object]:
         path = self._path(job_id)
         try:
-            descriptor = _open_regular(path, os.O_RDONLY)
+            descriptor = open_regular(path, os.O_RDONLY)
             with os.fdopen(descriptor, "rb") as handle:
                 text = handle.read().decode("utf-8")
         except FileNotFoundError:
@@ -342,7 +461,7 @@ class JsonDirectoryStore:
     def _check_owner(
         self, job_id: str, owner: str, *, unleased_ok: bool = False
     ) -> None:
-        holder = self._read(job_id).get("owner")
+        holder, _ = self._lease(job_id)
         if holder != owner and not (unleased_ok and holder is None):
             raise StoreError(
                 f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "
@@ -350,57 +469,13 @@ class JsonDirectoryStore:
             )
 
 
-def _open_regular(path: Path, flags: int) -> int:
-    """Open ``path`` if it is a regular file, not a link, FIFO, device or folder.
-
-    ``O_NOFOLLOW`` refuses a symbolic link (a dangling one would otherwise
-    make ``O_CREAT`` create its target, outside the folder) and
-    ``O_NONBLOCK`` keeps the open of a FIFO from waiting for a writer; the
-    ``fstat`` then refuses whatever is not a regular file.
+def _remove(path: Path, what: str) -> None:
+    """Remove a job's file if it exists.
 
     Raises:
-        OSError: If the file cannot be opened or is not a regular file.
+        StoreError: If it cannot be removed (a folder in its place, say).
     """
     try:
-        descriptor = os.open(path, flags | OPEN_FLAGS, 0o644)
+        path.unlink(missing_ok=True)
     except OSError as error:
-        if os.path.islink(path):
-            raise OSError("it is a symbolic link; remove it") from error
-        raise
-    try:
-        mode = os.fstat(descriptor).st_mode
-    except BaseException:
-        os.close(descriptor)
-        raise
-    if not stat.S_ISREG(mode):
-        os.close(descriptor)
-        raise OSError(f"it is not a regular file (mode {stat.filemode(mode)})")
-    return descriptor
-
-
-def _record(job_id: str, document: Mapping[str, object], path: Path) -> JobRecord:
-    owner, until = document.get("owner"), document.get("lease_until")
-    flow_id, status = document.get("flow_id"), document.get("status")
-    updated = document.get("updated_at")
-    if not (
-        isinstance(flow_id, str)
-        and isinstance(status, str)
-        and isinstance(updated, (int, float))
-        and (until is None or isinstance(until, (int, float)))
-        and (owner is None or isinstance(owner, str))
-    ):
-        raise StoreError(f"job file {str(path)!r} has bad metadata")
-    try:
-        updated_at = datetime.fromtimestamp(float(updated), UTC)
-    except (OverflowError, ValueError, OSError) as error:
-        raise StoreError(
-            f"job file {str(path)!r} has bad metadata: updated_at {updated!r}"
-        ) from error
-    return JobRecord(
-        job_id=job_id,
-        flow_id=flow_id,
-        status=to_status(status) or JobStatus.PENDING,
-        owner=owner,
-        lease_until=None if until is None else float(until),
-        updated_at=updated_at,
-    )
+        raise StoreError(f"cannot remove {what} {str(path)!r}: {error}") from error
