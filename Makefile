@@ -50,7 +50,7 @@ docs: dev-install
 
 # The core benchmark scripts (core library only); the integrations have
 # their own targets, which install their extras.
-BENCH := dispatch shapes memory durable concurrency async flow_size hop_size
+BENCH := dispatch shapes memory durable concurrency async flow_size hop_size json_checkpoint
 
 bench: install
 	for name in $(BENCH); do $(PY) benchmarks/bench_$$name.py || exit 1; done

@@ -29,6 +29,7 @@ CORE = [
     "async",
     "flow_size",
     "hop_size",
+    "json_checkpoint",
 ]
 
 
