@@ -8,8 +8,8 @@ its routines' stats snapshots and, for a durable job, its final state.
 
 from __future__ import annotations
 
-import reprlib
 import asyncio
+import reprlib
 from concurrent.futures import Executor
 from contextvars import Token
 from typing import TYPE_CHECKING, Final
@@ -257,8 +257,18 @@ def _failed_unsaved(
 
 
 def _writes_after(error: BaseException) -> bool:
-    """Say whether a run stopped by ``error`` saves its state (no: a store failed)."""
-    return not isinstance(error, StoreError)
+    """Say whether a run stopped by ``error`` saves its state over its checkpoints.
+
+    Not after a store failure, and not after an interrupt (a
+    ``KeyboardInterrupt`` or ``SystemExit``): one can land between any two
+    lines, between a delivery's end and the routing of what it emitted say,
+    so the state in memory may be half a step; a durable job stays as of its
+    last checkpoint, which recovery continues exactly. A task's cancellation
+    comes only at an ``await``, where the state is whole, and is saved.
+    """
+    if isinstance(error, StoreError):
+        return False
+    return isinstance(error, (Exception, asyncio.CancelledError))
 
 
 def _loop_plan(runtime: Runtime, job: JobState, plan: Plan) -> Plan:
