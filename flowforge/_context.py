@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from flowforge.record import Delivery
     from flowforge.types import Payload
 
-__all__ = ["DeliveryContext", "current_delivery", "too_many_emissions"]
+__all__ = ["DeliveryContext", "check_emission", "current_delivery"]
 
 
 @final
@@ -36,6 +36,9 @@ class DeliveryContext:
     _routine: object = None
     _delivery: Delivery | None = None
     _emissions: list[tuple[str, Payload]] = field(default_factory=list)
+    # The deliveries the first ``_tally[2]`` emissions of delivery
+    # ``(seq, attempt)`` make: ``(seq, attempt, emissions, deliveries)``.
+    _tally: tuple[int, int, int, int] = (-1, -1, 0, 0)
 
     @property
     def routine_id(self) -> str:
@@ -93,20 +96,46 @@ def current_delivery() -> DeliveryContext:
     return context
 
 
-def too_many_emissions(context: DeliveryContext, event_name: str) -> ExecutionError:
-    """Return the error of an emission past the flow's bound on pending work.
+def check_emission(context: DeliveryContext, event_name: str) -> None:
+    """Refuse an emission that would take one handler call past ``max_pending``.
 
     One handler call's emissions all become pending deliveries when it
-    returns, so more of them than ``Flow(max_pending=...)`` allows would be
-    held in memory before the scheduler's own check: the emit that crosses
-    the bound fails the delivery instead (its emissions are discarded).
+    returns, one per edge of the emitted event, so more of them than
+    ``Flow(max_pending=...)`` allows would be held in memory before the
+    scheduler's own check: the emit that crosses the bound, counting each
+    emission's fan-out, fails instead. ``emit`` calls this from its second
+    emission in a call on; the count so far is kept in ``context._tally``.
+
+    Raises:
+        ExecutionError: If this emission would pass the bound.
     """
+    job, emissions = context.job, context._emissions
+    limit, made = job._max_pending, len(emissions)
+    if made >= limit:
+        raise too_many_emissions(context, event_name, made)
+    delivery = context._current()
+    routes, rid = job.tracker._routes, delivery.routine_id
+    seq, attempt, counted, deliveries = context._tally
+    if seq != delivery.seq or attempt != delivery.attempt or counted > made:
+        counted = deliveries = 0
+    for event, _ in emissions[counted:]:
+        deliveries += len(routes.get((rid, event), ()))
+    context._tally = (delivery.seq, delivery.attempt, made, deliveries)
+    if deliveries + len(routes.get((rid, event_name), ())) > limit:
+        raise too_many_emissions(context, event_name, deliveries)
+
+
+def too_many_emissions(
+    context: DeliveryContext, event_name: str, deliveries: int
+) -> ExecutionError:
+    """Return the error of an emission past the flow's bound on pending work."""
     job, routine_id = context.job, context.routine_id
-    limit = job._max_pending
+    limit, made = job._max_pending, len(context._emissions)
+    fan_out = "" if deliveries == made else f" (making {deliveries:,} deliveries)"
     return ExecutionError(
         f"job {job.job_id!r} reached the flow's limit of {limit:,} pending "
         f"deliveries: routine {routine_id!r} emitted {event_name!r} after "
-        f"{limit:,} emissions in one handler call, so the delivery fails and its "
-        "emissions are discarded. Make it emit less per call (split the work "
-        "over several deliveries), or raise Flow(max_pending=...)"
+        f"{made:,} emissions in one handler call{fan_out}, so the delivery fails "
+        "and its emissions are discarded. Make it emit less per call (split the "
+        "work over several deliveries), or raise Flow(max_pending=...)"
     )
