@@ -488,14 +488,24 @@ class SqliteStore:
             return self._run(begin, work)
 
     def _run(self, begin: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one transaction on this thread's connection.
+
+        Whatever interrupts it (an error, a ``KeyboardInterrupt`` landing
+        anywhere, even right after ``BEGIN``) rolls the transaction back, so
+        the connection never keeps one open, holding SQLite's write lock. One
+        left open all the same is rolled back first: none of it was committed.
+        """
         db = self._connection()
-        db.execute(begin)
         try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            db.execute(begin)
             result = work(db)
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
         return result
 
     def _guard(self, action: str, work: Callable[[], T]) -> T:
