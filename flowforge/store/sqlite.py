@@ -135,7 +135,10 @@ class SqliteStore:
         commit_interval: With group commit, the longest a checkpoint waits
             for its commit, in seconds (more than 0, at most 3,600): a
             transaction is committed once this old, even while a slow
-            handler runs (by a thread of the store's).
+            handler runs (by a thread of the store's), as long as the
+            process runs Python: a stopped process, or a handler holding the
+            GIL in one long C call, keeps the transaction (and SQLite's write
+            lock) open, and other writers wait up to their ``timeout``.
 
     Thread safety: safe to share between threads (each gets its own
     connection) and between processes on one machine. A copy made by
