@@ -36,9 +36,12 @@ class DeliveryContext:
     _routine: object = None
     _delivery: Delivery | None = None
     _emissions: list[tuple[str, Payload]] = field(default_factory=list)
-    # The deliveries the first ``_tally[2]`` emissions of delivery
-    # ``(seq, attempt)`` make: ``(seq, attempt, emissions, deliveries)``.
-    _tally: tuple[int, int, int, int] = (-1, -1, 0, 0)
+    # For check_emission, in the call being handled: up to which emission
+    # ``emit`` need not check, for which event, and how many deliveries the
+    # checked emissions make, ``(emissions, deliveries, the event's fan-out)``.
+    _check_at: int = 0
+    _check_event: str = ""
+    _tally: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def routine_id(self) -> str:
@@ -103,8 +106,9 @@ def check_emission(context: DeliveryContext, event_name: str) -> None:
     returns, one per edge of the emitted event, so more of them than
     ``Flow(max_pending=...)`` allows would be held in memory before the
     scheduler's own check: the emit that crosses the bound, counting each
-    emission's fan-out, fails instead. ``emit`` calls this from its second
-    emission in a call on; the count so far is kept in ``context._tally``.
+    emission's fan-out, fails instead. ``emit`` calls this for a call's
+    second emission, then only once ``_check_at`` emissions are made or the
+    event changes: until then, emissions of ``_check_event`` cannot cross it.
 
     Raises:
         ExecutionError: If this emission would pass the bound.
@@ -113,16 +117,24 @@ def check_emission(context: DeliveryContext, event_name: str) -> None:
     limit, made = job._max_pending, len(emissions)
     if made >= limit:
         raise too_many_emissions(context, event_name, made)
-    delivery = context._current()
-    routes, rid = job.tracker._routes, delivery.routine_id
-    seq, attempt, counted, deliveries = context._tally
-    if seq != delivery.seq or attempt != delivery.attempt or counted > made:
-        counted = deliveries = 0
-    for event, _ in emissions[counted:]:
-        deliveries += len(routes.get((rid, event), ()))
-    context._tally = (delivery.seq, delivery.attempt, made, deliveries)
-    if deliveries + len(routes.get((rid, event_name), ())) > limit:
+    routes, rid = job.tracker._routes, context._current().routine_id
+    if made == 1:  # a new call: count its first emission
+        counted, fan_out = 1, len(routes.get((rid, emissions[0][0]), ()))
+        deliveries = fan_out
+    else:  # the emissions since the last check were all of _check_event
+        counted, deliveries, fan_out = context._tally
+        deliveries += (made - counted) * fan_out
+    fan_out = len(routes.get((rid, event_name), ()))
+    if deliveries + fan_out > limit:
         raise too_many_emissions(context, event_name, deliveries)
+    made, deliveries = made + 1, deliveries + fan_out
+    safe = (
+        limit - made
+        if not fan_out
+        else min(limit - made, (limit - deliveries) // fan_out)
+    )
+    context._check_at, context._check_event = made + safe, event_name
+    context._tally = (made, deliveries, fan_out)
 
 
 def too_many_emissions(

@@ -239,10 +239,16 @@ class Routine:
             event.check(data, context.routine_id)
         emissions = context._emissions
         # An empty list's truth costs less than len(): the usual one emission
-        # per call pays only that. From the second on, the bound is checked,
-        # counting each emission's fan-out (one delivery per edge).
+        # per call pays only that. The bound counts each emission's fan-out
+        # (one delivery per edge); check_emission says when to look again.
         if emissions:
-            check_emission(context, event_name)
+            made = len(emissions)
+            if (
+                made == 1
+                or made >= context._check_at
+                or event_name != context._check_event
+            ):
+                check_emission(context, event_name)
         emissions.append((event_name, data))
 
     # -- user statistics ---------------------------------------------------------

@@ -350,3 +350,46 @@ def test_a_retried_call_counts_its_fan_out_afresh() -> None:
     assert attempts == [3, 3]
     assert job.status is JobStatus.COMPLETED
     assert job.delivery_count == 1 + 6
+
+
+@pytest.mark.parametrize(
+    ("pattern", "allowed"),
+    [
+        pytest.param("nnnnwwwww", 9, id="narrow-then-wide"),  # 4 + 5*4 = 24
+        pytest.param("wwwwwnnnn", 9, id="wide-then-narrow"),
+        pytest.param("nwnwnwnwnw", 9, id="alternating"),  # the 10th makes 26
+        pytest.param("uuuuuuuuuwwwww", 10, id="unheard-then-wide"),  # 10 emissions
+        pytest.param("wwwwwwn", 6, id="wide-past-the-bound"),  # 6*4 = 24, then 25
+    ],
+)
+def test_the_bound_counts_mixed_events_by_each_ones_fan_out(
+    pattern: str, allowed: int
+) -> None:
+    events = {"n": "narrow", "w": "wide", "u": "unheard"}
+
+    class Mixed(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_slot("input", self.mix)
+            for event in events.values():
+                self.define_event(event)
+
+        def mix(self, pattern: str) -> None:
+            for n, key in enumerate(pattern):
+                self.emit(events[key], n=n)
+                self.increment_stat("emitted")
+
+    flow = Flow("mixed", max_pending=24 if "u" not in pattern else 10)
+    mixed = Mixed()
+    flow.add_routine(mixed, "mixed")
+    flow.add_routine(Counter(), "narrow")
+    flow.connect("mixed", "narrow", "narrow", "input")
+    for n in range(4):
+        flow.add_routine(Counter(), f"wide{n}")
+        flow.connect("mixed", "wide", f"wide{n}", "input")
+
+    job = flow.execute("mixed", {"pattern": pattern})
+
+    assert mixed.stats() == {"emitted": allowed}
+    expected = JobStatus.COMPLETED if allowed == len(pattern) else JobStatus.FAILED
+    assert job.status is expected

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -46,8 +46,8 @@ class InterruptedAfterBegin:
     def in_transaction(self) -> bool:
         return self.db.in_transaction
 
-    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
-        cursor = self.db.execute(sql, *args)
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        cursor = self.db.execute(sql, parameters)
         if sql.startswith("BEGIN"):
             raise KeyboardInterrupt
         return cursor
