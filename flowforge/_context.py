@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from flowforge.record import Delivery
     from flowforge.types import Payload
 
-__all__ = ["DeliveryContext", "current_delivery", "too_many_emissions"]
+__all__ = ["DeliveryContext", "check_emission", "current_delivery"]
 
 
 @final
@@ -36,6 +36,12 @@ class DeliveryContext:
     _routine: object = None
     _delivery: Delivery | None = None
     _emissions: list[tuple[str, Payload]] = field(default_factory=list)
+    # For check_emission, in the call being handled: up to which emission
+    # ``emit`` need not check, for which event, and how many deliveries the
+    # checked emissions make, ``(emissions, deliveries, the event's fan-out)``.
+    _check_at: int = 0
+    _check_event: str = ""
+    _tally: tuple[int, int, int] = (0, 0, 0)
 
     @property
     def routine_id(self) -> str:
@@ -93,20 +99,55 @@ def current_delivery() -> DeliveryContext:
     return context
 
 
-def too_many_emissions(context: DeliveryContext, event_name: str) -> ExecutionError:
-    """Return the error of an emission past the flow's bound on pending work.
+def check_emission(context: DeliveryContext, event_name: str) -> None:
+    """Refuse an emission that would take one handler call past ``max_pending``.
 
     One handler call's emissions all become pending deliveries when it
-    returns, so more of them than ``Flow(max_pending=...)`` allows would be
-    held in memory before the scheduler's own check: the emit that crosses
-    the bound fails the delivery instead (its emissions are discarded).
+    returns, one per edge of the emitted event, so more of them than
+    ``Flow(max_pending=...)`` allows would be held in memory before the
+    scheduler's own check: the emit that crosses the bound, counting each
+    emission's fan-out, fails instead. ``emit`` calls this for a call's
+    second emission, then only once ``_check_at`` emissions are made or the
+    event changes: until then, emissions of ``_check_event`` cannot cross it.
+
+    Raises:
+        ExecutionError: If this emission would pass the bound.
     """
+    job, emissions = context.job, context._emissions
+    limit, made = job._max_pending, len(emissions)
+    if made >= limit:
+        raise too_many_emissions(context, event_name, made)
+    routes, rid = job.tracker._routes, context._current().routine_id
+    if made == 1:  # a new call: count its first emission
+        counted, fan_out = 1, len(routes.get((rid, emissions[0][0]), ()))
+        deliveries = fan_out
+    else:  # the emissions since the last check were all of _check_event
+        counted, deliveries, fan_out = context._tally
+        deliveries += (made - counted) * fan_out
+    fan_out = len(routes.get((rid, event_name), ()))
+    if deliveries + fan_out > limit:
+        raise too_many_emissions(context, event_name, deliveries)
+    made, deliveries = made + 1, deliveries + fan_out
+    safe = (
+        limit - made
+        if not fan_out
+        else min(limit - made, (limit - deliveries) // fan_out)
+    )
+    context._check_at, context._check_event = made + safe, event_name
+    context._tally = (made, deliveries, fan_out)
+
+
+def too_many_emissions(
+    context: DeliveryContext, event_name: str, deliveries: int
+) -> ExecutionError:
+    """Return the error of an emission past the flow's bound on pending work."""
     job, routine_id = context.job, context.routine_id
-    limit = job._max_pending
+    limit, made = job._max_pending, len(context._emissions)
+    fan_out = "" if deliveries == made else f" (making {deliveries:,} deliveries)"
     return ExecutionError(
         f"job {job.job_id!r} reached the flow's limit of {limit:,} pending "
         f"deliveries: routine {routine_id!r} emitted {event_name!r} after "
-        f"{limit:,} emissions in one handler call, so the delivery fails and its "
-        "emissions are discarded. Make it emit less per call (split the work "
-        "over several deliveries), or raise Flow(max_pending=...)"
+        f"{made:,} emissions in one handler call{fan_out}, so the delivery fails "
+        "and its emissions are discarded. Make it emit less per call (split the "
+        "work over several deliveries), or raise Flow(max_pending=...)"
     )

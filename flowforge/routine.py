@@ -10,7 +10,7 @@ from types import MethodType
 from typing import Any, ClassVar, cast
 
 from flowforge._codec import decode, encode
-from flowforge._context import CURRENT, too_many_emissions
+from flowforge._context import CURRENT, check_emission
 from flowforge.error_handler import ErrorHandler, ErrorStrategy
 from flowforge.event import Event
 from flowforge.exceptions import (
@@ -219,8 +219,10 @@ class Routine:
             UnknownPortError: If the routine has no such event.
             DefinitionError: If ``data`` has a key the event does not declare.
             ExecutionError: If called outside one of this routine's handlers, or
-                if this call's emissions would pass the flow's ``max_pending``
-                (the delivery then fails, its emissions discarded).
+                if the deliveries this call's emissions make (one per edge of
+                each emitted event) would pass the flow's ``max_pending``.
+                Unless the handler catches it, the delivery then fails and
+                its emissions are discarded.
         """
         context = CURRENT.get()
         if context is None or context._routine is not self:
@@ -237,9 +239,16 @@ class Routine:
             event.check(data, context.routine_id)
         emissions = context._emissions
         # An empty list's truth costs less than len(): the usual one emission
-        # per call pays only that.
-        if emissions and len(emissions) >= context.job._max_pending:
-            raise too_many_emissions(context, event_name)
+        # per call pays only that. The bound counts each emission's fan-out
+        # (one delivery per edge); check_emission says when to look again.
+        if emissions:
+            made = len(emissions)
+            if (
+                made == 1
+                or made >= context._check_at
+                or event_name != context._check_event
+            ):
+                check_emission(context, event_name)
         emissions.append((event_name, data))
 
     # -- user statistics ---------------------------------------------------------

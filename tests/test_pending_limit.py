@@ -13,6 +13,8 @@ import pytest
 
 from flowforge import (
     DefinitionError,
+    ErrorHandler,
+    ErrorStrategy,
     ExecutionError,
     Flow,
     JobState,
@@ -245,3 +247,149 @@ def test_a_call_emitting_past_max_pending_leaves_the_sqlite_store_as_it_was(
     assert [(d.routine_id, d.data) for d in stored.pending] == [("flood", {"count": 6})]
     assert "counter" not in stored.routine_states
     assert stored.delivery_count == job.delivery_count
+
+
+def fanning_flow(strategy: str, max_pending: int, sinks: int) -> tuple[Flow, Flood]:
+    flood = Flood()
+    flow = Flow("fan", execution_strategy=strategy, max_pending=max_pending)
+    flow.add_routine(flood, "flood")
+    for n in range(sinks):
+        flow.add_routine(Counter(), f"sink{n}")
+        flow.connect("flood", "output", f"sink{n}", "input")
+    return flow, flood
+
+
+@pytest.mark.parametrize(("strategy", "mode", "durable"), ENGINES)
+def test_the_bound_counts_each_emissions_fan_out_not_just_the_emissions(
+    strategy: str, mode: str, durable: bool
+) -> None:
+    flow, flood = fanning_flow(strategy, max_pending=100, sinks=10)
+    store = MemoryStore() if durable else None
+
+    job = run_flood(flow, mode, 100, store)  # 100 emits would make 1,000 deliveries
+
+    assert flood.stats() == {"emitted": 10}  # the 11th would make 110
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.message.startswith(
+        f"job {job.job_id!r} reached the flow's limit of 100 pending deliveries: "
+        "routine 'flood' emitted 'output' after 10 emissions in one handler call "
+        "(making 100 deliveries), so the delivery fails"
+    )
+    assert [(d.routine_id, d.data) for d in job.pending] == [("flood", {"count": 100})]
+    assert not any(rid.startswith("sink") for rid in job.routine_states)
+    if store is not None:
+        assert [d.routine_id for d in store.load(job.job_id).pending] == ["flood"]
+
+
+@pytest.mark.parametrize(("strategy", "mode", "durable"), ENGINES)
+def test_a_fanning_call_may_make_exactly_max_pending_deliveries(
+    strategy: str, mode: str, durable: bool
+) -> None:
+    flow, _ = fanning_flow(strategy, max_pending=30, sinks=3)
+    store = MemoryStore() if durable else None
+
+    job = run_flood(flow, mode, 10, store)
+
+    assert job.status is JobStatus.COMPLETED
+    assert job.delivery_count == 1 + 30
+
+
+def test_emissions_of_an_unconnected_event_count_toward_the_bound() -> None:
+    class Chatty(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_slot("input", self.chat)
+            self.define_event("output")
+            self.define_event("unheard")
+
+        def chat(self, count: int) -> None:
+            self.emit("output", n=0)
+            for n in range(count):
+                self.emit("unheard", n=n)
+
+    flow = Flow("chatty", max_pending=4)
+    flow.add_routine(Chatty(), "chatty")
+    flow.add_routine(Counter(), "counter")
+    flow.connect("chatty", "output", "counter", "input")
+
+    assert flow.execute("chatty", {"count": 3}).status is JobStatus.COMPLETED
+    job = flow.execute("chatty", {"count": 4})
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert "emitted 'unheard' after 4 emissions in one handler call," in (
+        job.error.message
+    )
+
+
+def test_a_retried_call_counts_its_fan_out_afresh() -> None:
+    attempts: list[int] = []
+
+    class Flaky(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_slot("input", self.flood)
+            self.define_event("output")
+            self.set_error_handler(ErrorHandler(ErrorStrategy.RETRY, max_retries=1))
+
+        def flood(self, count: int) -> None:
+            attempts.append(count)
+            for n in range(count):
+                self.emit("output", n=n)
+            if len(attempts) == 1:
+                raise ValueError("first try fails after its emits")
+
+    flow = Flow("flaky", max_pending=6)
+    flow.add_routine(Flaky(), "flaky")
+    for n in range(2):
+        flow.add_routine(Counter(), f"sink{n}")
+        flow.connect("flaky", "output", f"sink{n}", "input")
+
+    job = flow.execute("flaky", {"count": 3})
+
+    assert attempts == [3, 3]
+    assert job.status is JobStatus.COMPLETED
+    assert job.delivery_count == 1 + 6
+
+
+@pytest.mark.parametrize(
+    ("pattern", "allowed"),
+    [
+        pytest.param("nnnnwwwww", 9, id="narrow-then-wide"),  # 4 + 5*4 = 24
+        pytest.param("wwwwwnnnn", 9, id="wide-then-narrow"),
+        pytest.param("nwnwnwnwnw", 9, id="alternating"),  # the 10th makes 26
+        pytest.param("uuuuuuuuuwwwww", 10, id="unheard-then-wide"),  # 10 emissions
+        pytest.param("wwwwwwn", 6, id="wide-past-the-bound"),  # 6*4 = 24, then 25
+    ],
+)
+def test_the_bound_counts_mixed_events_by_each_ones_fan_out(
+    pattern: str, allowed: int
+) -> None:
+    events = {"n": "narrow", "w": "wide", "u": "unheard"}
+
+    class Mixed(Routine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.define_slot("input", self.mix)
+            for event in events.values():
+                self.define_event(event)
+
+        def mix(self, pattern: str) -> None:
+            for n, key in enumerate(pattern):
+                self.emit(events[key], n=n)
+                self.increment_stat("emitted")
+
+    flow = Flow("mixed", max_pending=24 if "u" not in pattern else 10)
+    mixed = Mixed()
+    flow.add_routine(mixed, "mixed")
+    flow.add_routine(Counter(), "narrow")
+    flow.connect("mixed", "narrow", "narrow", "input")
+    for n in range(4):
+        flow.add_routine(Counter(), f"wide{n}")
+        flow.connect("mixed", "wide", f"wide{n}", "input")
+
+    job = flow.execute("mixed", {"pattern": pattern})
+
+    assert mixed.stats() == {"emitted": allowed}
+    expected = JobStatus.COMPLETED if allowed == len(pattern) else JobStatus.FAILED
+    assert job.status is expected

@@ -117,7 +117,7 @@ class Group:
         if self._db is db:
             return
         self.commit()  # another connection's, if any: SQLite has one writer
-        self._guard("write to", lambda: db.execute("BEGIN IMMEDIATE"))
+        self._guard("write to", lambda: _begin(db))
         self._db, self._opened, self._count = db, time.monotonic(), 0
         if self._flusher is None:  # none yet, or it ended while idle
             self._flusher = threading.Thread(
@@ -209,3 +209,14 @@ class Group:
                     self.commit()
                 except StoreError as error:  # the jobs' next checkpoints raise
                     _log.error("group commit failed: %s", error)
+
+
+def _begin(db: sqlite3.Connection) -> None:
+    """Begin a write transaction on ``db``, rolling back one left open.
+
+    A ``KeyboardInterrupt`` landing right after a ``BEGIN`` leaves its
+    transaction open unrecorded: nothing of it was committed.
+    """
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+    db.execute("BEGIN IMMEDIATE")

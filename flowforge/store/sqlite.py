@@ -135,7 +135,10 @@ class SqliteStore:
         commit_interval: With group commit, the longest a checkpoint waits
             for its commit, in seconds (more than 0, at most 3,600): a
             transaction is committed once this old, even while a slow
-            handler runs (by a thread of the store's).
+            handler runs (by a thread of the store's), as long as the
+            process runs Python: a stopped process, or a handler holding the
+            GIL in one long C call, keeps the transaction (and SQLite's write
+            lock) open, and other writers wait up to their ``timeout``.
 
     Thread safety: safe to share between threads (each gets its own
     connection) and between processes on one machine. A copy made by
@@ -488,14 +491,24 @@ class SqliteStore:
             return self._run(begin, work)
 
     def _run(self, begin: str, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one transaction on this thread's connection.
+
+        Whatever interrupts it (an error, a ``KeyboardInterrupt`` landing
+        anywhere, even right after ``BEGIN``) rolls the transaction back, so
+        the connection never keeps one open, holding SQLite's write lock. One
+        left open all the same is rolled back first: none of it was committed.
+        """
         db = self._connection()
-        db.execute(begin)
         try:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            db.execute(begin)
             result = work(db)
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        db.execute("COMMIT")
         return result
 
     def _guard(self, action: str, work: Callable[[], T]) -> T:
