@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
+import pickle
 import re
 import sqlite3
 import threading
 import urllib.parse
 import warnings
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -472,6 +475,88 @@ def test_recover_skips_a_job_whose_shape_is_lost_and_recovers_the_rest(
     assert [job.job_id for job in recovered] == ["sound"]
     assert store.get("damaged").status is JobStatus.RUNNING
     assert store.get("sound").status is not JobStatus.RUNNING
+
+
+def damage_shape(store: Store, shape: dict[str, object]) -> None:
+    """Change a stored flow shape's text behind the store's back, as bit rot would."""
+    shape_id = stored_shape(shape).shape_id
+    if isinstance(store, JsonDirectoryStore):
+        with open(store.folder / f"{shape_id}.shape", "a", encoding="utf-8") as file:
+            file.write(" ")
+    elif isinstance(store, SqliteStore):
+        corrupt(store.path, "UPDATE shapes SET shape = shape || ' '")
+    else:
+        postgres: Any = store  # Any: PostgresStore, which this module does not import
+        update = f"UPDATE \"{postgres.schema}\".shapes SET shape = shape || ' '"
+        postgres._run("write to", lambda db: db.execute(update))
+
+
+def opened_again(store: Store) -> Store:
+    """Open the store's data anew, as another process would."""
+    if isinstance(store, JsonDirectoryStore):
+        return JsonDirectoryStore(store.folder)
+    copy: Store = pickle.loads(pickle.dumps(store))  # noqa: S301  our own pickle
+    return copy
+
+
+def test_a_damaged_stored_shape_is_mended_by_the_next_process_storing_its_flow(
+    store: Store,
+) -> None:
+    if isinstance(store, MemoryStore):
+        pytest.skip("nothing outside the process can damage a memory store")
+    flow = marked_flow()
+    first = flow.execute("start", {"n": 0}, job_id="first", store=store)
+    damage_shape(store, first.flow_shape)
+    with pytest.raises(SerializationError, match="corrupted: its text does not"):
+        store.load("first")
+    other = opened_again(store)
+
+    try:
+        second = flow.execute("start", {"n": 1}, job_id="second", store=other)
+
+        assert other.load("second") == second
+        assert other.load("first") == first
+    finally:
+        other.close()
+
+
+def test_a_shape_changed_after_its_job_was_stored_is_stored_under_its_new_id(
+    store: Store,
+) -> None:
+    flow = marked_flow()
+    elsewhere = MemoryStore()
+    first = flow.execute("start", {"n": 0}, job_id="first", store=elsewhere)
+    first.flow_shape["note"] = "changed"  # the flow's own shape, changed in place
+
+    store.save(first)
+    second = flow.execute("start", {"n": 1}, job_id="second", store=store)
+
+    assert store.load("first") == first
+    assert store.load("second") == second
+    assert store.load("second").flow_shape["note"] == "changed"
+    assert "note" not in elsewhere.load("first").flow_shape  # as it was stored
+
+
+class WeakShape(dict[str, object]):
+    """A flow shape that can be referenced weakly, to see when it is let go."""
+
+
+def test_a_stored_shape_is_let_go_once_nothing_else_holds_it(store: Store) -> None:
+    job = plain_job("shaped")
+    job.flow_shape = WeakShape(connections=["start.output -> sink.input"])
+    shape = weakref.ref(job.flow_shape)
+    store.save(job)
+    was_alive = shape() is not None  # not in an assert, whose rewriting holds it
+
+    del job
+    gc.collect()  # the job's own reference cycles
+    store.save(plain_job("other"))
+
+    assert was_alive
+    assert shape() is None
+    assert store.load("shaped").flow_shape == {
+        "connections": ["start.output -> sink.input"]
+    }
 
 
 def test_saving_again_replaces_the_stored_job(store: Store) -> None:

@@ -354,7 +354,7 @@ def replay(job: JobState, documents: list[Logged], where: str) -> JobState:
     history = dict(rows.history)
     apply(fold(documents, where), rows, history)
     shape = rows.shape
-    shapes = {} if shape is None else {shape.shape_id: shape.text()}
+    shapes = {} if shape is None else {shape.shape_id: shape.text}
     return assemble(
         rows.header,
         rows.counters,

@@ -121,9 +121,9 @@ class Statements:
         FROM {s}.jobs j WHERE j.job_id = %s"""
     delete_job = "DELETE FROM {s}.jobs WHERE job_id = %s RETURNING 1"
     shape = "SELECT shape FROM {s}.shapes WHERE shape_id = %s"
-    shape_exists = "SELECT 1 FROM {s}.shapes WHERE shape_id = %s"
-    insert_shape = """INSERT INTO {s}.shapes VALUES (%s, %s)
-        ON CONFLICT (shape_id) DO NOTHING"""
+    upsert_shape = """INSERT INTO {s}.shapes AS held VALUES (%s, %s)
+        ON CONFLICT (shape_id) DO UPDATE SET shape = EXCLUDED.shape
+        WHERE held.shape IS DISTINCT FROM EXCLUDED.shape"""
     # Locking in id order keeps two concurrent prunes from deadlocking.
     lock_ended = """SELECT job_id FROM {s}.jobs WHERE job_id = ANY(%s)
         AND status = ANY(%s) AND (owner IS NULL OR lease_until < %s)

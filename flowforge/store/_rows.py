@@ -9,7 +9,7 @@ changed. Every row is JSON text. The header names the flow's shape by id
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -87,11 +87,16 @@ def counters_of(job: JobState) -> dict[str, object]:
     }
 
 
-def job_rows(job: JobState) -> JobRows:
-    """Cut a whole job state into a header and rows."""
+def job_rows(job: JobState, held: Container[str] = ()) -> JobRows:
+    """Cut a whole job state into a header and rows.
+
+    ``held`` holds the ids of the flow shapes the store holds right: the
+    shape's text is written out unless it is one of them (see
+    :func:`~flowforge.store._shapes.stored_shape`).
+    """
     data = job.serialize()
     header = {k: v for k, v in data.items() if k not in ROW_KEYS + COUNTER_KEYS}
-    shape = split_shape(header)
+    shape = split_shape(header, held)
     arrivals = {(rid, slot): seen for rid, slot, seen in _rows(data, "join_arrivals")}
     buffers: dict[BufferKey, tuple[str | None, str | None]] = {
         (rid, slot): (dumps(buffer), _arrivals(arrivals.pop((rid, slot), None)))

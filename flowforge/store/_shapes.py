@@ -7,22 +7,36 @@ of that flow repeats. Stores keep each distinct shape once, keyed by its
 by id under :data:`ID_KEY` in place of the shape itself. Loading puts the
 shape back, so a loaded job equals the saved one.
 
-The engine hands every job of a flow the same shape object, so the id of a
-shape is remembered by object identity (a few, most recent first): only the
-first job of a flow writes its shape out as JSON text. The shape objects
-kept here are never changed by FlowForge; one changed in place after its job
-was saved keeps the id it had.
+Writing a shape's text is what makes a store hold it right: the text is
+written (replacing what the store held under that id, which is safe, since
+the id is the hash of the text) the first time a store object of this
+process stores a job of that shape, and whenever the job's shape was not
+remembered; the id the job names is then the hash of the text just written.
+After that, the store object knows it holds the shape (:class:`ShapeIds`),
+and jobs of it only name the id. So a stored shape damaged behind the
+store's back is mended by the next process to store a job of it.
 
-A shape is written once and never deleted: jobs that name it may be created
+The engine hands every job of a flow the same shape object, so the id of a
+shape is remembered by object identity: only the first job of a flow writes
+its shape out as JSON text. A remembered shape is let go once nothing but
+this memory holds it (checked at every job stored, by reference count), so a
+flow no longer in use keeps no shape alive past the next job any store
+writes. A shape changed in place after its job was stored keeps the id it
+had in the stores that hold that id (its jobs load with the shape they were
+stored with); a store that does not hold it stores the changed shape under
+the id of its new text.
+
+A stored shape is never deleted: jobs that name it may be created
 at any moment by other processes, and a shape is one row per flow definition.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -32,6 +46,7 @@ from flowforge.store._json import dumps, loads
 __all__ = [
     "ID_KEY",
     "SHAPE_KEY",
+    "ShapeIds",
     "StoredShape",
     "is_shape_id",
     "join_shape",
@@ -44,49 +59,99 @@ SHAPE_KEY: Final = "flow_shape"
 ID_KEY: Final = "flow_shape_id"
 """Where a stored job names its shape instead."""
 REMEMBERED: Final = 16
-"""How many shape objects' ids are remembered (each keeps its shape alive)."""
+"""At most how many shape objects' ids are remembered at once."""
 _ID_LENGTH: Final = 64
 
-_known: OrderedDict[int, tuple[Mapping[str, object], str]] = OrderedDict()
+_Known = tuple[Mapping[str, object], str]
+_known: OrderedDict[int, _Known] = OrderedDict()
 _lock = threading.Lock()
+
+
+def _references(known: _Known) -> int:
+    """Return how many references the remembered shape of ``known`` has."""
+    return sys.getrefcount(known[0])
+
+
+_ALONE: Final = _references(({}, ""))
+"""The references a shape that only this memory holds has."""
+
+
+class ShapeIds:
+    """The ids of the shapes a store object wrote, so it holds them right.
+
+    A store adds an id once the text it wrote under it is committed; ids
+    are a few dozen bytes, one per flow definition, and never forgotten.
+    Thread safety: safe to share between threads.
+    """
+
+    def __init__(self) -> None:
+        """Start knowing of no shape."""
+        self._ids: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __contains__(self, shape_id: object) -> bool:
+        """Return whether the store wrote the shape of ``shape_id``."""
+        with self._lock:
+            return shape_id in self._ids
+
+    def add(self, shape: StoredShape | None) -> None:
+        """Note that the text of ``shape``, if it was written, is committed."""
+        if shape is not None and shape.text is not None:
+            with self._lock:
+                self._ids.add(shape.shape_id)
 
 
 @dataclass(frozen=True, slots=True)
 class StoredShape:
-    """A flow shape with its id, and its JSON text if it was just written out."""
+    """A flow shape's id, with its JSON text if the store must write it."""
 
     shape_id: str
-    shape: Mapping[str, object]
-    written: str | None
-
-    def text(self) -> str:
-        """Return the JSON of the shape, written out now if it was remembered."""
-        return dumps(self.shape) if self.written is None else self.written
+    text: str | None
 
 
-def stored_shape(shape: Mapping[str, object]) -> StoredShape:
-    """Return ``shape`` with its id, written out only if its id is not remembered."""
-    key = id(shape)
+def stored_shape(shape: Mapping[str, object], held: Container[str] = ()) -> StoredShape:
+    """Return the id of ``shape``, with its text unless ``held`` holds that id.
+
+    ``held`` holds the ids of the shapes the store already holds right. The
+    id of ``shape`` is remembered, or computed afresh from its text written
+    out; the text is returned, for the store to write, if ``held`` lacks that
+    id.
+    """
+    shape_id = _remembered(shape)
+    if shape_id is None or shape_id not in held:
+        text = dumps(shape)
+        shape_id = _digest(text)
+        with _lock:
+            _known[id(shape)] = (shape, shape_id)
+            _known.move_to_end(id(shape))
+            while len(_known) > REMEMBERED:
+                _known.popitem(last=False)
+        if shape_id not in held:
+            return StoredShape(shape_id, text)
+    return StoredShape(shape_id, None)
+
+
+def _remembered(shape: Mapping[str, object]) -> str | None:
+    """Return the remembered id of ``shape``; let go of shapes no one else holds."""
     with _lock:
-        known = _known.get(key)
-        if known is not None and known[0] is shape:
-            _known.move_to_end(key)
-            return StoredShape(known[1], shape, None)
-    text = dumps(shape)
-    shape_id = _digest(text)
-    with _lock:
-        _known[key] = (shape, shape_id)
-        _known.move_to_end(key)
-        while len(_known) > REMEMBERED:
-            _known.popitem(last=False)
-    return StoredShape(shape_id, shape, text)
+        for key, entry in list(_known.items()):
+            if entry[0] is not shape and _references(entry) <= _ALONE:
+                del _known[key]
+        known = _known.get(id(shape))
+        if known is None or known[0] is not shape:
+            return None
+        _known.move_to_end(id(shape))
+        return known[1]
 
 
-def split_shape(data: dict[str, object]) -> StoredShape:
-    """Replace the shape in serialized job ``data`` by its id; return the shape."""
+def split_shape(data: dict[str, object], held: Container[str] = ()) -> StoredShape:
+    """Replace the shape in serialized job ``data`` by its id; return the shape.
+
+    See :func:`stored_shape` for ``held``.
+    """
     shape = data.pop(SHAPE_KEY)
     assert isinstance(shape, dict)  # noqa: S101  JobState.serialize makes a dict
-    stored = stored_shape(shape)
+    stored = stored_shape(shape, held)
     data[ID_KEY] = stored.shape_id
     return stored
 

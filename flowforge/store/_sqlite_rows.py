@@ -82,17 +82,14 @@ def insert_job(
 
 
 def insert_shape(db: sqlite3.Connection, shape: StoredShape | None) -> None:
-    """Store a flow shape unless it is stored already (writers take turns)."""
-    if shape is None:
+    """Store a flow shape's text if it is due, over what its id held."""
+    if shape is None or shape.text is None:
         return
-    found = db.execute(
-        "SELECT 1 FROM shapes WHERE shape_id = ?", (shape.shape_id,)
-    ).fetchone()
-    if found is None:
-        db.execute(
-            "INSERT OR IGNORE INTO shapes VALUES (?, ?)",
-            (shape.shape_id, shape.text()),
-        )
+    db.execute(
+        "INSERT INTO shapes VALUES (?, ?) ON CONFLICT (shape_id) DO UPDATE "
+        "SET shape = excluded.shape WHERE shape IS NOT excluded.shape",
+        (shape.shape_id, shape.text),
+    )
 
 
 def _shape_text(db: sqlite3.Connection, shape_id: str) -> str | None:

@@ -12,7 +12,7 @@ its folder: never through a symbolic link, and never a FIFO or a device, which
 could block it or lead it outside the folder.
 
 A job's file names its flow's shape by id; the shape itself is the file
-``<shape id>.shape`` beside it, written once for every job of that flow
+``<shape id>.shape`` beside it, shared by every job of that flow
 definition and kept when jobs are deleted (see
 :mod:`flowforge.store._shapes`). Job files written before shapes were kept
 apart hold their shape, and load as they are.
@@ -65,7 +65,7 @@ from flowforge.store._json_log import (
     write_held,
 )
 from flowforge.store._select import prune_one_by_one, select_listed
-from flowforge.store._shapes import StoredShape, join_shape, split_shape
+from flowforge.store._shapes import ShapeIds, StoredShape, join_shape, split_shape
 from flowforge.store._sqlite_log import Due, LogState
 from flowforge.store.base import Change, JobRecord
 
@@ -112,6 +112,7 @@ class JsonDirectoryStore:
         self._lock_path = self.folder / ".lock"
         self._thread_lock = threading.Lock()
         self._writers: dict[str, Writer] = {}
+        self._shape_ids = ShapeIds()
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
@@ -390,7 +391,7 @@ class JsonDirectoryStore:
         folded: int,
     ) -> None:
         data = job.serialize()
-        self._keep_shape(split_shape(data))
+        self._keep_shape(split_shape(data, self._shape_ids))
         document = {
             "kind": FILE_KIND,
             "job_id": job.job_id,
@@ -405,16 +406,17 @@ class JsonDirectoryStore:
         self._dump(job.job_id, document)
 
     def _keep_shape(self, shape: StoredShape) -> None:
-        """Write a flow shape's file unless it exists (with the folder locked)."""
-        path = self.folder / (shape.shape_id + SHAPE_SUFFIX)
-        if os.path.lexists(path):
+        """Write a flow shape's file over any, if due (with the folder locked)."""
+        if shape.text is None:
             return
+        path = self.folder / (shape.shape_id + SHAPE_SUFFIX)
         try:
-            write_atomically(path, shape.text().encode("utf-8"))
+            write_atomically(path, shape.text.encode("utf-8"))
         except OSError as error:
             raise StoreError(
                 f"cannot write flow shape file {str(path)!r}: {error}"
             ) from error
+        self._shape_ids.add(shape)
 
     def _shape_text(self, shape_id: str) -> str | None:
         """Return a flow shape file's text, or ``None`` if there is none."""

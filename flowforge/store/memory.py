@@ -208,12 +208,12 @@ class MemoryStore:
         """Do nothing: a memory store holds no resources."""
 
     def _put(self, job: JobState, owner: str | None, lease_until: float | None) -> None:
-        rows = job_rows(job)
+        rows = job_rows(job, self._shapes)
         history = dict(rows.history)
         shape = rows.shape
         assert shape is not None  # noqa: S101  job_rows names the shape
-        if shape.shape_id not in self._shapes:
-            self._shapes[shape.shape_id] = shape.text()
+        if shape.text is not None:
+            self._shapes[shape.shape_id] = shape.text
         self._named[shape.shape_id] += 1
         rows.shape = None  # its text is kept above, once
         if job.job_id in self._jobs:

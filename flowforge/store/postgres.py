@@ -45,7 +45,7 @@ from flowforge.store._checks import (
 from flowforge.store._postgres_rows import job_values, read_version, to_record
 from flowforge.store._postgres_sql import MIGRATIONS, ROW_TABLES, Statements
 from flowforge.store._rows import ChangeRows, JobRows, assemble, change_rows, job_rows
-from flowforge.store._shapes import StoredShape
+from flowforge.store._shapes import ShapeIds, StoredShape
 from flowforge.store._select import (
     ENDED,
     readable_records,
@@ -134,13 +134,14 @@ class PostgresStore:
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._ready = False
+        self._shape_ids = ShapeIds()
 
     # -- the Store protocol ---------------------------------------------------------
 
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
         check_lease(owner, lease_until)
-        rows = job_rows(check_job_state(job_state))
+        rows = job_rows(check_job_state(job_state), self._shape_ids)
         job_id = job_state.job_id
         values = job_values(job_state, rows, owner, lease_until)
 
@@ -150,7 +151,10 @@ class PostgresStore:
             self._insert_rows(db, job_id, rows)
             return True
 
-        return self._write(create)
+        created = self._write(create)
+        if created:
+            self._shape_ids.add(rows.shape)
+        return created
 
     def save(
         self,
@@ -161,7 +165,7 @@ class PostgresStore:
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
         check_lease(owner, lease_until, unleased_ok=True)
-        rows = job_rows(check_job_state(job_state))
+        rows = job_rows(check_job_state(job_state), self._shape_ids)
         job_id = job_state.job_id
         values = job_values(job_state, rows, owner, lease_until)
 
@@ -175,6 +179,7 @@ class PostgresStore:
             self._insert_rows(db, job_id, rows)
 
         self._write(save)
+        self._shape_ids.add(rows.shape)
 
     def checkpoint(
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
@@ -483,12 +488,9 @@ class PostgresStore:
         return None if row is None else str(row[0])
 
     def _insert_shape(self, db: _Database, shape: StoredShape | None) -> None:
-        """Store a flow shape unless it is stored already."""
-        if shape is None:
-            return
-        known = db.execute(self._sql.shape_exists, (shape.shape_id,)).fetchone()
-        if known is None:
-            db.execute(self._sql.insert_shape, (shape.shape_id, shape.text()))
+        """Store a flow shape's text if it is due, over what its id held."""
+        if shape is not None and shape.text is not None:
+            db.execute(self._sql.upsert_shape, (shape.shape_id, shape.text))
 
     def _insert_rows(self, db: _Database, job_id: str, rows: JobRows) -> None:
         sql = self._sql

@@ -36,6 +36,7 @@ from flowforge.store._checks import (
     seconds,
 )
 from flowforge.store._rows import job_rows
+from flowforge.store._shapes import ShapeIds
 from flowforge.store._select import prune_one_by_one, readable_records, to_status
 from flowforge.store._sqlite_connect import (
     close_orphans,
@@ -169,6 +170,7 @@ class SqliteStore:
         self._connections: dict[sqlite3.Connection, threading.Thread] = {}
         self._lock = threading.Lock()
         self._logs: dict[str, LogState] = {}
+        self._shape_ids = ShapeIds()
         every, interval = check_group(commit_every, commit_interval)
         self._group: Group | None = None
         if every > 1:
@@ -182,7 +184,7 @@ class SqliteStore:
     def create(self, job_state: JobState, *, owner: str, lease_until: float) -> bool:
         """Save a new job leased to ``owner``; return False if the id exists."""
         check_lease(owner, lease_until)
-        rows = job_rows(check_job_state(job_state))
+        rows = job_rows(check_job_state(job_state), self._shape_ids)
 
         def create(db: sqlite3.Connection) -> bool:
             found = db.execute(
@@ -195,6 +197,7 @@ class SqliteStore:
 
         created = self._write(create)
         if created:
+            self._shape_ids.add(rows.shape)
             self._logs[job_state.job_id] = LogState([], 0, 0, _now())
         return created
 
@@ -207,7 +210,7 @@ class SqliteStore:
     ) -> None:
         """Save the whole job state; with ``owner``, only while it holds the lease."""
         check_lease(owner, lease_until, unleased_ok=True)
-        rows = job_rows(check_job_state(job_state))
+        rows = job_rows(check_job_state(job_state), self._shape_ids)
         job_id = job_state.job_id
 
         def save(db: sqlite3.Connection) -> None:
@@ -221,6 +224,7 @@ class SqliteStore:
 
         self._logs.pop(job_id, None)
         self._write(save)
+        self._shape_ids.add(rows.shape)
         if self._group is not None:  # rewritten whole: its log is sound again
             self._group.lost.discard(job_id)
         if owner is not None and lease_until is not None:
