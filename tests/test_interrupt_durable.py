@@ -85,6 +85,7 @@ def interrupt_at(line: int) -> Callable[[FrameType, str, Any], Any]:
 def interrupted_then_recovered(strategy: str, store: Store, line: int) -> bool:
     """Interrupt a durable run at ``line``, recover it; say if the interrupt came."""
     trace = interrupt_at(line)
+    previous = sys.gettrace()  # coverage's, say: put back after the run
     sys.settrace(trace)
     try:
         looping_flow(strategy).execute("loop", {"n": 0}, job_id="job", store=store)
@@ -92,7 +93,7 @@ def interrupted_then_recovered(strategy: str, store: Store, line: int) -> bool:
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        sys.settrace(None)
+        sys.settrace(previous)
     if interrupted:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "recovering job ..." notices
