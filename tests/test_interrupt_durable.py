@@ -61,7 +61,9 @@ def looping_flow(strategy: str) -> Flow:
     return flow
 
 
-def interrupt_at(line: int) -> Callable[[FrameType, str, Any], Any]:
+def interrupt_at(
+    line: int, modules: set[str] = LOOP_MODULES, starts: set[str] = LOOPS
+) -> Callable[[FrameType, str, Any], Any]:
     """Return a trace function raising KeyboardInterrupt at the loop's ``line``-th."""
     seen = 0
     looping = False
@@ -69,10 +71,14 @@ def interrupt_at(line: int) -> Callable[[FrameType, str, Any], Any]:
     def trace(frame: FrameType, event: str, arg: Any) -> Any:
         nonlocal seen, looping
         name = frame.f_code.co_filename
-        if ENGINE not in name or os.path.basename(name) not in LOOP_MODULES:
+        if ENGINE not in name or os.path.basename(name) not in modules:
             return None
-        looping = looping or frame.f_code.co_name in LOOPS
-        if event == "line" and looping:
+        looping = looping or frame.f_code.co_name in starts
+        if (
+            event == "line"
+            and looping
+            and (starts is LOOPS or frame.f_code.co_name in starts)
+        ):
             seen += 1
             if seen == line:
                 sys.settrace(None)
@@ -82,9 +88,14 @@ def interrupt_at(line: int) -> Callable[[FrameType, str, Any], Any]:
     return trace
 
 
-def interrupted_then_recovered(strategy: str, store: Store, line: int) -> bool:
+def interrupted_then_recovered(
+    strategy: str,
+    store: Store,
+    line: int,
+    where: tuple[set[str], set[str]] = (LOOP_MODULES, LOOPS),
+) -> bool:
     """Interrupt a durable run at ``line``, recover it; say if the interrupt came."""
-    trace = interrupt_at(line)
+    trace = interrupt_at(line, *where)
     previous = sys.gettrace()  # coverage's, say: put back after the run
     sys.settrace(trace)
     try:
@@ -139,3 +150,17 @@ def test_an_interrupt_in_the_loop_leaves_sqlite_as_of_its_last_checkpoint(
         finally:
             store.close()
     assert interrupted > 20
+
+
+def test_an_interrupt_while_a_run_settles_lets_its_lease_go() -> None:
+    """The loop has returned; the job's end is not saved, but nothing stays held."""
+    line = 0
+    while True:
+        line += 1
+        store = MemoryStore()
+        if not interrupted_then_recovered(
+            "sequential", store, line, ({"run.py"}, {"_settle"})
+        ):
+            break
+        assert_ended_as_uninterrupted(store, line)
+    assert line > 3

@@ -173,7 +173,11 @@ manager, which would cost a few calls per job.
 
 def _ended(runtime: Runtime, job: JobState, plan: Plan, run: Run) -> None:
     """Settle a run whose loop returned, and save the job, as it ended."""
-    _settle(runtime, job)
+    try:
+        _settle(runtime, job)
+    except BaseException as error:  # an interrupt, say: release what the run holds
+        _stopped(runtime, job, plan, run, error)
+        raise
     try:
         _finish(runtime, job, plan, run, write=True)
     except BaseException as failure:

@@ -216,11 +216,9 @@ class MemoryStore:
             self._shapes[shape.shape_id] = shape.text
         self._named[shape.shape_id] += 1
         rows.shape = None  # its text is kept above, once
-        if job.job_id in self._jobs:
-            self._drop(job.job_id)
         if lease_until is None:
             owner = None
-        self._jobs[job.job_id] = _Entry(
+        entry = _Entry(
             job.flow_id,
             owner,
             lease_until,
@@ -229,11 +227,17 @@ class MemoryStore:
             shape.shape_id,
             history,
         )
+        # One step, so that an interrupt never leaves the job missing.
+        old, self._jobs[job.job_id] = self._jobs.get(job.job_id), entry
+        if old is not None:
+            self._forget_shape(old.shape_id)
 
     def _drop(self, job_id: str) -> None:
         """Forget a job, and its flow's shape once no job names it."""
-        entry = self._jobs.pop(job_id)
-        shape_id = entry.shape_id
+        self._forget_shape(self._jobs.pop(job_id).shape_id)
+
+    def _forget_shape(self, shape_id: str) -> None:
+        """Count one job fewer naming a shape; drop its text once none does."""
         self._named[shape_id] -= 1
         if self._named[shape_id] <= 0:
             del self._named[shape_id]
