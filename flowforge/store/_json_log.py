@@ -41,7 +41,7 @@ from flowforge.store._change_log import (
     logged,
     parse_document,
 )
-from flowforge.store._rows import assemble, job_rows
+from flowforge.store._rows import assemble_rows, job_rows
 from flowforge.store._select import to_status
 from flowforge.store._sqlite_log import Due, LogState, due, noted
 from flowforge.store.base import JobRecord
@@ -355,16 +355,7 @@ def replay(job: JobState, documents: list[Logged], where: str) -> JobState:
     apply(fold(documents, where), rows, history)
     shape = rows.shape
     shapes = {} if shape is None else {shape.shape_id: shape.text}
-    return assemble(
-        rows.header,
-        rows.counters,
-        rows.pending,
-        [(r, s, b, a) for (r, s), (b, a) in rows.buffers.items()],
-        rows.routines.values(),
-        rows.errors,
-        [history[n] for n in sorted(history)],
-        shapes.get,
-    )
+    return assemble_rows(rows, history, shapes.get)
 
 
 def folded_of(document: Mapping[str, object], job_id: str) -> int:

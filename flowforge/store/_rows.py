@@ -27,6 +27,7 @@ __all__ = [
     "ChangeRows",
     "JobRows",
     "assemble",
+    "assemble_rows",
     "buffer_data",
     "change_rows",
     "dumps",
@@ -193,6 +194,26 @@ def assemble(
         if isinstance(row, dict) and "tracker" in row:
             job.tracker._restore_routine_figures(str(row["routine_id"]), row["tracker"])
     return job
+
+
+def assemble_rows(
+    rows: JobRows, history: Mapping[int, str], shapes: Callable[[str], str | None]
+) -> JobState:
+    """Rebuild a job state from its rows, its history rows by number, and shapes.
+
+    Raises:
+        SerializationError: If any part is not valid JSON or not a job state.
+    """
+    return assemble(
+        rows.header,
+        rows.counters,
+        rows.pending,
+        [(r, s, b, a) for (r, s), (b, a) in rows.buffers.items()],
+        rows.routines.values(),
+        rows.errors,
+        [history[n] for n in sorted(history)],
+        shapes,
+    )
 
 
 def routine_data(job: JobState, routine_id: str) -> dict[str, object]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from flowforge.exceptions import JobNotFoundError, SerializationError, StoreError
 from flowforge.job_state import JobStatus
 from flowforge.store._change_log import apply, fold
-from flowforge.store._rows import JobRows, assemble
+from flowforge.store._rows import JobRows, assemble_rows
 from flowforge.store._shapes import StoredShape
 from flowforge.store._sqlite_log import read_changes
 from flowforge.store.base import JobRecord
@@ -148,16 +148,7 @@ def load_job(db: sqlite3.Connection, job_id: str) -> JobState:
     if documents:
         apply(fold(documents, f"change log of job {job_id!r}"), rows, history)
         rows.counters["status"] = status  # the jobs row keeps it current
-    return assemble(
-        rows.header,
-        rows.counters,
-        rows.pending,
-        [(rid, slot, b, a) for (rid, slot), (b, a) in rows.buffers.items()],
-        rows.routines.values(),
-        rows.errors,
-        [history[n] for n in sorted(history)],
-        lambda shape_id: _shape_text(db, shape_id),
-    )
+    return assemble_rows(rows, history, lambda shape_id: _shape_text(db, shape_id))
 
 
 _PENDING: Final = "SELECT row FROM pending WHERE job_id = ? ORDER BY pos"

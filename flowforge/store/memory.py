@@ -28,7 +28,7 @@ from flowforge.store._checks import (
     check_job_state,
     check_prune,
 )
-from flowforge.store._rows import JobRows, assemble, job_rows
+from flowforge.store._rows import JobRows, assemble_rows, job_rows
 from flowforge.store._select import select_listed, select_prunable
 from flowforge.store.base import Change, JobRecord
 
@@ -161,16 +161,7 @@ class MemoryStore:
             shapes = {entry.shape_id: self._shapes.get(entry.shape_id)}
             if entry.log:
                 apply(fold(entry.log, f"change log of job {job_id!r}"), rows, history)
-        return assemble(
-            rows.header,
-            rows.counters,
-            rows.pending,
-            [(r, s, b, a) for (r, s), (b, a) in rows.buffers.items()],
-            rows.routines.values(),
-            rows.errors,
-            [history[n] for n in sorted(history)],
-            shapes.get,
-        )
+        return assemble_rows(rows, history, shapes.get)
 
     def get(self, job_id: str) -> JobRecord:
         """Return what the store knows about a job without loading it."""
