@@ -171,6 +171,21 @@ STORE_CASES: list[StoreCase] = [
         "lease_until must be a number of seconds, got nan",
     ),
     (
+        "Store.checkpoint-lease_until-past-64-bits",
+        lambda s: s.checkpoint(a_job(), NO_CHANGE, owner="A", lease_until=2**63),
+        "lease_until must be seconds since the epoch below 2**63",
+    ),
+    (
+        "Store.renew-lease_until-past-64-bits",
+        lambda s: s.renew("job", owner="A", lease_until=-(2**63) - 1),
+        "lease_until must be seconds since the epoch below 2**63",
+    ),
+    (
+        "Store.acquire-now-past-64-bits",
+        lambda s: s.acquire("job", owner="A", lease_until=2e9, now=10**30),
+        "now must be seconds since the epoch below 2**63",
+    ),
+    (
         "Store.list_jobs-flow_id-int",
         lambda s: s.list_jobs(flow_id=wrong(5)),
         "flow_id must be a str or None, got int",

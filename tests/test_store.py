@@ -788,6 +788,15 @@ def test_prune_older_than_a_long_time_deletes_nothing(store: Store) -> None:
     assert len(store.list_jobs()) == len(JobStatus)
 
 
+def test_prune_older_than_the_calendar_deletes_nothing(store: Store) -> None:
+    save_one_job_per_status(store)
+
+    deleted = store.prune(older_than=timedelta.max)  # reaches before year 1
+
+    assert deleted == []
+    assert len(store.list_jobs()) == len(JobStatus)
+
+
 def test_prune_keep_leaves_the_newest_ended_jobs(store: Store) -> None:
     store.save(plain_job("oldest", JobStatus.COMPLETED))
     store.save(plain_job("old-running", JobStatus.RUNNING))

@@ -26,6 +26,7 @@ __all__ = [
 
 NO_CHANGE_GIVEN: Final = object()
 """``check_lease``'s ``change`` when the caller is not ``checkpoint``."""
+_INT_LIMIT: Final = 2**63
 
 
 def check_job_id(job_id: object) -> str:
@@ -155,6 +156,11 @@ def check_lease(
             )
         if value != value:  # NaN: never expires, never compares
             raise StoreError(f"{name} must be a number of seconds, got nan")
+        if not isinstance(value, float) and not -_INT_LIMIT <= value < _INT_LIMIT:
+            raise StoreError(  # what SQLite and PostgreSQL store in 64 bits
+                f"{name} must be seconds since the epoch below 2**63 (or a "
+                f"float), got {reprlib.repr(value)}"
+            )
     if replacing is not None:
         check_type(replacing, str, "replacing", "an owner id (a str) or None")
     if change is not NO_CHANGE_GIVEN:

@@ -110,7 +110,10 @@ def select_prunable(
     )
     doomed: list[str] = []
     if older_than is not None:
-        cutoff = (now or datetime.now(UTC)) - older_than
+        try:
+            cutoff = (now or datetime.now(UTC)) - older_than
+        except OverflowError:  # before year 1: no job is that old
+            cutoff = datetime.min.replace(tzinfo=UTC)
         doomed += [r.job_id for r in ended if r.updated_at < cutoff]
     if keep is not None:
         extra = ended[: max(0, len(ended) - keep)]
