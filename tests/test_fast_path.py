@@ -8,6 +8,7 @@ whose targets come from the flow's plan. They assert behaviour, never speed.
 
 from __future__ import annotations
 
+import copy
 import pickle
 from collections.abc import Mapping
 from dataclasses import fields
@@ -377,6 +378,13 @@ def test_the_inlined_path_builds_routine_states_equal_to_their_constructor() -> 
     # Every slot is set, so a slot added to RoutineState fails here.
     assert all(hasattr(state, name) for name in RoutineState.__slots__)
     assert (state.errors, state.stats) == ([], {})
+    assert isinstance(state, RoutineState)
+    assert repr(state) == repr(RoutineState("second", RoutineStatus.COMPLETED, 1))
+    # Copies and pickles are plain RoutineStates, equal to the original.
+    for copied in (pickle.loads(pickle.dumps(state)), copy.copy(state)):
+        assert type(copied) is RoutineState
+        assert copied == state
+    assert type(copy.deepcopy(job).routine_states["second"]) is RoutineState
 
 
 def test_a_route_names_its_single_edge_only_when_it_has_exactly_one() -> None:

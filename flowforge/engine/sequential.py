@@ -25,7 +25,7 @@ checks that both record the same.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from flowforge.engine.checkpointed import checkpointed
 from flowforge.engine.routing import (
@@ -37,7 +37,7 @@ from flowforge.engine.routing import (
     route_emissions,
 )
 from flowforge.execution_tracker import COMPLETED, FOLD_AT
-from flowforge.record import Delivery, RoutineState
+from flowforge.record import Delivery, RoutineState, _MadeState
 
 if TYPE_CHECKING:
     from flowforge._context import DeliveryContext
@@ -54,8 +54,6 @@ if TYPE_CHECKING:
     ]
 
 __all__ = ["finisher", "run_loop"]
-
-_new: Final = object.__new__
 
 
 def run_loop(
@@ -115,8 +113,8 @@ def _run_inlined(
                 general(job, plan, context, delivery)
                 delivery = None
                 continue
-            if state is None:  # RoutineState(rid), without its slow generic call
-                state = states[rid] = _new(RoutineState)
+            if state is None:  # RoutineState(rid), without its __init__
+                state = states[rid] = _MadeState()
                 state.routine_id, state.status, state.deliveries = rid, RUNNING, 0
                 state._errors = state._stats = state._error_counts = None
             old, data = buffers.get(target.key), delivery.data
@@ -211,8 +209,8 @@ def _run_finishing(
         if target is None or (state is not None and state.status is SKIPPED):
             general(job, plan, context, delivery)
             continue
-        if state is None:  # RoutineState(rid), without its slow generic call
-            state = states[rid] = _new(RoutineState)
+        if state is None:  # RoutineState(rid), without its __init__
+            state = states[rid] = _MadeState()
             state.routine_id, state.status, state.deliveries = rid, RUNNING, 0
             state._errors = state._stats = state._error_counts = None
         old, data, parameter = buffers.get(target.key), delivery.data, target.parameter
