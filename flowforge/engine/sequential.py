@@ -155,11 +155,10 @@ def _run_inlined(
             job.history_total += 1
             job.delivery_count += 1
             state.deliveries += 1
-            times = run_times.get(rid)
-            if times is None and rid not in firsts:  # a first time takes no list
+            if rid not in run_times and rid not in firsts:  # a first: no list
                 firsts[rid] = ran
             else:  # a second time: reading the times again makes the list
-                times = times or tracker._times_by_routine()[rid]
+                times = run_times.get(rid) or tracker._times_by_routine()[rid]
                 times.append(ran)
                 if len(times) >= FOLD_AT:
                     tracker._fold(rid)
