@@ -8,8 +8,9 @@ order alternating each repeat, so the machine's slow spells hit both alike.
 Workloads (as in ``bench_dispatch.py`` and ``bench_durable.py``): chain, one
 message through 100 routines, per hop; durable, a 101-delivery stream job in a
 fresh ``SqliteStore`` file, per delivery; start, a job through 3 routines, per
-job. The collector runs before each sample and is off during it, unless
-``--keep-gc`` (which times as ``_harness.py`` does).
+job; stream, one job whose source emits 20,000 messages (1,000 with ``--quick``)
+through a relay to a sink, per message. The collector runs before each sample and
+is off during it, unless ``--keep-gc`` (which times as ``_harness.py`` does).
 
 Run ``python benchmarks/ab.py --base REV [--repeats N] [--workloads chain,start]
 [--quick] [--keep-gc] [--json PATH] [--deliveries N] [--commit-every N]``
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 ROOT: Final = Path(__file__).resolve().parent.parent
 ALIAS: Final = "_ab_base_flowforge"
 NEEDED: Final = [f"flowforge{s}" for s in ("", ".store", ".store.sqlite", ".testing")]
-WORKLOADS: Final = ("chain", "durable", "start")
+WORKLOADS: Final = ("chain", "durable", "start", "stream")
 CHAIN_LENGTH: Final = 100
 START_LENGTH: Final = 3
 MESSAGE: Final[dict[str, object]] = {"order_id": 7, "item": "widget", "amount": 12.5}
@@ -62,6 +63,7 @@ class Settings:
     start_jobs: int
     keep_gc: bool
     commit_every: int = 1
+    stream_messages: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,12 +196,30 @@ def durable(v: Version, deliveries: int, settings: Settings) -> Sample:
     return sample
 
 
+def stream(v: Version, messages: int, settings: Settings) -> Sample:
+    """Return a sample of one source -> relay -> sink job, per message."""
+    flow = v.flow(flow_id="stream", max_deliveries=2 * messages + 1)
+    flow.add_routine(v.source(), "source")
+    flow.add_routine(v.relay(), "relay")
+    flow.add_routine(v.sink(), "sink")
+    flow.connect("source", "output", "relay", "input")
+    flow.connect("relay", "output", "sink", "input")
+
+    def run() -> None:
+        job = flow.execute("source", {"count": messages})
+        _expect(job.status is v.completed, f"stream job ended {job.status}")
+
+    return lambda: timed(run, messages, settings)
+
+
 def workload(name: str, v: Version, settings: Settings) -> Sample:
     """Return the sample of workload ``name`` on version ``v``."""
     if name == "chain":
         return relay_chain(v, CHAIN_LENGTH, settings.chain_jobs, settings)
     if name == "durable":
         return durable(v, settings.deliveries, settings)
+    if name == "stream":
+        return stream(v, settings.stream_messages, settings)
     chain = relay_chain(v, START_LENGTH, settings.start_jobs, settings)
     return lambda: chain() * START_LENGTH
 
@@ -235,7 +255,7 @@ def figures(samples: Samples) -> dict[str, float]:
 
 def format_table(results: dict[str, Samples]) -> str:
     """Return the figures as a Markdown table (µs per operation) and ratio lines."""
-    per = {"chain": "hop", "durable": "delivery", "start": "job"}
+    per = {"chain": "hop", "durable": "delivery", "start": "job", "stream": "message"}
     lines = [
         "| workload | base µs | head µs | head/base | median ratio | ratio range |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -310,6 +330,7 @@ def main(args: argparse.Namespace) -> int:
         start_jobs,
         keep_gc=args.keep_gc,
         commit_every=args.commit_every,
+        stream_messages=1_000 if args.quick else 20_000,
     )
     base_rev, head_rev = revisions(args.base)
     with tempfile.TemporaryDirectory(prefix="flowforge-ab-base-") as folder:

@@ -88,7 +88,7 @@ def test_ab_script_runs_quick_against_head_and_prints_each_ratio() -> None:
     )
 
     assert done.returncode == 0, done.stderr
-    for name in ("chain", "durable", "start"):
+    for name in ("chain", "durable", "start", "stream"):
         assert re.search(rf"^{name}: head/base \d+\.\d+ ", done.stdout, re.MULTILINE)
 
 

@@ -8,6 +8,7 @@ whose targets come from the flow's plan. They assert behaviour, never speed.
 
 from __future__ import annotations
 
+import copy
 import pickle
 from collections.abc import Mapping
 from dataclasses import fields
@@ -377,6 +378,13 @@ def test_the_inlined_path_builds_routine_states_equal_to_their_constructor() -> 
     # Every slot is set, so a slot added to RoutineState fails here.
     assert all(hasattr(state, name) for name in RoutineState.__slots__)
     assert (state.errors, state.stats) == ([], {})
+    assert isinstance(state, RoutineState)
+    assert repr(state) == repr(RoutineState("second", RoutineStatus.COMPLETED, 1))
+    # Copies and pickles are plain RoutineStates, equal to the original.
+    for copied in (pickle.loads(pickle.dumps(state)), copy.copy(state)):
+        assert type(copied) is RoutineState
+        assert copied == state
+    assert type(copy.deepcopy(job).routine_states["second"]) is RoutineState
 
 
 def test_a_route_names_its_single_edge_only_when_it_has_exactly_one() -> None:
@@ -746,3 +754,68 @@ def test_a_plain_job_records_what_a_durable_one_records() -> None:
     assert recorded(plain) == recorded(durable)
     assert plain.delivery_count == 60
     assert plain.tracker.get_event_counts()[("split", "both")] == 2
+
+
+class Tick(Routine):
+    """Take ``0.001 * (step + n)`` on the fake clock, note the tracker's routines."""
+
+    def __init__(
+        self, clock: FakeClock, step: int, seen: list[list[str]] | None
+    ) -> None:
+        super().__init__()
+        self.clock, self.step, self.seen = clock, step, seen
+        self.define_slot("input", self.tick)
+        self.define_event("output")
+
+    def tick(self, n: int) -> None:
+        self.clock.advance(0.001 * (self.step + n))
+        if self.seen is not None:
+            self.seen.append(current_delivery().job.tracker.routine_ids)
+        if n:
+            self.emit("output", n=n - 1)
+
+
+def ticking(store: MemoryStore | None, read: bool) -> tuple[JobState, list[list[str]]]:
+    # x -> y -> z -> y -> z: y runs again after z's first run; with ``read``,
+    # every handler reads the tracker while the job records.
+    clock, seen = FakeClock(), list[list[str]]()
+    flow = Flow(flow_id="ticking", clock=clock)
+    for step, name in enumerate("xyz", start=1):
+        flow.add_routine(Tick(clock, step, seen if read else None), name)
+    flow.connect("x", "output", "y", "input")
+    flow.connect("y", "output", "z", "input")
+    flow.connect("z", "output", "y", "input")
+    return flow.execute("x", {"n": 4}, job_id="t", store=store), seen
+
+
+@pytest.mark.parametrize("read", [False, True])
+def test_run_times_of_a_plain_job_match_a_durable_ones_in_first_run_order(
+    read: bool,
+) -> None:
+    # The inlined loop keeps a routine's first time without a list; whatever
+    # reads the tracker, during the job or after, sees the same times.
+    plain, plain_seen = ticking(None, read)
+    durable, durable_seen = ticking(MemoryStore(), read)
+
+    assert plain.tracker.routine_ids == ["x", "y", "z"]
+    assert plain.tracker.serialize() == durable.tracker.serialize()
+    assert plain_seen == durable_seen
+    if read:
+        assert plain_seen == [[], ["x"], ["x", "y"]] + [["x", "y", "z"]] * 2
+    rows = plain.tracker.serialize()["routines"]
+    assert isinstance(rows, dict)
+    samples = {rid: [round(t, 6) for t in row[6]] for rid, row in rows.items()}
+    assert samples == {"x": [0.005], "y": [0.005, 0.003], "z": [0.005, 0.003]}
+    assert plain.tracker.get_routine_performance("y").runs == 2
+
+
+def test_a_tracker_read_only_at_the_end_has_every_first_run_time() -> None:
+    hops = [Hop() for _ in range(4)]
+    job = chain(*hops).execute("hop_0", {"n": 0})
+
+    copy = pickle.loads(pickle.dumps(job.tracker))
+
+    assert job.tracker.routine_ids == [f"hop_{i}" for i in range(4)]
+    assert job.tracker.get_flow_performance().runs == 4
+    assert copy == job.tracker
+    assert copy.routine_ids == job.tracker.routine_ids
