@@ -192,8 +192,10 @@ def test_a_paused_job_is_stored_whole(tmp_path: Path) -> None:
 
 
 def new_job(store: SqliteStore, owner: str) -> JobState:
+    """A running job created in ``store``: its checkpoints are one row each."""
     flow, _ = countdown_flow()
     job = flow.execute("count", {"n": 2})
+    job.status = JobStatus.RUNNING
     assert store.create(job, owner=owner, lease_until=FAR)
     return job
 
@@ -206,7 +208,7 @@ def checkpoint(store: SqliteStore, job: JobState, owner: str) -> None:
 def test_a_failed_grouped_write_rolls_its_group_back_and_stops_its_jobs(
     tmp_path: Path,
 ) -> None:
-    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=2, commit_interval=3600)
     job, other = new_job(store, "a"), new_job(store, "c")
     with sqlite3.connect(tmp_path / "jobs.db") as db:  # a write SQLite refuses
         db.execute(
@@ -217,7 +219,7 @@ def test_a_failed_grouped_write_rolls_its_group_back_and_stops_its_jobs(
     checkpoint(store, other, "c")
 
     with pytest.raises(StoreError, match="disk on fire"):
-        checkpoint(store, job, "a")
+        checkpoint(store, job, "a")  # the group's commit
     with pytest.raises(StoreError, match="lost its last grouped checkpoints"):
         checkpoint(store, other, "c")
 
@@ -226,24 +228,43 @@ def test_a_failed_grouped_write_rolls_its_group_back_and_stops_its_jobs(
     store.close()
 
 
-def test_a_refused_checkpoint_leaves_the_other_jobs_of_its_group_alone(
+def test_a_checkpoint_refused_at_the_commit_stops_its_job_only(
     tmp_path: Path,
 ) -> None:
     store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job, other = new_job(store, "a"), new_job(store, "c")
+    stored = job.delivery_count
+    other.delivery_count += 1
+    checkpoint(store, other, "c")
+    job.delivery_count += 1
+    checkpoint(store, job, "b")  # kept: the lease is checked at the commit
+    other.delivery_count += 1
+    checkpoint(store, other, "c")
+
+    loaded = store.load(other.job_id)  # commits the group first
+
+    assert loaded.delivery_count == other.delivery_count
+    with pytest.raises(StoreError, match="leased to 'a', not 'b'"):
+        checkpoint(store, job, "b")
+    with pytest.raises(StoreError, match="leased to 'a', not 'b'"):
+        checkpoint(store, job, "a")  # its log misses the refused change
+    assert store.load(job.job_id).delivery_count == stored
+    store.save(job, owner="a", lease_until=FAR)  # a whole save mends it
+    checkpoint(store, job, "a")
+    store.close()
+
+
+def test_a_checkpoint_refused_at_its_own_commit_raises_there(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=2, commit_interval=3600)
     job, other = new_job(store, "a"), new_job(store, "c")
     other.delivery_count += 1
     checkpoint(store, other, "c")
 
     with pytest.raises(StoreError, match="leased to 'a', not 'b'"):
-        checkpoint(store, job, "b")  # writes nothing: nothing to roll back
-    other.delivery_count += 1
-    checkpoint(store, other, "c")
-    checkpoint(store, job, "a")
-    store.close()
-    reopened = SqliteStore(tmp_path / "jobs.db")
+        checkpoint(store, job, "b")  # the group's commit
 
-    assert reopened.load(other.job_id).delivery_count == other.delivery_count
-    reopened.close()
+    assert store.load(other.job_id).delivery_count == other.delivery_count
+    store.close()
 
 
 def test_close_commits_the_open_group(tmp_path: Path) -> None:

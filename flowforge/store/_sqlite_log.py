@@ -22,16 +22,23 @@ from flowforge.store._change_log import (
     logged,
     parse_document,
 )
+from flowforge.exceptions import StoreError
 from flowforge.store._json import dumps
 
 __all__ = [
+    "ChangeRow",
     "Due",
     "LogState",
     "append",
+    "change_row",
+    "check_owner",
     "due",
     "noted",
     "read_changes",
+    "refusal",
+    "refused",
     "write_change",
+    "write_changes",
 ]
 
 
@@ -89,6 +96,63 @@ def write_change(
     """Write change ``n`` in one statement if ``owner`` holds the lease; say if so."""
     cursor = db.execute(_APPEND, (job_id, n % FOLD_EVERY, n, text, job_id, owner))
     return cursor.rowcount == 1
+
+
+ChangeRow = tuple[str, int, int, str, str, str]
+"""Change ``n`` of a job as :func:`write_changes` writes it."""
+
+
+def change_row(job_id: str, n: int, text: str, owner: str) -> ChangeRow:
+    """Return change ``n``'s row, to write later with :func:`write_changes`."""
+    return (job_id, n % FOLD_EVERY, n, text, job_id, owner)
+
+
+def write_changes(db: sqlite3.Connection, rows: list[ChangeRow]) -> dict[str, str]:
+    """Write the rows of jobs whose owner holds the lease, in order.
+
+    Returns:
+        Why each job whose rows were not written was refused, by job id.
+    """
+    if db.executemany(_APPEND, rows).rowcount == len(rows):
+        return {}
+    refused: dict[str, str] = {}
+    for job_id, owner in {(row[0], row[5]) for row in rows}:
+        found = db.execute("SELECT owner FROM jobs WHERE job_id = ?", (job_id,))
+        holder = found.fetchone()
+        if holder is None or holder[0] != owner:
+            refused[job_id] = refusal(
+                job_id, None if holder is None else holder[0], owner
+            )
+    return refused
+
+
+def refusal(job_id: str, holder: object, owner: str) -> str:
+    """Return why a write by ``owner`` to a job leased to ``holder`` is refused."""
+    return (
+        f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "
+        "process took it over, so this one must stop running it"
+    )
+
+
+def refused(db: sqlite3.Connection, job_id: str, owner: str) -> StoreError:
+    """Return why ``owner``'s change of the job was refused, or raise it."""
+    check_owner(db, job_id, owner, required=True)
+    return StoreError(f"job {job_id!r} refused a change from {owner!r}")
+
+
+def check_owner(
+    db: sqlite3.Connection, job_id: str, owner: str, *, required: bool
+) -> None:
+    """Raise unless ``owner`` holds the lease (or, when not ``required``, nobody does).
+
+    Raises:
+        StoreError: If another owner holds the lease, or the job is gone.
+    """
+    row = db.execute("SELECT owner FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    if not required and (row is None or row[0] is None):
+        return  # a new or unleased job: saving it takes the lease
+    if row is None or row[0] != owner:
+        raise StoreError(refusal(job_id, None if row is None else row[0], owner))
 
 
 def noted(log: LogState, n: int, document: Logged) -> LogState:
