@@ -399,3 +399,48 @@ def test_another_store_opens_and_reads_while_a_group_is_open(tmp_path: Path) -> 
     assert reader.load(job.job_id).delivery_count == committed
     reader.close()
     store.close()
+
+
+def test_other_processes_write_while_checkpoints_wait_for_their_commit(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    committed = job.delivery_count
+    job.delivery_count += 1
+    checkpoint(store, job, "a")  # kept in memory: no write lock held
+    other = SqliteStore(tmp_path / "jobs.db", timeout=0)
+    other_job = new_job_state()
+
+    other.save(other_job, owner="b", lease_until=FAR)
+
+    assert other.load(other_job.job_id).job_id == other_job.job_id
+    assert other.load(job.job_id).delivery_count == committed
+    other.close()
+    store.close()
+
+
+def test_a_checkpoint_that_sets_the_status_commits_the_group_with_it(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    other = SqliteStore(tmp_path / "jobs.db")
+    for _ in range(3):
+        job.delivery_count += 1
+        checkpoint(store, job, "a")
+    kept = other.load(job.job_id).delivery_count
+    job.delivery_count += 1
+    job.status = JobStatus.PAUSED
+
+    checkpoint(store, job, "a")
+
+    assert kept == job.delivery_count - 4
+    assert other.load(job.job_id).delivery_count == job.delivery_count
+    other.close()
+    store.close()
+
+
+def new_job_state() -> JobState:
+    flow, _ = countdown_flow()
+    return flow.execute("count", {"n": 1})
