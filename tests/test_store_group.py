@@ -304,9 +304,9 @@ def statements_of(store: SqliteStore, run: Callable[[], JobState]) -> Counter[st
     job = run()
     assert job.status is JobStatus.COMPLETED
     return Counter(
-        "change" if text.startswith("INSERT OR REPLACE INTO changes") else text
+        "change" if text.startswith("INSERT INTO changes") else text
         for text in seen
-        if text.startswith(("BEGIN", "COMMIT", "INSERT OR REPLACE INTO changes"))
+        if text.startswith(("BEGIN", "COMMIT", "INSERT INTO changes"))
     )
 
 

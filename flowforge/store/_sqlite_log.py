@@ -203,9 +203,13 @@ def append(
 
 
 _APPEND: Final = (
-    "INSERT OR REPLACE INTO changes (job_id, slot, n, row) SELECT ?, ?, ?, ? "
-    "WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ? AND owner = ?)"
+    "INSERT INTO changes (job_id, slot, n, row) SELECT ?, ?, ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ? AND owner = ?) "
+    "ON CONFLICT (job_id, slot) DO UPDATE SET n = excluded.n, row = excluded.row"
 )
+"""Rewrites a ring slot's row where it lies: ``INSERT OR REPLACE`` deletes it
+first, which makes SQLite rebalance the table's pages (three or four pages
+written instead of one, in one commit of about seven)."""
 
 
 def _read_state(db: sqlite3.Connection, job_id: str) -> LogState:
@@ -267,7 +271,8 @@ def _fold(
         )
     if net.routines:
         db.executemany(
-            "INSERT OR REPLACE INTO routines VALUES (?, ?, ?)",
+            "INSERT INTO routines VALUES (?, ?, ?) ON CONFLICT (job_id, routine_id) "
+            "DO UPDATE SET row = excluded.row",
             [(job_id, *row) for row in net.routine_rows()],
         )
     if net.buffers:
@@ -299,7 +304,12 @@ def _write_buffers(
             gone,
         )
     if kept:
-        db.executemany("INSERT OR REPLACE INTO buffers VALUES (?, ?, ?, ?, ?)", kept)
+        db.executemany(
+            "INSERT INTO buffers VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, "
+            "routine_id, slot) DO UPDATE SET buffer = excluded.buffer, "
+            "arrivals = excluded.arrivals",
+            kept,
+        )
 
 
 def _write_history(db: sqlite3.Connection, job_id: str, net: Net) -> None:
