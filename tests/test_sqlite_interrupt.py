@@ -17,7 +17,7 @@ from flowforge import Flow, JobStatus, Routine
 from flowforge.store import SqliteStore
 from flowforge.store._sqlite_log import change_row
 
-ROW = change_row("a", 4, "[]", "someone")
+ROW = change_row("a", 4, "[]")
 
 
 class Step(Routine):
@@ -112,7 +112,7 @@ def test_an_interrupt_right_after_a_groups_begin_leaves_the_store_usable(
         db, group = store._connection(), store._group
         assert group is not None
         with group.lock:
-            group.add(cast(sqlite3.Connection, InterruptedAfterBegin(db)), ROW)
+            group.add(cast(sqlite3.Connection, InterruptedAfterBegin(db)), ROW, "a")
             with pytest.raises(KeyboardInterrupt):
                 group.commit()
 

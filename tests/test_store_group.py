@@ -444,3 +444,21 @@ def test_a_checkpoint_that_sets_the_status_commits_the_group_with_it(
 def new_job_state() -> JobState:
     flow, _ = countdown_flow()
     return flow.execute("count", {"n": 1})
+
+
+def test_a_job_whose_kept_checkpoint_is_refused_writes_nothing_after_it(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    stored = job.delivery_count
+    job.delivery_count += 1
+    checkpoint(store, job, "b")  # kept: refused at the commit
+    job.delivery_count += 1
+    job.status = JobStatus.PAUSED  # a status: commits at once, with the kept row
+
+    with pytest.raises(StoreError, match="leased to 'a', not 'b'"):
+        checkpoint(store, job, "a")
+
+    assert store.load(job.job_id).delivery_count == stored
+    store.close()

@@ -27,10 +27,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Final, TypeVar, final
+from typing import Final, final
 
 from flowforge.exceptions import ArgumentTypeError, StoreError
-from flowforge.store._sqlite_log import ChangeRow, write_changes
+from flowforge.store._sqlite_log import ChangeRow, LogState, write_changes
 
 __all__ = ["Group", "check_group"]
 
@@ -41,7 +41,6 @@ LOST: Final = (
     "job {!r} lost its last grouped checkpoints to a failed commit; it stops "
     "here, resume it from the store"
 )
-T = TypeVar("T")
 Guard = Callable[[str, Callable[[], object]], object]
 """Runs a step, turning SQLite's errors into ``StoreError``."""
 
@@ -114,6 +113,7 @@ class Group:
         self._writer: sqlite3.Connection | None = None
         self._opened = 0.0
         self._jobs: set[str] = set()
+        self._owners: set[tuple[str, str]] = set()
         self._flusher: threading.Thread | None = None
         self._closed = False
         self._idle = False
@@ -132,7 +132,7 @@ class Group:
         if job_id in self.lost:
             raise StoreError(self.lost[job_id])
 
-    def add(self, db: sqlite3.Connection, row: ChangeRow) -> None:
+    def add(self, db: sqlite3.Connection, row: ChangeRow, owner: str) -> None:
         """Keep a checkpoint's row; commit the rows if due (call with ``lock`` held).
 
         Raises:
@@ -144,6 +144,7 @@ class Group:
             self._wake()
         rows.append(row)
         self._jobs.add(row[0])
+        self._owners.add((row[0], owner))
         self._writer = db
         if len(rows) >= self.every or time.monotonic() - self._opened >= self.interval:
             self.commit()
@@ -152,23 +153,24 @@ class Group:
         self,
         db: sqlite3.Connection,
         job_id: str,
-        work: Callable[[sqlite3.Connection], T],
-    ) -> T:
+        work: Callable[[sqlite3.Connection], LogState | None],
+    ) -> LogState | None:
         """Run ``work`` after the rows kept, in one transaction, and commit it.
 
-        Call with ``lock`` held.
+        Call with ``lock`` held. ``None`` if the job's rows kept were refused
+        (``work`` is not run: it would leave a gap in the job's log).
 
         Raises:
             StoreError: If a step failed; the transaction is rolled back.
         """
         self._jobs.add(job_id)
         self._writer = db
-        result: list[T] = []
+        result: list[LogState | None] = []
 
         def transaction() -> None:
             _begin(db)
-            refused = write_changes(db, self._rows) if self._rows else {}
-            result.append(work(db))
+            refused = write_changes(db, self._rows, self._owners) if self._rows else {}
+            result.append(None if job_id in refused else work(db))
             db.execute("COMMIT")
             self._committed(refused)
 
@@ -188,7 +190,7 @@ class Group:
 
         def transaction() -> None:
             _begin(db)
-            refused = write_changes(db, self._rows)
+            refused = write_changes(db, self._rows, self._owners)
             db.execute("COMMIT")
             self._committed(refused)
 
@@ -203,7 +205,7 @@ class Group:
 
     def _committed(self, refused: dict[str, str]) -> None:
         """Start afresh after a commit; mark the jobs whose rows were refused lost."""
-        self._rows, self._jobs = [], set()
+        self._rows, self._jobs, self._owners = [], set(), set()
         if refused:
             self.lost.update(refused)
             self._forget(set(refused))
@@ -214,7 +216,7 @@ class Group:
         Call with ``lock`` held.
         """
         db, jobs = self._writer, self._jobs
-        self._rows, self._jobs = [], set()
+        self._rows, self._jobs, self._owners = [], set(), set()
         if db is not None and db.in_transaction:
             try:
                 db.execute("ROLLBACK")

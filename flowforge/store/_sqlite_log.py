@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Final, NamedTuple
 
 from flowforge.store._change_log import (
@@ -98,31 +99,37 @@ def write_change(
     return cursor.rowcount == 1
 
 
-ChangeRow = tuple[str, int, int, str, str, str]
+ChangeRow = tuple[str, int, int, str]
 """Change ``n`` of a job as :func:`write_changes` writes it."""
 
 
-def change_row(job_id: str, n: int, text: str, owner: str) -> ChangeRow:
+def change_row(job_id: str, n: int, text: str) -> ChangeRow:
     """Return change ``n``'s row, to write later with :func:`write_changes`."""
-    return (job_id, n % FOLD_EVERY, n, text, job_id, owner)
+    return (job_id, n % FOLD_EVERY, n, text)
 
 
-def write_changes(db: sqlite3.Connection, rows: list[ChangeRow]) -> dict[str, str]:
-    """Write the rows of jobs whose owner holds the lease, in order.
+def write_changes(
+    db: sqlite3.Connection, rows: list[ChangeRow], owners: Iterable[tuple[str, str]]
+) -> dict[str, str]:
+    """Write the rows of the jobs whose lease their writer holds, in order.
+
+    The lease is checked once per job and writer (``owners``), not per row:
+    the transaction holds SQLite's write lock, so it cannot change meanwhile.
 
     Returns:
         Why each job whose rows were not written was refused, by job id.
     """
-    if db.executemany(_APPEND, rows).rowcount == len(rows):
-        return {}
     refused: dict[str, str] = {}
-    for job_id, owner in {(row[0], row[5]) for row in rows}:
+    for job_id, owner in owners:
         found = db.execute("SELECT owner FROM jobs WHERE job_id = ?", (job_id,))
         holder = found.fetchone()
         if holder is None or holder[0] != owner:
             refused[job_id] = refusal(
                 job_id, None if holder is None else holder[0], owner
             )
+    if refused:
+        rows = [row for row in rows if row[0] not in refused]
+    db.executemany(_WRITE, rows)
     return refused
 
 
@@ -207,7 +214,11 @@ _APPEND: Final = (
     "WHERE EXISTS (SELECT 1 FROM jobs WHERE job_id = ? AND owner = ?) "
     "ON CONFLICT (job_id, slot) DO UPDATE SET n = excluded.n, row = excluded.row"
 )
-"""Rewrites a ring slot's row where it lies: ``INSERT OR REPLACE`` deletes it
+_WRITE: Final = (
+    "INSERT INTO changes (job_id, slot, n, row) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (job_id, slot) DO UPDATE SET n = excluded.n, row = excluded.row"
+)
+"""Both rewrite a ring slot's row where it lies: ``INSERT OR REPLACE`` deletes it
 first, which makes SQLite rebalance the table's pages (three or four pages
 written instead of one, in one commit of about seven)."""
 

@@ -267,8 +267,8 @@ class SqliteStore:
         if log is not None:
             work = due(log, document.document.status, lease_until, time.time())
             if work.alone and self._group is not None:  # kept for the group's commit
-                row = change_row(job_id, work.n, text, owner)
-                self._keep(job_id, row, noted(log, work.n, document))
+                row = change_row(job_id, work.n, text)
+                self._keep(row, owner, noted(log, work.n, document))
                 return
             # One statement, committed alone, when that is all there is to write.
             if work.alone and self._write_alone(job_id, work.n, text, owner):
@@ -466,15 +466,15 @@ class SqliteStore:
         except (sqlite3.Error, UnicodeEncodeError) as error:
             raise self._failed("write to", error) from error
 
-    def _keep(self, job_id: str, row: ChangeRow, state: LogState) -> None:
+    def _keep(self, row: ChangeRow, owner: str, state: LogState) -> None:
         """Keep a checkpoint's one row for the group's commit; commit it if due."""
         group = self._group
         assert group is not None  # noqa: S101  the caller checked
         with group.lock:
+            job_id = row[0]
             group.check(job_id)
-            group.add(
-                getattr(self._local, "connection", None) or self._connection(), row
-            )
+            db = getattr(self._local, "connection", None) or self._connection()
+            group.add(db, row, owner)
             group.check(job_id)  # refused at the commit just made
             self._logs[job_id] = state
 
@@ -491,7 +491,9 @@ class SqliteStore:
         with group.lock:
             group.check(job_id)
             db = getattr(self._local, "connection", None) or self._connection()
-            return group.write(db, job_id, write)
+            state = group.write(db, job_id, write)
+            group.check(job_id)  # its rows kept were refused at this commit
+            return state
 
     def _forget(self, job_ids: set[str]) -> None:
         """Drop what this store knows of the jobs' logs: it reads them back."""
