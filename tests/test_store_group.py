@@ -462,3 +462,22 @@ def test_a_job_whose_kept_checkpoint_is_refused_writes_nothing_after_it(
 
     assert store.load(job.job_id).delivery_count == stored
     store.close()
+
+
+@pytest.mark.parametrize("every", [1, 16])
+def test_a_checkpoint_renews_a_lease_a_third_gone_and_commits_at_once(
+    tmp_path: Path, every: int
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=every, commit_interval=3600)
+    job = new_job(store, "a")
+    job.delivery_count += 1
+    soon = time.time()  # all gone: renewing is due
+
+    change = Change(len(job.pending), None, None, job.history_total, len(job.errors))
+    store.checkpoint(job, change, owner="a", lease_until=soon)
+
+    other = SqliteStore(tmp_path / "jobs.db")
+    assert other.get(job.job_id).lease_until == soon
+    assert other.load(job.job_id).delivery_count == job.delivery_count
+    other.close()
+    store.close()
