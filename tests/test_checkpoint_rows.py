@@ -186,7 +186,7 @@ def test_a_routine_row_names_the_routine_status_by_its_value(
 def test_a_failed_grouped_checkpoint_is_a_store_error_and_loses_the_job(
     tmp_path: Path,
 ) -> None:
-    store = SqliteStore(tmp_path / "jobs.db", commit_every=16)
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=2)
     job = paused_job()
     lease = time.time() + 60
     store.save(job, owner="me", lease_until=lease)
@@ -194,8 +194,10 @@ def test_a_failed_grouped_checkpoint_is_a_store_error_and_loses_the_job(
     with sqlite3.connect(tmp_path / "jobs.db") as other:
         other.execute("DROP TABLE changes")
 
+    store.checkpoint(job, NO_CHANGE, owner="me", lease_until=lease)  # kept
+
     with pytest.raises(StoreError, match="cannot write to SQLite store .*changes"):
-        store.checkpoint(job, NO_CHANGE, owner="me", lease_until=lease)
+        store.checkpoint(job, NO_CHANGE, owner="me", lease_until=lease)  # commits
 
     with pytest.raises(StoreError, match="lost its last grouped checkpoints"):
         store.checkpoint(job, NO_CHANGE, owner="me", lease_until=lease)

@@ -15,6 +15,9 @@ import pytest
 
 from flowforge import Flow, JobStatus, Routine
 from flowforge.store import SqliteStore
+from flowforge.store._sqlite_log import change_row
+
+ROW = change_row("a", 4, "[]")
 
 
 class Step(Routine):
@@ -108,15 +111,13 @@ def test_an_interrupt_right_after_a_groups_begin_leaves_the_store_usable(
         flow.execute("a", {"n": 0}, job_id="a", store=store)
         db, group = store._connection(), store._group
         assert group is not None
-        with group.lock, pytest.raises(KeyboardInterrupt):
-            group.begin(cast(sqlite3.Connection, InterruptedAfterBegin(db)))
-        assert db.in_transaction and group.db is None  # open, unrecorded
-
         with group.lock:
-            group.begin(db)  # the next grouped checkpoint begins afresh
-            group.commit()
+            group.add(cast(sqlite3.Connection, InterruptedAfterBegin(db)), ROW, "a")
+            with pytest.raises(KeyboardInterrupt):
+                group.commit()
 
-        assert not db.in_transaction
+        assert not db.in_transaction and group.db is None  # rolled back
+        assert "a" in group.lost  # its kept row is gone: it stops
         assert_usable(store, path, flow)
     finally:
         store.close()

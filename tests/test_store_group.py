@@ -192,8 +192,10 @@ def test_a_paused_job_is_stored_whole(tmp_path: Path) -> None:
 
 
 def new_job(store: SqliteStore, owner: str) -> JobState:
+    """A running job created in ``store``: its checkpoints are one row each."""
     flow, _ = countdown_flow()
     job = flow.execute("count", {"n": 2})
+    job.status = JobStatus.RUNNING
     assert store.create(job, owner=owner, lease_until=FAR)
     return job
 
@@ -206,7 +208,7 @@ def checkpoint(store: SqliteStore, job: JobState, owner: str) -> None:
 def test_a_failed_grouped_write_rolls_its_group_back_and_stops_its_jobs(
     tmp_path: Path,
 ) -> None:
-    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=2, commit_interval=3600)
     job, other = new_job(store, "a"), new_job(store, "c")
     with sqlite3.connect(tmp_path / "jobs.db") as db:  # a write SQLite refuses
         db.execute(
@@ -217,7 +219,7 @@ def test_a_failed_grouped_write_rolls_its_group_back_and_stops_its_jobs(
     checkpoint(store, other, "c")
 
     with pytest.raises(StoreError, match="disk on fire"):
-        checkpoint(store, job, "a")
+        checkpoint(store, job, "a")  # the group's commit
     with pytest.raises(StoreError, match="lost its last grouped checkpoints"):
         checkpoint(store, other, "c")
 
@@ -226,24 +228,43 @@ def test_a_failed_grouped_write_rolls_its_group_back_and_stops_its_jobs(
     store.close()
 
 
-def test_a_refused_checkpoint_leaves_the_other_jobs_of_its_group_alone(
+def test_a_checkpoint_refused_at_the_commit_stops_its_job_only(
     tmp_path: Path,
 ) -> None:
     store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job, other = new_job(store, "a"), new_job(store, "c")
+    stored = job.delivery_count
+    other.delivery_count += 1
+    checkpoint(store, other, "c")
+    job.delivery_count += 1
+    checkpoint(store, job, "b")  # kept: the lease is checked at the commit
+    other.delivery_count += 1
+    checkpoint(store, other, "c")
+
+    loaded = store.load(other.job_id)  # commits the group first
+
+    assert loaded.delivery_count == other.delivery_count
+    with pytest.raises(StoreError, match="leased to 'a', not 'b'"):
+        checkpoint(store, job, "b")
+    with pytest.raises(StoreError, match="leased to 'a', not 'b'"):
+        checkpoint(store, job, "a")  # its log misses the refused change
+    assert store.load(job.job_id).delivery_count == stored
+    store.save(job, owner="a", lease_until=FAR)  # a whole save mends it
+    checkpoint(store, job, "a")
+    store.close()
+
+
+def test_a_checkpoint_refused_at_its_own_commit_raises_there(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=2, commit_interval=3600)
     job, other = new_job(store, "a"), new_job(store, "c")
     other.delivery_count += 1
     checkpoint(store, other, "c")
 
     with pytest.raises(StoreError, match="leased to 'a', not 'b'"):
-        checkpoint(store, job, "b")  # writes nothing: nothing to roll back
-    other.delivery_count += 1
-    checkpoint(store, other, "c")
-    checkpoint(store, job, "a")
-    store.close()
-    reopened = SqliteStore(tmp_path / "jobs.db")
+        checkpoint(store, job, "b")  # the group's commit
 
-    assert reopened.load(other.job_id).delivery_count == other.delivery_count
-    reopened.close()
+    assert store.load(other.job_id).delivery_count == other.delivery_count
+    store.close()
 
 
 def test_close_commits_the_open_group(tmp_path: Path) -> None:
@@ -283,9 +304,9 @@ def statements_of(store: SqliteStore, run: Callable[[], JobState]) -> Counter[st
     job = run()
     assert job.status is JobStatus.COMPLETED
     return Counter(
-        "change" if text.startswith("INSERT OR REPLACE INTO changes") else text
+        "change" if text.startswith("INSERT INTO changes") else text
         for text in seen
-        if text.startswith(("BEGIN", "COMMIT", "INSERT OR REPLACE INTO changes"))
+        if text.startswith(("BEGIN", "COMMIT", "INSERT INTO changes"))
     )
 
 
@@ -377,4 +398,86 @@ def test_another_store_opens_and_reads_while_a_group_is_open(tmp_path: Path) -> 
 
     assert reader.load(job.job_id).delivery_count == committed
     reader.close()
+    store.close()
+
+
+def test_other_processes_write_while_checkpoints_wait_for_their_commit(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    committed = job.delivery_count
+    job.delivery_count += 1
+    checkpoint(store, job, "a")  # kept in memory: no write lock held
+    other = SqliteStore(tmp_path / "jobs.db", timeout=0)
+    other_job = new_job_state()
+
+    other.save(other_job, owner="b", lease_until=FAR)
+
+    assert other.load(other_job.job_id).job_id == other_job.job_id
+    assert other.load(job.job_id).delivery_count == committed
+    other.close()
+    store.close()
+
+
+def test_a_checkpoint_that_sets_the_status_commits_the_group_with_it(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    other = SqliteStore(tmp_path / "jobs.db")
+    for _ in range(3):
+        job.delivery_count += 1
+        checkpoint(store, job, "a")
+    kept = other.load(job.job_id).delivery_count
+    job.delivery_count += 1
+    job.status = JobStatus.PAUSED
+
+    checkpoint(store, job, "a")
+
+    assert kept == job.delivery_count - 4
+    assert other.load(job.job_id).delivery_count == job.delivery_count
+    other.close()
+    store.close()
+
+
+def new_job_state() -> JobState:
+    flow, _ = countdown_flow()
+    return flow.execute("count", {"n": 1})
+
+
+def test_a_job_whose_kept_checkpoint_is_refused_writes_nothing_after_it(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=16, commit_interval=3600)
+    job = new_job(store, "a")
+    stored = job.delivery_count
+    job.delivery_count += 1
+    checkpoint(store, job, "b")  # kept: refused at the commit
+    job.delivery_count += 1
+    job.status = JobStatus.PAUSED  # a status: commits at once, with the kept row
+
+    with pytest.raises(StoreError, match="leased to 'a', not 'b'"):
+        checkpoint(store, job, "a")
+
+    assert store.load(job.job_id).delivery_count == stored
+    store.close()
+
+
+@pytest.mark.parametrize("every", [1, 16])
+def test_a_checkpoint_renews_a_lease_a_third_gone_and_commits_at_once(
+    tmp_path: Path, every: int
+) -> None:
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=every, commit_interval=3600)
+    job = new_job(store, "a")
+    job.delivery_count += 1
+    soon = time.time()  # all gone: renewing is due
+
+    change = Change(len(job.pending), None, None, job.history_total, len(job.errors))
+    store.checkpoint(job, change, owner="a", lease_until=soon)
+
+    other = SqliteStore(tmp_path / "jobs.db")
+    assert other.get(job.job_id).lease_until == soon
+    assert other.load(job.job_id).delivery_count == job.delivery_count
+    other.close()
     store.close()

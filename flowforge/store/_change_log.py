@@ -232,33 +232,49 @@ def fold(changes: Sequence[Logged], where: str) -> Net:
     first = changes[0].document
     net = Net(first, first.pending_from)
     try:
-        for document, history in changes:
-            _add(net, document)
-            if document.history:
-                net.history.append(history)
+        _add_all(net, changes)
+        for routine_id in net.routines:  # only the ids kept: most repeat
+            _str(routine_id)
+        for routine_id, slot in net.buffers:
+            _str(routine_id)
+            _str(slot)
     except (TypeError, ValueError) as error:
         raise _corrupted(where, error) from error
     return net
 
 
-def _add(net: Net, document: ChangeDocument) -> None:
-    net.last = document
-    start = document.pending_from
-    if start < net.pending_from:
-        net.pending_from, net.pending = start, []
-    elif start - net.pending_from > len(net.pending):
-        raise ValueError(f"pending deliveries from {start} follow a gap")
-    else:
-        del net.pending[start - net.pending_from :]
-    net.pending.extend(document.pending)
-    if document.routine is not None:
-        routine_id, row = document.routine
-        net.routines[_str(routine_id)] = row
-    if document.buffer is not None:
-        routine_id, slot, buffer, arrivals = document.buffer
-        net.buffers[(_str(routine_id), _str(slot))] = (buffer, arrivals)
-    for n, error in enumerate(document.errors, document.errors_from):
-        net.errors[n] = error
+def _add_all(net: Net, changes: Sequence[Logged]) -> None:
+    """Add each document's effect to ``net``, in order (one loop: it runs a lot).
+
+    Ids are checked by the caller, once per id kept.
+    """
+    pending, routines, buffers = net.pending, net.routines, net.buffers
+    errors, history = net.errors, net.history
+    pending_from = net.pending_from
+    document = net.last
+    for document, text in changes:
+        start = document.pending_from
+        if start < pending_from:
+            pending_from = start
+            pending.clear()
+        elif start - pending_from > len(pending):
+            raise ValueError(f"pending deliveries from {start} follow a gap")
+        else:
+            del pending[start - pending_from :]
+        pending += document.pending
+        if document.routine is not None:
+            routine_id, row = document.routine
+            # Ids are checked by fold() once each, after the loop.
+            routines[routine_id] = row  # type: ignore[index]
+        if document.buffer is not None:
+            routine_id, slot, buffer, arrivals = document.buffer
+            buffers[(routine_id, slot)] = (buffer, arrivals)  # type: ignore[index]
+        if document.errors:
+            for n, error in enumerate(document.errors, document.errors_from):
+                errors[n] = error
+        if document.history:
+            history.append(text)
+    net.last, net.pending_from = document, pending_from
 
 
 def apply(net: Net, rows: JobRows, history: dict[int, str]) -> None:

@@ -1,18 +1,22 @@
 """Group commit for SqliteStore: one transaction for several checkpoints.
 
-With ``commit_every=N``, a store's checkpoints share one open write
-transaction, committed after N of them, or once ``commit_interval`` seconds
-have passed since it began, whichever comes first. A flusher thread commits a
-transaction that has waited the interval while a slow handler runs, so a
-commit is never later than the interval. Any other write or read through the
-store commits the open transaction first, so the store's view is always a
-prefix of the job's checkpoints: after a crash, at most N deliveries run again.
+With ``commit_every=N``, a store keeps the rows of its checkpoints in memory
+and writes them in one short transaction after N of them, or once the first
+has waited ``commit_interval`` seconds, whichever comes first. A flusher
+thread commits rows that have waited the interval while a slow handler runs,
+so a commit is never later than the interval. A checkpoint with more to write
+than its row (a fold, a status, a lease renewal: the rules of
+:func:`~flowforge.store._sqlite_log.due`) writes the rows kept before it and
+itself in one transaction, committed at once. Any other write or read through
+the store commits the rows kept first. So the store's view is always a prefix
+of the job's checkpoints (after a crash, at most N deliveries run again), and
+no write transaction stays open between two calls into the store.
 
-If a grouped checkpoint or the commit fails, the whole transaction is rolled
-back and its jobs are marked *lost*: their next checkpoint raises, since it
-would add a change to a log that misses the ones before it, until a full save
-rewrites the job. A checkpoint refused because its writer lost the job's
-lease writes nothing, so the transaction goes on.
+If a commit fails, it is rolled back and its jobs are marked *lost*: their
+next checkpoint raises, since it would add a change to a log that misses the
+ones before it, until a full save rewrites the job. A job whose rows are
+refused at the commit because its writer lost the lease is marked lost with
+that refusal; the other jobs' rows are committed.
 """
 
 from __future__ import annotations
@@ -26,12 +30,17 @@ from collections.abc import Callable
 from typing import Final, final
 
 from flowforge.exceptions import ArgumentTypeError, StoreError
+from flowforge.store._sqlite_log import ChangeRow, LogState, write_changes
 
 __all__ = ["Group", "check_group"]
 
 _log = logging.getLogger(__name__)
 MAX_COMMIT_EVERY: Final = 1_000_000
 MAX_INTERVAL: Final = 3600.0
+LOST: Final = (
+    "job {!r} lost its last grouped checkpoints to a failed commit; it stops "
+    "here, resume it from the store"
+)
 Guard = Callable[[str, Callable[[], object]], object]
 """Runs a step, turning SQLite's errors into ``StoreError``."""
 
@@ -71,17 +80,18 @@ def check_group(commit_every: object, commit_interval: object) -> tuple[int, flo
 
 @final
 class Group:
-    """The open transaction grouped checkpoints share, and its flusher thread.
+    """The checkpoint rows waiting for their commit, and the flusher thread.
 
-    ``lock`` guards the transaction: hold it around every use of the store's
-    connections while grouping (:meth:`SqliteStore._transaction` does).
+    ``lock`` guards them: hold it around every use of the store's connections
+    while grouping (:meth:`SqliteStore._transaction` does). ``lost`` says why
+    each lost job stops, by job id.
 
     Args:
         every: Commit after this many checkpoints.
-        interval: Commit once the transaction is this many seconds old.
+        interval: Commit once the first row kept is this many seconds old.
         guard: Runs a step, turning SQLite's errors into ``StoreError``.
-        forget: Called with the ids of the jobs a rolled-back transaction
-            held, so that the store reads their logs back.
+        forget: Called with the ids of the jobs whose rows were not
+            committed, so that the store reads their logs back.
     """
 
     def __init__(
@@ -91,88 +101,133 @@ class Group:
         guard: Guard,
         forget: Callable[[set[str]], None],
     ) -> None:
-        """Create a group with no transaction open and no flusher yet."""
+        """Create a group with no rows kept and no flusher yet."""
         self.every = every
         self.interval = interval
         # A plain lock: nothing re-enters it, and it is taken per checkpoint.
         self.lock = threading.Condition(threading.Lock())
-        self.lost: set[str] = set()
+        self.lost: dict[str, str] = {}
         self._guard = guard
         self._forget = forget
-        self._db: sqlite3.Connection | None = None
+        self._rows: list[ChangeRow] = []
+        self._writer: sqlite3.Connection | None = None
         self._opened = 0.0
-        self._count = 0
         self._jobs: set[str] = set()
+        self._owners: set[tuple[str, str]] = set()
         self._flusher: threading.Thread | None = None
         self._closed = False
         self._idle = False
 
     @property
     def db(self) -> sqlite3.Connection | None:
-        """The connection holding the open transaction, if any."""
-        return self._db
+        """The connection that will commit the rows kept, if any."""
+        return self._writer if self._rows else None
 
-    def begin(self, db: sqlite3.Connection) -> None:
-        """Make sure ``db`` holds the open transaction (call with ``lock`` held)."""
-        if self._db is db:
-            return
-        self.commit()  # another connection's, if any: SQLite has one writer
-        self._guard("write to", lambda: _begin(db))
-        self._db, self._opened, self._count = db, time.monotonic(), 0
-        if self._flusher is None:  # none yet, or it ended while idle
-            self._flusher = threading.Thread(
-                target=self._flush, name="flowforge-group-commit", daemon=True
-            )
-            self._flusher.start()
-        elif self._idle:  # waiting for a transaction: it has one now
-            self.lock.notify()
-
-    def added(self, job_id: str) -> None:
-        """Count a checkpoint written in the transaction; commit it if due."""
-        self._jobs.add(job_id)
-        self._count += 1
-        if (
-            self._count >= self.every
-            or time.monotonic() - self._opened >= self.interval
-        ):
-            self.commit()
-
-    def commit(self) -> None:
-        """Commit the open transaction, if any (call with ``lock`` held).
+    def check(self, job_id: str) -> None:
+        """Raise why the job is lost, if it is.
 
         Raises:
-            StoreError: If the commit failed; the transaction is rolled back.
+            StoreError: If the job lost grouped checkpoints, saying why.
         """
-        db = self._db
-        if db is None:
+        if job_id in self.lost:
+            raise StoreError(self.lost[job_id])
+
+    def add(self, db: sqlite3.Connection, row: ChangeRow, owner: str) -> None:
+        """Keep a checkpoint's row; commit the rows if due (call with ``lock`` held).
+
+        Raises:
+            StoreError: If the commit failed; the rows are dropped.
+        """
+        rows = self._rows
+        if not rows:
+            self._opened = time.monotonic()
+            self._wake()
+        rows.append(row)
+        self._jobs.add(row[0])
+        self._owners.add((row[0], owner))
+        self._writer = db
+        if len(rows) >= self.every or time.monotonic() - self._opened >= self.interval:
+            self.commit()
+
+    def write(
+        self,
+        db: sqlite3.Connection,
+        job_id: str,
+        work: Callable[[sqlite3.Connection], LogState | None],
+    ) -> LogState | None:
+        """Run ``work`` after the rows kept, in one transaction, and commit it.
+
+        Call with ``lock`` held. ``None`` if the job's rows kept were refused
+        (``work`` is not run: it would leave a gap in the job's log).
+
+        Raises:
+            StoreError: If a step failed; the transaction is rolled back.
+        """
+        self._jobs.add(job_id)
+        self._writer = db
+        result: list[LogState | None] = []
+
+        def transaction() -> None:
+            _begin(db)
+            refused = write_changes(db, self._rows, self._owners) if self._rows else {}
+            result.append(None if job_id in refused else work(db))
+            db.execute("COMMIT")
+            self._committed(refused)
+
+        self._run(transaction)
+        return result[0]
+
+    def commit(self) -> None:
+        """Commit the rows kept, if any (call with ``lock`` held).
+
+        Raises:
+            StoreError: If the commit failed; the rows are dropped.
+        """
+        if not self._rows:
             return
+        db = self._writer
+        assert db is not None  # noqa: S101  set with the first row
+
+        def transaction() -> None:
+            _begin(db)
+            refused = write_changes(db, self._rows, self._owners)
+            db.execute("COMMIT")
+            self._committed(refused)
+
+        self._run(transaction)
+
+    def _run(self, transaction: Callable[[], None]) -> None:
         try:
-            self._guard("write to", lambda: db.execute("COMMIT"))
+            self._guard("write to", transaction)
         except BaseException:
             self.abort()
             raise
-        self._db, self._jobs = None, set()
 
-    def abort(self, job_id: str | None = None) -> None:
-        """Roll back the open transaction; mark its jobs (and ``job_id``) lost.
+    def _committed(self, refused: dict[str, str]) -> None:
+        """Start afresh after a commit; mark the jobs whose rows were refused lost."""
+        self._rows, self._jobs, self._owners = [], set(), set()
+        if refused:
+            self.lost.update(refused)
+            self._forget(set(refused))
+
+    def abort(self) -> None:
+        """Roll back what is open; drop the rows kept; mark their jobs lost.
 
         Call with ``lock`` held.
         """
-        db, jobs = self._db, self._jobs
-        if job_id is not None:
-            jobs.add(job_id)
-        self._db, self._jobs = None, set()
-        if db is None:
-            return
-        try:
-            db.execute("ROLLBACK")
-        except sqlite3.Error:  # already rolled back by SQLite itself
-            pass
-        self.lost |= jobs
+        db, jobs = self._writer, self._jobs
+        self._rows, self._jobs, self._owners = [], set(), set()
+        if db is not None and db.in_transaction:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.Error:  # already rolled back by SQLite itself
+                pass
+        for job_id in jobs:
+            self.lost[job_id] = LOST.format(job_id)
         self._forget(jobs)
 
     def close(self) -> None:
-        """Commit what is open and stop the flusher."""
+        """Commit the rows kept and stop the flusher."""
         with self.lock:
             self._closed = True
             flusher = self._flusher
@@ -185,19 +240,28 @@ class Group:
         with self.lock:
             self._flusher, self._closed = None, False
 
+    def _wake(self) -> None:
+        """Make sure a flusher will commit the first row kept on time."""
+        if self._flusher is None:  # none yet, or it ended while idle
+            self._flusher = threading.Thread(
+                target=self._flush, name="flowforge-group-commit", daemon=True
+            )
+            self._flusher.start()
+        elif self._idle:  # waiting for rows: it has some now
+            self.lock.notify()
+
     def _flush(self) -> None:
-        # Woken only by the clock while transactions come and go (a wake-up
-        # per transaction would cost the checkpoints more than it saves).
-        # Idle for an interval, it ends (the next transaction starts another),
-        # so that it never keeps an unused store, its connections and itself
-        # alive.
+        # Woken only by the clock while rows come and go (a wake-up per
+        # group would cost the checkpoints more than it saves). Idle for an
+        # interval, it ends (the next row starts another), so that it never
+        # keeps an unused store, its connections and itself alive.
         with self.lock:
             while not self._closed:
-                if self._db is None:
+                if not self._rows:
                     self._idle = True
                     woken = self.lock.wait(self.interval)
                     self._idle = False
-                    if not woken and self._db is None:
+                    if not woken and not self._rows:
                         self._flusher = None
                         return
                     continue

@@ -46,7 +46,17 @@ from flowforge.store._sqlite_connect import (
     reset_after_fork,
 )
 from flowforge.store._sqlite_group import Group, check_group
-from flowforge.store._sqlite_log import LogState, append, due, noted, write_change
+from flowforge.store._sqlite_log import (
+    ChangeRow,
+    LogState,
+    append,
+    change_row,
+    check_owner,
+    due,
+    noted,
+    refused,
+    write_change,
+)
 from flowforge.store._sqlite_rows import (
     RECORD_COLUMNS,
     insert_job,
@@ -129,22 +139,23 @@ class SqliteStore:
             With N above 1 (group commit), a crash loses up to the last N
             deliveries' checkpoints, so up to N handler bodies run again on
             recovery, and other processes see a job's progress up to N - 1
-            deliveries late. What the store holds is always a prefix of the
-            job's checkpoints, so completions and emissions still happen
-            exactly once. Everything is committed when a run ends, pauses,
-            fails or is interrupted.
+            deliveries late. The store always holds a prefix of the job's
+            checkpoints, so completions and emissions still happen exactly
+            once. Checkpoints wait in memory for one short transaction (one
+            that folds, renews the lease or sets the status commits at once);
+            a lease lost to another process is found there, and the job stops
+            at its next checkpoint. A run's end, pause, failure or interrupt
+            commits all.
         commit_interval: With group commit, the longest a checkpoint waits
-            for its commit, in seconds (more than 0, at most 3,600): a
-            transaction is committed once this old, even while a slow
-            handler runs (by a thread of the store's), as long as the
-            process runs Python: a stopped process, or a handler holding the
-            GIL in one long C call, keeps the transaction (and SQLite's write
-            lock) open, and other writers wait up to their ``timeout``.
+            for its commit, in seconds (more than 0, at most 3,600), even
+            while a slow handler runs (a thread of the store's commits), as
+            long as the process runs Python (a stopped process, or a handler
+            holding the GIL in one C call, commits late; it holds no lock).
 
     Thread safety: safe to share between threads (each gets its own
     connection) and between processes on one machine. A copy made by
-    ``fork()`` opens connections of its own, and leaves an open group to
-    the parent.
+    ``fork()`` opens connections of its own, and leaves the checkpoints
+    kept for a group commit to the parent.
     """
 
     def __init__(
@@ -215,7 +226,7 @@ class SqliteStore:
 
         def save(db: sqlite3.Connection) -> None:
             if owner is not None:
-                _check_owner(db, job_id, owner, required=False)
+                check_owner(db, job_id, owner, required=False)
             for table in ("jobs",) + _ROW_TABLES:
                 db.execute(
                     f"DELETE FROM {table} WHERE job_id = ?", (job_id,)
@@ -226,7 +237,7 @@ class SqliteStore:
         self._write(save)
         self._shape_ids.add(rows.shape)
         if self._group is not None:  # rewritten whole: its log is sound again
-            self._group.lost.discard(job_id)
+            self._group.lost.pop(job_id, None)
         if owner is not None and lease_until is not None:
             self._logs[job_id] = LogState([], 0, 0, _now())
 
@@ -239,7 +250,7 @@ class SqliteStore:
         transaction. The lease is renewed then, and once a third of it has
         passed since the last renewal (the journal's heartbeat renews it too).
         A change with nothing else due is one statement, committed on its
-        own; with group commit, it joins the open transaction.
+        own; with group commit, it waits in memory for the group's commit.
         """
         # The usual types pass check_lease: check the others only.
         if not (
@@ -253,9 +264,13 @@ class SqliteStore:
         job_id = job_state.job_id
         # Taken out while writing: after a failed write, read the log back.
         log = self._logs.pop(job_id, None)
-        if log is not None and self._group is None:
-            # One statement, committed alone, when that is all there is to write.
+        if log is not None:
             work = due(log, document.document.status, lease_until, time.time())
+            if work.alone and self._group is not None:  # kept for the group's commit
+                row = change_row(job_id, work.n, text)
+                self._keep(row, owner, noted(log, work.n, document))
+                return
+            # One statement, committed alone, when that is all there is to write.
             if work.alone and self._write_alone(job_id, work.n, text, owner):
                 self._logs[job_id] = noted(log, work.n, document)
                 return
@@ -268,7 +283,7 @@ class SqliteStore:
         else:
             state = self._write(write)
         if state is None:  # no row written: the lease is someone else's
-            raise self._read(lambda db: _refusal(db, job_id, owner))
+            raise self._read(lambda db: refused(db, job_id, owner))
         self._logs[job_id] = state
 
     def acquire(
@@ -349,7 +364,7 @@ class SqliteStore:
         """Remove a job."""
         self._logs.pop(check_job_id(job_id), None)
         if self._group is not None:
-            self._group.lost.discard(job_id)
+            self._group.lost.pop(job_id, None)
 
         def delete(db: sqlite3.Connection) -> None:
             read_record(db, job_id)
@@ -451,34 +466,33 @@ class SqliteStore:
         except (sqlite3.Error, UnicodeEncodeError) as error:
             raise self._failed("write to", error) from error
 
+    def _keep(self, row: ChangeRow, owner: str, state: LogState) -> None:
+        """Keep a checkpoint's one row for the group's commit; commit it if due."""
+        group = self._group
+        assert group is not None  # noqa: S101  the caller checked
+        with group.lock:
+            job_id = row[0]
+            group.check(job_id)
+            db = getattr(self._local, "connection", None) or self._connection()
+            group.add(db, row, owner)
+            group.check(job_id)  # refused at the commit just made
+            self._logs[job_id] = state
+
     def _grouped(
         self, job_id: str, write: Callable[[sqlite3.Connection], LogState | None]
     ) -> LogState | None:
-        """Write a checkpoint into the group's open transaction; commit it if due.
+        """Write a checkpoint after the rows kept, in one transaction, committed.
 
-        ``None`` (not the lease owner) wrote nothing: the transaction, with
-        other jobs' checkpoints, goes on.
+        ``None`` (not the lease owner) wrote nothing: the other jobs' rows
+        are committed all the same.
         """
         group = self._group
         assert group is not None  # noqa: S101  the caller checked
         with group.lock:
-            if job_id in group.lost:
-                raise StoreError(
-                    f"job {job_id!r} lost its last grouped checkpoints to a failed "
-                    "commit; it stops here, resume it from the store"
-                )
+            group.check(job_id)
             db = getattr(self._local, "connection", None) or self._connection()
-            group.begin(db)
-            try:  # as _guard does, without a function call per checkpoint
-                state = write(db)
-            except (sqlite3.Error, UnicodeEncodeError) as error:
-                group.abort(job_id)
-                raise self._failed("write to", error) from error
-            except BaseException:
-                group.abort(job_id)
-                raise
-            if state is not None:
-                group.added(job_id)
+            state = group.write(db, job_id, write)
+            group.check(job_id)  # its rows kept were refused at this commit
             return state
 
     def _forget(self, job_ids: set[str]) -> None:
@@ -565,23 +579,3 @@ def _reopen(
 
 def _now() -> float:
     return time.time()
-
-
-def _refusal(db: sqlite3.Connection, job_id: str, owner: str) -> StoreError:
-    """Return why ``owner``'s change of the job was refused (or raise it)."""
-    _check_owner(db, job_id, owner, required=True)
-    return StoreError(f"job {job_id!r} refused a change from {owner!r}")
-
-
-def _check_owner(
-    db: sqlite3.Connection, job_id: str, owner: str, *, required: bool
-) -> None:
-    row = db.execute("SELECT owner FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-    if not required and (row is None or row[0] is None):
-        return  # a new or unleased job: saving it takes the lease
-    if row is None or row[0] != owner:
-        holder = None if row is None else row[0]
-        raise StoreError(
-            f"job {job_id!r} is leased to {holder!r}, not {owner!r}: another "
-            "process took it over, so this one must stop running it"
-        )
