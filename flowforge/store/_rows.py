@@ -230,7 +230,9 @@ def routine_data(job: JobState, routine_id: str) -> dict[str, object]:
         "routine_id": state.routine_id,
         "status": str(state.status),  # a StrEnum's value, without .value's cost
         "deliveries": state.deliveries,
-        "stats": _encoded(stats or {}, "routine_states[{!r}].stats", routine_id),
+        "stats": (
+            _encoded(stats, "routine_states[{!r}].stats", routine_id) if stats else {}
+        ),
         "error_counts": dict(counts) if counts else {},
         "tracker": job.tracker._routine_figures(routine_id),
     }
