@@ -1,0 +1,73 @@
+"""The durable path's fast ways, held to what the general ones do.
+
+A durable job's deliveries are checkpointed by the sequential loop's inlined
+path (``engine/checkpointed.py``), which describes each delivery's change
+itself, and the store builds each change document with its own fast code
+(``store/_rows.py``, ``store/_change_log.py``). These tests hold both to the
+general path: the same :class:`~flowforge.store.Change`, the same stored data,
+the same errors.
+"""
+
+from __future__ import annotations
+
+from flowforge import ErrorHandler, ErrorStrategy, Flow, JobState, Routine
+from flowforge.store import Change, MemoryStore
+from flowforge.testing import StoreWrapper
+
+
+class Numbers(Routine):
+    """Emit ``0 .. count - 1``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_event("output")
+
+    def __call__(self, count: int) -> None:
+        for value in range(count):
+            self.emit("output", value=value)
+
+
+class EvenFails(Routine):
+    """Fail on even values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.define_slot("input", handler=self.handle)
+
+    def handle(self, value: int) -> None:
+        if value % 2 == 0:
+            raise ValueError(f"even: {value}")
+
+
+class Changes(StoreWrapper):
+    """Keep each checkpoint's change with the job's error count then."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryStore())
+        self.seen: list[tuple[Change, int]] = []
+
+    def checkpoint(
+        self, job_state: JobState, change: Change, *, owner: str, lease_until: float
+    ) -> None:
+        self.seen.append((change, job_state.error_count))
+        super().checkpoint(job_state, change, owner=owner, lease_until=lease_until)
+
+
+def failing_flow(history_limit: int) -> Flow:
+    flow = Flow("failing", history_limit=history_limit)
+    flow.add_routine(Numbers(), "numbers")
+    routine = EvenFails()
+    routine.set_error_handler(ErrorHandler(strategy=ErrorStrategy.CONTINUE))
+    flow.add_routine(routine, "checker")
+    flow.connect("numbers", "output", "checker", "input")
+    return flow
+
+
+def test_each_change_numbers_errors_from_the_count_before_its_delivery() -> None:
+    store = Changes()
+
+    job = failing_flow(history_limit=5).execute("numbers", {"count": 400}, store=store)
+
+    assert job.error_count == 200 and len(job.errors) < 200  # some were dropped
+    new_errors = [count - change.errors_from for change, count in store.seen]
+    assert new_errors == [0] + [1, 0] * 200
