@@ -445,15 +445,13 @@ class ExecutionTracker:
                 if count:
                     event = keys[index][1]
                     counts[event] = counts.get(event, 0) + count
-        if not counts:
-            return []
-        targets = self._targets_of
-        return [
-            [event, count, list(map(list, targets((routine_id, event))))]
-            for event, count in (
-                sorted(counts.items()) if len(counts) > 1 else counts.items()
-            )
-        ]
+        rows: list[object] = []  # a loop, not a comprehension: no frame of its own
+        for event, count in (
+            sorted(counts.items()) if len(counts) > 1 else counts.items()
+        ):
+            targets = self._targets_of((routine_id, event))
+            rows.append([event, count, list(map(list, targets))])
+        return rows
 
     def _restore_routine_figures(self, routine_id: str, data: object) -> None:
         """Take back counts saved by ``_routine_figures``; keep the samples.

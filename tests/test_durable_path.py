@@ -71,3 +71,32 @@ def test_each_change_numbers_errors_from_the_count_before_its_delivery() -> None
     assert job.error_count == 200 and len(job.errors) < 200  # some were dropped
     new_errors = [count - change.errors_from for change, count in store.seen]
     assert new_errors == [0] + [1, 0] * 200
+
+
+class Quiet:
+    """An observer: with one, every delivery takes the general path."""
+
+    def on_job_end(self, job: JobState) -> None:
+        pass
+
+
+def changes_of(flow: Flow, observed: bool) -> list[tuple[Change, int]]:
+    store = Changes()
+    remove = flow.add_observer(Quiet()) if observed else None
+    flow.execute("numbers", {"count": 30}, store=store, job_id="same")
+    if remove is not None:
+        remove()
+    return store.seen
+
+
+def test_the_inlined_path_describes_each_change_as_the_general_path_does() -> None:
+    flow = failing_flow(history_limit=5)
+
+    inlined = changes_of(flow, observed=False)
+    general = changes_of(flow, observed=True)
+
+    assert inlined == general
+    assert all(type(change) is Change for change, _ in inlined)
+    # Every field is set, so a field added to Change fails here.
+    fields = [name for name in Change.__slots__ if not name.startswith("__")]
+    assert all(hasattr(change, name) for change, _ in inlined for name in fields)
