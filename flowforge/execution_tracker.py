@@ -435,9 +435,10 @@ class ExecutionTracker:
 
     def _event_rows(self, routine_id: str) -> list[object]:
         """Return ``[event, count, targets]`` for each event counted, by event."""
-        folded, live = self._events.get(routine_id), self._live
-        counts = dict(folded) if folded else {}
-        positions = self._positions_of(routine_id)
+        folded, positions = self._events.get(routine_id), self._positions_of(routine_id)
+        if not (folded or positions):
+            return []  # a routine that has no events, as most sinks
+        counts, live = dict(folded) if folded else {}, self._live
         if positions:
             keys = self._keys()
             for index in positions:

@@ -10,8 +10,19 @@ the same errors.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+from decimal import Decimal
+
+import pytest
+from test_store import paused_job
+
 from flowforge import ErrorHandler, ErrorStrategy, Flow, JobState, Routine
+from flowforge._codec import MARKER, encode
+from flowforge.exceptions import SerializationError
+from flowforge.record import Delivery, delivery_to_data, routine_state_to_data
 from flowforge.store import Change, MemoryStore
+from flowforge.store._rows import buffer_data, pending_data, routine_data
 from flowforge.testing import StoreWrapper
 
 
@@ -100,3 +111,79 @@ def test_the_inlined_path_describes_each_change_as_the_general_path_does() -> No
     # Every field is set, so a field added to Change fails here.
     fields = [name for name in Change.__slots__ if not name.startswith("__")]
     assert all(hasattr(change, name) for change, _ in inlined for name in fields)
+
+
+PAYLOADS = [
+    {"x": 1.5, "y": -0.0, "s": "text", "b": True, "n": None, "i": 2**63 - 1},
+    {"x": math.nan},
+    {"x": math.inf, "y": -math.inf},
+    {"x": 2**63},
+    {"x": -(2**63) - 1},
+    {"x": (1, 2)},
+    {"x": {3, 4}},
+    {"x": [1.5, math.inf, {"y": 2**64}]},
+    {"x": dt.datetime(2026, 12, 7, tzinfo=dt.timezone.utc), "d": Decimal("1.10")},
+    {1: "int key"},
+    {MARKER: "looks like a tag", "v": 1},
+    {},
+]
+
+
+def ids(payload: dict[object, object]) -> str:
+    return repr(payload)[:40]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS, ids=ids)
+def test_a_pending_row_is_the_general_row_for_any_payload(
+    payload: dict[str, object],
+) -> None:
+    delivery = Delivery(3, "sink", "input", payload, 1, 2)
+
+    row = pending_data(delivery)
+
+    assert row == delivery_to_data(delivery)
+    assert repr(row) == repr(delivery_to_data(delivery))  # NaN, -0.0 and types
+
+
+@pytest.mark.parametrize("payload", PAYLOADS, ids=ids)
+def test_a_buffer_and_stats_are_encoded_as_the_codec_does(
+    payload: dict[str, object],
+) -> None:
+    job = paused_job()
+    rid = next(iter(job.routine_states))
+    job.slot_buffers[(rid, "input")] = payload
+    job.routine_states[rid].stats = payload
+
+    buffer, _ = buffer_data(job, (rid, "input"))
+    row = routine_data(job, rid)
+
+    assert repr(buffer) == repr(encode(payload))
+    general = routine_state_to_data(job.routine_states[rid])
+    assert repr(row["stats"]) == repr(general["stats"])
+
+
+class Unsaveable:
+    """A value no store can save."""
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Unsaveable(), [1, Unsaveable()], {"deep": {Unsaveable()}}],
+    ids=["alone", "in-list", "in-set"],
+)
+def test_an_unsaveable_value_is_refused_naming_where_it_is(value: object) -> None:
+    job = paused_job()
+    rid = next(iter(job.routine_states))
+    job.slot_buffers[(rid, "input")] = {"v": value}
+    delivery = Delivery(9, rid, "input", {"v": value}, 0, 0)
+    with pytest.raises(SerializationError) as general:
+        delivery_to_data(delivery)
+
+    with pytest.raises(SerializationError, match=r"^pending\[9\]\.data\['v'\]") as ours:
+        pending_data(delivery)
+    with pytest.raises(
+        SerializationError, match=rf"^slot_buffers\[\('{rid}', 'input'\)\]\['v'\]"
+    ):
+        buffer_data(job, (rid, "input"))
+
+    assert str(ours.value) == str(general.value)
