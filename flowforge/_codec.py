@@ -103,7 +103,8 @@ def encode(value: object, path: str = "value") -> object:
             deep; the message names where, such as ``entry_params['rows'][3]``.
     """
     try:
-        return _encode(value, 0)
+        # A dict (most payloads) skips _encode's checks of the scalar types.
+        return _encode_dict(value, 0) if type(value) is dict else _encode(value, 0)
     except _Failure as failure:
         raise failure.error(path) from failure.__cause__
 
@@ -183,7 +184,11 @@ def _encode_items(
     append = out.append
     try:
         for item in items:
-            if type(item) in _PLAIN or (type(item) is int and _LOW <= item <= _HIGH):
+            if (
+                type(item) in _PLAIN
+                or (type(item) is int and _LOW <= item <= _HIGH)
+                or (type(item) is float and item - item == 0.0)  # finite
+            ):
                 append(item)
             else:
                 append(_encode(item, depth))
@@ -200,13 +205,19 @@ def _encode_set(items: Iterable[object], depth: int) -> list[object]:
 def _encode_dict(value: dict[object, object], depth: int) -> object:
     if MARKER in value:
         return _encode_pairs(value, depth)
-    depth = _deeper(depth)
+    if depth >= MAX_DEPTH:  # as _deeper, without its call for each dict
+        _deeper(depth)
+    depth += 1
     out: dict[str, object] = {}
     try:
         for key, item in value.items():
             if type(key) is not str:
                 break
-            if type(item) in _PLAIN or (type(item) is int and _LOW <= item <= _HIGH):
+            if (
+                type(item) in _PLAIN
+                or (type(item) is int and _LOW <= item <= _HIGH)
+                or (type(item) is float and item - item == 0.0)  # finite
+            ):
                 out[key] = item
             else:
                 out[key] = _encode(item, depth)

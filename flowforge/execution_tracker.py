@@ -461,20 +461,28 @@ class ExecutionTracker:
             # in a job without a store, not by this fold after each delivery.
             figures.fold(times, FOLD_AT - 1)
             row = _totals_row(figures)
-        folded, live = self._events.get(routine_id), self._live
-        counts = dict(folded) if folded else {}
-        for index in self._positions_of(routine_id):
-            count = live[index]
-            if count:
-                event = self._keys()[index][1]
-                counts[event] = counts.get(event, 0) + count
-        events = [
-            [event, count, [list(t) for t in self._targets_of((routine_id, event))]]
-            for event, count in (
-                sorted(counts.items()) if len(counts) > 1 else counts.items()
-            )
-        ]
-        return {"figures": row, "events": events}
+        return {"figures": row, "events": self._event_rows(routine_id)}
+
+    def _event_rows(self, routine_id: str) -> list[object]:
+        """Return ``[event, count, targets]`` for each event counted, by event."""
+        folded, positions = self._events.get(routine_id), self._positions_of(routine_id)
+        if not (folded or positions):
+            return []  # a routine that has no events, as most sinks
+        counts, live = dict(folded) if folded else {}, self._live
+        if positions:
+            keys = self._keys()
+            for index in positions:
+                count = live[index]
+                if count:
+                    event = keys[index][1]
+                    counts[event] = counts.get(event, 0) + count
+        rows: list[object] = []  # a loop, not a comprehension: no frame of its own
+        for event, count in (
+            sorted(counts.items()) if len(counts) > 1 else counts.items()
+        ):
+            targets = self._targets_of((routine_id, event))
+            rows.append([event, count, list(map(list, targets))])
+        return rows
 
     def _restore_routine_figures(self, routine_id: str, data: object) -> None:
         """Take back counts saved by ``_routine_figures``; keep the samples.

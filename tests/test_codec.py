@@ -235,6 +235,29 @@ def test_encode_uses_documented_format(value: object, expected: object) -> None:
     assert data == expected
 
 
+EDGE_NUMBERS = [
+    math.nan,
+    math.inf,
+    -math.inf,
+    -0.0,
+    1.5,
+    2**63 - 1,
+    2**63,
+    -(2**63),
+    -(2**63) - 1,
+    True,
+]
+
+
+@pytest.mark.parametrize("number", EDGE_NUMBERS, ids=describe)
+def test_a_number_in_a_dict_or_list_is_encoded_as_it_is_alone(number: object) -> None:
+    alone = encode(number)
+
+    in_containers = encode({"k": [number], "n": number})
+
+    assert same(in_containers, {"k": [alone], "n": alone})
+
+
 def test_frozenset_elements_are_sorted_by_json_text() -> None:
     data = encode(frozenset({2, "1", (0,)}))
 
@@ -343,6 +366,28 @@ def test_encode_refuses_nesting_deeper_than_max_depth() -> None:
     value = nested_lists(MAX_DEPTH + 1)
 
     with pytest.raises(SerializationError, match=r"^params\[0\]\[0\].*deep"):
+        encode(value, "params")
+
+
+def nested_dicts(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def test_plain_dicts_nest_up_to_max_depth() -> None:
+    value = nested_dicts(MAX_DEPTH)
+
+    assert encode(value) == value
+
+
+def test_encode_refuses_plain_dicts_nested_deeper_than_max_depth() -> None:
+    value = nested_dicts(MAX_DEPTH + 1)
+
+    with pytest.raises(
+        SerializationError, match=r"^params(\['a'\]){100}: data nests more than 100"
+    ):
         encode(value, "params")
 
 

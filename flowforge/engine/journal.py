@@ -168,6 +168,23 @@ class Journal:
             job, change, owner=self.owner, lease_until=self.lease_until()
         )
 
+    def committer(self) -> Callable[[JobState, Change], None]:
+        """Return :meth:`commit` as one function, for the scheduler's hot path.
+
+        It writes to the store and for the lease this journal has now.
+        """
+        checkpoint, owner, seconds, now = (
+            self.store.checkpoint,
+            self.owner,
+            self.lease_seconds,
+            time.time,
+        )
+
+        def commit(job: JobState, change: Change) -> None:
+            checkpoint(job, change, owner=owner, lease_until=now() + seconds)
+
+        return commit
+
     def end(self, job: JobState, *, write: bool = True) -> None:
         """Stop the heartbeat; save the job's final state and release its lease.
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from flowforge.record import RoutineState
     from flowforge.routine import Routine
 
-__all__ = ["restore_stats", "snapshot_routine", "snapshot_stats"]
+__all__ = ["restore_stats", "snapshot_one", "snapshot_routine", "snapshot_stats"]
 
 _IMMUTABLE: Final = frozenset({int, float, str, bool, bytes, type(None)})
 
@@ -29,17 +29,18 @@ def snapshot_routine(job: JobState, plan: Plan, routine_id: str) -> None:
     """Copy one routine's stats into its state in ``job``, if it ran."""
     state = job.routine_states.get(routine_id)
     if state is not None:
-        _snapshot_one(plan.routines[routine_id], state)
+        snapshot_one(plan.routines[routine_id], state)
 
 
-def _snapshot_one(routine: Routine, state: RoutineState) -> None:
+def snapshot_one(routine: Routine, state: RoutineState) -> None:
+    """Copy ``routine``'s stats into ``state``, its state in a job."""
     # Most routines never record stats: skip the locked copy for them.
     if not (routine._stats or state._stats):
         return
     stats = routine.stats()
     # A deep copy: a list kept in stats must not change the snapshot later.
     # Stats of plain counters and names (the usual) need only the copy.
-    if not all(type(value) in _IMMUTABLE for value in stats.values()):
+    if not _IMMUTABLE.issuperset(map(type, stats.values())):
         try:
             stats = copy.deepcopy(stats)
         except Exception as error:  # noqa: BLE001  any value can refuse a copy
@@ -52,7 +53,7 @@ def _snapshot_one(routine: Routine, state: RoutineState) -> None:
                 stacklevel=2,
             )
             return
-    state.stats = stats
+    state._stats = stats  # what the stats setter does, without its call
 
 
 def snapshot_stats(job: JobState, plan: Plan) -> None:
@@ -64,7 +65,7 @@ def snapshot_stats(job: JobState, plan: Plan) -> None:
     for routine_id, state in states.items():
         routine = routines[routine_id]
         if routine._stats or state._stats:  # as _snapshot checks, one call fewer
-            _snapshot_one(routine, state)
+            snapshot_one(routine, state)
 
 
 def _nothing_to_copy(states: Mapping[str, RoutineState], plan: Plan) -> bool:

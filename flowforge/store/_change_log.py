@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 from flowforge._error_log import new_errors
 from flowforge.exceptions import SerializationError
 from flowforge.record import error_to_data
-from flowforge.store._json import dumps, loads
+from flowforge.store._json import codec, dumps, loads
 from flowforge.store._rows import BufferKey, buffer_data, pending_data, routine_data
 
 if TYPE_CHECKING:
@@ -86,27 +86,38 @@ def change_document(job: JobState, change: Change) -> ChangeDocument:
     new = min(total - change.history_from, len(history))
     routine_id = change.routine_id
     key = change.buffer_key
+    pending_from = change.pending_from
     errors_from = change.errors_from
-    count = job.error_count
-    return ChangeDocument(
-        str(job.status),  # a StrEnum's value, without .value's cost
-        job.delivery_count,
-        job.next_seq,
-        total,
-        job.history_limit,
-        change.pending_from,
-        [pending_data(d) for d in job.pending[change.pending_from :]],
-        None if routine_id is None else [routine_id, routine_data(job, routine_id)],
-        None if key is None else [*key, *buffer_data(job, key)],
-        errors_from,
+    count = job._error_total  # job.error_count, without the property's call
+    # tuple.__new__ is what ChangeDocument(...) calls, without its Python frame.
+    return _new_document(
+        ChangeDocument,
         (
-            [error_to_data(e) for _, e in new_errors(job.errors, count, errors_from)]
-            if count > errors_from
-            else []
+            str(job.status),  # a StrEnum's value, without .value's cost
+            job.delivery_count,
+            job.next_seq,
+            total,
+            job.history_limit,
+            pending_from,
+            list(map(pending_data, job.pending[pending_from:])),
+            None if routine_id is None else [routine_id, routine_data(job, routine_id)],
+            None if key is None else [*key, *buffer_data(job, key)],
+            errors_from,
+            (
+                [
+                    error_to_data(e)
+                    for _, e in new_errors(job.errors, count, errors_from)
+                ]
+                if count > errors_from
+                else []
+            ),
+            # History records are tuples of scalars: JSON writes them as arrays.
+            [history[-1]] if new == 1 else [history[-k] for k in range(new, 0, -1)],
         ),
-        # History records are tuples of scalars: JSON writes them as arrays.
-        [history[-1]] if new == 1 else [history[-k] for k in range(new, 0, -1)],
     )
+
+
+_new_document: Final = tuple.__new__
 
 
 class Logged(NamedTuple):
@@ -127,9 +138,11 @@ def log_change(job: JobState, change: Change) -> tuple[Logged, str]:
         SerializationError: If a payload cannot be saved; the message says where.
     """
     document = change_document(job, change)
-    history = dumps(document.history)
+    write = codec()[0]  # dumps, without its call for each of the two texts
+    history = write(document.history)
     # The same text as dumps(document): the history is the document's last item.
-    return Logged(document, history), f"{dumps(document[:-1])[:-1]},{history}]"
+    text = f"{write(document[:-1])[:-1]},{history}]"
+    return _new_document(Logged, (document, history)), text
 
 
 def logged(document: ChangeDocument) -> Logged:

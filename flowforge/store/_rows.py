@@ -230,7 +230,9 @@ def routine_data(job: JobState, routine_id: str) -> dict[str, object]:
         "routine_id": state.routine_id,
         "status": str(state.status),  # a StrEnum's value, without .value's cost
         "deliveries": state.deliveries,
-        "stats": _encoded(stats or {}, "routine_states[{!r}].stats", routine_id),
+        "stats": (
+            _encoded(stats, "routine_states[{!r}].stats", routine_id) if stats else {}
+        ),
         "error_counts": dict(counts) if counts else {},
         "tracker": job.tracker._routine_figures(routine_id),
     }
@@ -240,14 +242,20 @@ def buffer_data(job: JobState, key: BufferKey) -> tuple[object, list[int] | None
     """Return a slot buffer and its join arrivals as JSON data (``None`` if absent)."""
     buffer = job.slot_buffers.get(key)
     seen = job.join_arrivals.get(key)
-    data = None if buffer is None else _encoded(buffer, "slot_buffers[{!r}]", key)
+    try:  # as _encoded, written out: a checkpoint encodes a buffer each time
+        data = None if buffer is None else encode(buffer)
+    except SerializationError:
+        data = encode(buffer, f"slot_buffers[{key!r}]")  # raises again, with the path
     return (data, None if seen is None else sorted(seen))
 
 
 def pending_data(delivery: Delivery) -> list[object]:
     """Return a pending delivery as ``delivery_to_data`` does, for a checkpoint."""
     d = delivery
-    data = _encoded(d.data, "pending[{}].data", d.seq)
+    try:  # as _encoded, written out: a checkpoint encodes each new delivery
+        data = encode(d.data)
+    except SerializationError:
+        data = encode(d.data, f"pending[{d.seq}].data")  # raises again, with the path
     return [d.seq, d.routine_id, d.slot, data, d.connection, d.attempt]
 
 

@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, TypeVar, final
+from typing import Final, TypeVar, final
 
 from flowforge.exceptions import ArgumentTypeError, StoreError
-from flowforge.job_state import JobStatus
+from flowforge.job_state import JobState, JobStatus
 from flowforge.store._change_log import log_change
 from flowforge.store._checks import (
     check_flow_id,
@@ -65,9 +65,6 @@ from flowforge.store._sqlite_rows import (
     to_record,
 )
 from flowforge.store.base import Change, JobRecord
-
-if TYPE_CHECKING:
-    from flowforge.job_state import JobState
 
 __all__ = ["SCHEMA_VERSION", "SqliteStore"]
 
@@ -252,15 +249,17 @@ class SqliteStore:
         A change with nothing else due is one statement, committed on its
         own; with group commit, it waits in memory for the group's commit.
         """
-        # The usual types pass check_lease: check the others only.
+        # The usual types pass check_lease and check_job_state: check the others.
         if not (
             type(owner) is str
             and type(lease_until) is float
             and type(change) is Change
             and lease_until == lease_until  # not NaN
+            and type(job_state) is JobState
         ):
             check_lease(owner, lease_until, change=change)
-        document, text = log_change(check_job_state(job_state), change)
+            check_job_state(job_state)
+        document, text = log_change(job_state, change)
         job_id = job_state.job_id
         # Taken out while writing: after a failed write, read the log back.
         log = self._logs.pop(job_id, None)
