@@ -7,14 +7,20 @@ from dataclasses import dataclass
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, final
 
+from flowforge._figures import (
+    SAMPLE_LIMIT,
+    Figures,
+    figures_from_row,
+    figures_to_row,
+    percentile,
+    totals_row,
+)
 from flowforge._names import check_type
 from flowforge.exceptions import SerializationError, UnknownPortError
 from flowforge.serialization import FORMAT_VERSION, check_version, read
 
 __all__ = ["ExecutionTracker", "FlowPerformance", "RoutinePerformance"]
 
-SAMPLE_LIMIT: Final = 4096
-"""Handler times kept per routine for percentiles: the most recent ones."""
 FOLD_AT: Final = SAMPLE_LIMIT + 512
 """How many handler times a routine's list holds before they are folded in."""
 
@@ -95,53 +101,6 @@ class FlowPerformance:
     routed: int = 0
 
 
-@dataclass(slots=True)
-class _Figures:
-    """One routine's totals over its folded handler times (see ``fold``)."""
-
-    failures: int = 0
-    retries: int = 0
-    routed: int = 0
-    runs: int = 0
-    total_time: float = 0.0
-    min_time: float = math.inf
-    max_time: float = 0.0
-    folded: int = 0
-    """How many of the routine's kept times are already in these totals."""
-
-    @property
-    def successes(self) -> int:
-        return self.runs - self.failures - self.retries - self.routed
-
-    def fold(self, times: list[float], trim_at: int = SAMPLE_LIMIT) -> None:
-        """Add ``times[folded:]`` to the totals; keep the recent samples only.
-
-        The samples are cut to the most recent ``SAMPLE_LIMIT`` once there
-        are more than ``trim_at``: a store folds after every delivery, and
-        cutting one sample each time would move the whole list each time.
-        """
-        unfolded = len(times) - self.folded
-        if unfolded == 1:  # a store's fold after each delivery: no slice
-            took = times[-1]
-            self.runs += 1
-            self.total_time += took  # as sum([took]) adds: the same float
-            if took < self.min_time:
-                self.min_time = took
-            if took > self.max_time:
-                self.max_time = took
-        elif unfolded > 0:
-            fresh = times[self.folded :]
-            self.runs += len(fresh)
-            self.total_time += sum(fresh)
-            self.min_time = min(self.min_time, min(fresh))
-            self.max_time = max(self.max_time, max(fresh))
-        else:
-            return
-        if len(times) > trim_at:
-            del times[:-SAMPLE_LIMIT]
-        self.folded = len(times)
-
-
 @final
 class ExecutionTracker:
     """Counts and times what one job runs.
@@ -181,7 +140,7 @@ class ExecutionTracker:
         """Create a tracker with no figures."""
         self._lists: dict[str, list[float]] = {}
         self._firsts: dict[str, float] = {}
-        self._totals: dict[str, _Figures] = {}
+        self._totals: dict[str, Figures] = {}
         self._events: dict[str, dict[str, int]] = {}
         """Counts folded from past runs and restores: routine id, event, count."""
         self._targets: dict[EventKey, Targets] = {}
@@ -272,13 +231,13 @@ class ExecutionTracker:
         """Add the handler times of ``routine_id`` not yet counted to its totals."""
         self._figures(routine_id).fold(self._times.setdefault(routine_id, []))
 
-    def _figures(self, routine_id: str) -> _Figures:
+    def _figures(self, routine_id: str) -> Figures:
         figures = self._totals.get(routine_id)
         if figures is None:
-            figures = self._totals[routine_id] = _Figures()
+            figures = self._totals[routine_id] = Figures()
         return figures
 
-    def _summary(self, routine_id: str) -> _Figures:
+    def _summary(self, routine_id: str) -> Figures:
         self._fold(routine_id)
         return self._totals[routine_id]
 
@@ -402,8 +361,8 @@ class ExecutionTracker:
             min_time=figures.min_time,
             avg_time=figures.total_time / runs,
             max_time=figures.max_time,
-            p50_time=_percentile(ordered, 50),
-            p95_time=_percentile(ordered, 95),
+            p50_time=percentile(ordered, 50),
+            p95_time=percentile(ordered, 95),
             routed=figures.routed,
         )
 
@@ -460,7 +419,7 @@ class ExecutionTracker:
             # Samples are cut when the scheduler folds (at FOLD_AT), as
             # in a job without a store, not by this fold after each delivery.
             figures.fold(times, FOLD_AT - 1)
-            row = _totals_row(figures)
+            row = totals_row(figures)
         return {"figures": row, "events": self._event_rows(routine_id)}
 
     def _event_rows(self, routine_id: str) -> list[object]:
@@ -519,7 +478,7 @@ class ExecutionTracker:
             "version": FORMAT_VERSION,
             "wall_time": self.wall_time,
             "routines": {
-                routine_id: _figures_to_row(self._summary(routine_id), times)
+                routine_id: figures_to_row(self._summary(routine_id), times)
                 for routine_id, times in self._times.items()
             },
             "events": [
@@ -541,7 +500,7 @@ class ExecutionTracker:
         try:
             tracker.wall_time = read(data, "wall_time", float, where)
             for rid, row in read(data, "routines", dict, where).items():
-                figures, times = _figures_from_row(row)
+                figures, times = figures_from_row(row)
                 tracker._totals[str(rid)] = figures
                 tracker._times[str(rid)] = times
             for rid, event, count, targets in read(data, "events", list, where):
@@ -574,44 +533,3 @@ class ExecutionTracker:
             f"ExecutionTracker(routines={len(self._times)}, "
             f"events={len(self._counts())})"
         )
-
-
-def _totals_row(f: _Figures) -> list[object]:
-    # ``routed`` came last, later: rows without it are read as 0.
-    low = None if f.min_time == math.inf else f.min_time
-    return [f.successes, f.failures, f.retries, f.total_time, low, f.max_time, f.routed]
-
-
-def _figures_to_row(f: _Figures, times: list[float]) -> list[object]:
-    # The times are oldest first, so the ring position is 0; routed comes last.
-    *totals, routed = _totals_row(f)
-    return [*totals, list(times), 0, routed]
-
-
-def _figures_from_row(row: object) -> tuple[_Figures, list[float]]:
-    if not isinstance(row, list) or len(row) not in (8, 9):
-        raise ValueError(f"a routine's figures must be a list of 9, got {row!r}")
-    successes, failures, retries, total, low, high, samples, cursor = row[:8]
-    routed = int(row[8]) if len(row) == 9 else 0
-    times = [float(x) for x in samples]
-    start = int(cursor)  # earlier versions kept a ring starting at ``cursor``
-    times = times[start:] + times[:start]
-    figures = _Figures(
-        failures=int(failures),
-        retries=int(retries),
-        routed=routed,
-        runs=int(successes) + int(failures) + int(retries) + routed,
-        total_time=float(total),
-        min_time=math.inf if low is None else float(low),
-        max_time=float(high),
-        folded=len(times),
-    )
-    return figures, times
-
-
-def _percentile(ordered: list[float], percent: int) -> float:
-    """Return the nearest-rank percentile of sorted values."""
-    if not ordered:
-        return 0.0
-    rank = max(1, math.ceil(percent / 100 * len(ordered)))
-    return ordered[rank - 1]
