@@ -163,16 +163,22 @@ def relay_chain(v: Version, length: int, jobs: int, settings: Settings) -> Sampl
     return lambda: timed(run, jobs * length, settings)
 
 
-def durable(v: Version, deliveries: int, settings: Settings) -> Sample:
-    """Return a sample of one stream job in a fresh SQLite file, per delivery."""
-    messages = deliveries // 2
-    total = 2 * messages + 1
-    flow = v.flow(flow_id="durable_stream", max_deliveries=total)
+def stream_flow(v: Version, flow_id: str, max_deliveries: int) -> Flow:
+    """Return ``v``'s flow of source -> relay -> sink."""
+    flow = v.flow(flow_id=flow_id, max_deliveries=max_deliveries)
     flow.add_routine(v.source(), "source")
     flow.add_routine(v.relay(), "relay")
     flow.add_routine(v.sink(), "sink")
     flow.connect("source", "output", "relay", "input")
     flow.connect("relay", "output", "sink", "input")
+    return flow
+
+
+def durable(v: Version, deliveries: int, settings: Settings) -> Sample:
+    """Return a sample of one stream job in a fresh SQLite file, per delivery."""
+    messages = deliveries // 2
+    total = 2 * messages + 1
+    flow = stream_flow(v, "durable_stream", total)
 
     def sample() -> float:
         with tempfile.TemporaryDirectory(prefix="flowforge-ab-") as folder:
@@ -198,12 +204,7 @@ def durable(v: Version, deliveries: int, settings: Settings) -> Sample:
 
 def stream(v: Version, messages: int, settings: Settings) -> Sample:
     """Return a sample of one source -> relay -> sink job, per message."""
-    flow = v.flow(flow_id="stream", max_deliveries=2 * messages + 1)
-    flow.add_routine(v.source(), "source")
-    flow.add_routine(v.relay(), "relay")
-    flow.add_routine(v.sink(), "sink")
-    flow.connect("source", "output", "relay", "input")
-    flow.connect("relay", "output", "sink", "input")
+    flow = stream_flow(v, "stream", 2 * messages + 1)
 
     def run() -> None:
         job = flow.execute("source", {"count": messages})
