@@ -10,9 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from flowforge import Flow, Routine, SerializationError
-from flowforge.store import SqliteStore
-from flowforge.store._change_log import FOLD_EVERY, ChangeDocument, fold, logged
+from flowforge import Flow, JobStatus, Routine, SerializationError
+from flowforge.store import Change, SqliteStore
+from flowforge.store._change_log import (
+    FOLD_EVERY,
+    ChangeDocument,
+    fold,
+    fold_one,
+    logged,
+)
+
+FAR = 4_000_000_000.0
 
 
 def document(
@@ -92,3 +100,49 @@ def test_a_fold_sends_no_statement_for_rows_it_does_not_change(tmp_path: Path) -
         text for text in seen if "FROM history WHERE job_id" in text and " n < " in text
     ]
     store.close()
+
+
+def test_a_net_folded_one_change_at_a_time_equals_the_fold_of_them_all() -> None:
+    documents = [
+        document(1, 0, ["p1", "p2"], ["a", {"n": 1}], ["a", "in", [1], None]),
+        document(2, 1, ["p3"], ["b", {"n": 1}], ["a", "in", None, None]),
+        document(3, 0, [], ["a", {"n": 2}]),
+        document(4, 0, ["p5"], None, ["b", "in", {"x": 1}, [2]]),
+    ]
+    net = None
+
+    for d in documents:
+        net = fold_one(net, logged(d))
+
+    assert net == fold([logged(d) for d in documents], "log")
+
+
+@pytest.mark.parametrize("every", [1, 16])
+def test_a_change_that_leaves_a_gap_fails_the_fold_as_read_back(
+    tmp_path: Path, every: int
+) -> None:
+    # The store folds each change as it logs it; one that does not follow
+    # makes it read the log back at the fold, which refuses it as before.
+    store = SqliteStore(tmp_path / "jobs.db", commit_every=every, commit_interval=3600)
+    flow = Flow(flow_id="loop")
+    flow.add_routine(Loop(), "loop")
+    job = flow.execute("loop", {"n": 0})
+    job.status = JobStatus.RUNNING
+    store.save(job, owner="me", lease_until=FAR)
+    store.checkpoint(job, change(0), owner="me", lease_until=FAR)
+    store.checkpoint(job, change(5), owner="me", lease_until=FAR)  # a gap
+
+    with pytest.raises(SerializationError, match="from 5 follow a gap"):
+        for _ in range(FOLD_EVERY):
+            store.checkpoint(job, change(0), owner="me", lease_until=FAR)
+    store.close()
+
+
+def change(pending_from: int) -> Change:
+    return Change(
+        pending_from=pending_from,
+        routine_id=None,
+        buffer_key=None,
+        history_from=0,
+        errors_from=0,
+    )

@@ -32,7 +32,9 @@ __all__ = [
     "Net",
     "apply",
     "change_document",
+    "checked",
     "fold",
+    "fold_one",
     "log_change",
     "logged",
     "parse_document",
@@ -246,13 +248,41 @@ def fold(changes: Sequence[Logged], where: str) -> Net:
     net = Net(first, first.pending_from)
     try:
         _add_all(net, changes)
+    except (TypeError, ValueError) as error:
+        raise _corrupted(where, error) from error
+    return checked(net, where)
+
+
+def checked(net: Net, where: str) -> Net:
+    """Return ``net`` once its routine and slot ids are checked.
+
+    Raises:
+        SerializationError: If an id is not a str.
+    """
+    try:
         for routine_id in net.routines:  # only the ids kept: most repeat
             _str(routine_id)
         for routine_id, slot in net.buffers:
             _str(routine_id)
             _str(slot)
-    except (TypeError, ValueError) as error:
+    except TypeError as error:
         raise _corrupted(where, error) from error
+    return net
+
+
+def fold_one(net: Net | None, change: Logged) -> Net:
+    """Return ``net`` (a new one if ``None``) with ``change`` added, ids unchecked.
+
+    A store folds each change it logs as it goes, so that it keeps one net
+    effect instead of every document until the fold.
+
+    Raises:
+        ValueError: If ``change`` does not follow ``net``.
+    """
+    if net is None:
+        document = change.document
+        net = Net(document, document.pending_from)
+    _add_all(net, (change,))
     return net
 
 

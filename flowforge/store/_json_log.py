@@ -313,7 +313,7 @@ def _read_back(
     lines = read_log(path, folded, where)
     if status.st_size > lines.end:
         os.ftruncate(descriptor, lines.end)
-    state = LogState(None, lines.last, folded, 0.0)
+    state = LogState(False, None, lines.last, folded, 0.0)
     return Writer("", state, status.st_ino if lines.end else None, lines.end)
 
 

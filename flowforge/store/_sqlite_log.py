@@ -19,7 +19,9 @@ from flowforge.store._change_log import (
     FOLD_EVERY,
     Logged,
     Net,
+    checked,
     fold,
+    fold_one,
     logged,
     parse_document,
 )
@@ -47,17 +49,22 @@ __all__ = [
 class LogState:
     """What a store knows of one job's change log, which it is writing.
 
-    ``documents`` are the changes logged since the last fold (``None``: not
-    known here, read them back to fold), ``last`` and ``folded`` the numbers
-    of the last change and of the last one folded, and ``renewed_at`` when
-    this store last renewed the job's lease, in seconds since the epoch.
+    ``known`` says whether this store knows the changes logged since the
+    last fold (if not, it reads them back to fold); ``net`` is their net
+    effect (``None``: none yet), folded as each is logged, so that the
+    documents themselves are not kept (their many small objects made the
+    garbage collector run about four times as often); ``last`` and
+    ``folded`` are the numbers of the last change and of the last one folded,
+    and ``renewed_at`` when this store last renewed the job's lease, in
+    seconds since the epoch.
 
     Only the lease owner writes a job's log, and every run begins with a full
     save, which empties it; so the store that runs a job knows its log, and
     after a failed write it reads it back.
     """
 
-    documents: list[Logged] | None
+    known: bool
+    net: Net | None
     last: int
     folded: int
     renewed_at: float
@@ -165,8 +172,11 @@ def check_owner(
 def noted(log: LogState, n: int, document: Logged) -> LogState:
     """Record in ``log`` that change ``n`` was written; return ``log``."""
     log.last = n
-    if log.documents is not None:
-        log.documents.append(document)
+    if log.known:
+        try:
+            log.net = fold_one(log.net, document)
+        except ValueError:  # not the change after the last: fold from the rows
+            log.known, log.net = False, None
     return log
 
 
@@ -197,9 +207,12 @@ def append(
             (status, now, job_id),
         )
     if work.fold:
-        documents = log.documents or read_changes(db, job_id, log.folded)
-        _fold(db, job_id, documents, work.n, now, lease_until)
-        log.documents, log.folded, log.renewed_at = [], work.n, now
+        where = f"change log of job {job_id!r}"
+        net = log.net if log.known else None
+        if net is None:
+            net = fold(read_changes(db, job_id, log.folded), where)
+        _fold(db, checked(net, where), job_id, work.n, now, lease_until)
+        log.known, log.net, log.folded, log.renewed_at = True, None, work.n, now
     if work.renew:
         db.execute(
             "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE job_id = ?",
@@ -228,7 +241,8 @@ def _read_state(db: sqlite3.Connection, job_id: str) -> LogState:
     row = db.execute(
         "SELECT MAX(n) FROM changes WHERE job_id = ? AND n > ?", (job_id, folded)
     ).fetchone()
-    return LogState(None, folded if row[0] is None else int(row[0]), folded, 0.0)
+    last = folded if row[0] is None else int(row[0])
+    return LogState(False, None, last, folded, 0.0)
 
 
 def _folded(db: sqlite3.Connection, job_id: str) -> int:
@@ -253,18 +267,17 @@ def read_changes(db: sqlite3.Connection, job_id: str, folded: int) -> list[Logge
 
 def _fold(
     db: sqlite3.Connection,
+    net: Net,
     job_id: str,
-    documents: list[Logged],
     last: int,
     now: float,
     lease_until: float,
 ) -> None:
-    """Write the net effect of the logged changes into the job's rows.
+    """Write ``net``, the net effect of the logged changes, into the job's rows.
 
     Only what the log changed is written, a statement per kind of row at
     most (a statement costs a few microseconds even with nothing to write).
     """
-    net = fold(documents, f"change log of job {job_id!r}")
     counters = (net.last.delivery_count, net.last.next_seq, net.last.history_total)
     db.execute(
         "UPDATE jobs SET delivery_count = ?, next_seq = ?, history_total = ?, "

@@ -159,7 +159,7 @@ class JsonDirectoryStore:
             if work.fold or work.status:
                 self._write(job_state, owner, lease_until, folded=log.last)
                 self._drop_log(job_id)
-                writer.log = LogState(None, log.last, log.last, log.renewed_at)
+                writer.log = LogState(False, None, log.last, log.last, log.renewed_at)
                 writer.inode, writer.size = None, 0
             if work.renew or work.fold:
                 write_held(self._sibling(job_id, HELD_SUFFIX), owner, lease_until)
@@ -343,7 +343,7 @@ class JsonDirectoryStore:
         write_held(self._sibling(job_id, HELD_SUFFIX), owner, lease_until)
         self._writers.pop(job_id, None)
         if owner is not None and lease_until is not None:
-            state = LogState(None, folded, folded, time.time())
+            state = LogState(False, None, folded, folded, time.time())
             self._writers[job_id] = Writer(owner, state, None, 0)
 
     def _append(

@@ -206,7 +206,7 @@ class SqliteStore:
         created = self._write(create)
         if created:
             self._shape_ids.add(rows.shape)
-            self._logs[job_state.job_id] = LogState([], 0, 0, _now())
+            self._logs[job_state.job_id] = LogState(True, None, 0, 0, _now())
         return created
 
     def save(
@@ -236,7 +236,7 @@ class SqliteStore:
         if self._group is not None:  # rewritten whole: its log is sound again
             self._group.lost.pop(job_id, None)
         if owner is not None and lease_until is not None:
-            self._logs[job_id] = LogState([], 0, 0, _now())
+            self._logs[job_id] = LogState(True, None, 0, 0, _now())
 
     def checkpoint(
         self, job_state: JobState, change: Change, *, owner: str, lease_until: float
