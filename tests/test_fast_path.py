@@ -26,7 +26,8 @@ from flowforge import (
     current_delivery,
 )
 from flowforge.engine.plan import Edge, Route
-from flowforge.execution_tracker import FOLD_AT, SAMPLE_LIMIT
+from flowforge._figures import SAMPLE_LIMIT
+from flowforge.execution_tracker import FOLD_AT
 from flowforge.record import (
     Delivery,
     RoutineState,
