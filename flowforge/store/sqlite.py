@@ -206,6 +206,8 @@ class SqliteStore:
         created = self._write(create)
         if created:
             self._shape_ids.add(rows.shape)
+            if self._group is not None:  # a new log: an old job's loss is moot
+                self._group.lost.pop(job_state.job_id, None)
             self._logs[job_state.job_id] = LogState(True, None, 0, 0, _now())
         return created
 
