@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Final
 
@@ -32,4 +34,31 @@ def test_a_job_created_again_after_its_lease_was_stolen_is_not_lost(
     store.close()
 
     assert other.load(job.job_id).delivery_count == job.delivery_count
+    other.close()
+
+
+def test_a_store_whose_close_failed_still_commits_on_the_interval(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "jobs.db"
+    store = SqliteStore(path, commit_every=1000, commit_interval=0.01, timeout=0.05)
+    job = new_job(store, "a")
+    checkpoint(store, job, "a")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the close's commit fails: locked
+    with pytest.raises(StoreError, match="locked"):
+        store.close()
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    store.save(job, owner="a", lease_until=FAR)  # used again: a new run
+    job.delivery_count += 1
+
+    checkpoint(store, job, "a")  # kept; committed by the store's thread
+
+    other = SqliteStore(path)
+    deadline = time.monotonic() + 30
+    while other.load(job.job_id).delivery_count != job.delivery_count:
+        assert time.monotonic() < deadline, "the kept checkpoint was never committed"
+        time.sleep(0.01)
+    store.close()
     other.close()

@@ -227,18 +227,21 @@ class Group:
         self._forget(jobs)
 
     def close(self) -> None:
-        """Commit the rows kept and stop the flusher."""
-        with self.lock:
-            self._closed = True
-            flusher = self._flusher
-            try:
-                self.commit()
-            finally:
-                self.lock.notify()
-        if flusher is not None and flusher is not threading.current_thread():
-            flusher.join()
-        with self.lock:
-            self._flusher, self._closed = None, False
+        """Commit the rows kept and stop the flusher (even if the commit fails)."""
+        flusher: threading.Thread | None = None
+        try:
+            with self.lock:
+                self._closed = True
+                flusher = self._flusher
+                try:
+                    self.commit()
+                finally:
+                    self.lock.notify()
+        finally:  # a store used again starts a flusher with its first row
+            if flusher is not None and flusher is not threading.current_thread():
+                flusher.join()
+            with self.lock:
+                self._flusher, self._closed = None, False
 
     def _wake(self) -> None:
         """Make sure a flusher will commit the first row kept on time."""
