@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from types import FrameType
+from typing import Any, Final
 
 import pytest
 from test_store_group import checkpoint, new_job
 
-from flowforge import StoreError
+from flowforge import JobState, StoreError
 from flowforge.store import SqliteStore
 
 FAR: Final = 4_000_000_000.0
+GROUP_MODULE: Final = "_sqlite_group.py"
 
 
 def test_a_job_created_again_after_its_lease_was_stolen_is_not_lost(
@@ -62,3 +66,68 @@ def test_a_store_whose_close_failed_still_commits_on_the_interval(
         time.sleep(0.01)
     store.close()
     other.close()
+
+
+def interrupt_in(function: str, line: int) -> Callable[[FrameType, str, Any], Any]:
+    """Return a trace function raising KeyboardInterrupt at ``function``'s ``line``-th.
+
+    Lines count in the group commit module's ``function`` only, as a signal
+    landing there would interrupt it.
+    """
+    seen = 0
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal seen
+        code = frame.f_code
+        if code.co_name != function or not code.co_filename.endswith(GROUP_MODULE):
+            return None
+        if event == "line":
+            seen += 1
+            if seen == line:
+                sys.settrace(None)
+                raise KeyboardInterrupt
+        return trace
+
+    return trace
+
+
+def wait_until_stored(path: Path, job: JobState) -> None:
+    other = SqliteStore(path)
+    deadline = time.monotonic() + 30
+    while other.load(job.job_id).delivery_count != job.delivery_count:
+        assert time.monotonic() < deadline, "the kept checkpoint was never committed"
+        time.sleep(0.005)
+    other.close()
+
+
+@pytest.mark.parametrize("function", ["add"])
+def test_an_interrupt_anywhere_in_keeping_a_checkpoint_leaves_the_store_sound(
+    tmp_path: Path, function: str
+) -> None:
+    line = 0
+    while True:
+        line += 1
+        path = tmp_path / f"jobs-{line}.db"
+        store = SqliteStore(path, commit_every=16, commit_interval=0.01)
+        job = new_job(store, "a")
+        job.delivery_count += 1
+        previous = sys.gettrace()  # coverage's, say: put back after
+        sys.settrace(interrupt_in(function, line))
+        try:
+            checkpoint(store, job, "a")  # the group's first row
+            interrupted = False
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            sys.settrace(previous)
+
+        # The store goes on as after any interrupt: a run saves the job
+        # whole, its checkpoints are committed on time, and it closes.
+        store.save(job, owner="a", lease_until=FAR)
+        job.delivery_count += 1
+        checkpoint(store, job, "a")
+        wait_until_stored(path, job)
+        store.close()
+        if not interrupted:
+            break
+    assert line > 3  # each line of the function was interrupted once

@@ -142,10 +142,12 @@ class Group:
         if not rows:
             self._opened = time.monotonic()
             self._wake()
-        rows.append(row)
+        # The row comes last: an interrupt landing in between leaves no row
+        # without its writer or lease check.
+        self._writer = db
         self._jobs.add(row[0])
         self._owners.add((row[0], owner))
-        self._writer = db
+        rows.append(row)
         if len(rows) >= self.every or time.monotonic() - self._opened >= self.interval:
             self.commit()
 
