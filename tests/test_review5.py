@@ -100,7 +100,7 @@ def wait_until_stored(path: Path, job: JobState) -> None:
     other.close()
 
 
-@pytest.mark.parametrize("function", ["add"])
+@pytest.mark.parametrize("function", ["add", "_wake"])
 def test_an_interrupt_anywhere_in_keeping_a_checkpoint_leaves_the_store_sound(
     tmp_path: Path, function: str
 ) -> None:

@@ -248,10 +248,11 @@ class Group:
     def _wake(self) -> None:
         """Make sure a flusher will commit the first row kept on time."""
         if self._flusher is None:  # none yet, or it ended while idle
-            self._flusher = threading.Thread(
+            flusher = threading.Thread(
                 target=self._flush, name="flowforge-group-commit", daemon=True
             )
-            self._flusher.start()
+            flusher.start()  # kept once started: close() joins it
+            self._flusher = flusher
         elif self._idle:  # waiting for rows: it has some now
             self.lock.notify()
 
