@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import linecache
 import sqlite3
 import sys
+import warnings
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,10 +13,11 @@ from types import FrameType
 from typing import Any, Final
 
 import pytest
+from test_interrupt_durable import assert_ended_as_uninterrupted, looping_flow
 from test_store_group import checkpoint, new_job
 
 from flowforge import JobState, StoreError
-from flowforge.store import SqliteStore
+from flowforge.store import MemoryStore, SqliteStore
 
 FAR: Final = 4_000_000_000.0
 GROUP_MODULE: Final = "_sqlite_group.py"
@@ -131,3 +134,59 @@ def test_an_interrupt_anywhere_in_keeping_a_checkpoint_leaves_the_store_sound(
         if not interrupted:
             break
     assert line > 3  # each line of the function was interrupted once
+
+
+def interrupt_in_end(line: int) -> Callable[[FrameType, str, Any], Any]:
+    """Return a trace function raising KeyboardInterrupt at ``end``'s ``line``-th line.
+
+    Not at a ``try:`` line: raised there by a trace function, the exception
+    skips the ``try``'s own handlers, where a signal never lands (CPython
+    handles signals at calls and backward jumps).
+    """
+    seen = 0
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        nonlocal seen
+        code = frame.f_code
+        if code.co_name != "end" or not code.co_filename.endswith("journal.py"):
+            return None
+        if event == "line":
+            seen += 1
+            text = linecache.getline(code.co_filename, frame.f_lineno).strip()
+            if seen >= line and not text.startswith("try:"):
+                sys.settrace(None)
+                raise KeyboardInterrupt
+        return trace
+
+    return trace
+
+
+def test_an_interrupt_anywhere_in_a_journals_end_leaves_the_job_recoverable() -> None:
+    """Its lease is let go or its owner counts as gone: recover() ends it exactly.
+
+    Before, an interrupt while it stopped the heartbeat (waiting for a renewal
+    in progress, say) kept the owner live in this process, so ``recover()``
+    left the job running until its lease expired.
+    """
+    line = 0
+    while True:
+        line += 1
+        store = MemoryStore()
+        previous = sys.gettrace()
+        sys.settrace(interrupt_in_end(line))
+        try:
+            looping_flow("sequential").execute(
+                "loop", {"n": 0}, job_id="job", store=store
+            )
+            interrupted = False
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            sys.settrace(previous)
+        if not interrupted:
+            break
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "recovering job ..." notices
+            looping_flow("sequential").recover(store)
+        assert_ended_as_uninterrupted(store, line)
+    assert line > 5

@@ -191,11 +191,11 @@ class Journal:
         The owner counts as live until the lease is released, so no other
         thread of this process takes the job over while its end is written.
         """
-        self._stop.set()
-        if self._heartbeat is not None:
-            self._heartbeat.join()
-            self._heartbeat = None
-        try:
+        try:  # an interrupt landing anywhere still lets the owner go
+            self._stop.set()
+            if self._heartbeat is not None:
+                self._heartbeat.join()
+                self._heartbeat = None
             if self._lost:
                 return
             if write:
