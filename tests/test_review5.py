@@ -190,3 +190,46 @@ def test_an_interrupt_anywhere_in_a_journals_end_leaves_the_job_recoverable() ->
             looping_flow("sequential").recover(store)
         assert_ended_as_uninterrupted(store, line)
     assert line > 5
+
+
+def test_an_interrupt_anywhere_in_aborting_a_group_leaves_no_gap_in_a_log(
+    tmp_path: Path,
+) -> None:
+    # A second Ctrl-C landing while a group is rolled back must not drop a
+    # job's kept rows without marking it lost: its next checkpoint would then
+    # be written after a change that never was.
+    line = 0
+    while True:
+        line += 1
+        path = tmp_path / f"jobs-{line}.db"
+        store = SqliteStore(path, commit_every=16, commit_interval=3600)
+        job = new_job(store, "a")
+        job.delivery_count += 1
+        checkpoint(store, job, "a")  # kept, not written yet
+        group = store._group
+        assert group is not None
+        previous = sys.gettrace()  # coverage's, say: put back after
+        sys.settrace(interrupt_in("abort", line))
+        try:
+            with group.lock:
+                group.abort()
+            interrupted = False
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            sys.settrace(previous)
+
+        job.delivery_count += 1
+        try:
+            checkpoint(store, job, "a")
+            store.close()  # commits what is kept
+        except StoreError:
+            pass  # lost: it stops here, and a resume saves it whole
+        with sqlite3.connect(path) as db:
+            folded = db.execute("SELECT folded FROM jobs").fetchone()[0]
+            numbers = [n for (n,) in db.execute("SELECT n FROM changes ORDER BY n")]
+        assert numbers == list(range(folded + 1, folded + 1 + len(numbers))), line
+        store.close()
+        if not interrupted:
+            break
+    assert line > 3  # each line of abort was interrupted once

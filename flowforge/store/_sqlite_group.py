@@ -218,15 +218,19 @@ class Group:
         Call with ``lock`` held.
         """
         db, jobs = self._writer, self._jobs
+        # Jobs are marked lost before their rows go: an interrupt landing in
+        # between then leaves rows kept for lost jobs (a prefix of their logs,
+        # written at the next commit), never a job whose next change follows
+        # rows that were dropped.
+        for job_id in jobs:
+            self.lost[job_id] = LOST.format(job_id)
+        self._forget(jobs)
         self._rows, self._jobs, self._owners = [], set(), set()
         if db is not None and db.in_transaction:
             try:
                 db.execute("ROLLBACK")
             except sqlite3.Error:  # already rolled back by SQLite itself
                 pass
-        for job_id in jobs:
-            self.lost[job_id] = LOST.format(job_id)
-        self._forget(jobs)
 
     def close(self) -> None:
         """Commit the rows kept and stop the flusher (even if the commit fails)."""
