@@ -71,22 +71,28 @@ def test_a_store_whose_close_failed_still_commits_on_the_interval(
     other.close()
 
 
-def interrupt_in(function: str, line: int) -> Callable[[FrameType, str, Any], Any]:
+def interrupt_in(
+    function: str, line: int, module: str = GROUP_MODULE
+) -> Callable[[FrameType, str, Any], Any]:
     """Return a trace function raising KeyboardInterrupt at ``function``'s ``line``-th.
 
-    Lines count in the group commit module's ``function`` only, as a signal
-    landing there would interrupt it.
+    Lines count in ``module``'s ``function`` only, as a signal landing there
+    would interrupt it. Not at a ``try:`` line (the next one instead): raised
+    there by a trace function, the exception skips the ``try``'s own
+    handlers, where a signal never lands (CPython handles signals at calls
+    and backward jumps).
     """
     seen = 0
 
     def trace(frame: FrameType, event: str, arg: Any) -> Any:
         nonlocal seen
         code = frame.f_code
-        if code.co_name != function or not code.co_filename.endswith(GROUP_MODULE):
+        if code.co_name != function or not code.co_filename.endswith(module):
             return None
         if event == "line":
             seen += 1
-            if seen == line:
+            text = linecache.getline(code.co_filename, frame.f_lineno).strip()
+            if seen >= line and not text.startswith("try:"):
                 sys.settrace(None)
                 raise KeyboardInterrupt
         return trace
@@ -136,31 +142,6 @@ def test_an_interrupt_anywhere_in_keeping_a_checkpoint_leaves_the_store_sound(
     assert line > 3  # each line of the function was interrupted once
 
 
-def interrupt_in_end(line: int) -> Callable[[FrameType, str, Any], Any]:
-    """Return a trace function raising KeyboardInterrupt at ``end``'s ``line``-th line.
-
-    Not at a ``try:`` line: raised there by a trace function, the exception
-    skips the ``try``'s own handlers, where a signal never lands (CPython
-    handles signals at calls and backward jumps).
-    """
-    seen = 0
-
-    def trace(frame: FrameType, event: str, arg: Any) -> Any:
-        nonlocal seen
-        code = frame.f_code
-        if code.co_name != "end" or not code.co_filename.endswith("journal.py"):
-            return None
-        if event == "line":
-            seen += 1
-            text = linecache.getline(code.co_filename, frame.f_lineno).strip()
-            if seen >= line and not text.startswith("try:"):
-                sys.settrace(None)
-                raise KeyboardInterrupt
-        return trace
-
-    return trace
-
-
 def test_an_interrupt_anywhere_in_a_journals_end_leaves_the_job_recoverable() -> None:
     """Its lease is let go or its owner counts as gone: recover() ends it exactly.
 
@@ -173,7 +154,7 @@ def test_an_interrupt_anywhere_in_a_journals_end_leaves_the_job_recoverable() ->
         line += 1
         store = MemoryStore()
         previous = sys.gettrace()
-        sys.settrace(interrupt_in_end(line))
+        sys.settrace(interrupt_in("end", line, "journal.py"))
         try:
             looping_flow("sequential").execute(
                 "loop", {"n": 0}, job_id="job", store=store
