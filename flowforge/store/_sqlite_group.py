@@ -167,17 +167,7 @@ class Group:
         """
         self._jobs.add(job_id)
         self._writer = db
-        result: list[LogState | None] = []
-
-        def transaction() -> None:
-            _begin(db)
-            refused = write_changes(db, self._rows, self._owners) if self._rows else {}
-            result.append(None if job_id in refused else work(db))
-            db.execute("COMMIT")
-            self._committed(refused)
-
-        self._run(transaction)
-        return result[0]
+        return self._commit(db, job_id, work)
 
     def commit(self) -> None:
         """Commit the rows kept, if any (call with ``lock`` held).
@@ -189,21 +179,34 @@ class Group:
             return
         db = self._writer
         assert db is not None  # noqa: S101  set with the first row
+        self._commit(db, "", None)
+
+    def _commit(
+        self,
+        db: sqlite3.Connection,
+        job_id: str,
+        work: Callable[[sqlite3.Connection], LogState | None] | None,
+    ) -> LogState | None:
+        """Write the rows kept, then ``work`` (unless ``job_id``'s were refused).
+
+        Rolls back and aborts the group if any step fails.
+        """
+        result: list[LogState | None] = [None]
 
         def transaction() -> None:
             _begin(db)
-            refused = write_changes(db, self._rows, self._owners)
+            refused = write_changes(db, self._rows, self._owners) if self._rows else {}
+            if work is not None and job_id not in refused:
+                result[0] = work(db)
             db.execute("COMMIT")
             self._committed(refused)
 
-        self._run(transaction)
-
-    def _run(self, transaction: Callable[[], None]) -> None:
         try:
             self._guard("write to", transaction)
         except BaseException:
             self.abort()
             raise
+        return result[0]
 
     def _committed(self, refused: dict[str, str]) -> None:
         """Start afresh after a commit; mark the jobs whose rows were refused lost."""

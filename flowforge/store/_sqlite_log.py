@@ -128,12 +128,10 @@ def write_changes(
     """
     refused: dict[str, str] = {}
     for job_id, owner in owners:
-        found = db.execute("SELECT owner FROM jobs WHERE job_id = ?", (job_id,))
-        holder = found.fetchone()
-        if holder is None or holder[0] != owner:
-            refused[job_id] = refusal(
-                job_id, None if holder is None else holder[0], owner
-            )
+        try:
+            check_owner(db, job_id, owner, required=True)
+        except StoreError as error:
+            refused[job_id] = str(error)
     if refused:
         rows = [row for row in rows if row[0] not in refused]
     db.executemany(_WRITE, rows)
