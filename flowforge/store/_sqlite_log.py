@@ -173,7 +173,7 @@ def noted(log: LogState, n: int, document: Logged) -> LogState:
     if log.known:
         try:
             log.net = fold_one(log.net, document)
-        except ValueError:  # not the change after the last: fold from the rows
+        except (TypeError, ValueError):  # not the change after the last: read back
             log.known, log.net = False, None
     return log
 
