@@ -21,12 +21,25 @@ __all__ = [
     "check_path",
     "check_prune",
     "seconds",
+    "shown",
 ]
 
 
 NO_CHANGE_GIVEN: Final = object()
 """``check_lease``'s ``change`` when the caller is not ``checkpoint``."""
 _INT_LIMIT: Final = 2**63
+
+
+def shown(value: object) -> str:
+    """Return ``reprlib.repr(value)``, for an error message about ``value``.
+
+    An int of more digits than Python turns into text (4300 by default) is
+    shown by its type alone, so the message can still be made.
+    """
+    try:
+        return reprlib.repr(value)
+    except ValueError:
+        return f"<{type(value).__name__} too long to print>"
 
 
 def check_job_id(job_id: object) -> str:
@@ -37,8 +50,7 @@ def check_job_id(job_id: object) -> str:
     """
     if not isinstance(job_id, str):
         raise ArgumentTypeError(
-            f"job_id must be a str, got {type(job_id).__name__} "
-            f"{reprlib.repr(job_id)}"
+            f"job_id must be a str, got {type(job_id).__name__} {shown(job_id)}"
         )
     return job_id
 
@@ -52,7 +64,7 @@ def check_job_state(job_state: object) -> JobState:
     if not isinstance(job_state, JobState):
         raise ArgumentTypeError(
             f"job_state must be a JobState, got {type(job_state).__name__} "
-            f"{reprlib.repr(job_state)}"
+            f"{shown(job_state)}"
         )
     return job_state
 
@@ -66,7 +78,7 @@ def check_flow_id(flow_id: object) -> str | None:
     if flow_id is not None and not isinstance(flow_id, str):
         raise ArgumentTypeError(
             f"flow_id must be a str or None, got {type(flow_id).__name__} "
-            f"{reprlib.repr(flow_id)}"
+            f"{shown(flow_id)}"
         )
     return flow_id
 
@@ -81,12 +93,11 @@ def check_prune(older_than: object, keep: object) -> None:
     if older_than is not None and not isinstance(older_than, timedelta):
         raise ArgumentTypeError(
             f"older_than must be a datetime.timedelta or None, got "
-            f"{type(older_than).__name__} {reprlib.repr(older_than)}"
+            f"{type(older_than).__name__} {shown(older_than)}"
         )
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int)):
         raise ArgumentTypeError(
-            f"keep must be an int or None, got {type(keep).__name__} "
-            f"{reprlib.repr(keep)}"
+            f"keep must be an int or None, got {type(keep).__name__} {shown(keep)}"
         )
 
 
@@ -99,7 +110,7 @@ def check_path(path: object, name: str) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise ArgumentTypeError(
             f"{name} must be a str or a path, got {type(path).__name__} "
-            f"{reprlib.repr(path)}"
+            f"{shown(path)}"
         )
     return Path(path)
 
@@ -114,10 +125,12 @@ def seconds(value: object, name: str, maximum: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ArgumentTypeError(
             f"{name} must be a number of seconds, got {type(value).__name__} "
-            f"{reprlib.repr(value)}"
+            f"{shown(value)}"
         )
     if not 0 <= value <= maximum:  # also refuses NaN
-        raise StoreError(f"{name} must be from 0 to {maximum:g} seconds, got {value!r}")
+        raise StoreError(
+            f"{name} must be from 0 to {maximum:g} seconds, got {shown(value)}"
+        )
     return float(value)
 
 
@@ -144,7 +157,7 @@ def check_lease(
     """
     if not (owner is None and unleased_ok) and not isinstance(owner, str):
         raise ArgumentTypeError(
-            f"owner must be a str, got {type(owner).__name__} {reprlib.repr(owner)}"
+            f"owner must be a str, got {type(owner).__name__} {shown(owner)}"
         )
     for name, value in (("lease_until", lease_until), ("now", now)):
         if value is None and unleased_ok:
@@ -152,14 +165,14 @@ def check_lease(
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ArgumentTypeError(
                 f"{name} must be seconds since the epoch (a float), got "
-                f"{type(value).__name__} {reprlib.repr(value)}"
+                f"{type(value).__name__} {shown(value)}"
             )
         if value != value:  # NaN: never expires, never compares
             raise StoreError(f"{name} must be a number of seconds, got nan")
         if not isinstance(value, float) and not -_INT_LIMIT <= value < _INT_LIMIT:
             raise StoreError(  # what SQLite and PostgreSQL store in 64 bits
                 f"{name} must be seconds since the epoch below 2**63 (or a "
-                f"float), got {reprlib.repr(value)}"
+                f"float), got {shown(value)}"
             )
     if replacing is not None:
         check_type(replacing, str, "replacing", "an owner id (a str) or None")

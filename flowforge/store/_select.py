@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import reprlib
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -10,6 +9,7 @@ from typing import Final, TypeVar
 
 from flowforge.exceptions import FlowForgeWarning, StoreError
 from flowforge.job_state import JobStatus
+from flowforge.store._checks import shown
 from flowforge.store.base import JobRecord, Store
 
 __all__ = [
@@ -42,7 +42,7 @@ def to_status(status: JobStatus | str | None) -> JobStatus | None:
     except ValueError:
         choices = ", ".join(s.value for s in JobStatus)
         raise StoreError(
-            f"unknown job status {reprlib.repr(status)}; use one of {choices}"
+            f"unknown job status {shown(status)}; use one of {choices}"
         ) from None
 
 
@@ -102,7 +102,7 @@ def select_prunable(
         StoreError: If ``keep`` is negative or ``older_than`` is negative.
     """
     if keep is not None and keep < 0:
-        raise StoreError(f"keep must be zero or more, got {keep!r}")
+        raise StoreError(f"keep must be zero or more, got {shown(keep)}")
     if older_than is not None and older_than < timedelta(0):
         raise StoreError(f"older_than must not be negative, got {older_than!r}")
     ended = sorted(

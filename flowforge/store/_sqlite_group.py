@@ -21,7 +21,6 @@ that refusal; the other jobs' rows are committed.
 
 from __future__ import annotations
 
-import reprlib
 import logging
 import sqlite3
 import threading
@@ -30,6 +29,7 @@ from collections.abc import Callable
 from typing import Final, final
 
 from flowforge.exceptions import ArgumentTypeError, StoreError
+from flowforge.store._checks import shown
 from flowforge.store._sqlite_log import ChangeRow, LogState, write_changes
 
 __all__ = ["Group", "check_group"]
@@ -56,24 +56,24 @@ def check_group(commit_every: object, commit_interval: object) -> tuple[int, flo
     if isinstance(commit_every, bool) or not isinstance(commit_every, int):
         raise ArgumentTypeError(
             f"commit_every must be an int (deliveries per transaction), got "
-            f"{type(commit_every).__name__} {reprlib.repr(commit_every)}"
+            f"{type(commit_every).__name__} {shown(commit_every)}"
         )
     if not 1 <= commit_every <= MAX_COMMIT_EVERY:
         raise StoreError(
             f"commit_every must be from 1 (a commit per delivery) to "
-            f"{MAX_COMMIT_EVERY:,}, got {commit_every!r}"
+            f"{MAX_COMMIT_EVERY:,}, got {shown(commit_every)}"
         )
     if isinstance(commit_interval, bool) or not isinstance(
         commit_interval, int | float
     ):
         raise ArgumentTypeError(
             f"commit_interval must be a number of seconds, got "
-            f"{type(commit_interval).__name__} {reprlib.repr(commit_interval)}"
+            f"{type(commit_interval).__name__} {shown(commit_interval)}"
         )
     if not 0 < commit_interval <= MAX_INTERVAL:  # also refuses NaN
         raise StoreError(
             f"commit_interval must be more than 0 and at most {MAX_INTERVAL:g} "
-            f"seconds, got {commit_interval!r}"
+            f"seconds, got {shown(commit_interval)}"
         )
     return commit_every, float(commit_interval)
 
