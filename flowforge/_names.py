@@ -13,6 +13,18 @@ from flowforge.exceptions import ArgumentTypeError, DefinitionError
 T = TypeVar("T")
 
 
+def shown(value: object) -> str:
+    """Return ``reprlib.repr(value)``, for an error message about ``value``.
+
+    An int of more digits than Python turns into text (4300 by default) is
+    shown by its type alone, so the message can still be made.
+    """
+    try:
+        return reprlib.repr(value)
+    except ValueError:
+        return f"<{type(value).__name__} too long to print>"
+
+
 def check_name(name: object, what: str) -> str:
     """Return ``name`` if it is a valid identifier, else raise.
 
@@ -43,9 +55,7 @@ def check_id(value: object, what: str) -> str:
         DefinitionError: If ``value`` is not such a string.
     """
     if not isinstance(value, str) or not value.strip():
-        raise DefinitionError(
-            f"{what} must be a non-empty str, got {reprlib.repr(value)}"
-        )
+        raise DefinitionError(f"{what} must be a non-empty str, got {shown(value)}")
     try:
         value.encode()
     except UnicodeEncodeError as error:
@@ -68,9 +78,9 @@ def check_positive(value: object, name: str, most: int = 2**62) -> int:
         DefinitionError: Naming the setting ``name`` and the value given.
     """
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= most:
-        shown = reprlib.repr(value)
+        shown_value = shown(value)
         raise DefinitionError(
-            f"{name} must be a positive int of at most {most:,}, got {shown}"
+            f"{name} must be a positive int of at most {most:,}, got {shown_value}"
         )
     return value
 
@@ -105,6 +115,6 @@ def check_type(value: T, kinds: type | tuple[type, ...], name: str, what: str) -
     """
     if not isinstance(value, kinds):
         raise ArgumentTypeError(
-            f"{name} must be {what}, got {type(value).__name__} {reprlib.repr(value)}"
+            f"{name} must be {what}, got {type(value).__name__} {shown(value)}"
         )
     return value

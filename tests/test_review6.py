@@ -8,7 +8,7 @@ from typing import Final
 
 import pytest
 
-from flowforge import FlowForgeError
+from flowforge import Flow, FlowForgeError
 from flowforge.store import MemoryStore, SqliteStore
 
 HUGE: Final = 10**5000  # more digits than Python turns into text
@@ -29,8 +29,27 @@ HUGE: Final = 10**5000  # more digits than Python turns into text
         ),
         lambda path: MemoryStore().load(HUGE),  # type: ignore[arg-type]
         lambda path: MemoryStore().prune(keep=-HUGE),
+        lambda path: MemoryStore().acquire(
+            "job",
+            owner="a",
+            lease_until=1.0,
+            now=0.0,
+            replacing=HUGE,  # type: ignore[arg-type]
+        ),
+        lambda path: Flow(flow_id="f", max_pending=-HUGE),
     ],
-    ids=["timeout", "every", "interval", "lease", "now", "owner", "job-id", "keep"],
+    ids=[
+        "timeout",
+        "every",
+        "interval",
+        "lease",
+        "now",
+        "owner",
+        "job-id",
+        "keep",
+        "replacing",
+        "max-pending",
+    ],
 )
 def test_an_int_too_long_to_print_is_refused_as_a_flowforge_error(
     tmp_path: Path, call: Callable[[Path], object]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import reprlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Final
 
-from flowforge._names import check_type
+from flowforge._names import check_type, shown
 from flowforge.exceptions import ArgumentTypeError, StoreError
 from flowforge.job_state import JobState
 from flowforge.store.base import Change
@@ -21,25 +20,12 @@ __all__ = [
     "check_path",
     "check_prune",
     "seconds",
-    "shown",
 ]
 
 
 NO_CHANGE_GIVEN: Final = object()
 """``check_lease``'s ``change`` when the caller is not ``checkpoint``."""
 _INT_LIMIT: Final = 2**63
-
-
-def shown(value: object) -> str:
-    """Return ``reprlib.repr(value)``, for an error message about ``value``.
-
-    An int of more digits than Python turns into text (4300 by default) is
-    shown by its type alone, so the message can still be made.
-    """
-    try:
-        return reprlib.repr(value)
-    except ValueError:
-        return f"<{type(value).__name__} too long to print>"
 
 
 def check_job_id(job_id: object) -> str:

@@ -9,7 +9,7 @@ from typing import Final, TypeVar
 
 from flowforge.exceptions import FlowForgeWarning, StoreError
 from flowforge.job_state import JobStatus
-from flowforge.store._checks import shown
+from flowforge._names import shown
 from flowforge.store.base import JobRecord, Store
 
 __all__ = [

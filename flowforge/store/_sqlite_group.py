@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Final, final
 
 from flowforge.exceptions import ArgumentTypeError, StoreError
-from flowforge.store._checks import shown
+from flowforge._names import shown
 from flowforge.store._sqlite_log import ChangeRow, LogState, write_changes
 
 __all__ = ["Group", "check_group"]
